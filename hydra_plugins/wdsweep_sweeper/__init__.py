@@ -1,0 +1,1 @@
+"""wdsweep's grid sweeper: Hydra's basic sweeper that validates every job before any runs."""

@@ -1,0 +1,38 @@
+"""The Hydra application: `python -m wdsweep [-m] overrides...`.
+
+The task function lives here, in an importable module, rather than in __main__.py, so that
+launchers which pickle it to worker processes (joblib, submitit) find it by name.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from wdsweep.schema import ConfigError
+
+
+def _config_dir() -> Path:
+    """conf/ ships inside the package (wdsweep/conf) in a built install; in a source checkout
+    or an editable install it is the top-level conf/ beside the package."""
+    packaged = Path(__file__).resolve().parent / "conf"
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parent.parent / "conf"
+
+
+CONFIG_DIR = _config_dir()
+
+
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
+def main(cfg: DictConfig) -> float:
+    from wdsweep.run import run  # deferred: torch is not needed to print --help or --cfg
+
+    hydra_cfg = HydraConfig.get()
+    single = hydra_cfg.mode == RunMode.RUN
+    try:
+        return run(cfg, Path(hydra_cfg.runtime.output_dir), overrides=list(hydra_cfg.overrides.task),
+                   progress=single, raise_failures=single)
+    except ConfigError as err:
+        err.exit()

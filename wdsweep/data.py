@@ -1,0 +1,213 @@
+"""Built-in and csv data sets, turned into in-memory tensor splits (train / val / test).
+
+Every set is small enough to live in memory as whole tensors, so training indexes tensors
+directly instead of going through a DataLoader.
+
+Seeding. `build_splits` takes the torch generator that regression1d draws its train and
+test noise from. `run` hands it torch's global generator right after seeding it, before the
+model is built: that is seed 1's order (seed, draw data, build the net), so `seed=1` gives
+seed 1's data and its undecayed net bit for bit. The validation draw and all the sklearn
+based splits use generators of their own, derived from the data seed, so they never shift
+that stream.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Tuple
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from wdsweep.schema import ConfigError
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class Splits:
+    task: str  # "regression" | "classification"
+    x: dict  # split name -> float32 tensor (n, n_features)
+    y: dict  # split name -> float32 (n, 1) for regression, int64 (n,) for classification
+    n_features: int
+    n_outputs: int  # 1 for regression, the number of classes for classification
+    image_shape: Optional[Tuple[int, int, int]] = None  # (channels, height, width)
+
+    def sizes(self) -> dict:
+        return {s: len(self.y[s]) for s in SPLITS}
+
+
+def derived_seed(seed: int, purpose: str) -> int:
+    """An independent 63-bit seed for one purpose (a split, a noise draw) of one data seed."""
+    words = [seed, *purpose.encode()]
+    return int(np.random.SeedSequence(words).generate_state(2, np.uint64)[0] >> np.uint64(1))
+
+
+def build_splits(cfg: DictConfig, seed: int, generator: torch.Generator) -> Splits:
+    """Build the splits of data set `cfg.name`. `seed` is the run's seed; cfg.seed overrides it."""
+    data_seed = seed if cfg.seed is None else cfg.seed
+    if cfg.seed is not None:
+        generator = torch.Generator().manual_seed(data_seed)
+    builders = {"regression1d": _regression1d, "digits": _digits, "moons": _moons, "csv": _csv}
+    return builders[cfg.name](cfg, data_seed, generator)
+
+
+def check_data(cfg: DictConfig, seed: int) -> None:
+    """Raise ConfigError if the data cannot be built; used by validate before any training."""
+    build_splits(cfg, seed, torch.Generator().manual_seed(0))
+
+
+def _regression1d(cfg: DictConfig, data_seed: int, generator: torch.Generator) -> Splits:
+    def draw(n: int, noise: float, gen: torch.Generator) -> Tuple[torch.Tensor, torch.Tensor]:
+        x = torch.linspace(cfg.x_min, cfg.x_max, n).unsqueeze(1)
+        y = cfg.slope * x + torch.normal(0.0, noise, size=x.size(), generator=gen)
+        return x, y
+
+    # Seed 1's order exactly: train noise, then test noise, from the same stream.
+    x_train, y_train = draw(cfg.n_train, cfg.train_noise, generator)
+    x_test, y_test = draw(cfg.n_test, cfg.test_noise, generator)
+    val_gen = torch.Generator().manual_seed(derived_seed(data_seed, "regression1d/val"))
+    x_val, y_val = draw(cfg.n_val, cfg.val_noise, val_gen)
+    return Splits(
+        task="regression",
+        x={"train": x_train, "val": x_val, "test": x_test},
+        y={"train": y_train, "val": y_val, "test": y_test},
+        n_features=1,
+        n_outputs=1,
+    )
+
+
+def _digits(cfg: DictConfig, data_seed: int, generator: torch.Generator) -> Splits:
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    x = digits.data.astype(np.float32) / 16.0  # pixel intensities 0..16 -> [0, 1]
+    y = digits.target.astype(np.int64)
+    rest_x, x_test, rest_y, y_test = train_test_split(
+        x, y, test_size=cfg.test_fraction, stratify=y,
+        random_state=derived_seed(data_seed, "digits/test") % 2**32,
+    )
+    x_train, x_val, y_train, y_val = train_test_split(
+        rest_x, rest_y, test_size=cfg.val_fraction / (1.0 - cfg.test_fraction), stratify=rest_y,
+        random_state=derived_seed(data_seed, "digits/val") % 2**32,
+    )
+    if cfg.n_train is not None:
+        if cfg.n_train > len(y_train):
+            raise ConfigError(
+                f"invalid config: data.n_train={cfg.n_train} is not allowed: at most the "
+                f"{len(y_train)} rows of the training split (or null for all)"
+            )
+        if cfg.n_train < len(y_train):
+            x_train, _, y_train, _ = train_test_split(
+                x_train, y_train, train_size=cfg.n_train, stratify=y_train,
+                random_state=derived_seed(data_seed, "digits/n_train") % 2**32,
+            )
+    return _classification_splits(
+        {"train": (x_train, y_train), "val": (x_val, y_val), "test": (x_test, y_test)},
+        n_classes=10, image_shape=(1, 8, 8),
+    )
+
+
+def _moons(cfg: DictConfig, data_seed: int, generator: torch.Generator) -> Splits:
+    from sklearn.datasets import make_moons
+
+    arrays = {}
+    for split in SPLITS:
+        seed = derived_seed(data_seed, f"moons/{split}")
+        x, y = make_moons(n_samples=cfg[f"n_{split}"], noise=cfg.noise, random_state=seed % 2**32)
+        flip = np.random.default_rng(seed).random(len(y)) < cfg.label_noise
+        y = np.where(flip, 1 - y, y)
+        arrays[split] = (x.astype(np.float32), y.astype(np.int64))
+    return _classification_splits(arrays, n_classes=2)
+
+
+def _classification_splits(arrays: dict, n_classes: int, image_shape=None) -> Splits:
+    return Splits(
+        task="classification",
+        x={s: torch.from_numpy(np.ascontiguousarray(arrays[s][0])) for s in SPLITS},
+        y={s: torch.from_numpy(np.ascontiguousarray(arrays[s][1])) for s in SPLITS},
+        n_features=arrays["train"][0].shape[1],
+        n_outputs=n_classes,
+        image_shape=image_shape,
+    )
+
+
+def _csv(cfg: DictConfig, data_seed: int, generator: torch.Generator) -> Splits:
+    import pandas as pd
+
+    path = Path(cfg.path).expanduser()
+
+    def fail(key: str, value, allowed: str) -> ConfigError:
+        return ConfigError(f"invalid config: {key}={value!r} is not allowed: {allowed} (file {path})")
+
+    if not path.is_file():
+        raise fail("data.path", str(path), "an existing csv file (not found)")
+    try:
+        frame = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise fail("data.path", str(path), f"a readable csv file ({type(err).__name__}: {err})".replace("\n", " "))
+    if cfg.target not in frame.columns:
+        raise fail("data.target", cfg.target, "a column of the file: " + ", ".join(map(str, frame.columns)))
+
+    feature_columns = [c for c in frame.columns if c not in (cfg.target, "split")]
+    if not feature_columns:
+        raise fail("data.path", str(path), "a file with at least one feature column besides the target")
+    non_numeric = [str(c) for c in feature_columns if not pd.api.types.is_numeric_dtype(frame[c])]
+    if non_numeric:
+        raise fail("data.path", str(path), "numeric feature columns only; non-numeric: " + ", ".join(non_numeric))
+    with_gaps = [str(c) for c in [*feature_columns, cfg.target] if frame[c].isna().any()]
+    if with_gaps:
+        raise fail("data.path", str(path), "no missing values; missing in: " + ", ".join(with_gaps))
+
+    split = _csv_split_labels(frame, cfg, data_seed, fail)
+    x_all = frame[feature_columns].to_numpy(dtype=np.float32)
+    if cfg.task == "classification":
+        # Labels may be any values; they become 0..K-1 in sorted order of the whole file.
+        classes, codes = np.unique(frame[cfg.target].to_numpy(), return_inverse=True)
+        y_all, n_outputs = codes.astype(np.int64), len(classes)
+        if n_outputs < 2:
+            raise fail("data.target", cfg.target, "a column with at least two classes for data.task=classification")
+    else:
+        if not pd.api.types.is_numeric_dtype(frame[cfg.target]):
+            raise fail("data.target", cfg.target, "a numeric column for data.task=regression")
+        y_all, n_outputs = frame[cfg.target].to_numpy(dtype=np.float32).reshape(-1, 1), 1
+
+    if cfg.standardize:
+        # Train statistics only, so nothing of val or test leaks into the features.
+        train_x = x_all[split == "train"]
+        mean, std = train_x.mean(axis=0), train_x.std(axis=0)
+        x_all = (x_all - mean) / np.where(std > 0, std, 1.0)
+
+    return Splits(
+        task=cfg.task,
+        x={s: torch.from_numpy(np.ascontiguousarray(x_all[split == s], dtype=np.float32)) for s in SPLITS},
+        y={s: torch.from_numpy(np.ascontiguousarray(y_all[split == s])) for s in SPLITS},
+        n_features=len(feature_columns),
+        n_outputs=n_outputs,
+    )
+
+
+def _csv_split_labels(frame, cfg: DictConfig, data_seed: int, fail) -> np.ndarray:
+    """The split of every row: the file's own `split` column, else a seeded random split."""
+    n = len(frame)
+    if "split" in frame.columns:
+        labels = frame["split"].astype(str).str.strip().str.lower().to_numpy()
+        unknown = sorted(set(labels) - set(SPLITS))
+        if unknown:
+            raise fail("data.path", str(cfg.path), "a split column holding only train, val, test; found "
+                       + ", ".join(unknown))
+    else:
+        order = np.random.default_rng(derived_seed(data_seed, "csv/split")).permutation(n)
+        n_test = int(round(cfg.test_fraction * n))
+        n_val = int(round(cfg.val_fraction * n))
+        labels = np.empty(n, dtype=object)
+        labels[order[:n_test]] = "test"
+        labels[order[n_test:n_test + n_val]] = "val"
+        labels[order[n_test + n_val:]] = "train"
+    empty = [s for s in SPLITS if not (labels == s).any()]
+    if empty:
+        raise fail("data.path", str(cfg.path), f"every split non-empty; {', '.join(empty)} has no rows "
+                   f"({n} rows in the file)")
+    return labels

@@ -1,0 +1,49 @@
+"""Training callbacks that watch a run: a progress bar for single runs, and TensorBoard
+scalars and weight/gradient histograms (seed 1's view) for logger=tensorboard."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from torch import nn
+from tqdm import tqdm
+
+from wdsweep.training import Callback
+
+
+class ProgressBar(Callback):
+    def __init__(self, steps: int) -> None:
+        # disable=None: no bar when stderr is not a terminal (CI logs, sweeps piped to files).
+        self.bar = tqdm(total=steps, unit="step", dynamic_ncols=True, disable=None, leave=False)
+
+    def on_step(self, step: int, loss: float, model: nn.Module) -> None:
+        self.bar.update(1)
+
+    def on_eval(self, step: int, row: dict) -> None:
+        self.bar.set_postfix(train=f"{row['train_loss']:.4g}", val_err=f"{row['val_error']:.4g}")
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+class TensorBoardLogger(Callback):
+    def __init__(self, log_dir: Path, histogram_every: int) -> None:
+        from torch.utils.tensorboard import SummaryWriter  # optional extra: wdsweep[tensorboard]
+
+        self.writer = SummaryWriter(log_dir=str(log_dir))
+        self.histogram_every = histogram_every
+
+    def on_step(self, step: int, loss: float, model: nn.Module) -> None:
+        if step % self.histogram_every:
+            return
+        for name, param in model.named_parameters():
+            self.writer.add_histogram(f"weights/{name}", param.detach(), step)
+            if param.grad is not None:
+                self.writer.add_histogram(f"grads/{name}", param.grad, step)
+
+    def on_eval(self, step: int, row: dict) -> None:
+        for key, value in row.items():
+            if key != "step":
+                self.writer.add_scalar(key.replace("_", "/", 1), value, step)
+
+    def close(self) -> None:
+        self.writer.close()

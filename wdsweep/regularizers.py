@@ -1,0 +1,171 @@
+"""The regularizer: which tensors decay, the penalty's value, and the coupled, decoupled and
+proximal updates.
+
+One lambda convention throughout (see the README for the math):
+
+    penalty(W) = lam * sum_w [ l1_ratio * |w| + (1 - l1_ratio) * |w|^p / p ]
+    gradient   = lam * [ l1_ratio * sign(w) + (1 - l1_ratio) * sign(w) |w|^(p-1) ]
+
+so at p=2, l1_ratio=0 the gradient is lam*w: torch's `weight_decay=lam`, in every mode.
+For p < 1, |w| is smoothed to sqrt(w^2 + eps^2), which keeps the gradient finite at 0.
+
+The training loop calls, around each optimizer step:
+    loss_term()   -> added to the loss (impl=loss only)
+    before_step() -> coupled: adds the gradient term; decoupled: shrinks the weights
+    after_step()  -> proximal: the closed-form prox step (soft-threshold / rescale)
+When torch's own `weight_decay` computes the same update (impl=optimizer, or auto), it is
+handed to the optimizer through `param_groups()` and the hooks do nothing.
+"""
+from __future__ import annotations
+
+from typing import List, Optional, Tuple
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from wdsweep.schema import has_native_decay
+
+NamedParams = List[Tuple[str, nn.Parameter]]
+
+
+def matrix_params(model: nn.Module) -> NamedParams:
+    """Tensors with dim >= 2: weight matrices and kernels; no biases, no norm gains (nanoGPT's rule)."""
+    return [(n, p) for n, p in model.named_parameters() if p.requires_grad and p.dim() >= 2]
+
+
+def weight_norm(model: nn.Module) -> float:
+    """The L2 norm over all dim >= 2 tensors, whatever the regularizer's scope."""
+    with torch.no_grad():
+        squares = [p.pow(2).sum() for _, p in matrix_params(model)]
+        return float(torch.stack(squares).sum().sqrt()) if squares else 0.0
+
+
+def lp_term(w: torch.Tensor, p: float, eps: float) -> torch.Tensor:
+    """sum |w|^p / p, smoothed for p < 1. Differentiable, so it also serves impl=loss."""
+    if p == 2:
+        return w.pow(2).sum() / 2
+    if p < 1:
+        return ((w.pow(2) + eps * eps).pow(p / 2) - eps**p).sum() / p
+    return w.abs().pow(p).sum() / p
+
+
+def lp_grad(w: torch.Tensor, p: float, eps: float) -> torch.Tensor:
+    """d/dw of lp_term: sign(w)|w|^(p-1), or w (w^2 + eps^2)^(p/2 - 1) for p < 1."""
+    if p == 2:
+        return w
+    if p == 1:
+        return torch.sign(w)
+    if p < 1:
+        return w * (w.pow(2) + eps * eps).pow(p / 2 - 1)
+    return torch.sign(w) * w.abs().pow(p - 1)
+
+
+class Regularizer:
+    def __init__(self, model: nn.Module, *, lam: float, p: float, mode: str, scope: str,
+                 optimizer: str, l1_ratio: float = 0.0, eps: float = 1e-3, impl: str = "auto") -> None:
+        self.lam, self.p, self.mode, self.scope = float(lam), float(p), mode, scope
+        self.l1_ratio, self.eps = float(l1_ratio), float(eps)
+        named = [(n, q) for n, q in model.named_parameters() if q.requires_grad]
+        in_scope = (lambda q: q.dim() >= 2) if scope == "weights" else (lambda q: True)
+        self.decayed: NamedParams = [(n, q) for n, q in named if in_scope(q)]
+        self.kept: NamedParams = [(n, q) for n, q in named if not in_scope(q)]
+        self._params = [q for _, q in self.decayed]
+
+        native = has_native_decay(self.p, self.l1_ratio, mode, optimizer)
+        if impl == "auto":
+            impl = "optimizer" if native else "manual"
+        if impl == "optimizer" and not native:
+            raise ValueError(f"torch's {optimizer} has no weight_decay equal to mode={mode}, p={p}")
+        if impl == "loss" and mode != "coupled":
+            raise ValueError("impl=loss is coupled decay; mode must be coupled")
+        self.impl = impl
+        self.active = self.lam > 0 and bool(self._params)
+
+    # ------------------------------------------------------------------ set-up
+    def param_groups(self) -> List[dict]:
+        """Optimizer parameter groups: decayed and kept tensors, with torch's weight_decay set
+        only where torch itself applies our decay (impl=optimizer)."""
+        decay = self.lam if self.impl == "optimizer" else 0.0
+        groups = [{"params": self._params, "weight_decay": decay},
+                  {"params": [q for _, q in self.kept], "weight_decay": 0.0}]
+        return [g for g in groups if g["params"]]
+
+    def summary(self) -> dict:
+        return {
+            "decayed_tensors": len(self.decayed),
+            "decayed_params": sum(q.numel() for _, q in self.decayed),
+            "kept_tensors": len(self.kept),
+            "kept_params": sum(q.numel() for _, q in self.kept),
+            "impl": self.impl,
+        }
+
+    # --------------------------------------------------------------- the step
+    def loss_term(self) -> Optional[torch.Tensor]:
+        """The penalty as a differentiable loss term, for impl=loss; None otherwise."""
+        if not self.active or self.impl != "loss":
+            return None
+        return self._penalty()
+
+    @torch.no_grad()
+    def before_step(self, lr: float) -> None:
+        if not self.active or self.impl != "manual":
+            return
+        if self.mode == "coupled":
+            with_grad = [q for q in self._params if q.grad is not None]
+            if self._plain_l2:
+                torch._foreach_add_([q.grad for q in with_grad], with_grad, alpha=self.lam)
+            else:
+                for q in with_grad:
+                    q.grad.add_(self._grad(q), alpha=self.lam)
+        elif self.mode == "decoupled":
+            # Before the optimizer step and from the current weights, as torch.optim.AdamW does.
+            if self._plain_l2:
+                torch._foreach_mul_(self._params, 1.0 - lr * self.lam)
+            else:
+                for q in self._params:
+                    q.sub_(self._grad(q), alpha=lr * self.lam)
+
+    @torch.no_grad()
+    def after_step(self, lr: float) -> None:
+        """The proximal step: argmin_v penalty(v)*lr + |v - w|^2 / 2, in closed form."""
+        if not self.active or self.mode != "proximal":
+            return
+        step = lr * self.lam
+        for q in self._params:
+            if self.p == 1:
+                q.copy_(F.softshrink(q, step))  # exact zeros where |w| <= lr*lam
+            else:  # p == 2, possibly elastic: soft-threshold the L1 part, rescale for the L2 part
+                shrunk = F.softshrink(q, step * self.l1_ratio) if self.l1_ratio else q
+                q.copy_(shrunk / (1.0 + step * (1.0 - self.l1_ratio)))
+
+    # ---------------------------------------------------------------- reports
+    @torch.no_grad()
+    def penalty(self) -> float:
+        """The penalty's value, lam included (0 when lam = 0)."""
+        return float(self._penalty()) if self.active else 0.0
+
+    @torch.no_grad()
+    def sparsity(self) -> float:
+        """The fraction of exactly-zero entries among the tensors in scope."""
+        total = sum(q.numel() for q in self._params)
+        zeros = sum(int((q == 0).sum()) for q in self._params)
+        return zeros / total if total else 0.0
+
+    # ---------------------------------------------------------------- helpers
+    @property
+    def _plain_l2(self) -> bool:
+        return self.p == 2 and self.l1_ratio == 0
+
+    def _penalty(self) -> torch.Tensor:
+        a = self.l1_ratio
+        total = sum(lp_term(q, self.p, self.eps) for q in self._params)
+        if a:
+            total = (1 - a) * total + a * sum(q.abs().sum() for q in self._params)
+        return self.lam * total
+
+    def _grad(self, q: torch.Tensor) -> torch.Tensor:
+        g = lp_grad(q, self.p, self.eps)
+        if self.l1_ratio:
+            g = (1 - self.l1_ratio) * g + self.l1_ratio * torch.sign(q)
+        return g

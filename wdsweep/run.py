@@ -1,0 +1,147 @@
+"""One job from a composed config: validate, build, train, record. Returns the objective.
+
+Order matters for reproducibility: seed, then data (seed 1 draws its data first), then the
+model, then the regularizer (which splits the parameters) and the optimizer.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import platform
+import random
+import time
+import traceback
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+import wdsweep
+from wdsweep.data import build_splits, derived_seed
+from wdsweep.models import build_model
+from wdsweep.monitors import ProgressBar, TensorBoardLogger
+from wdsweep.optimizers import build_optimizer
+from wdsweep.regularizers import Regularizer
+from wdsweep.results import config_hash, resolved_config, save_model, write_history, write_metrics
+from wdsweep.schema import SCHEMA_VERSION, validate
+from wdsweep.training import Callback, TrainResult, train
+
+log = logging.getLogger(__name__)
+
+FINAL_METRICS = ("train_loss", "train_error", "val_loss", "val_error", "test_loss", "test_error",
+                 "reg_loss", "weight_norm", "sparsity")
+
+
+def run(cfg: DictConfig, job_dir: Path, *, overrides: Sequence[str] = (), progress: bool = False,
+        raise_failures: bool = False) -> float:
+    """Train and record one job in `job_dir`; return its objective, NaN unless it completed.
+
+    A failure after validation (an exception while building or training) is recorded as
+    status `failed` and, unless raise_failures, swallowed: one bad job never ends a sweep.
+    """
+    validate(cfg)
+    job_dir = Path(job_dir)
+    job_dir.mkdir(parents=True, exist_ok=True)
+    started = datetime.now(timezone.utc)
+    record = {
+        "schema_version": SCHEMA_VERSION,
+        "status": "failed",
+        "objective_name": cfg.objective,
+        "objective": None,
+        "seed": cfg.seed,
+        "overrides": list(overrides),
+        "config_hash": config_hash(cfg),
+        "started_at": started.isoformat(timespec="seconds"),
+    }
+    try:
+        result, regularizer, model, splits = _train(cfg, job_dir, progress)
+    except Exception as err:  # noqa: BLE001 - recorded, then maybe re-raised
+        log.error("job failed: %s", "".join(traceback.format_exception_only(err)).strip())
+        log.debug("%s", traceback.format_exc())
+        record.update(error=f"{type(err).__name__}: {err}", traceback=traceback.format_exc())
+        _finish(record, cfg, job_dir)
+        if raise_failures:
+            raise
+        return math.nan
+
+    final = result.final
+    record.update(
+        status=result.status,
+        objective=final[cfg.objective] if result.status == "completed" else None,
+        **{k: final[k] for k in FINAL_METRICS},
+        train_seconds=result.train_seconds,
+        eval_seconds=result.eval_seconds,
+        steps=result.steps,
+        steps_planned=cfg.trainer.steps,
+        diverged_at_step=result.diverged_at_step,
+        decay=regularizer.summary(),
+        data_sizes=splits.sizes(),
+    )
+    write_history(job_dir, result.history)
+    if cfg.trainer.save_model:
+        save_model(job_dir, model.state_dict())
+    _finish(record, cfg, job_dir)
+    _log_summary(record, overrides)
+    return record["objective"] if record["objective"] is not None else math.nan
+
+
+def _train(cfg: DictConfig, job_dir: Path, progress: bool):
+    if cfg.trainer.threads:
+        torch.set_num_threads(cfg.trainer.threads)
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed % 2**32)
+    init_generator = torch.manual_seed(cfg.seed)
+    splits = build_splits(cfg.data, cfg.seed, init_generator)
+    model = build_model(cfg.model, splits)  # continues the global stream after the data draw
+    reg = cfg.reg
+    regularizer = Regularizer(model, lam=reg.lam, p=reg.p, mode=reg.mode, scope=reg.scope,
+                              optimizer=cfg.optimizer.name, l1_ratio=reg.l1_ratio, eps=reg.eps,
+                              impl=reg.impl)
+    s = regularizer.summary()
+    log.info("decayed: %d tensors, %s parameters; not decayed: %d tensors, %s parameters "
+             "(reg: mode=%s scope=%s p=%g lam=%g, via %s)",
+             s["decayed_tensors"], f"{s['decayed_params']:,}", s["kept_tensors"],
+             f"{s['kept_params']:,}", reg.mode, reg.scope, reg.p, reg.lam, s["impl"])
+    if cfg.optimizer.name == "adamw" and reg.mode != "decoupled" and reg.lam > 0:
+        log.warning("optimizer=adamw with reg.mode=%s: the decay is %s as reg says; "
+                    "AdamW's own decoupled decay is reg.mode=decoupled", reg.mode, reg.mode)
+    optimizer, scheduler = build_optimizer(cfg.optimizer, regularizer.param_groups(), cfg.trainer.steps)
+
+    callbacks: List[Callback] = []
+    if progress and cfg.trainer.progress:
+        callbacks.append(ProgressBar(cfg.trainer.steps))
+    if cfg.logger.name == "tensorboard":
+        callbacks.append(TensorBoardLogger(job_dir / "tensorboard", cfg.logger.histogram_every))
+    batch_generator = torch.Generator().manual_seed(derived_seed(cfg.seed, "batches"))
+    try:
+        result = train(model, splits, optimizer, scheduler, regularizer,
+                       steps=cfg.trainer.steps, batch_size=cfg.trainer.batch_size,
+                       eval_every=cfg.trainer.eval_every, generator=batch_generator,
+                       callbacks=callbacks)
+    finally:
+        for cb in callbacks:
+            cb.close()
+    return result, regularizer, model, splits
+
+
+def _finish(record: dict, cfg: DictConfig, job_dir: Path) -> None:
+    record["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    record["versions"] = {"wdsweep": wdsweep.__version__, "torch": torch.__version__,
+                          "python": platform.python_version()}
+    record["config"] = resolved_config(cfg)
+    write_metrics(job_dir, record)
+
+
+def _log_summary(record: dict, overrides: Sequence[str]) -> None:
+    def fmt(key: str) -> str:
+        value = record.get(key)
+        return "nan" if value is None or not math.isfinite(value) else f"{value:.4g}"
+
+    where = " ".join(overrides) or "(no overrides)"
+    extra = f" at step {record['diverged_at_step']}" if record["status"] == "diverged" else ""
+    log.info("%s | %s%s | val_error=%s test_error=%s weight_norm=%s sparsity=%s | %.1fs",
+             where, record["status"], extra, fmt("val_error"), fmt("test_error"),
+             fmt("weight_norm"), fmt("sparsity"), record["train_seconds"])
