@@ -1,0 +1,44 @@
+"""Shared fixtures: Hydra `compose` for in-process tests, and a subprocess runner for
+`python -m wdsweep` (anything that crosses a process boundary)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import List, Sequence
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from wdsweep.app import CONFIG_DIR
+
+
+@pytest.fixture
+def compose_cfg():
+    """compose_cfg(overrides) -> the composed job config, as `python -m wdsweep` would build it."""
+
+    def _compose(overrides: Sequence[str] = ()) -> DictConfig:
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            return compose(config_name="config", overrides=list(overrides))
+
+    return _compose
+
+
+def run_cli(args: Sequence[str], cwd: Path, timeout: float = 240, env_extra: dict | None = None
+            ) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONHASHSEED": "0", **(env_extra or {})}
+    env.pop("HYDRA_FULL_ERROR", None)
+    return subprocess.run([sys.executable, "-m", "wdsweep", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def job_dirs(sweep_root: Path) -> List[Path]:
+    """Job folders under a sweep root (those holding a .hydra/ config), sorted."""
+    return sorted(p.parent.parent for p in sweep_root.rglob(".hydra/config.yaml"))
+
+
+def read_metrics(job_dir: Path) -> dict:
+    return json.loads((job_dir / "metrics.json").read_text())

@@ -1,0 +1,128 @@
+"""`python -m wdsweep` as a user runs it, in a subprocess: grids, seed 1's experiment, bad
+input, determinism, and jobs that diverge or fail without ending their sweep."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import yaml
+from torch import nn
+
+from conftest import job_dirs, read_metrics, run_cli
+
+pytestmark = pytest.mark.integration
+
+FAST = ["trainer.steps=20", "trainer.eval_every=10"]
+
+
+def test_grid_over_p_writes_three_completed_jobs(tmp_path):
+    proc = run_cli(["-m", "reg.p=1,2,3", *FAST], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    jobs = job_dirs(tmp_path / "multirun")
+    assert len(jobs) == 3
+    seen = set()
+    for job in jobs:
+        metrics = read_metrics(job)
+        config = yaml.safe_load((job / ".hydra" / "config.yaml").read_text())
+        assert metrics["status"] == "completed" and metrics["steps"] == 20
+        assert metrics["config"] == config  # the full config sits beside the result
+        assert metrics["objective"] == metrics["val_error"]
+        assert f"reg.p={config['reg']['p']:g}" in job.name
+        assert (job / "history.csv").read_text().startswith("step,lr,train_loss")
+        assert set(torch.load(job / "model.pt")) == {f"{i}.{k}" for i in (0, 2, 4, 6) for k in ("weight", "bias")}
+        seen.add(config["reg"]["p"])
+    assert seen == {1.0, 2.0, 3.0}
+    assert "reg.p=2 trainer.steps=20 trainer.eval_every=10 | completed | val_error=" in proc.stderr + proc.stdout
+
+
+def seed_one_article_test_error() -> float:
+    """Seed 1's script for its undecayed net, verbatim in what it computes."""
+    torch.manual_seed(1)
+    train_x = torch.linspace(-1, 1, 10).unsqueeze_(1)
+    train_y = 1.5 * train_x + torch.normal(0, 0.5, size=train_x.size())
+    test_x = torch.linspace(-1, 1, 10).unsqueeze_(1)
+    test_y = 1.5 * test_x + torch.normal(0, 0.3, size=test_x.size())
+    net = nn.Sequential(nn.Linear(1, 200), nn.ReLU(), nn.Linear(200, 200), nn.ReLU(),
+                        nn.Linear(200, 200), nn.ReLU(), nn.Linear(200, 1))
+    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+    for _ in range(2000):
+        opt.zero_grad()
+        nn.functional.mse_loss(net(train_x), train_y).backward()
+        opt.step()
+    with torch.no_grad():
+        return nn.functional.mse_loss(net(test_x), test_y).item()
+
+
+def test_seed_regression_shows_what_seed_one_reported(tmp_path):
+    proc = run_cli(["-m", "experiment=seed_regression", "seed=1,2,3"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    runs = [read_metrics(job) for job in job_dirs(tmp_path / "multirun")]
+    assert len(runs) == 6 and all(r["status"] == "completed" for r in runs)
+    by_reg = {"none": [], "global": []}
+    for r in runs:
+        by_reg["none" if r["config"]["reg"]["lam"] == 0 else "global"].append(r)
+    mean = lambda reg, key: sum(r[key] for r in by_reg[reg]) / len(by_reg[reg])  # noqa: E731
+    assert mean("global", "test_error") < mean("none", "test_error")
+    assert mean("global", "weight_norm") < 0.5 * mean("none", "weight_norm")
+    assert mean("global", "train_loss") > mean("none", "train_loss")  # decay trades fit for norm
+    # seed 1's undecayed net, bit for bit: same data, same init, same updates
+    (seed1_plain,) = [r for r in by_reg["none"] if r["seed"] == 1]
+    assert seed1_plain["test_error"] == pytest.approx(seed_one_article_test_error(), rel=1e-6)
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["reg.lam=-1"], "reg.lam=-1.0 is not allowed"),
+    (["reg.p=0"], "reg.p=0.0 is not allowed"),
+    (["reg.mode=sideways"], "reg.mode='sideways' is not allowed: one of coupled, decoupled, proximal"),
+    (["reg.scope=biases"], "reg.scope='biases' is not allowed: one of weights, all"),
+    (["reg.mode=proximal", "reg.p=3"], "reg.p=3.0 is not allowed: 1 or 2 with reg.mode=proximal"),
+    (["data=csv", "data.path=missing.csv", "data.target=y"], "data.path='missing.csv' is not allowed"),
+    (["-m", "reg.p=1,2,-1"], "reg.p=-1.0 is not allowed"),
+])
+def test_bad_input_exits_with_one_line_and_writes_nothing(tmp_path, args, needle):
+    proc = run_cli(args, cwd=tmp_path)
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("wdsweep: invalid config: ") and needle in lines[0]
+    assert list(tmp_path.iterdir()) == []  # no outputs/, no multirun/, no result file
+
+
+def test_same_config_twice_gives_identical_metrics(tmp_path):
+    args = ["data=digits", "data.n_train=100", "model.depth=1", "model.width=32",
+            "trainer.batch_size=16", "trainer.steps=60", "trainer.eval_every=20", "seed=7"]
+    results = []
+    for name in ("first", "second"):
+        proc = run_cli([*args, f"hydra.run.dir={name}"], cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        results.append(read_metrics(tmp_path / name))
+    timing = {"train_seconds", "eval_seconds", "started_at", "finished_at", "overrides"}
+    first, second = ({k: v for k, v in r.items() if k not in timing} for r in results)
+    assert first == second
+    assert (tmp_path / "first" / "history.csv").read_text().split("seconds")[0] == \
+        (tmp_path / "second" / "history.csv").read_text().split("seconds")[0]
+
+
+def test_diverged_and_failed_jobs_do_not_end_the_sweep(tmp_path):
+    # width 10**6 asks torch for a 4 TB matrix: a real failure after validation.
+    proc = run_cli(["-m", "model.depth=2", "model.width=1000000,16", "optimizer.lr=1e4,0.01",
+                    "trainer.steps=40", "trainer.eval_every=10"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    runs = {(r["config"]["model"]["width"], r["config"]["optimizer"]["lr"]): r
+            for r in map(read_metrics, job_dirs(tmp_path / "multirun"))}
+    assert len(runs) == 4
+    for lr in (1e4, 0.01):
+        failed = runs[(1000000, lr)]
+        assert failed["status"] == "failed" and "RuntimeError" in failed["error"]
+        assert failed["objective"] is None
+    diverged = runs[(16, 1e4)]
+    assert diverged["status"] == "diverged" and 1 <= diverged["diverged_at_step"] <= 40
+    assert diverged["objective"] is None and diverged["steps"] < 40
+    assert runs[(16, 0.01)]["status"] == "completed" and math.isfinite(runs[(16, 0.01)]["objective"])
+
+
+def test_a_failed_single_run_exits_non_zero_and_records_why(tmp_path):
+    proc = run_cli(["model.depth=2", "model.width=1000000", "hydra.run.dir=job"], cwd=tmp_path)
+    assert proc.returncode != 0
+    metrics = read_metrics(tmp_path / "job")
+    assert metrics["status"] == "failed" and "allocate" in metrics["error"]
