@@ -1,0 +1,40 @@
+"""A plain (non-editable) install ships conf/ inside the package and the sweeper plugin, and
+works from any working directory."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import job_dirs, read_metrics
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_wheel_runs_from_any_directory(tmp_path):
+    dist, site, work = tmp_path / "dist", tmp_path / "site", tmp_path / "elsewhere"
+    work.mkdir()
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "wheel", "--no-deps", "-w", dist, ROOT], check=True, timeout=300)
+    (wheel,) = dist.glob("wdsweep-*.whl")
+    subprocess.run([*pip, "install", "--no-deps", "--target", site, wheel], check=True, timeout=300)
+    assert (site / "wdsweep" / "conf" / "config.yaml").is_file()
+    assert (site / "wdsweep" / "conf" / "experiment" / "lp_vs_global.yaml").is_file()
+
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    where = subprocess.run([sys.executable, "-c", "import wdsweep.app as a; print(a.CONFIG_DIR)"],
+                           cwd=work, env=env, capture_output=True, text=True, check=True)
+    assert Path(where.stdout.strip()) == site / "wdsweep" / "conf"
+    proc = subprocess.run([sys.executable, "-m", "wdsweep", "-m", "reg.p=1,2", "trainer.steps=5",
+                           "trainer.eval_every=5"], cwd=work, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    jobs = job_dirs(work / "multirun")
+    assert len(jobs) == 2 and all(read_metrics(j)["status"] == "completed" for j in jobs)
+    bad = subprocess.run([sys.executable, "-m", "wdsweep", "-m", "reg.p=1,0"], cwd=work, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode != 0 and "reg.p=0.0 is not allowed" in bad.stderr  # the plugin validated
