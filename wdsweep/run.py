@@ -31,6 +31,9 @@ from wdsweep.training import Callback, TrainResult, train
 
 log = logging.getLogger(__name__)
 
+# Jobs of a sweep share one process; a job's trainer.threads must not leak into the next.
+_DEFAULT_THREADS = torch.get_num_threads()
+
 FINAL_METRICS = ("train_loss", "train_error", "val_loss", "val_error", "test_loss", "test_error",
                  "reg_loss", "weight_norm", "sparsity")
 
@@ -89,8 +92,7 @@ def run(cfg: DictConfig, job_dir: Path, *, overrides: Sequence[str] = (), progre
 
 
 def _train(cfg: DictConfig, job_dir: Path, progress: bool):
-    if cfg.trainer.threads:
-        torch.set_num_threads(cfg.trainer.threads)
+    torch.set_num_threads(cfg.trainer.threads or _DEFAULT_THREADS)
     random.seed(cfg.seed)
     np.random.seed(cfg.seed % 2**32)
     init_generator = torch.manual_seed(cfg.seed)

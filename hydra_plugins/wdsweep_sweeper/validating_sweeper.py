@@ -15,8 +15,6 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper, BasicSweepe
 from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from wdsweep.schema import ConfigError, validate
-
 log = logging.getLogger(__name__)
 
 
@@ -43,6 +41,10 @@ class ValidatingSweeper(BasicSweeper):
         """Every job was composed and validated up front in sweep()."""
 
     def _validate_jobs(self, jobs: Sequence[Sequence[str]]) -> None:
+        # Imported here, not at module level: Hydra imports every plugin at the start of any
+        # Hydra app in this environment, and other apps need not load (or register) our schemas.
+        from wdsweep.schema import ConfigError, validate
+
         loader = self.hydra_context.config_loader
         for job in jobs:
             cfg = loader.load_sweep_config(master_config=self.config, sweep_overrides=list(job))
