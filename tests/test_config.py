@@ -6,7 +6,8 @@ import pytest
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
-from wdsweep.schema import ConfigError, job_dir_name, validate
+from wdsweep.schema import job_dir_name
+from wdsweep.validation import ConfigError, validate
 
 
 def test_defaults_are_seed_ones_setup_with_weight_only_l2(compose_cfg):

@@ -9,7 +9,8 @@ import torch
 from omegaconf import OmegaConf
 
 from wdsweep.data import build_splits
-from wdsweep.schema import ConfigError, CsvConfig, DigitsConfig, MoonsConfig, Regression1dConfig
+from wdsweep.schema import CsvConfig, DigitsConfig, MoonsConfig, Regression1dConfig
+from wdsweep.validation import ConfigError
 
 
 def splits_of(schema, seed: int = 0, **values):

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 from torch import nn
 
 from wdsweep.data import Splits
 from wdsweep.models import mlp
-from wdsweep.optimizers import build_optimizer
+from wdsweep.optimizers import build_optimizer, lr_factor
 from wdsweep.regularizers import Regularizer, lp_grad, lp_term
 from wdsweep.training import train
 
@@ -26,9 +27,11 @@ def small_problem(seed: int = 0):
     return splits, mlp(3, 1, depth=2, width=16, activation="tanh")
 
 
+SCHEDULE = {"schedule": "cosine", "warmup_steps": 5, "min_lr": 0.0}
+
+
 def optimizer_cfg(name: str, lr: float):
-    from omegaconf import OmegaConf
-    base = {"name": name, "lr": lr, "schedule": "cosine", "warmup_steps": 5, "min_lr": 0.0}
+    base = {"name": name, "lr": lr, **SCHEDULE}
     extra = {"momentum": 0.9, "nesterov": False} if name == "sgd" else {"betas": [0.9, 0.999], "eps": 1e-8}
     return OmegaConf.create({**base, **extra})
 
@@ -44,6 +47,17 @@ def trained_params(optimizer: str, impl: str, *, p: float = 2.0, mode: str = "co
                    eval_every=STEPS, generator=torch.Generator().manual_seed(1))
     assert result.status == "completed"
     return [q.detach().clone() for q in model.parameters()]
+
+
+def bare_loop(model: nn.Module, splits: Splits, opt: torch.optim.Optimizer) -> None:
+    """Plain PyTorch: full-batch MSE steps under the same lr schedule as the harness runs."""
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(
+        SCHEDULE["schedule"], STEPS, SCHEDULE["warmup_steps"], SCHEDULE["min_lr"]))
+    for _ in range(STEPS):
+        opt.zero_grad()
+        nn.functional.mse_loss(model(splits.x["train"]), splits.y["train"]).backward()
+        opt.step()
+        sched.step()
 
 
 def assert_same(a: list, b: list, atol: float = 1e-6) -> None:
@@ -83,13 +97,7 @@ def test_optimizer_weight_decay_is_our_coupled_l2_on_all_parameters():
     splits, model = small_problem()
     ours = trained_params("sgd", "manual", scope="all")
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=LAM)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, build_optimizer(
-        optimizer_cfg("sgd", 0.05), [{"params": [nn.Parameter(torch.zeros(1))]}], STEPS)[1].lr_lambdas[0])
-    for _ in range(STEPS):
-        opt.zero_grad()
-        nn.functional.mse_loss(model(splits.x["train"]), splits.y["train"]).backward()
-        opt.step()
-        sched.step()
+    bare_loop(model, splits, opt)
     assert_same(ours, [q.detach() for q in model.parameters()])
 
 
@@ -97,15 +105,7 @@ def test_decoupled_l2_with_adam_is_torch_adamw():
     splits, model = small_problem()
     ours = trained_params("adam", "manual", mode="decoupled", scope="all")
     ours_native = trained_params("adamw", "optimizer", mode="decoupled", scope="all")
-    opt = torch.optim.AdamW(model.parameters(), lr=0.01, weight_decay=LAM)
-    factor = build_optimizer(optimizer_cfg("adam", 0.01), [{"params": [nn.Parameter(torch.zeros(1))]}],
-                             STEPS)[1].lr_lambdas[0]
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
-    for _ in range(STEPS):
-        opt.zero_grad()
-        nn.functional.mse_loss(model(splits.x["train"]), splits.y["train"]).backward()
-        opt.step()
-        sched.step()
+    bare_loop(model, splits, torch.optim.AdamW(model.parameters(), lr=0.01, weight_decay=LAM))
     reference = [q.detach() for q in model.parameters()]
     assert_same(ours, reference)
     assert_same(ours_native, reference)

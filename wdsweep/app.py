@@ -12,7 +12,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from wdsweep.schema import ConfigError
+from wdsweep.validation import ConfigError
 
 
 def _config_dir() -> Path:

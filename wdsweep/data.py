@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from wdsweep.schema import ConfigError
+from wdsweep.validation import ConfigError
 
 SPLITS = ("train", "val", "test")
 

@@ -6,7 +6,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from wdsweep.schema import ConfigError, validate
+from wdsweep.validation import ConfigError, validate
 
 
 class ValidateConfig(Callback):

@@ -15,6 +15,9 @@ from typing import Any, Callable, List
 
 from omegaconf import DictConfig, OmegaConf
 
+# metrics.json's layout; it changes only by adding keys, and then this goes up.
+SCHEMA_VERSION = 1
+
 METRICS_FILE = "metrics.json"
 HISTORY_FILE = "history.csv"
 MODEL_FILE = "model.pt"

@@ -25,8 +25,9 @@ from wdsweep.models import build_model
 from wdsweep.monitors import ProgressBar, TensorBoardLogger
 from wdsweep.optimizers import build_optimizer
 from wdsweep.regularizers import Regularizer
-from wdsweep.results import config_hash, resolved_config, save_model, write_history, write_metrics
-from wdsweep.schema import SCHEMA_VERSION, validate
+from wdsweep.results import (SCHEMA_VERSION, config_hash, resolved_config, save_model,
+                             write_history, write_metrics)
+from wdsweep.validation import validate
 from wdsweep.training import Callback, TrainResult, train
 
 log = logging.getLogger(__name__)

@@ -1,29 +1,19 @@
-"""Typed schemas for every config group, their ConfigStore registration, and validate(cfg).
+"""Typed schemas for every config group, the allowed values of every choice key, and their
+registration in Hydra's ConfigStore (plus the resolver that names sweep job folders).
 
-The dataclasses give OmegaConf the types (so `reg.lam=abc` fails at composition); `validate`
-checks the values, across groups, before anything is built or trained. Every problem is
-reported on one line naming the key, the value and what is allowed.
-
-This module must stay light (no torch): Hydra imports our sweeper plugin, and with it this
-module, at start-up of every Hydra app in the environment.
+The dataclasses give OmegaConf the types, so `reg.lam=abc` fails at composition; the values
+themselves are checked by wdsweep.validation. No torch here: validation runs before any
+training, and Hydra's start-up should not pay for it.
 """
 from __future__ import annotations
 
-import functools
 import hashlib
-import importlib.util
-import math
 import re
-import sys
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, List, NoReturn, Optional
+from typing import Any, List, Optional
 
 from hydra.core.config_store import ConfigStore
-from hydra.errors import CompactHydraException
-from omegaconf import MISSING, DictConfig, OmegaConf
-
-SCHEMA_VERSION = 1
+from omegaconf import MISSING, OmegaConf
 
 # The allowed values of every choice key, in one place, so that messages and code agree.
 TASKS = ("regression", "classification")
@@ -39,14 +29,6 @@ MODELS = ("mlp", "linear", "cnn")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 # Data sets whose inputs are images, and so suit model=cnn.
 IMAGE_DATASETS = ("digits",)
-
-
-class ConfigError(CompactHydraException):
-    """A config value is not allowed. Hydra prints only the message, on one line."""
-
-    def exit(self) -> NoReturn:
-        """End the program with this error as its one line on stderr, exit status 1."""
-        sys.exit(f"wdsweep: {self}")
 
 
 # ----------------------------------------------------------------------------- data
@@ -268,181 +250,6 @@ def register_configs() -> None:
         OmegaConf.register_new_resolver("wdsweep.job_dir", job_dir_name)
 
 
-register_configs()
-
-
-# ------------------------------------------------------------------------- validate
-class _Checker:
-    """Collects every invalid value of a config so the user sees them all at once."""
-
-    def __init__(self, cfg: DictConfig) -> None:
-        self.cfg = cfg
-        self.problems: List[str] = []
-
-    def get(self, key: str) -> Any:
-        node, _, leaf = key.rpartition(".")
-        parent = OmegaConf.select(self.cfg, node) if node else self.cfg
-        if parent is None or OmegaConf.is_missing(parent, leaf):
-            return MISSING
-        return OmegaConf.select(self.cfg, key)
-
-    def fail(self, key: str, value: Any, allowed: str) -> None:
-        self.problems.append(f"{key}={value!r} is not allowed: {allowed}")
-
-    def require(self, key: str, allowed: str) -> bool:
-        if self.get(key) is MISSING:
-            self.problems.append(f"{key} is missing: {allowed}")
-            return False
-        return True
-
-    def choice(self, key: str, choices: tuple) -> None:
-        value = self.get(key)
-        if value not in choices:
-            self.fail(key, value, "one of " + ", ".join(map(str, choices)))
-
-    def number(self, key: str, *, low: float = -math.inf, high: float = math.inf,
-               low_open: bool = False, high_open: bool = False, optional: bool = False) -> None:
-        value = self.get(key)
-        if value is None and optional:
-            return
-        ok = isinstance(value, (int, float)) and math.isfinite(value)
-        if ok:
-            ok = (value > low if low_open else value >= low) and (
-                value < high if high_open else value <= high
-            )
-        if not ok:
-            lo = ("(" if low_open else "[") + (str(low) if low != -math.inf else "-inf")
-            hi = (str(high) if high != math.inf else "inf") + (")" if high_open else "]")
-            self.fail(key, value, f"a finite number in {lo}, {hi}" + (" or null" if optional else ""))
-
-
-def validate(cfg: DictConfig) -> None:
-    """Check every value of a composed config; raise ConfigError listing all problems."""
-    check = _Checker(cfg)
-    check.number("seed", low=0, high=2**63 - 1)
-    check.choice("objective", OBJECTIVES)
-    _validate_data(check)
-    _validate_model(check)
-    _validate_optimizer(check)
-    _validate_reg(check)
-    _validate_trainer(check)
-    _validate_logger(check)
-    if check.problems:
-        raise ConfigError("invalid config: " + "; ".join(check.problems))
-    _validate_data_contents(cfg)
-
-
-def _validate_data(check: _Checker) -> None:
-    name = check.get("data.name")
-    if name not in DATASETS:
-        check.fail("data", name, "one of " + ", ".join(DATASETS))
-        return
-    check.number("data.seed", low=0, high=2**63 - 1, optional=True)
-    if name == "regression1d":
-        for split in ("train", "val", "test"):
-            check.number(f"data.n_{split}", low=1)
-            check.number(f"data.{split}_noise", low=0)
-        check.number("data.slope")
-        if not check.get("data.x_min") < check.get("data.x_max"):
-            check.fail("data.x_max", check.get("data.x_max"), "greater than data.x_min")
-    elif name == "digits":
-        _check_fractions(check)
-        check.number("data.n_train", low=10, optional=True)
-    elif name == "moons":
-        for split in ("train", "val", "test"):
-            check.number(f"data.n_{split}", low=2)
-        check.number("data.noise", low=0)
-        check.number("data.label_noise", low=0, high=0.5, high_open=True)
-    elif name == "csv":
-        _check_fractions(check)
-        check.choice("data.task", TASKS)
-        check.require("data.target", "the name of the target column, e.g. data.target=y")
-        if check.require("data.path", "a csv file, e.g. data.path=my_data.csv"):
-            path = Path(check.get("data.path")).expanduser()
-            if not path.is_file():
-                check.fail("data.path", str(path), "an existing csv file (not found)")
-
-
-def _check_fractions(check: _Checker) -> None:
-    check.number("data.val_fraction", low=0, high=1, low_open=True, high_open=True)
-    check.number("data.test_fraction", low=0, high=1, low_open=True, high_open=True)
-    val, test = check.get("data.val_fraction"), check.get("data.test_fraction")
-    if isinstance(val, float) and isinstance(test, float) and val + test >= 1:
-        check.fail("data.val_fraction", val, f"val_fraction + test_fraction < 1 (test_fraction={test})")
-
-
-def _validate_model(check: _Checker) -> None:
-    name = check.get("model.name")
-    if name not in MODELS:
-        check.fail("model", name, "one of " + ", ".join(MODELS))
-        return
-    if name == "mlp":
-        check.number("model.depth", low=1)
-        check.number("model.width", low=1)
-        check.choice("model.activation", ACTIVATIONS)
-    elif name == "cnn":
-        channels = check.get("model.channels")
-        if not channels or any(c < 1 for c in channels):
-            check.fail("model.channels", list(channels or []), "a non-empty list of positive ints")
-        kernel = check.get("model.kernel_size")
-        if not (isinstance(kernel, int) and kernel >= 1 and kernel % 2 == 1):
-            check.fail("model.kernel_size", kernel, "an odd positive int (padding keeps 8x8 maps)")
-        check.number("model.hidden", low=1)
-        check.choice("model.activation", ACTIVATIONS)
-        data = check.get("data.name")
-        if data in DATASETS and data not in IMAGE_DATASETS:
-            check.fail("model", "cnn", "image data: data=" + " or data=".join(IMAGE_DATASETS)
-                       + f" (got data={data})")
-
-
-def _validate_optimizer(check: _Checker) -> None:
-    name = check.get("optimizer.name")
-    if name not in OPTIMIZERS:
-        check.fail("optimizer", name, "one of " + ", ".join(OPTIMIZERS))
-        return
-    check.number("optimizer.lr", low=0, low_open=True)
-    check.choice("optimizer.schedule", SCHEDULES)
-    check.number("optimizer.warmup_steps", low=0)
-    check.number("optimizer.min_lr", low=0)
-    lr, min_lr = check.get("optimizer.lr"), check.get("optimizer.min_lr")
-    if isinstance(min_lr, (int, float)) and isinstance(lr, (int, float)) and min_lr > lr:
-        check.fail("optimizer.min_lr", min_lr, f"<= optimizer.lr ({lr})")
-    if name == "sgd":
-        check.number("optimizer.momentum", low=0, high=1, high_open=True)
-        if check.get("optimizer.nesterov") and not check.get("optimizer.momentum"):
-            check.fail("optimizer.nesterov", True, "only with optimizer.momentum > 0")
-    else:
-        betas = check.get("optimizer.betas")
-        if betas is MISSING or len(betas) != 2 or not all(0 <= b < 1 for b in betas):
-            check.fail("optimizer.betas", list(betas), "two numbers in [0, 1)")
-        check.number("optimizer.eps", low=0, low_open=True)
-
-
-def _validate_reg(check: _Checker) -> None:
-    check.number("reg.lam", low=0)
-    check.number("reg.p", low=0, low_open=True)
-    check.choice("reg.mode", MODES)
-    check.choice("reg.scope", SCOPES)
-    check.number("reg.l1_ratio", low=0, high=1)
-    check.number("reg.eps", low=0)
-    check.choice("reg.impl", IMPLS)
-    p, mode, impl = check.get("reg.p"), check.get("reg.mode"), check.get("reg.impl")
-    if mode == "proximal" and p not in (1, 2):
-        check.fail("reg.p", p, "1 or 2 with reg.mode=proximal (the only p with a closed-form prox step)")
-    if isinstance(p, (int, float)) and 0 < p < 1 and not check.get("reg.eps") > 0:
-        check.fail("reg.eps", check.get("reg.eps"), "> 0 when reg.p < 1 (it smooths |w| at 0)")
-    if impl == "loss" and mode != "coupled":
-        check.fail("reg.impl", impl, "only with reg.mode=coupled (a loss penalty is coupled decay)")
-    if impl == "optimizer" and not native_decay(check.cfg):
-        check.fail("reg.impl", impl, "only where torch's own weight_decay computes the same thing: "
-                   "p=2 and l1_ratio=0 with coupled decay on sgd/adam or decoupled decay on adamw")
-
-
-def native_decay(cfg: DictConfig) -> bool:
-    """Whether torch's own weight_decay on cfg.optimizer computes exactly cfg.reg."""
-    reg = cfg.reg
-    return has_native_decay(reg.p, reg.l1_ratio, reg.mode, cfg.optimizer.name)
-
 
 def has_native_decay(p: float, l1_ratio: float, mode: str, optimizer: str) -> bool:
     """torch's SGD and Adam add weight_decay*w to the gradient (coupled L2); AdamW shrinks w by
@@ -455,36 +262,4 @@ def has_native_decay(p: float, l1_ratio: float, mode: str, optimizer: str) -> bo
     )
 
 
-def _validate_trainer(check: _Checker) -> None:
-    check.number("trainer.steps", low=1)
-    check.number("trainer.batch_size", low=1, optional=True)
-    check.number("trainer.eval_every", low=1)
-    check.number("trainer.threads", low=1, optional=True)
-    warmup, steps = check.get("optimizer.warmup_steps"), check.get("trainer.steps")
-    if isinstance(warmup, int) and isinstance(steps, int) and warmup >= steps > 0:
-        check.fail("optimizer.warmup_steps", warmup, f"< trainer.steps ({steps})")
-
-
-def _validate_logger(check: _Checker) -> None:
-    name = check.get("logger.name")
-    if name not in LOGGERS:
-        check.fail("logger", name, "one of " + ", ".join(LOGGERS))
-    elif name == "tensorboard":
-        check.number("logger.histogram_every", low=1)
-        if importlib.util.find_spec("tensorboard") is None:
-            check.fail("logger", name, "needs the tensorboard package: pip install 'wdsweep[tensorboard]'")
-
-
-def _validate_data_contents(cfg: DictConfig) -> None:
-    """Checks that need the data itself (csv columns, split sizes); raise ConfigError."""
-    if cfg.data.name in ("csv", "digits"):
-        # A sweep validates every job up front; jobs that differ only in seed or reg share
-        # one check. The seed cannot change the split sizes, so it is left out of the key.
-        _check_data_once(OmegaConf.to_yaml(cfg.data, resolve=True))
-
-
-@functools.lru_cache(maxsize=64)
-def _check_data_once(data_yaml: str) -> None:
-    from wdsweep.data import check_data  # deferred: pulls in torch, pandas and sklearn
-
-    check_data(OmegaConf.create(data_yaml), seed=0)
+register_configs()

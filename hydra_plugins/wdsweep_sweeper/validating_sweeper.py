@@ -43,7 +43,7 @@ class ValidatingSweeper(BasicSweeper):
     def _validate_jobs(self, jobs: Sequence[Sequence[str]]) -> None:
         # Imported here, not at module level: Hydra imports every plugin at the start of any
         # Hydra app in this environment, and other apps need not load (or register) our schemas.
-        from wdsweep.schema import ConfigError, validate
+        from wdsweep.validation import ConfigError, validate
 
         loader = self.hydra_context.config_loader
         for job in jobs:
