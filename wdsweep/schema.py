@@ -214,8 +214,8 @@ _GROUP_SCHEMAS = {
     },
     "model": {"mlp": MLPConfig, "linear": LinearConfig, "cnn": CNNConfig},
     "optimizer": {"sgd": SGDConfig, "adam": AdamConfig, "adamw": AdamWConfig},
-    "reg": {"reg": RegConfig},
-    "trainer": {"trainer": TrainerConfig},
+    "reg": {"base": RegConfig},
+    "trainer": {"base": TrainerConfig},
     "logger": {"none": LoggerConfig, "tensorboard": TensorBoardConfig},
 }
 
@@ -240,12 +240,15 @@ def job_dir_name(override_dirname: str) -> str:
 
 
 def register_configs() -> None:
-    """Store every schema in Hydra's ConfigStore (group/<name>_schema) and our resolver."""
+    """Store every schema in Hydra's ConfigStore and register our resolver.
+
+    Group schemas live under schema/<group>/<name>, out of the groups users pick from; each
+    option's yaml extends its schema with `- /schema/<group>/<name>@_here_`."""
     cs = ConfigStore.instance()
     cs.store(name="wdsweep_schema", node=WdsweepConfig)
     for group, schemas in _GROUP_SCHEMAS.items():
         for name, node in schemas.items():
-            cs.store(group=group, name=f"{name}_schema", node=node)
+            cs.store(group=f"schema/{group}", name=name, node=node)
     if not OmegaConf.has_resolver("wdsweep.job_dir"):
         OmegaConf.register_new_resolver("wdsweep.job_dir", job_dir_name)
 
