@@ -5,6 +5,7 @@ launchers which pickle it to worker processes (joblib, submitit) find it by name
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import hydra
@@ -25,8 +26,8 @@ def _config_dir() -> Path:
 CONFIG_DIR = _config_dir()
 
 
-@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
-def main(cfg: DictConfig) -> float:
+def task(cfg: DictConfig) -> float:
+    """One job: train and record it, return its objective (see wdsweep.run)."""
     from wdsweep.run import run  # deferred: torch is not needed to print --help or --cfg
 
     hydra_cfg = HydraConfig.get()
@@ -36,3 +37,26 @@ def main(cfg: DictConfig) -> float:
                    progress=single, raise_failures=single)
     except ConfigError as err:
         err.exit()
+
+
+_hydra_main = hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")(task)
+
+
+def main() -> None:
+    check_override_syntax(sys.argv[1:])
+    _hydra_main()
+
+
+def check_override_syntax(argv: list) -> None:
+    """A malformed override (`reg.lam=tag(log,interval(1e-5)`) ends the program with one line,
+    where Hydra would print its grammar error over several."""
+    from hydra._internal.utils import get_args_parser
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    args, _ = get_args_parser().parse_known_args(argv)
+    for override in args.overrides:
+        try:
+            OverridesParser.create().parse_override(override)
+        except Exception as err:  # noqa: BLE001 - Hydra's grammar errors come in several types
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            ConfigError(f"invalid override {override!r}: {first}").exit()

@@ -1,13 +1,16 @@
-"""Training callbacks that watch a run: a progress bar for single runs, and TensorBoard
-scalars and weight/gradient histograms (seed 1's view) for logger=tensorboard."""
+"""Training callbacks that watch a run: a progress bar for single runs, TensorBoard scalars and
+weight/gradient histograms (seed 1's view) for logger=tensorboard, and the Optuna reporter
+that lets a pruner stop a trial's job."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from torch import nn
 from tqdm import tqdm
 
-from wdsweep.training import Callback
+from wdsweep.training import Callback, StopRun
+from wdsweep.trial_link import TrialLink
 
 
 class ProgressBar(Callback):
@@ -47,3 +50,21 @@ class TensorBoardLogger(Callback):
 
     def close(self) -> None:
         self.writer.close()
+
+
+class PruningReporter(Callback):
+    """Reports the objective at every evaluation; stops the run when the pruner says so."""
+
+    def __init__(self, link: TrialLink, objective: str) -> None:
+        self.study, self.trial = link.connect()
+        self.objective = objective
+        # Optuna prunes single-objective studies only.
+        self.enabled = len(self.study.directions) == 1
+
+    def on_eval(self, step: int, row: dict) -> None:
+        value = row[self.objective]
+        if not self.enabled or step == 0 or not math.isfinite(value):
+            return
+        self.trial.report(value, step)
+        if self.trial.should_prune():
+            raise StopRun("pruned", f"pruned by {type(self.study.pruner).__name__} at step {step}")

@@ -22,13 +22,14 @@ from omegaconf import DictConfig
 import wdsweep
 from wdsweep.data import build_splits, derived_seed
 from wdsweep.models import build_model
-from wdsweep.monitors import ProgressBar, TensorBoardLogger
+from wdsweep.monitors import ProgressBar, PruningReporter, TensorBoardLogger
 from wdsweep.optimizers import build_optimizer
 from wdsweep.regularizers import Regularizer
 from wdsweep.results import (SCHEMA_VERSION, config_hash, resolved_config, save_model,
                              write_history, write_metrics)
 from wdsweep.validation import validate
-from wdsweep.training import Callback, TrainResult, train
+from wdsweep.training import Callback, train
+from wdsweep.trial_link import TrialLink
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ def run(cfg: DictConfig, job_dir: Path, *, overrides: Sequence[str] = (), progre
     status `failed` and, unless raise_failures, swallowed: one bad job never ends a sweep.
     """
     validate(cfg)
+    trial = TrialLink.from_env()  # set when our Optuna sweeper launched this job
     job_dir = Path(job_dir)
     job_dir.mkdir(parents=True, exist_ok=True)
     started = datetime.now(timezone.utc)
@@ -61,38 +63,49 @@ def run(cfg: DictConfig, job_dir: Path, *, overrides: Sequence[str] = (), progre
         "started_at": started.isoformat(timespec="seconds"),
     }
     try:
-        result, regularizer, model, splits = _train(cfg, job_dir, progress)
+        result, regularizer, model, splits = _train(cfg, job_dir, progress, trial)
     except Exception as err:  # noqa: BLE001 - recorded, then maybe re-raised
         log.error("job failed: %s", "".join(traceback.format_exception_only(err)).strip())
         log.debug("%s", traceback.format_exc())
         record.update(error=f"{type(err).__name__}: {err}", traceback=traceback.format_exc())
-        _finish(record, cfg, job_dir)
+        _finish(record, cfg, job_dir, trial)
         if raise_failures:
             raise
         return math.nan
 
     final = result.final
+    names = objective_names(cfg)
+    values = [final[name] for name in names]
+    completed = result.status == "completed" and all(math.isfinite(v) for v in values)
     record.update(
         status=result.status,
-        objective=final[cfg.objective] if result.status == "completed" else None,
+        objective=(values[0] if len(values) == 1 else values) if completed else None,
         **{k: final[k] for k in FINAL_METRICS},
         train_seconds=result.train_seconds,
         eval_seconds=result.eval_seconds,
         steps=result.steps,
         steps_planned=cfg.trainer.steps,
         diverged_at_step=result.diverged_at_step,
+        stop_reason=result.stop_reason,
         decay=regularizer.summary(),
         data_sizes=splits.sizes(),
     )
     write_history(job_dir, result.history)
     if cfg.trainer.save_model:
         save_model(job_dir, model.state_dict())
-    _finish(record, cfg, job_dir)
+    _finish(record, cfg, job_dir, trial)
     _log_summary(record, overrides)
-    return record["objective"] if record["objective"] is not None else math.nan
+    if not completed:
+        return math.nan if len(names) == 1 else tuple(math.nan for _ in names)
+    return values[0] if len(names) == 1 else tuple(values)
 
 
-def _train(cfg: DictConfig, job_dir: Path, progress: bool):
+def objective_names(cfg: DictConfig) -> List[str]:
+    """`objective` is one metric name, or a list of them for multi-objective searches."""
+    return [cfg.objective] if isinstance(cfg.objective, str) else list(cfg.objective)
+
+
+def _train(cfg: DictConfig, job_dir: Path, progress: bool, trial: Optional[TrialLink]):
     torch.set_num_threads(cfg.trainer.threads or _DEFAULT_THREADS)
     random.seed(cfg.seed)
     np.random.seed(cfg.seed % 2**32)
@@ -116,6 +129,8 @@ def _train(cfg: DictConfig, job_dir: Path, progress: bool):
     callbacks: List[Callback] = []
     if progress and cfg.trainer.progress:
         callbacks.append(ProgressBar(cfg.trainer.steps))
+    if trial is not None:
+        callbacks.append(PruningReporter(trial, objective_names(cfg)[0]))
     if cfg.logger.name == "tensorboard":
         callbacks.append(TensorBoardLogger(job_dir / "tensorboard", cfg.logger.histogram_every))
     batch_generator = torch.Generator().manual_seed(derived_seed(cfg.seed, "batches"))
@@ -130,12 +145,16 @@ def _train(cfg: DictConfig, job_dir: Path, progress: bool):
     return result, regularizer, model, splits
 
 
-def _finish(record: dict, cfg: DictConfig, job_dir: Path) -> None:
+def _finish(record: dict, cfg: DictConfig, job_dir: Path, trial: Optional[TrialLink]) -> None:
     record["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     record["versions"] = {"wdsweep": wdsweep.__version__, "torch": torch.__version__,
                           "python": platform.python_version()}
     record["config"] = resolved_config(cfg)
+    if trial is not None:
+        record["optuna"] = {"study": trial.study_name, "trial_id": trial.trial_id}
     write_metrics(job_dir, record)
+    if trial is not None:
+        trial.record(record)
 
 
 def _log_summary(record: dict, overrides: Sequence[str]) -> None:
@@ -144,7 +163,8 @@ def _log_summary(record: dict, overrides: Sequence[str]) -> None:
         return "nan" if value is None or not math.isfinite(value) else f"{value:.4g}"
 
     where = " ".join(overrides) or "(no overrides)"
-    extra = f" at step {record['diverged_at_step']}" if record["status"] == "diverged" else ""
+    extra = {"diverged": f" at step {record['diverged_at_step']}",
+             "pruned": f" at step {record['steps']}"}.get(record["status"], "")
     log.info("%s | %s%s | val_error=%s test_error=%s weight_norm=%s sparsity=%s | %.1fs",
              where, record["status"], extra, fmt("val_error"), fmt("test_error"),
              fmt("weight_norm"), fmt("sparsity"), record["train_seconds"])

@@ -22,7 +22,9 @@ SCHEDULES = ("constant", "cosine")
 MODES = ("coupled", "decoupled", "proximal")
 SCOPES = ("weights", "all")
 IMPLS = ("auto", "manual", "loss", "optimizer")
-OBJECTIVES = ("val_error", "val_loss")
+# What a job may return to a sweeper: never a test metric. A list makes a multi-objective search
+# (sparsity and weight_norm are properties of the weights, measured without test data).
+OBJECTIVES = ("val_error", "val_loss", "sparsity", "weight_norm")
 LOGGERS = ("none", "tensorboard")
 DATASETS = ("regression1d", "digits", "moons", "csv")
 MODELS = ("mlp", "linear", "cnn")
@@ -201,8 +203,8 @@ class WdsweepConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     logger: Any = MISSING
     seed: int = 0
-    # The metric the job returns to sweepers. Only validation metrics: nothing selects on test.
-    objective: str = "val_error"
+    # The metric the job returns to sweepers (a list: a tuple of them). Nothing selects on test.
+    objective: Any = "val_error"
 
 
 _GROUP_SCHEMAS = {

@@ -21,6 +21,14 @@ from wdsweep.data import SPLITS, Splits
 from wdsweep.regularizers import Regularizer, weight_norm
 
 
+class StopRun(Exception):
+    """Raised by a callback to end a run early with a status of its own (a pruner's "pruned")."""
+
+    def __init__(self, status: str, reason: str) -> None:
+        super().__init__(reason)
+        self.status, self.reason = status, reason
+
+
 class Callback:
     """Hooks the loop calls; every method is optional."""
 
@@ -36,12 +44,13 @@ class Callback:
 
 @dataclass
 class TrainResult:
-    status: str  # "completed" | "diverged"
+    status: str  # "completed" | "diverged" | a StopRun's status ("pruned")
     steps: int  # optimizer steps taken
     train_seconds: float  # the loop alone, evaluations included
     eval_seconds: float
     history: List[dict] = field(default_factory=list)
     diverged_at_step: Optional[int] = None
+    stop_reason: Optional[str] = None
 
     @property
     def final(self) -> dict:
@@ -111,29 +120,32 @@ def train(model: nn.Module, splits: Splits, optimizer: torch.optim.Optimizer,
             cb.on_eval(step, row)
 
     model.train()
-    record(0)
-    for step in range(1, steps + 1):
-        rows = sampler.next()
-        x, y = (x_train, y_train) if rows is None else (x_train[rows], y_train[rows])
-        loss = data_loss(splits.task, model(x), y)
-        loss_value = loss.item()
-        if not math.isfinite(loss_value):
-            result.status, result.diverged_at_step = "diverged", step
-            break
-        penalty = regularizer.loss_term()
-        total = loss if penalty is None else loss + penalty
-        optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        for cb in callbacks:
-            cb.on_step(step, loss_value, model)
-        lr = optimizer.param_groups[0]["lr"]
-        regularizer.before_step(lr)
-        optimizer.step()
-        regularizer.after_step(lr)
-        scheduler.step()
-        result.steps = step
-        if step % eval_every == 0 or step == steps:
-            record(step)
+    try:  # a callback may end the run early (StopRun), e.g. when a pruner says so
+        record(0)
+        for step in range(1, steps + 1):
+            rows = sampler.next()
+            x, y = (x_train, y_train) if rows is None else (x_train[rows], y_train[rows])
+            loss = data_loss(splits.task, model(x), y)
+            loss_value = loss.item()
+            if not math.isfinite(loss_value):
+                result.status, result.diverged_at_step = "diverged", step
+                break
+            penalty = regularizer.loss_term()
+            total = loss if penalty is None else loss + penalty
+            optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            for cb in callbacks:
+                cb.on_step(step, loss_value, model)
+            lr = optimizer.param_groups[0]["lr"]
+            regularizer.before_step(lr)
+            optimizer.step()
+            regularizer.after_step(lr)
+            scheduler.step()
+            result.steps = step
+            if step % eval_every == 0 or step == steps:
+                record(step)
+    except StopRun as stop:
+        result.status, result.stop_reason = stop.status, stop.reason
 
     if result.status == "completed" and not math.isfinite(result.final["train_loss"]):
         # The last update itself blew the weights up; no loss saw it yet.

@@ -78,7 +78,10 @@ def validate(cfg: DictConfig) -> None:
     """Check every value of a composed config; raise ConfigError listing all problems."""
     check = _Checker(cfg)
     check.number("seed", low=0, high=2**63 - 1)
-    check.choice("objective", OBJECTIVES)
+    objective = check.get("objective")
+    names = [objective] if isinstance(objective, str) else list(objective or [])
+    if not names or any(name not in OBJECTIVES for name in names):
+        check.fail("objective", objective, "one of " + ", ".join(OBJECTIVES) + ", or a list of them")
     _validate_data(check)
     _validate_model(check)
     _validate_optimizer(check)

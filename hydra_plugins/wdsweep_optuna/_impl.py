@@ -1,0 +1,375 @@
+"""The Optuna sweeper's work (imported only when the sweeper is used; see optuna_sweeper.py).
+
+It asks Optuna for trials, runs them as Hydra jobs, tells Optuna how they
+ended, until the study holds n_trials finished trials.
+
+- Each job is told its trial through hydra.job.env_set, so it can report to the pruner and
+  record its ending (wdsweep.trial_link); its folder is <sweep dir>/trial-<number>.
+- A job that raises, diverges, returns NaN or cannot be composed or validated is told as FAIL
+  with the reason in the trial's user attributes, and the sweep goes on.
+- The study lives in a journal file (or any Optuna storage URL) at a path derived from the
+  study name, so the same command resumes it. Several sweep processes on one storage share
+  the budget: "count, then ask" happens under a lock, so n_trials is exact.
+- While its trials run, the sweeper writes a heartbeat on them; a RUNNING trial whose heartbeat
+  is older than stale_after_seconds belonged to a killed sweep and is failed on the next start.
+"""
+import contextlib
+import fcntl
+import hashlib
+import importlib
+import logging
+import math
+import threading
+import time
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+
+import optuna
+from hydra.core.plugins import Plugins
+from hydra.plugins.sweeper import Sweeper
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig, OmegaConf
+from optuna.trial import TrialState
+
+from hydra_plugins.wdsweep_optuna._search_space import SearchSpace, SearchSpaceError, parse_search_space
+
+log = logging.getLogger(__name__)
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+HEARTBEAT_ATTR = "wdsweep_heartbeat"
+REASON_ATTR = "wdsweep_fail_reason"
+RESULTS_FILE = "optimization_results.yaml"
+
+
+class OptunaSweeperImpl(Sweeper):
+    def __init__(self, sampler: DictConfig, pruner: DictConfig, direction: Any, study_name: Optional[str],
+                 storage: Optional[str], storage_dir: str, n_trials: int, n_jobs: int,
+                 max_failure_rate: float, min_trials_for_failure_rate: int,
+                 params: Optional[DictConfig], custom_search_space: Optional[str], enqueue: List[Any],
+                 heartbeat_seconds: float, stale_after_seconds: float) -> None:
+        self.sampler_conf = OmegaConf.to_container(sampler, resolve=True)
+        self.pruner_conf = OmegaConf.to_container(pruner, resolve=True)
+        self.directions = [direction] if isinstance(direction, str) else list(direction)
+        self.study_name, self.storage, self.storage_dir = study_name, storage, storage_dir
+        self.n_trials, self.n_jobs = n_trials, n_jobs
+        self.max_failure_rate, self.min_trials_for_failure_rate = max_failure_rate, min_trials_for_failure_rate
+        self.params = OmegaConf.to_container(params, resolve=True) if params else {}
+        self.custom_search_space = custom_search_space
+        self.enqueue = [dict(p) for p in OmegaConf.to_container(OmegaConf.create(list(enqueue)))] if enqueue else []
+        self.heartbeat_seconds, self.stale_after_seconds = heartbeat_seconds, stale_after_seconds
+        self.space = SearchSpace()
+        self.storage_obj: Optional[optuna.storages.BaseStorage] = None
+        self.config: Optional[DictConfig] = None
+        self.hydra_context: Optional[HydraContext] = None
+        self.launcher = None
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        self.config, self.hydra_context = config, hydra_context
+        self.launcher = Plugins.instance().instantiate_launcher(
+            hydra_context=hydra_context, task_function=task_function, config=config)
+
+    # ------------------------------------------------------------------ the sweep
+    def sweep(self, arguments: List[str]) -> Any:
+        from wdsweep.validation import ConfigError
+
+        try:
+            space = parse_search_space(self.params, arguments)
+            self._check_setup(space)
+        except SearchSpaceError as err:
+            ConfigError(f"invalid search space: {err}").exit()
+        self.space = space
+        study_name = self.study_name or default_study_name(space)
+        storage_spec = self.storage or str((Path(self.storage_dir) / f"{study_name}.journal").resolve())
+        if "://" not in storage_spec:
+            Path(storage_spec).parent.mkdir(parents=True, exist_ok=True)
+        study = self._open_study(study_name, storage_spec, space)
+        sweep_dir = Path(self.config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+
+        lock = _AskLock(storage_spec)
+        heartbeat = _Heartbeat(self.storage_obj, self.heartbeat_seconds)
+        job_index = 0
+        try:
+            while True:
+                with lock:
+                    trials = self._ask_batch(study)
+                if not trials:
+                    break
+                heartbeat.add(trials)
+                try:
+                    job_index = self._run_batch(study, space, storage_spec, trials, job_index)
+                finally:
+                    heartbeat.remove(trials)
+                self._check_failure_rate(study)
+        finally:
+            heartbeat.stop()
+        self._write_results(study, storage_spec, sweep_dir)
+        return None
+
+    def _check_setup(self, space: SearchSpace) -> None:
+        for d in self.directions:
+            if d not in ("minimize", "maximize"):
+                raise SearchSpaceError(f"hydra.sweeper.direction={d!r}: minimize or maximize (or a list)")
+        if self.n_trials < 1 or self.n_jobs < 1:
+            raise SearchSpaceError(f"hydra.sweeper.n_trials={self.n_trials} and n_jobs={self.n_jobs} must be >= 1")
+        if not space.distributions and not self.custom_search_space:
+            raise SearchSpaceError("nothing to search: give hydra.sweeper.params or sweep entries "
+                                   "such as reg.lam='tag(log,interval(1e-5,1e-1))'")
+        if self.sampler_conf["name"] == "grid":
+            space.grid()  # raises on continuous entries
+
+    def _open_study(self, study_name: str, storage_spec: str, space: SearchSpace) -> optuna.Study:
+        from wdsweep.trial_link import PRUNER_ATTR, open_storage
+
+        storage = self.storage_obj = open_storage(storage_spec)
+        existing = [s for s in optuna.get_all_study_summaries(storage) if s.study_name == study_name]
+        n_existing = existing[0].n_trials if existing else 0
+        study = optuna.create_study(
+            study_name=study_name, storage=storage, load_if_exists=True, directions=self.directions,
+            sampler=self._sampler(space, n_existing), pruner=_nop_pruner())
+        if [d.name.lower() for d in study.directions] != self.directions:
+            from wdsweep.validation import ConfigError
+            ConfigError(f"invalid search: study {study_name!r} in {storage_spec} was created with directions "
+                        f"{[d.name.lower() for d in study.directions]}, not {self.directions}").exit()
+        study.set_user_attr(PRUNER_ATTR, self.pruner_conf)
+        self._fail_stale_trials(study)
+        if not existing:
+            for point in self.enqueue:
+                study.enqueue_trial(point, skip_if_exists=True)
+        log.info("study %r in %s: %d trials already, %d finished; running to %d", study_name, storage_spec,
+                 n_existing, _count(study, FINISHED), self.n_trials)
+        return study
+
+    def _sampler(self, space: SearchSpace, n_existing: int) -> optuna.samplers.BaseSampler:
+        conf = dict(self.sampler_conf)
+        name, seed = conf.pop("name"), conf.pop("seed")
+        if seed is not None and n_existing:
+            seed += n_existing  # a resumed seeded sampler must not replay its first points
+        if name == "tpe":
+            return optuna.samplers.TPESampler(seed=seed, **conf)
+        if name == "random":
+            return optuna.samplers.RandomSampler(seed=seed)
+        if name == "grid":
+            return optuna.samplers.GridSampler(space.grid(), seed=seed)
+        if name == "cmaes":
+            return optuna.samplers.CmaEsSampler(seed=seed, **conf)
+        if name == "gp":
+            return optuna.samplers.GPSampler(seed=seed, **conf)
+        raise SearchSpaceError(f"hydra/sweeper/sampler={name!r}: tpe, random, grid, cmaes or gp")
+
+    def _fail_stale_trials(self, study: optuna.Study) -> None:
+        now = time.time()
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            beat = trial.user_attrs.get(HEARTBEAT_ATTR)
+            started = trial.datetime_start.timestamp() if trial.datetime_start else now
+            last = beat if beat is not None else started
+            if now - last > self.stale_after_seconds:
+                self._tell(study, trial._trial_id, trial.number, TrialState.FAIL, None,
+                           f"stale: its sweep stopped (no heartbeat for {now - last:.0f} s)")
+
+    def _ask_batch(self, study: optuna.Study) -> List[optuna.Trial]:
+        """Up to n_jobs new trials, never more than the study's budget leaves, counting the
+        trials other sweep processes are running."""
+        taken = _count(study, FINISHED + (TrialState.RUNNING,))
+        n = max(0, min(self.n_jobs, self.n_trials - taken))
+        return [study.ask(self.space.distributions) for _ in range(n)]
+
+    def _run_batch(self, study: optuna.Study, space: SearchSpace, storage_spec: str,
+                   trials: List[optuna.Trial], job_index: int) -> int:
+        from wdsweep.trial_link import ENV_STORAGE, ENV_STUDY, ENV_TRIAL
+        from wdsweep.validation import ConfigError, validate
+
+        runnable, overrides = [], []
+        for trial in trials:
+            try:
+                job = self._trial_overrides(trial, space)
+                cfg = self.hydra_context.config_loader.load_sweep_config(self.config, job)
+                validate(cfg)
+            except (ConfigError, SearchSpaceError, ValueError) as err:
+                self._tell(study, trial._trial_id, trial.number, TrialState.FAIL, None,
+                           f"invalid config: {' '.join(str(err).split())}")
+                continue
+            runnable.append(trial)
+            overrides.append(job + [
+                f"hydra.sweep.subdir=trial-{trial.number:05d}",
+                f"++hydra.job.env_set.{ENV_STORAGE}={_quote(storage_spec)}",
+                f"++hydra.job.env_set.{ENV_STUDY}={_quote(study.study_name)}",
+                f"++hydra.job.env_set.{ENV_TRIAL}={trial._trial_id}",
+            ])
+        if not runnable:
+            return job_index
+        returns = self.launcher.launch(overrides, initial_job_idx=job_index)
+        for trial, ret in zip(runnable, returns):
+            state, values, reason = self._outcome(study, trial, ret)
+            self._tell(study, trial._trial_id, trial.number, state, values, reason)
+        return job_index + len(runnable)
+
+    def _trial_overrides(self, trial: optuna.Trial, space: SearchSpace) -> List[str]:
+        chosen: Dict[str, Any] = dict(trial.params)  # sampled by study.ask from the space
+        if self.custom_search_space:
+            module, _, name = self.custom_search_space.rpartition(".")
+            hook = getattr(importlib.import_module(module), name)
+            chosen.update(hook(self.config, trial) or {})
+        fixed = {k: v for k, v in space.fixed.items() if k not in chosen}
+        return [f"{k}={v}" for k, v in fixed.items()] + [f"{k}={_override_value(v)}" for k, v in chosen.items()]
+
+    def _outcome(self, study: optuna.Study, trial: optuna.Trial, ret: Any
+                 ) -> Tuple[TrialState, Optional[List[float]], Optional[str]]:
+        try:
+            value = ret.return_value
+        except Exception as err:  # noqa: BLE001 - the job raised: a failed trial, not a failed sweep
+            return TrialState.FAIL, None, f"job raised {type(err).__name__}: {err}"
+        attrs = self.storage_obj.get_trial(trial._trial_id).user_attrs
+        status = attrs.get("wdsweep_status")
+        if status == "pruned":
+            return TrialState.PRUNED, None, None
+        if status in ("diverged", "failed"):
+            detail = attrs.get("wdsweep_error") or (f"at step {attrs.get('wdsweep_diverged_at_step')}"
+                                                      if status == "diverged" else "")
+            return TrialState.FAIL, None, f"{status} {detail}".strip()
+        values = list(value) if isinstance(value, (list, tuple)) else [value]
+        if len(values) != len(self.directions):
+            return TrialState.FAIL, None, (f"the job returned {len(values)} values for "
+                                           f"{len(self.directions)} directions")
+        if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
+            return TrialState.FAIL, None, f"non-finite objective {values}"
+        return TrialState.COMPLETE, [float(v) for v in values], None
+
+    def _tell(self, study: optuna.Study, trial_id: int, number: int, state: TrialState,
+              values: Optional[List[float]], reason: Optional[str]) -> None:
+        """Tell Optuna; a failure to tell is logged, never raised: the sweep goes on."""
+        try:
+            if reason:
+                self.storage_obj.set_trial_user_attr(trial_id, REASON_ATTR, reason)
+                log.warning("trial %d: %s (%s)", number, state.name, reason)
+            study.tell(number, values, state=state, skip_if_finished=True)
+        except Exception as err:  # noqa: BLE001
+            log.error("could not tell Optuna how trial %d ended (%s): %s", number, state.name, err)
+
+    def _check_failure_rate(self, study: optuna.Study) -> None:
+        finished = _count(study, FINISHED)
+        failed = _count(study, (TrialState.FAIL,))
+        if finished >= self.min_trials_for_failure_rate and failed / finished > self.max_failure_rate:
+            from wdsweep.validation import ConfigError
+            self._write_results(study, None, Path(self.config.hydra.sweep.dir))
+            ConfigError(f"search stopped: {failed} of {finished} trials failed, more than "
+                        f"hydra.sweeper.max_failure_rate={self.max_failure_rate}; see the trials' "
+                        f"{REASON_ATTR} and their metrics.json").exit()
+
+    def _write_results(self, study: optuna.Study, storage_spec: Optional[str], sweep_dir: Path) -> None:
+        trials = study.get_trials(deepcopy=False)
+        results: Dict[str, Any] = {
+            "study_name": study.study_name,
+            "storage": storage_spec or self.storage or str(Path(self.storage_dir) / f"{study.study_name}.journal"),
+            "n_trials": len(trials),
+            "states": {s.name: sum(t.state == s for t in trials) for s in TrialState},
+            "directions": [d.name.lower() for d in study.directions],
+        }
+        complete = [t for t in trials if t.state == TrialState.COMPLETE]
+        if complete and len(study.directions) == 1:
+            best = study.best_trial
+            results.update(best_params=best.params, best_value=best.value, best_trial_number=best.number)
+        elif complete:
+            results["pareto_front"] = [{"number": t.number, "values": t.values, "params": t.params}
+                                       for t in study.best_trials]
+        OmegaConf.save(OmegaConf.create(results), sweep_dir / RESULTS_FILE)
+        log.info("%s: %s", RESULTS_FILE, {k: v for k, v in results.items() if k != "pareto_front"})
+
+
+def default_study_name(space: SearchSpace) -> str:
+    """wdsweep-<digest of the search space and the fixed overrides>: the same command, the same study."""
+    text = repr(sorted((k, repr(v)) for k, v in space.distributions.items())) + repr(sorted(space.fixed.items()))
+    return "wdsweep-" + hashlib.sha1(text.encode()).hexdigest()[:10]
+
+
+def _count(study: optuna.Study, states: Sequence[TrialState]) -> int:
+    return len(study.get_trials(deepcopy=False, states=tuple(states)))
+
+
+def _nop_pruner() -> optuna.pruners.BasePruner:
+    # The sweeper never prunes: its jobs do, with the pruner stored on the study.
+    return optuna.pruners.NopPruner()
+
+
+def _override_value(value: Any) -> str:
+    if isinstance(value, str):
+        return _quote(value)
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def _quote(text: str) -> str:
+    """Quote a string for Hydra's override grammar when it holds characters the grammar reads."""
+    if text and all(c.isalnum() or c in "._-/:+@" for c in text):
+        return text
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+class _AskLock:
+    """Serializes "count, then ask" across sweep processes sharing a storage on one machine
+    (a lock file beside a journal or sqlite file). Other URLs rely on the storage alone."""
+
+    def __init__(self, storage_spec: str) -> None:
+        path = storage_spec
+        if storage_spec.startswith("sqlite:///"):
+            path = storage_spec[len("sqlite:///"):]
+        self.path = None if "://" in path else Path(path + ".asklock")
+
+    @contextlib.contextmanager
+    def _held(self) -> Iterator[None]:
+        if self.path is None:
+            yield
+            return
+        with open(self.path, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def __enter__(self) -> None:
+        self._context = self._held()
+        self._context.__enter__()
+
+    def __exit__(self, *exc: Any) -> None:
+        self._context.__exit__(*exc)
+
+
+class _Heartbeat:
+    """Writes a timestamp on this sweep's running trials every `interval` seconds."""
+
+    def __init__(self, storage: optuna.storages.BaseStorage, interval: float) -> None:
+        self.storage, self.interval = storage, interval
+        self.trial_ids: set = set()
+        self.guard = threading.Lock()
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="wdsweep-heartbeat", daemon=True)
+        self.thread.start()
+
+    def add(self, trials: List[optuna.Trial]) -> None:
+        with self.guard:
+            self.trial_ids.update(t._trial_id for t in trials)
+        self._beat()
+
+    def remove(self, trials: List[optuna.Trial]) -> None:
+        with self.guard:
+            self.trial_ids.difference_update(t._trial_id for t in trials)
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self.stopped.wait(self.interval):
+            self._beat()
+
+    def _beat(self) -> None:
+        with self.guard:
+            ids = list(self.trial_ids)
+        for trial_id in ids:
+            try:
+                self.storage.set_trial_user_attr(trial_id, HEARTBEAT_ATTR, time.time())
+            except Exception as err:  # noqa: BLE001 - a finished trial refuses attrs; that's fine
+                log.debug("heartbeat on trial %d: %s", trial_id, err)

@@ -1,0 +1,126 @@
+"""The sweeper's config schema, registered in Hydra's ConfigStore: hydra/sweeper=wdsweep_optuna,
+with its samplers (hydra/sweeper/sampler=tpe|random|grid|cmaes|gp) and pruners
+(hydra/sweeper/pruner=none|median|successive_halving|hyperband) as config groups."""
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+
+@dataclass
+class SamplerConf:
+    name: str = "tpe"
+    seed: Optional[int] = None
+
+
+@dataclass
+class TPESamplerConf(SamplerConf):
+    name: str = "tpe"
+    n_startup_trials: int = 10
+    multivariate: bool = False
+    group: bool = False
+    # Running trials are treated as bad by TPE, so parallel workers spread out.
+    constant_liar: bool = True
+
+
+@dataclass
+class RandomSamplerConf(SamplerConf):
+    name: str = "random"
+
+
+@dataclass
+class GridSamplerConf(SamplerConf):
+    """The grid of the search space (choice and range entries only)."""
+
+    name: str = "grid"
+
+
+@dataclass
+class CmaEsSamplerConf(SamplerConf):
+    name: str = "cmaes"
+    n_startup_trials: int = 1
+    sigma0: Optional[float] = None
+    restart_strategy: Optional[str] = None
+
+
+@dataclass
+class GPSamplerConf(SamplerConf):
+    name: str = "gp"
+    n_startup_trials: int = 10
+
+
+@dataclass
+class PrunerConf:
+    name: str = "none"
+
+
+@dataclass
+class MedianPrunerConf(PrunerConf):
+    name: str = "median"
+    n_startup_trials: int = 5
+    # In training steps (the job reports every trainer.eval_every steps).
+    n_warmup_steps: int = 0
+    interval_steps: int = 1
+    n_min_trials: int = 1
+
+
+@dataclass
+class SuccessiveHalvingPrunerConf(PrunerConf):
+    name: str = "successive_halving"
+    min_resource: Any = "auto"
+    reduction_factor: int = 4
+    min_early_stopping_rate: int = 0
+
+
+@dataclass
+class HyperbandPrunerConf(PrunerConf):
+    name: str = "hyperband"
+    min_resource: int = 1
+    max_resource: Any = "auto"
+    reduction_factor: int = 3
+
+
+@dataclass
+class OptunaSweeperConf:
+    _target_: str = "hydra_plugins.wdsweep_optuna.optuna_sweeper.OptunaSweeper"
+    defaults: List[Any] = field(default_factory=lambda: [{"sampler": "tpe"}, {"pruner": "none"}])
+    sampler: Any = MISSING
+    pruner: Any = MISSING
+    # One direction, or a list for multi-objective (the task then returns a tuple).
+    direction: Any = "minimize"
+    # null: derived from the search and the fixed overrides, so the same command resumes
+    # the same study and a different command starts another.
+    study_name: Optional[str] = None
+    # null: a journal file (no server; safe for processes on one machine) at
+    # <storage_dir>/<study_name>.journal. Or any Optuna storage URL: sqlite:///x.db, postgresql://...
+    storage: Optional[str] = None
+    storage_dir: str = "multirun/optuna"
+    # The total of finished (complete, pruned or failed) trials the study should reach.
+    n_trials: int = 20
+    # Trials launched at once (one launcher batch); with hydra/launcher=joblib they run in parallel.
+    n_jobs: int = 1
+    # Stop once failed / finished trials exceeds this (after min_trials_for_failure_rate trials).
+    max_failure_rate: float = 1.0
+    min_trials_for_failure_rate: int = 5
+    # The search space in Hydra's sweep syntax; command-line entries win per key.
+    params: Optional[Dict[str, str]] = None
+    # Dotted path of fn(cfg, trial) -> {override key: value}, for conditional spaces.
+    custom_search_space: Optional[str] = None
+    # Known-good points to try first: a list of {key: value}.
+    enqueue: List[Dict[str, Any]] = field(default_factory=list)
+    # A running trial whose sweeper has not written a heartbeat for this long is stale:
+    # its sweeper was killed, and it is marked failed.
+    heartbeat_seconds: float = 10.0
+    stale_after_seconds: float = 60.0
+
+
+_cs = ConfigStore.instance()
+_cs.store(group="hydra/sweeper", name="wdsweep_optuna", node=OptunaSweeperConf, provider="wdsweep")
+for _name, _node in {"tpe": TPESamplerConf, "random": RandomSamplerConf, "grid": GridSamplerConf,
+                     "cmaes": CmaEsSamplerConf, "gp": GPSamplerConf}.items():
+    _cs.store(group="hydra/sweeper/sampler", name=_name, node=_node, provider="wdsweep")
+for _name, _node in {"none": PrunerConf, "median": MedianPrunerConf,
+                     "successive_halving": SuccessiveHalvingPrunerConf,
+                     "hyperband": HyperbandPrunerConf}.items():
+    _cs.store(group="hydra/sweeper/pruner", name=_name, node=_node, provider="wdsweep")

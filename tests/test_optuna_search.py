@@ -1,0 +1,200 @@
+"""Our Optuna sweeper, with real Optuna studies in real journal files, driven by real
+`python -m wdsweep -m search=optuna` subprocesses."""
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from optuna.distributions import FloatDistribution, IntDistribution
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
+
+from conftest import read_metrics, run_cli
+from hydra_plugins.wdsweep_optuna._search_space import SearchSpaceError, parse_search_space
+
+QUICK = ["trainer.steps=30", "trainer.eval_every=10", "model.depth=1", "model.width=16"]
+
+
+def search(tmp_path: Path, *args: str, n_trials: int = 6, seed: int = 0, timeout: float = 300):
+    return run_cli(["-m", "search=optuna", f"hydra.sweeper.n_trials={n_trials}",
+                    f"hydra.sweeper.sampler.seed={seed}", *QUICK, *args], cwd=tmp_path, timeout=timeout)
+
+
+def only_study(tmp_path: Path) -> optuna.Study:
+    (journal,) = (tmp_path / "multirun" / "optuna").glob("*.journal")
+    storage = optuna.storages.JournalStorage(JournalFileBackend(str(journal)))
+    (summary,) = optuna.get_all_study_summaries(storage)
+    return optuna.load_study(study_name=summary.study_name, storage=storage)
+
+
+def results_files(tmp_path: Path):
+    return sorted((tmp_path / "multirun").glob("*/*/optimization_results.yaml"))
+
+
+def states(study: optuna.Study) -> dict:
+    return {s: sum(t.state == s for t in study.trials) for s in TrialState}
+
+
+@pytest.mark.integration
+def test_search_writes_results_that_agree_with_the_study_and_resumes(tmp_path):
+    proc = search(tmp_path, n_trials=6)
+    assert proc.returncode == 0, proc.stderr
+    (results_path,) = results_files(tmp_path)
+    results = yaml.safe_load(results_path.read_text())
+    study = only_study(tmp_path)
+    assert results["study_name"] == study.study_name
+    assert Path(results["storage"]).is_file()
+    assert results["best_value"] == study.best_value
+    assert results["best_params"] == study.best_params
+    assert results["best_trial_number"] == study.best_trial.number
+    assert results["states"]["COMPLETE"] == 6 == len(study.trials)
+    for trial in study.trials:  # the test error is kept for the analysis, the job folder says how it ended
+        assert 0 <= trial.user_attrs["wdsweep_test_error"]
+        assert trial.user_attrs["wdsweep_status"] == "completed"
+    trial_dirs = sorted(results_path.parent.glob("trial-*"))
+    assert len(trial_dirs) == 6
+    first = read_metrics(trial_dirs[0])
+    assert first["optuna"]["study"] == study.study_name
+    assert first["config"]["reg"]["lam"] == pytest.approx(study.trials[0].params["reg.lam"])
+
+    proc = search(tmp_path, n_trials=8)  # the same command, a larger budget: only the missing ones run
+    assert proc.returncode == 0, proc.stderr
+    study = only_study(tmp_path)
+    assert len(study.trials) == 8 and states(study)[TrialState.COMPLETE] == 8
+    # a resumed seeded sampler does not replay its first points
+    assert study.trials[6].params != study.trials[0].params
+
+
+@pytest.mark.integration
+def test_diverged_and_invalid_trials_fail_and_the_search_goes_on(tmp_path):
+    proc = search(tmp_path, "optimizer.lr=choice(0.01,1e4)", "reg.mode=choice(coupled,proximal)",
+                  "reg.p=choice(2,3)", n_trials=10)
+    assert proc.returncode == 0, proc.stderr
+    study = only_study(tmp_path)
+    counts = states(study)
+    assert counts[TrialState.FAIL] >= 1 and counts[TrialState.COMPLETE] >= 1
+    assert sum(counts.values()) == 10
+    reasons = [t.user_attrs.get("wdsweep_fail_reason", "") for t in study.trials if t.state == TrialState.FAIL]
+    for trial in study.trials:
+        p = trial.params
+        if p["reg.mode"] == "proximal" and p["reg.p"] == 3:
+            assert trial.state == TrialState.FAIL
+            assert "reg.p=3.0 is not allowed" in trial.user_attrs["wdsweep_fail_reason"]
+        elif p["optimizer.lr"] == 1e4:
+            assert trial.state == TrialState.FAIL and "diverged" in trial.user_attrs["wdsweep_fail_reason"]
+        else:
+            assert trial.state == TrialState.COMPLETE and math.isfinite(trial.value)
+    assert all(reasons)
+
+
+@pytest.mark.integration
+def test_max_failure_rate_stops_the_search_with_a_clear_message(tmp_path):
+    proc = search(tmp_path, "optimizer.lr=1e4", "hydra.sweeper.max_failure_rate=0.5",
+                  "hydra.sweeper.min_trials_for_failure_rate=2", n_trials=10)
+    assert proc.returncode != 0
+    assert "search stopped: 2 of 2 trials failed" in proc.stderr
+    assert len(only_study(tmp_path).trials) == 2
+
+
+@pytest.mark.integration
+def test_median_pruner_stops_some_trials_early(tmp_path):
+    proc = search(tmp_path, "hydra/sweeper/pruner=median", "hydra.sweeper.pruner.n_startup_trials=2",
+                  "reg.lam=tag(log,interval(1e-4,10))", "trainer.steps=200", "trainer.eval_every=20",
+                  n_trials=8)
+    assert proc.returncode == 0, proc.stderr
+    study = only_study(tmp_path)
+    pruned = [t for t in study.trials if t.state == TrialState.PRUNED]
+    assert pruned
+    (results_path,) = results_files(tmp_path)
+    for trial in pruned:
+        metrics = read_metrics(results_path.parent / f"trial-{trial.number:05d}")
+        assert metrics["status"] == "pruned" and metrics["steps"] < 200
+        assert max(trial.intermediate_values) < 200
+
+
+def test_search_space_parser():
+    space = parse_search_space({"reg.p": "choice(1,2)", "seed": "1"},
+                               ["reg.p=range(1,4)", "reg.lam=tag(log, interval(1e-5, 1e-1))",
+                                "optimizer.lr=interval(0.01, 0.1)", "trainer.batch_size=range(16,65,16)"])
+    assert space.distributions["reg.p"] == IntDistribution(1, 3)  # half-open; the command line won
+    assert space.distributions["reg.lam"] == FloatDistribution(1e-5, 1e-1, log=True)
+    assert space.distributions["optimizer.lr"] == FloatDistribution(0.01, 0.1)
+    assert space.distributions["trainer.batch_size"] == IntDistribution(16, 64, step=16)
+    assert space.fixed == {"seed": "1"}
+    with pytest.raises(SearchSpaceError, match="reg.lam: the grid sampler needs choice"):
+        space.grid()
+    grid = parse_search_space({}, ["reg.p=range(1,4)", "reg.scope=weights,all", "x=range(0.5,1.0,0.25)"]).grid()
+    assert grid == {"reg.p": [1, 2, 3], "reg.scope": ["weights", "all"], "x": [0.5, 0.75]}
+    with pytest.raises(SearchSpaceError, match="interval"):
+        parse_search_space({}, ["reg.lam=interval(1e-2"])
+
+
+def test_log_interval_is_sampled_log_uniformly():
+    space = parse_search_space({}, ["reg.lam=tag(log,interval(1e-5,1e-1))"])
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    values = [study.ask(space.distributions).params["reg.lam"] for _ in range(2000)]
+    decades = [sum(10 ** k <= v < 10 ** (k + 1) for v in values) for k in range(-5, -1)]
+    assert all(400 < n < 600 for n in decades)  # a quarter per decade, not 90% in the top one
+
+
+@pytest.mark.integration
+def test_malformed_sweep_string_is_a_one_line_error(tmp_path):
+    proc = search(tmp_path, "reg.lam=tag(log,interval(1e-5)")
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("wdsweep: invalid override 'reg.lam=tag(log,interval(1e-5)'")
+    assert not (tmp_path / "multirun").exists()
+
+
+@pytest.mark.integration
+def test_two_sweep_processes_share_one_study_exactly(tmp_path):
+    args = [sys.executable, "-m", "wdsweep", "-m", "search=optuna", "hydra.sweeper.n_trials=8",
+            "hydra.sweeper.study_name=shared", *QUICK]
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    procs = [subprocess.Popen(args + [f"hydra.sweep.dir=multirun/worker{i}"], cwd=tmp_path, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outputs
+    study = only_study(tmp_path)
+    numbers = [t.number for t in study.trials]
+    assert sorted(numbers) == list(range(8))
+    assert states(study)[TrialState.COMPLETE] == 8
+    ran = [len(list((tmp_path / "multirun" / f"worker{i}").glob("trial-*"))) for i in range(2)]
+    assert sum(ran) == 8 and min(ran) >= 1  # both did work
+
+
+@pytest.mark.integration
+def test_a_killed_sweep_resumes_and_its_stale_trial_is_failed(tmp_path):
+    args = [sys.executable, "-m", "wdsweep", "-m", "search=optuna", "hydra.sweeper.n_trials=3",
+            "hydra.sweeper.study_name=killed", "hydra.sweeper.heartbeat_seconds=0.5",
+            "hydra.sweeper.stale_after_seconds=2", "trainer.steps=100000", "trainer.eval_every=1000",
+            "model.depth=1", "model.width=16"]
+    proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    journal = tmp_path / "multirun" / "optuna" / "killed.journal"
+    deadline = time.time() + 120
+    while time.time() < deadline and not list((tmp_path / "multirun").glob("*/*/trial-00000/.hydra")):
+        time.sleep(0.2)
+    time.sleep(1.0)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert journal.is_file()
+    time.sleep(2.5)  # longer than stale_after_seconds since its last heartbeat
+
+    resumed = run_cli(["-m", "search=optuna", "hydra.sweeper.n_trials=3", "hydra.sweeper.study_name=killed",
+                       "hydra.sweeper.stale_after_seconds=2", "trainer.steps=30", "trainer.eval_every=10",
+                       "model.depth=1", "model.width=16"], cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    storage = optuna.storages.JournalStorage(JournalFileBackend(str(journal)))
+    study = optuna.load_study(study_name="killed", storage=storage)
+    stale = study.trials[0]
+    assert stale.state == TrialState.FAIL and "stale" in stale.user_attrs["wdsweep_fail_reason"]
+    assert len(study.trials) == 3 and all(t.state != TrialState.RUNNING for t in study.trials)
