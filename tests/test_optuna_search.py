@@ -154,21 +154,89 @@ def test_malformed_sweep_string_is_a_one_line_error(tmp_path):
     assert not (tmp_path / "multirun").exists()
 
 
-@pytest.mark.integration
-def test_two_sweep_processes_share_one_study_exactly(tmp_path):
-    args = [sys.executable, "-m", "wdsweep", "-m", "search=optuna", "hydra.sweeper.n_trials=8",
-            "hydra.sweeper.study_name=shared", *QUICK]
+def run_two_cooperating_sweeps(tmp_path: Path, *extra: str) -> None:
+    args = [sys.executable, "-m", "wdsweep", "-m", "search=optuna", "hydra.sweeper.n_trials=8", *QUICK, *extra]
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     procs = [subprocess.Popen(args + [f"hydra.sweep.dir=multirun/worker{i}"], cwd=tmp_path, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
     outputs = [p.communicate(timeout=300) for p in procs]
     assert all(p.returncode == 0 for p in procs), outputs
-    study = only_study(tmp_path)
-    numbers = [t.number for t in study.trials]
-    assert sorted(numbers) == list(range(8))
-    assert states(study)[TrialState.COMPLETE] == 8
     ran = [len(list((tmp_path / "multirun" / f"worker{i}").glob("trial-*"))) for i in range(2)]
-    assert sum(ran) == 8 and min(ran) >= 1  # both did work
+    assert sum(ran) == 8 and min(ran) >= 1  # both did work, and together exactly the budget
+
+
+def assert_exact_study(study: optuna.Study) -> None:
+    assert sorted(t.number for t in study.trials) == list(range(8))  # none lost, none repeated
+    assert states(study)[TrialState.COMPLETE] == 8
+
+
+@pytest.mark.integration
+def test_two_sweep_processes_share_one_journal_exactly(tmp_path):
+    run_two_cooperating_sweeps(tmp_path, "hydra.sweeper.study_name=shared")
+    assert_exact_study(only_study(tmp_path))
+
+
+@pytest.mark.integration
+def test_two_sweep_processes_share_one_postgresql_study_exactly(tmp_path):
+    url = os.environ.get("WDSWEEP_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("no PostgreSQL server: set WDSWEEP_TEST_POSTGRES_URL (.ci/run starts one)")
+    study_name = f"pg-{tmp_path.name}-{os.getpid()}"
+    run_two_cooperating_sweeps(tmp_path, f"hydra.sweeper.study_name={study_name}",
+                               f"hydra.sweeper.storage={url}")
+    study = optuna.load_study(study_name=study_name, storage=url)
+    assert_exact_study(study)
+    optuna.delete_study(study_name=study_name, storage=url)
+
+
+@pytest.mark.integration
+def test_joblib_launcher_runs_trials_in_parallel_and_prunes(tmp_path):
+    proc = search(tmp_path, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "hydra.sweeper.n_jobs=2",
+                  "hydra/sweeper/pruner=median", "hydra.sweeper.pruner.n_startup_trials=2",
+                  "reg.lam=tag(log,interval(1e-4,10))", "trainer.steps=200", "trainer.eval_every=20",
+                  n_trials=8)
+    assert proc.returncode == 0, proc.stderr
+    assert "Joblib.Parallel(n_jobs=2" in proc.stdout + proc.stderr
+    study = only_study(tmp_path)
+    assert len(study.trials) == 8 and states(study)[TrialState.PRUNED] >= 1
+    assert states(study)[TrialState.COMPLETE] + states(study)[TrialState.PRUNED] == 8
+
+
+@pytest.mark.integration
+def test_grid_sampler_runs_the_grid_once_and_enqueued_points_go_first(tmp_path):
+    proc = search(tmp_path, "hydra/sweeper/sampler=grid", "reg.lam=choice(0,0.01)", "reg.p=range(1,3)",
+                  "reg.scope=choice(weights,all)", "reg.mode=coupled", n_trials=20)
+    assert proc.returncode == 0, proc.stderr
+    points = sorted((t.params["reg.lam"], t.params["reg.p"], t.params["reg.scope"]) for t in only_study(tmp_path).trials)
+    assert points == sorted((lam, p, s) for lam in (0, 0.01) for p in (1, 2) for s in ("weights", "all"))
+
+    other = tmp_path / "enqueued"
+    other.mkdir()
+    proc = search(other, "reg.mode=coupled", "reg.p=2", "reg.scope=all",
+                  "+hydra.sweeper.enqueue=[{reg.lam: 0.0042}]", n_trials=2)
+    assert proc.returncode == 0, proc.stderr
+    assert only_study(other).trials[0].params["reg.lam"] == 0.0042
+
+
+@pytest.mark.integration
+def test_multi_objective_search_writes_the_pareto_front(tmp_path):
+    proc = search(tmp_path, "hydra.sweeper.direction=[minimize,minimize]", "objective=[val_error,weight_norm]",
+                  n_trials=4)
+    assert proc.returncode == 0, proc.stderr
+    (results_path,) = results_files(tmp_path)
+    results = yaml.safe_load(results_path.read_text())
+    study = only_study(tmp_path)
+    assert {t["number"] for t in results["pareto_front"]} == {t.number for t in study.best_trials}
+    assert all(len(t.values) == 2 for t in study.trials)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("sampler", ["random", "cmaes", "gp"])
+def test_other_samplers_run(tmp_path, sampler):
+    proc = search(tmp_path, f"hydra/sweeper/sampler={sampler}", "reg.mode=coupled", "reg.scope=weights",
+                  n_trials=3)
+    assert proc.returncode == 0, proc.stderr
+    assert states(only_study(tmp_path))[TrialState.COMPLETE] == 3
 
 
 @pytest.mark.integration
@@ -198,3 +266,22 @@ def test_a_killed_sweep_resumes_and_its_stale_trial_is_failed(tmp_path):
     stale = study.trials[0]
     assert stale.state == TrialState.FAIL and "stale" in stale.user_attrs["wdsweep_fail_reason"]
     assert len(study.trials) == 3 and all(t.state != TrialState.RUNNING for t in study.trials)
+
+
+@pytest.mark.integration
+def test_custom_search_space_hook_makes_p_conditional_on_the_mode(tmp_path):
+    proc = run_cli(["-m", "search=optuna_proximal", "hydra.sweeper.n_trials=8", "hydra/sweeper/sampler=random",
+                    "hydra.sweeper.sampler.seed=1", *QUICK], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    study = only_study(tmp_path)
+    assert states(study)[TrialState.COMPLETE] == 8  # no trial was an invalid proximal p
+    (results_path,) = results_files(tmp_path)
+    modes = set()
+    for trial in study.trials:
+        config = read_metrics(results_path.parent / f"trial-{trial.number:05d}")["config"]
+        modes.add(config["reg"]["mode"])
+        if config["reg"]["mode"] == "proximal":
+            assert config["reg"]["p"] in (1.0, 2.0) and "reg.p_proximal" in trial.params
+        else:
+            assert 1.0 <= config["reg"]["p"] <= 3.0 and config["reg"]["p"] == trial.params["reg.p"]
+    assert "proximal" in modes and len(modes) >= 2

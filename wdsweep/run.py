@@ -52,10 +52,11 @@ def run(cfg: DictConfig, job_dir: Path, *, overrides: Sequence[str] = (), progre
     job_dir = Path(job_dir)
     job_dir.mkdir(parents=True, exist_ok=True)
     started = datetime.now(timezone.utc)
+    names = objective_names(cfg)
     record = {
         "schema_version": SCHEMA_VERSION,
         "status": "failed",
-        "objective_name": cfg.objective,
+        "objective_name": names[0] if len(names) == 1 else names,
         "objective": None,
         "seed": cfg.seed,
         "overrides": list(overrides),
@@ -74,7 +75,6 @@ def run(cfg: DictConfig, job_dir: Path, *, overrides: Sequence[str] = (), progre
         return math.nan
 
     final = result.final
-    names = objective_names(cfg)
     values = [final[name] for name in names]
     completed = result.status == "completed" and all(math.isfinite(v) for v in values)
     record.update(

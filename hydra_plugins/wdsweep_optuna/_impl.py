@@ -82,17 +82,18 @@ class OptunaSweeperImpl(Sweeper):
         storage_spec = self.storage or str((Path(self.storage_dir) / f"{study_name}.journal").resolve())
         if "://" not in storage_spec:
             Path(storage_spec).parent.mkdir(parents=True, exist_ok=True)
-        study = self._open_study(study_name, storage_spec, space)
+        lock = _AskLock(storage_spec, study_name)
+        with lock.held():  # two processes creating one RDB schema or study at once would collide
+            study = self._open_study(study_name, storage_spec, space)
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
 
-        lock = _AskLock(storage_spec)
         heartbeat = _Heartbeat(self.storage_obj, self.heartbeat_seconds)
         job_index = 0
         try:
             while True:
-                with lock:
+                with lock.held():
                     trials = self._ask_batch(study)
                 if not trials:
                     break
@@ -117,7 +118,10 @@ class OptunaSweeperImpl(Sweeper):
             raise SearchSpaceError("nothing to search: give hydra.sweeper.params or sweep entries "
                                    "such as reg.lam='tag(log,interval(1e-5,1e-1))'")
         if self.sampler_conf["name"] == "grid":
-            space.grid()  # raises on continuous entries
+            size = math.prod(len(values) for values in space.grid().values())  # raises if continuous
+            if size < self.n_trials:
+                log.info("the grid has %d points: n_trials %d -> %d", size, self.n_trials, size)
+                self.n_trials = size
 
     def _open_study(self, study_name: str, storage_spec: str, space: SearchSpace) -> optuna.Study:
         from wdsweep.trial_link import PRUNER_ATTR, open_storage
@@ -308,33 +312,44 @@ def _quote(text: str) -> str:
 
 
 class _AskLock:
-    """Serializes "count, then ask" across sweep processes sharing a storage on one machine
-    (a lock file beside a journal or sqlite file). Other URLs rely on the storage alone."""
+    """Serializes "count, then ask" across sweep processes sharing a study, so that together
+    they run exactly n_trials: a lock file beside a journal or sqlite file (one machine), or a
+    PostgreSQL advisory lock (any number of machines). Other storages rely on the storage alone."""
 
-    def __init__(self, storage_spec: str) -> None:
-        path = storage_spec
-        if storage_spec.startswith("sqlite:///"):
-            path = storage_spec[len("sqlite:///"):]
-        self.path = None if "://" in path else Path(path + ".asklock")
+    def __init__(self, storage_spec: str, study_name: str) -> None:
+        self.path: Optional[Path] = None
+        self.engine = None
+        if storage_spec.startswith("postgresql"):
+            import sqlalchemy
+            from sqlalchemy.pool import NullPool
+
+            self.engine = sqlalchemy.create_engine(storage_spec, poolclass=NullPool)
+            self.key = int(hashlib.sha1(study_name.encode()).hexdigest()[:15], 16)
+        elif storage_spec.startswith("sqlite:///"):
+            self.path = Path(storage_spec[len("sqlite:///"):] + ".asklock")
+        elif "://" not in storage_spec:
+            self.path = Path(storage_spec + ".asklock")
 
     @contextlib.contextmanager
-    def _held(self) -> Iterator[None]:
-        if self.path is None:
+    def held(self) -> Iterator[None]:
+        if self.engine is not None:
+            import sqlalchemy
+
+            with self.engine.connect() as conn:
+                conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": self.key})
+                try:
+                    yield
+                finally:
+                    conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": self.key})
+        elif self.path is not None:
+            with open(self.path, "a") as handle:
+                fcntl.flock(handle, fcntl.LOCK_EX)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(handle, fcntl.LOCK_UN)
+        else:
             yield
-            return
-        with open(self.path, "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
-
-    def __enter__(self) -> None:
-        self._context = self._held()
-        self._context.__enter__()
-
-    def __exit__(self, *exc: Any) -> None:
-        self._context.__exit__(*exc)
 
 
 class _Heartbeat:
