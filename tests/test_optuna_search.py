@@ -285,3 +285,14 @@ def test_custom_search_space_hook_makes_p_conditional_on_the_mode(tmp_path):
         else:
             assert 1.0 <= config["reg"]["p"] <= 3.0 and config["reg"]["p"] == trial.params["reg.p"]
     assert "proximal" in modes and len(modes) >= 2
+
+
+@pytest.mark.integration
+def test_an_experiments_grid_does_not_leak_into_the_search(tmp_path):
+    proc = search(tmp_path, "experiment=lp_vs_global", "trainer.steps=20", n_trials=2)
+    assert proc.returncode == 0, proc.stderr
+    study = only_study(tmp_path)
+    assert set(study.trials[0].params) == {"reg.lam", "reg.p", "reg.mode", "reg.scope"}  # no seed
+    (results_path,) = results_files(tmp_path)
+    config = read_metrics(results_path.parent / "trial-00000")["config"]
+    assert config["data"]["name"] == "digits" and config["seed"] == 0
