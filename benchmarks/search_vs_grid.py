@@ -23,13 +23,16 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 OBJECTIVE = "val_error"
-SPACE = ["reg.lam=choice(0,1e-4,1e-3,1e-2)", "reg.scope=choice(weights,all)", "reg.p=choice(1,2,3)",
-         "reg.mode=coupled", "seed=0", "experiment=lp_vs_global"]
+FIXED = ["reg.mode=coupled", "seed=0", "experiment=lp_vs_global"]
+GRID = ["reg.lam=choice(0,1e-4,1e-3,1e-2)", "reg.scope=choice(weights,all)", "reg.p=choice(1,2,3)"]
+# The space a user would search instead: the grid's ranges, continuous.
+CONTINUOUS = ["reg.lam=tag(log,interval(1e-5,1e-2))", "reg.scope=choice(weights,all)", "reg.p=interval(1,3)"]
+SPACE = GRID
 
 
 def search(workdir: Path, name: str, *args: str) -> optuna.Study:
     journal = workdir / f"{name}.journal"
-    cmd = [sys.executable, "-m", "wdsweep", "-m", "search=optuna", *SPACE, f"objective={OBJECTIVE}",
+    cmd = [sys.executable, "-m", "wdsweep", "-m", "search=optuna", *FIXED, *SPACE, f"objective={OBJECTIVE}",
            f"hydra.sweeper.study_name={name}",
            f"hydra.sweeper.storage_dir={workdir}", f"hydra.sweep.dir={workdir / name}", *args]
     subprocess.run(cmd, cwd=workdir, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -66,15 +69,18 @@ def main() -> None:
     parser.add_argument("--objective", default="val_error", choices=["val_error", "val_loss"],
                         help="val_error ties often on 360 validation images (steps of 1/360); "
                              "val_loss is continuous")
+    parser.add_argument("--space", default="grid", choices=["grid", "continuous"],
+                        help="what TPE searches: the grid's 24 points, or their ranges made continuous")
     args = parser.parse_args()
-    global OBJECTIVE
+    global OBJECTIVE, SPACE
     OBJECTIVE = args.objective
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="wdsweep-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
 
     grid = search(workdir, "grid", "hydra/sweeper/sampler=grid", "hydra.sweeper.n_trials=24")
+    SPACE = CONTINUOUS if args.space == "continuous" else GRID
     target = grid.best_value * 1.01
-    print(f"objective: {OBJECTIVE}")
+    print(f"objective: {OBJECTIVE}; TPE searches the {args.space} space")
     print(f"grid: {len(grid.trials)} trials, best {grid.best_value:.4f} at {grid.best_params}")
 
     reached, plain_steps, pruned_steps, plain_best, pruned_best = [], [], [], [], []
@@ -95,7 +101,7 @@ def main() -> None:
               f"(best {pruned.best_value:.4f})")
     print(f"TPE trials to within 1% of the grid's best (of 24 grid points): median {statistics.median(reached)}")
     saved = 1 - sum(pruned_steps) / sum(plain_steps)
-    print(f"median pruner: {saved:.0%} fewer training steps; best val_error "
+    print(f"median pruner: {saved:.0%} fewer training steps; best {OBJECTIVE} "
           f"{statistics.mean(plain_best):.4f} without, {statistics.mean(pruned_best):.4f} with (mean over seeds)")
 
 

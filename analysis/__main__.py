@@ -1,0 +1,64 @@
+"""`python -m analysis [SWEEP_DIR_OR_STORAGE...] [--out DIR]`: the runs table, charts and report.
+
+With no source, the newest sweep under ./multirun. With no --out the report lands in
+<first sweep>/analysis. Problems with single files (a corrupt
+metrics.json, a folder with no runs) are one-line messages, and the rest of the report is made;
+the exit status is non-zero only when nothing at all could be read.
+"""
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from pathlib import Path
+
+from analysis.collect import collect, status_counts
+from analysis.figures import gap_chart, headline_chart
+from analysis.report import write_report
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m analysis", description=__doc__.splitlines()[0])
+    parser.add_argument("sources", nargs="*",
+                        help="sweep folders (multirun/<date>/<time>), journal files or storage URLs; "
+                             "default: the newest sweep under ./multirun")
+    parser.add_argument("--out", type=Path, default=None, help="report folder (default: <first sweep>/analysis)")
+    args = parser.parse_args(argv)
+    tic = time.perf_counter()
+    if not args.sources:
+        sweeps = sorted(Path("multirun").glob("*/*/multirun.yaml"), key=lambda p: p.stat().st_mtime)
+        if not sweeps:
+            print("analysis: no sweep under ./multirun; name one: python -m analysis multirun/<date>/<time>",
+                  file=sys.stderr)
+            return 1
+        args.sources = [str(sweeps[-1].parent)]
+
+    collection = collect(args.sources)
+    for problem in collection.problems:
+        print(f"analysis: {problem}", file=sys.stderr)
+    runs = collection.runs
+    if runs.empty:
+        print("analysis: no runs to analyse", file=sys.stderr)
+        return 1
+    first = Path(args.sources[0])
+    out = args.out or ((first if first.is_dir() else first.parent) / "analysis")
+    out.mkdir(parents=True, exist_ok=True)
+    runs.to_csv(out / "runs.csv", index=False)
+    try:
+        runs.to_parquet(out / "runs.parquet", index=False)
+    except ImportError:
+        pass  # pyarrow is optional
+
+    figures = []
+    if {"reg.lam", "reg.p", "reg.scope", "test_error", "train_error"} <= set(runs.columns):
+        for chart in (headline_chart, gap_chart):
+            figures += chart(runs, out)[1]
+    command = "python -m analysis " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    report = write_report(runs, status_counts(runs), figures, out, command, collection.problems)
+    print(f"analysis: {len(runs)} runs -> {report} ({time.perf_counter() - tic:.1f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+"""Collect: sweep folders and Optuna storages -> one tidy pandas DataFrame, one row per run.
+
+Each job folder (one holding .hydra/config.yaml) gives a row: the flattened config keys
+(`reg.lam`, `reg.p`, `optimizer.name`, `seed`, ...), every metric of its metrics.json, its
+status and where it lives. A job with no metrics.json (still running, or killed) is a row with
+status `incomplete`; a corrupt metrics.json is a row with status `unreadable` and a one-line
+message. An Optuna storage (a journal file or a storage URL) gives one row per trial.
+Rows from sweeps with different config keys merge; keys a run lacks are empty (NaN).
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Iterable, List
+
+import pandas as pd
+import yaml
+
+log = logging.getLogger(__name__)
+
+STATUSES = ("completed", "diverged", "failed", "pruned", "incomplete", "unreadable")
+# Metrics copied from metrics.json into each row, when present.
+METRICS = ("objective", "train_loss", "train_error", "val_loss", "val_error", "test_loss", "test_error",
+           "reg_loss", "weight_norm", "sparsity", "train_seconds", "steps", "steps_planned",
+           "diverged_at_step", "error", "config_hash")
+
+
+@dataclass
+class Collection:
+    runs: pd.DataFrame
+    problems: List[str] = field(default_factory=list)  # one line each, naming the file
+
+
+def flatten(tree: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
+    """{'reg': {'lam': 0.1}} -> {'reg.lam': 0.1}; lists stay values."""
+    flat: Dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def collect(sources: Iterable[str]) -> Collection:
+    rows: List[Dict[str, Any]] = []
+    problems: List[str] = []
+    for source in sources:
+        path = Path(source)
+        if path.is_dir():
+            found = collect_sweep(path, problems)
+            if not found:
+                problems.append(f"{path}: no runs found (no folder with .hydra/config.yaml below it)")
+            rows.extend(found)
+        elif path.suffix == ".journal" or "://" in source:
+            rows.extend(collect_optuna(source, problems))
+        else:
+            problems.append(f"{source}: not a sweep folder, a .journal file or a storage URL")
+    frame = pd.DataFrame(rows)
+    if not frame.empty:
+        frame = frame[[c for c in _leading(frame)] + [c for c in frame.columns if c not in _leading(frame)]]
+    return Collection(frame, problems)
+
+
+def _leading(frame: pd.DataFrame) -> List[str]:
+    return [c for c in ("sweep", "job", "status", "seed", "reg.lam", "reg.p", "reg.mode", "reg.scope")
+            if c in frame.columns]
+
+
+def collect_sweep(root: Path, problems: List[str]) -> List[Dict[str, Any]]:
+    rows = []
+    for config_file in sorted(root.rglob(".hydra/config.yaml")):
+        job = config_file.parent.parent
+        row: Dict[str, Any] = {"sweep": str(root), "job": str(job.relative_to(root)) or "."}
+        try:
+            config = yaml.safe_load(config_file.read_text()) or {}
+        except yaml.YAMLError as err:
+            problems.append(f"{config_file}: unreadable config ({' '.join(str(err).split())})")
+            continue
+        row.update(flatten(config))
+        overrides_file = job / ".hydra" / "overrides.yaml"
+        if overrides_file.is_file():
+            row["overrides"] = " ".join(yaml.safe_load(overrides_file.read_text()) or [])
+        metrics_file = job / "metrics.json"
+        if not metrics_file.is_file():
+            row["status"] = "incomplete"
+        else:
+            try:
+                metrics = json.loads(metrics_file.read_text())
+                row["status"] = metrics.get("status", "unreadable")
+                row.update({k: metrics[k] for k in METRICS if k in metrics})
+            except (json.JSONDecodeError, UnicodeDecodeError) as err:
+                problems.append(f"{metrics_file}: corrupt metrics.json ({err})")
+                row["status"] = "unreadable"
+        rows.append(row)
+    return rows
+
+
+def collect_optuna(spec: str, problems: List[str]) -> List[Dict[str, Any]]:
+    """One row per trial of every study in an Optuna storage."""
+    import optuna
+
+    from wdsweep.trial_link import open_storage
+
+    try:
+        storage = open_storage(spec)
+        summaries = optuna.get_all_study_summaries(storage)
+    except Exception as err:  # noqa: BLE001 - a bad storage is a message, not a crash
+        problems.append(f"{spec}: cannot read the Optuna storage ({type(err).__name__}: {err})")
+        return []
+    rows = []
+    for summary in summaries:
+        study = optuna.load_study(study_name=summary.study_name, storage=storage)
+        for trial in study.get_trials(deepcopy=False):
+            row: Dict[str, Any] = {"sweep": spec, "job": f"{summary.study_name}/trial-{trial.number:05d}",
+                                   "study": summary.study_name, "trial": trial.number,
+                                   "trial_state": trial.state.name}
+            row.update(trial.params)
+            attrs = trial.user_attrs
+            row["status"] = attrs.get("wdsweep_status") or {"RUNNING": "incomplete", "WAITING": "incomplete",
+                                                             "PRUNED": "pruned", "FAIL": "failed"}.get(
+                                                                 trial.state.name, "completed")
+            for key in ("test_error", "val_error", "steps", "diverged_at_step", "error"):
+                if f"wdsweep_{key}" in attrs:
+                    row[key] = attrs[f"wdsweep_{key}"]
+            if trial.values is not None and len(trial.values) == 1:
+                row["objective"] = trial.values[0]
+            rows.append(row)
+    return rows
+
+
+def status_counts(frame: pd.DataFrame) -> Dict[str, int]:
+    counts = frame["status"].value_counts() if "status" in frame else pd.Series(dtype=int)
+    return {status: int(counts.get(status, 0)) for status in STATUSES}

@@ -1,0 +1,101 @@
+"""report.md: which regularizer won, at which lambda, by how much, and how sure we are.
+
+Every choice is made on validation error; test error is only reported. The winner is the
+(mode, scope, p, lambda) with the lowest mean validation error over seeds; the gain is its mean
+test error below the lambda = 0 baseline's, with a 95% interval from the per-seed differences
+when both were run on the same seeds.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import numpy as np
+import pandas as pd
+
+GROUP = ["reg.mode", "reg.scope", "reg.p"]
+
+
+def best_lambdas(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per (mode, scope, p): the lambda with the lowest mean validation error, and its test error."""
+    done = runs[(runs["status"] == "completed") & (runs["reg.lam"] > 0)]
+    rows = []
+    for key, group in done.groupby(GROUP):
+        by_lam = group.groupby("reg.lam")
+        best_lam = by_lam["val_error"].mean().idxmin()
+        chosen = group[group["reg.lam"] == best_lam]
+        rows.append(dict(zip(GROUP, key), **{
+            "reg.lam": best_lam,
+            "val_error": chosen["val_error"].mean(),
+            "test_error": chosen["test_error"].mean(),
+            "test_error_std": chosen["test_error"].std(ddof=1) if len(chosen) > 1 else float("nan"),
+            "seeds": chosen["seed"].nunique() if "seed" in chosen else len(chosen),
+        }))
+    table = pd.DataFrame(rows)
+    return table.sort_values("val_error").reset_index(drop=True) if len(table) else table
+
+
+def paired_gain(runs: pd.DataFrame, winner: pd.Series) -> Optional[Dict[str, float]]:
+    """Baseline minus winner test error per shared seed: mean and 95% t-interval."""
+    from scipy import stats
+
+    done = runs[runs["status"] == "completed"]
+    base = done[done["reg.lam"] == 0].groupby("seed")["test_error"].mean()
+    mask = np.logical_and.reduce([done[k] == winner[k] for k in GROUP + ["reg.lam"]])
+    win = done[mask].groupby("seed")["test_error"].mean()
+    shared = base.index.intersection(win.index)
+    if len(shared) == 0:
+        return None
+    diff = base[shared] - win[shared]
+    half = float(stats.t.ppf(0.975, len(diff) - 1) * diff.std(ddof=1) / math.sqrt(len(diff))) \
+        if len(diff) > 1 else float("nan")
+    return {"mean": float(diff.mean()), "low": float(diff.mean() - half), "high": float(diff.mean() + half),
+            "seeds": len(diff), "baseline": float(base[shared].mean())}
+
+
+def write_report(runs: pd.DataFrame, counts: Dict[str, int], figures: List[Path], out: Path,
+                 command: str, problems: List[str]) -> Path:
+    lines = ["# Regularization sweep report", "", f"Made by: `{command}`", ""]
+    table = best_lambdas(runs) if {"reg.lam", "val_error"} <= set(runs.columns) else pd.DataFrame()
+    if len(table):
+        winner = table.iloc[0]
+        lines += ["## The answer", "", _winner_sentence(runs, winner), ""]
+        lines += ["## Best λ per regularizer (chosen on validation error)", "",
+                  "| mode | scope | p | best λ | val error | test error (mean ± std) | seeds |",
+                  "|---|---|---|---|---|---|---|"]
+        for _, row in table.iterrows():
+            std = "" if math.isnan(row["test_error_std"]) else f" ± {row['test_error_std']:.4f}"
+            lines.append(f"| {row['reg.mode']} | {row['reg.scope']} | {row['reg.p']:g} | {row['reg.lam']:g} | "
+                         f"{row['val_error']:.4f} | {row['test_error']:.4f}{std} | {row['seeds']} |")
+        lines.append("")
+    else:
+        lines += ["No completed run with λ > 0 and a validation error: nothing to compare.", ""]
+    lines += ["## Runs", "", "| " + " | ".join(counts) + " |", "|" + "---|" * len(counts),
+              "| " + " | ".join(str(v) for v in counts.values()) + " |", ""]
+    if problems:
+        lines += ["Problems met while collecting:", ""] + [f"- {p}" for p in problems] + [""]
+    if figures:
+        lines += ["## Figures", ""]
+        for path in figures:
+            if path.suffix == ".png":
+                lines += [f"![{path.stem}]({path.name})", f"([PDF]({path.with_suffix('.pdf').name}))", ""]
+    lines += ["The table of every run is `runs.csv` beside this report."]
+    path = out / "report.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _winner_sentence(runs: pd.DataFrame, winner: pd.Series) -> str:
+    name = f"{winner['reg.mode']} L{winner['reg.p']:g} decay on {winner['reg.scope']} at λ = {winner['reg.lam']:g}"
+    text = (f"**{name}** has the lowest validation error ({winner['val_error']:.4f}); its test error is "
+            f"{winner['test_error']:.4f} over {winner['seeds']} seed(s).")
+    gain = paired_gain(runs, winner)
+    if gain is None:
+        return text + " No λ = 0 run shares its seeds, so there is no baseline to compare with."
+    verdict = ("lower than" if gain["low"] > 0 else "higher than" if gain["high"] < 0
+               else "not distinguishable from")
+    interval = "" if math.isnan(gain["low"]) else f", 95% interval [{gain['low']:+.4f}, {gain['high']:+.4f}]"
+    return (text + f" Without decay the test error is {gain['baseline']:.4f}: a gain of {gain['mean']:+.4f}"
+            f"{interval} over {gain['seeds']} paired seed(s), so the winner's test error is {verdict} "
+            f"the baseline's.")

@@ -1,0 +1,116 @@
+"""The analysis stage on real sweeps: python -m wdsweep -m ..., then python -m analysis."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib.image as mpimg
+import pandas as pd
+import pytest
+
+from analysis.collect import collect, status_counts
+from analysis.figures import headline_chart
+from analysis.report import best_lambdas
+from conftest import job_dirs, run_cli
+
+pytestmark = pytest.mark.integration
+SMALL = ["trainer.steps=30", "trainer.eval_every=10", "model.depth=1", "model.width=16"]
+
+
+def sweep(root: Path, *args: str, small: bool = True) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    proc = run_cli(["-m", *args, *(SMALL if small else []), "hydra.sweep.dir=sweep"], cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    return root / "sweep"
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory) -> Path:
+    """24 jobs: lambda x scope x p x seed, on seed 1's data."""
+    return sweep(tmp_path_factory.mktemp("grid"), "reg.lam=0,0.01,1", "reg.scope=weights,all",
+                 "reg.p=1,2", "seed=0,1")
+
+
+def run_analysis(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "analysis", *map(str, args)], capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_every_job_is_one_row_with_its_own_config(grid):
+    runs = collect([grid]).runs
+    assert len(runs) == 24 == len(job_dirs(grid))
+    for _, row in runs.iterrows():
+        job = row["job"]
+        assert f"reg.lam={row['reg.lam']:g}" in job and f"reg.p={row['reg.p']:g}" in job
+        assert f"reg.scope={row['reg.scope']}" in job and f"seed={row['seed']}" in job
+    assert set(runs["status"]) == {"completed"}
+    assert runs["test_error"].notna().all()
+
+
+def test_incomplete_corrupt_and_diverged_runs_are_counted(grid, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(grid, copy)
+    jobs = job_dirs(copy)
+    (jobs[0] / "metrics.json").unlink()
+    (jobs[1] / "metrics.json").write_text("{not json")
+    diverged = sweep(tmp_path / "div", "optimizer.lr=1e4,0.01")
+    collection = collect([copy, diverged])
+    counts = status_counts(collection.runs)
+    assert counts["incomplete"] == 1 and counts["unreadable"] == 1
+    assert counts["diverged"] == 1 and counts["completed"] == 22 + 1
+    (problem,) = collection.problems
+    assert str(jobs[1] / "metrics.json") in problem and "corrupt" in problem
+
+
+def test_sweeps_with_different_keys_merge(grid, tmp_path):
+    moons = sweep(tmp_path / "moons", "data=moons", "optimizer=adam", "seed=0,1")
+    runs = collect([grid, moons]).runs
+    assert len(runs) == 26
+    from_moons = runs[runs["data.name"] == "moons"]
+    assert from_moons["optimizer.betas"].notna().all() and from_moons["data.label_noise"].notna().all()
+    assert runs[runs["data.name"] == "regression1d"]["data.label_noise"].isna().all()
+
+
+def test_headline_chart_draws_one_line_per_scope_and_p_over_the_swept_lambdas(grid, tmp_path):
+    runs = collect([grid]).runs
+    curves, files = headline_chart(runs, tmp_path)
+    assert {(p, c) for p, c in zip(curves["reg.p"], curves["curve"])} == {
+        (p, c) for p in (1.0, 2.0) for c in ("weights only", "all parameters (global)")}
+    for _, line in curves.groupby(["reg.p", "curve"]):
+        assert sorted(line["reg.lam"]) == [0.01, 1.0]  # lambda = 0 is the dashed baseline instead
+        assert (line["n"] == 2).all()  # two seeds each
+    assert {f.suffix for f in files} == {".png", ".pdf"}
+    image = mpimg.imread(files[0] if files[0].suffix == ".png" else files[1])
+    assert image.std() > 0.05  # not blank
+
+
+def test_cli_writes_table_charts_and_a_report_naming_the_known_winner(tmp_path):
+    # lambda = 100 crushes a linear fit to a constant: the winner can only be lambda = 0.001.
+    known = sweep(tmp_path / "known", "model=linear", "reg.lam=0,0.001,100", "seed=0,1,2",
+                  "trainer.steps=300", "trainer.eval_every=100", small=False)
+    proc = run_analysis(known, "--out", tmp_path / "report")
+    assert proc.returncode == 0, proc.stderr
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "**coupled L2 decay on weights at λ = 0.001**" in report
+    assert "| coupled | weights | 2 | 0.001 |" in report
+    assert "python -m analysis" in report and "test_error_vs_lambda.png" in report
+    runs = pd.read_csv(tmp_path / "report" / "runs.csv")
+    assert len(runs) == 9
+    table = best_lambdas(runs)
+    assert table.iloc[0]["reg.lam"] == 0.001 and table.iloc[0]["seeds"] == 3
+    for name in ("test_error_vs_lambda", "generalization_gap_vs_lambda"):
+        assert (tmp_path / "report" / f"{name}.png").stat().st_size > 10_000
+        assert (tmp_path / "report" / f"{name}.pdf").is_file()
+
+
+def test_bad_sources_get_one_line_each(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    proc = run_analysis(empty, tmp_path / "nope.txt")
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert lines == [f"analysis: {empty}: no runs found (no folder with .hydra/config.yaml below it)",
+                     f"analysis: {tmp_path / 'nope.txt'}: not a sweep folder, a .journal file or a storage URL",
+                     "analysis: no runs to analyse"]
