@@ -14,7 +14,9 @@ import time
 from pathlib import Path
 
 from analysis.collect import collect, status_counts
-from analysis.figures import gap_chart, headline_chart
+from analysis.figures import (
+    gap_chart, headline_chart, lr_lambda_heatmap, optuna_charts, regression_fits, weight_histograms,
+)
 from analysis.report import write_report
 
 
@@ -52,8 +54,9 @@ def main(argv=None) -> int:
 
     figures = []
     if {"reg.lam", "reg.p", "reg.scope", "test_error", "train_error"} <= set(runs.columns):
-        for chart in (headline_chart, gap_chart):
+        for chart in (headline_chart, gap_chart, weight_histograms, regression_fits, lr_lambda_heatmap):
             figures += chart(runs, out)[1]
+    figures += optuna_charts(runs, out)[1]
     command = "python -m analysis " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     report = write_report(runs, status_counts(runs), figures, out, command, collection.problems)
     print(f"analysis: {len(runs)} runs -> {report} ({time.perf_counter() - tic:.1f} s)")

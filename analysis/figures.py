@@ -46,8 +46,11 @@ def title_of(frame: pd.DataFrame) -> str:
 
 def lambda_curves(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
     """Mean and 95% interval (t, over seeds) of `metric` per (p, curve, lambda > 0), with the
-    mean validation error alongside (to pick each curve's best lambda)."""
-    done = runs[(runs["status"] == "completed") & (runs["reg.lam"] > 0)].copy()
+    mean validation error alongside (to pick each curve's best lambda). Grid runs only."""
+    done = runs[(runs["status"] == "completed") & (runs["reg.lam"] > 0) & runs[metric].notna()]
+    if "trial" in done:
+        done = done[done["trial"].isna()]  # Optuna trials (continuous p) have charts of their own
+    done = done.copy()
     done["curve"] = decay_label(done)
     rows = []
     for (p, curve, lam), group in done.groupby(["reg.p", "curve", "reg.lam"]):
@@ -136,3 +139,137 @@ def _mean_and_ci(values: pd.Series):
     if n < 2:
         return mean, 0.0
     return mean, float(stats.t.ppf(0.975, n - 1) * values.std(ddof=1) / np.sqrt(n))
+
+
+# ------------------------------------------------------------------ seed 1's two figures
+def decay_pair(runs: pd.DataFrame) -> Optional[Tuple[pd.Series, pd.Series]]:
+    """A run without decay and the best decayed run (on validation error) of the same seed,
+    both completed and with a saved model: the pair seed 1 compares."""
+    done = runs[runs["status"] == "completed"]
+    has_model = pd.Series([(Path(s) / j / "model.pt").is_file() for s, j in zip(done["sweep"], done["job"])],
+                          index=done.index, dtype=bool)
+    done = done.loc[has_model]
+    plain, decayed = done[done["reg.lam"] == 0], done[done["reg.lam"] > 0]
+    for seed in sorted(set(plain["seed"]) & set(decayed["seed"])):
+        best = decayed[decayed["seed"] == seed].sort_values("val_error").iloc[0]
+        return plain[plain["seed"] == seed].iloc[0], best
+    return None
+
+
+def _pair_label(run: pd.Series) -> str:
+    if run["reg.lam"] == 0:
+        return "no decay"
+    return f"{run['reg.mode']} L{run['reg.p']:g} on {run['reg.scope']}, λ = {run['reg.lam']:g}"
+
+
+def _state(run: pd.Series) -> dict:
+    import torch
+
+    return torch.load(Path(run["sweep"]) / run["job"] / "model.pt", map_location="cpu")
+
+
+def weight_histograms(runs: pd.DataFrame, out: Path) -> Chart:
+    """Seed 1's figure: each weight matrix's values, without and with decay."""
+    pair = decay_pair(runs)
+    if pair is None:
+        return pd.DataFrame(), []
+    states = [_state(run) for run in pair]
+    layers = [k for k, v in states[0].items() if v.dim() >= 2]
+    rows = [{"layer": layer, "run": _pair_label(run), "weight": float(w)}
+            for run, state in zip(pair, states) for layer in layers for w in state[layer].flatten()]
+    data = pd.DataFrame(rows)
+    fig, axes = plt.subplots(1, len(layers), figsize=(3.4 * len(layers), 3.0), squeeze=False)
+    for ax, layer in zip(axes[0], layers):
+        sns.histplot(data=data[data["layer"] == layer], x="weight", hue="run", bins=60, element="step",
+                     stat="density", common_norm=False, ax=ax, legend=ax is axes[0][-1])
+        ax.set_title(layer)
+        ax.set_xlabel("weight value")
+    fig.suptitle(f"weights per layer without and with decay — {title_of(runs)}, seed {pair[0]['seed']}",
+                 fontsize=11)
+    fig.tight_layout()
+    return data, save(fig, out, "weight_histograms")
+
+
+def regression_fits(runs: pd.DataFrame, out: Path) -> Chart:
+    """Seed 1's other figure: train and test points with the fitted curves without and with decay."""
+    import torch
+    from omegaconf import OmegaConf
+
+    from wdsweep.data import build_splits
+    from wdsweep.models import build_model
+
+    pair = decay_pair(runs[runs.get("data.name", pd.Series(dtype=str)) == "regression1d"]) \
+        if "data.name" in runs else None
+    if pair is None:
+        return pd.DataFrame(), []
+    config = OmegaConf.load(Path(pair[0]["sweep"]) / pair[0]["job"] / ".hydra" / "config.yaml")
+    splits = build_splits(config.data, config.seed, torch.Generator().manual_seed(config.seed))
+    grid = torch.linspace(float(splits.x["test"].min()), float(splits.x["test"].max()), 200).unsqueeze(1)
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    ax.scatter(splits.x["train"], splits.y["train"], s=40, alpha=0.6, label="train")
+    ax.scatter(splits.x["test"], splits.y["test"], s=40, alpha=0.6, marker="s", label="test")
+    curves = []
+    for run, style in zip(pair, ("-", "--")):
+        model = build_model(config.model, splits)
+        model.load_state_dict(_state(run))
+        with torch.no_grad():
+            fitted = model(grid).squeeze(1)
+        label = f"{_pair_label(run)} (test MSE {run['test_error']:.3f})"
+        ax.plot(grid.squeeze(1), fitted, style, lw=2.5, label=label)
+        curves.append(pd.DataFrame({"run": _pair_label(run), "x": grid.squeeze(1).numpy(), "y": fitted.numpy()}))
+    ax.set_xlabel("x")
+    ax.set_ylabel("y")
+    ax.set_title(f"fits without and with decay — seed {pair[0]['seed']}")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return pd.concat(curves), save(fig, out, "regression_fits")
+
+
+# ------------------------------------------------------------------ lr x lambda, Optuna
+def lr_lambda_heatmap(runs: pd.DataFrame, out: Path) -> Chart:
+    """When lr is swept too: mean test error over lr x lambda, one panel per mode (Loshchilov &
+    Hutter's figure)."""
+    done = runs[runs["status"] == "completed"]
+    if "optimizer.lr" not in done or done["optimizer.lr"].nunique() < 2 or done["reg.lam"].nunique() < 2:
+        return pd.DataFrame(), []
+    modes = sorted(done["reg.mode"].dropna().unique())
+    fig, axes = plt.subplots(1, len(modes), figsize=(4.6 * len(modes), 3.8), squeeze=False)
+    tables = []
+    for ax, mode in zip(axes[0], modes):
+        table = done[done["reg.mode"] == mode].pivot_table(index="optimizer.lr", columns="reg.lam",
+                                                            values="test_error", aggfunc="mean")
+        sns.heatmap(table.sort_index(ascending=False), annot=True, fmt=".3f", cmap="viridis_r", ax=ax,
+                    cbar_kws={"label": f"test {error_label(runs)}"})
+        ax.set_title(f"mode = {mode}")
+        ax.set_xlabel("λ (reg.lam)")
+        ax.set_ylabel("learning rate")
+        tables.append(table.stack().rename("test_error").reset_index().assign(mode=mode))
+    fig.suptitle(f"test error over learning rate and λ — {title_of(runs)}", fontsize=11)
+    fig.tight_layout()
+    return pd.concat(tables), save(fig, out, "lr_lambda_heatmap")
+
+
+def optuna_charts(runs: pd.DataFrame, out: Path) -> Chart:
+    """For Optuna trials: the objective against trial number (with the best so far), and lambda
+    against the objective coloured by mode, sized by p."""
+    if "trial" not in runs:
+        return pd.DataFrame(), []
+    trials = runs[runs["trial"].notna() & runs["objective"].notna()].copy()
+    if trials.empty:
+        return pd.DataFrame(), []
+    trials = trials.sort_values(["study", "trial"])
+    trials["best so far"] = trials.groupby("study")["objective"].cummin()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    sns.scatterplot(data=trials, x="trial", y="objective", hue="study", ax=left, s=25, legend=False)
+    sns.lineplot(data=trials, x="trial", y="best so far", hue="study", ax=left, drawstyle="steps-post")
+    left.set_xlabel("trial number")
+    left.set_ylabel("objective (validation)")
+    if "reg.lam" in trials and trials["reg.lam"].notna().any():
+        sns.scatterplot(data=trials, x="reg.lam", y="objective", hue="reg.mode" if "reg.mode" in trials else None,
+                        size="reg.p" if "reg.p" in trials else None, ax=right)
+        right.set_xscale("log")
+        right.set_xlabel("λ (reg.lam, log scale)")
+        right.set_ylabel("objective (validation)")
+    fig.suptitle("Optuna search", fontsize=11)
+    fig.tight_layout()
+    return trials, save(fig, out, "optuna_search")

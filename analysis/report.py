@@ -57,10 +57,12 @@ def paired_gain(runs: pd.DataFrame, winner: pd.Series) -> Optional[Dict[str, flo
 def write_report(runs: pd.DataFrame, counts: Dict[str, int], figures: List[Path], out: Path,
                  command: str, problems: List[str]) -> Path:
     lines = ["# Regularization sweep report", "", f"Made by: `{command}`", ""]
-    table = best_lambdas(runs) if {"reg.lam", "val_error"} <= set(runs.columns) else pd.DataFrame()
+    trials = runs[runs["trial"].notna()] if "trial" in runs else runs.iloc[0:0]
+    grid = runs[runs["trial"].isna()] if "trial" in runs else runs
+    table = best_lambdas(grid) if {"reg.lam", "val_error"} <= set(grid.columns) else pd.DataFrame()
     if len(table):
         winner = table.iloc[0]
-        lines += ["## The answer", "", _winner_sentence(runs, winner), ""]
+        lines += ["## The answer", "", _winner_sentence(grid, winner), ""]
         lines += ["## Best λ per regularizer (chosen on validation error)", "",
                   "| mode | scope | p | best λ | val error | test error (mean ± std) | seeds |",
                   "|---|---|---|---|---|---|---|"]
@@ -69,8 +71,10 @@ def write_report(runs: pd.DataFrame, counts: Dict[str, int], figures: List[Path]
             lines.append(f"| {row['reg.mode']} | {row['reg.scope']} | {row['reg.p']:g} | {row['reg.lam']:g} | "
                          f"{row['val_error']:.4f} | {row['test_error']:.4f}{std} | {row['seeds']} |")
         lines.append("")
-    else:
+    elif trials.empty:
         lines += ["No completed run with λ > 0 and a validation error: nothing to compare.", ""]
+    if not trials.empty:
+        lines += _optuna_section(trials)
     lines += ["## Runs", "", "| " + " | ".join(counts) + " |", "|" + "---|" * len(counts),
               "| " + " | ".join(str(v) for v in counts.values()) + " |", ""]
     if problems:
@@ -87,15 +91,34 @@ def write_report(runs: pd.DataFrame, counts: Dict[str, int], figures: List[Path]
 
 
 def _winner_sentence(runs: pd.DataFrame, winner: pd.Series) -> str:
-    name = f"{winner['reg.mode']} L{winner['reg.p']:g} decay on {winner['reg.scope']} at λ = {winner['reg.lam']:g}"
+    scope = {"weights": "weights only", "all": "all parameters"}.get(winner["reg.scope"], winner["reg.scope"])
+    name = f"{winner['reg.mode']} L{winner['reg.p']:g} decay on {scope} at λ = {winner['reg.lam']:g}"
     text = (f"**{name}** has the lowest validation error ({winner['val_error']:.4f}); its test error is "
             f"{winner['test_error']:.4f} over {winner['seeds']} seed(s).")
     gain = paired_gain(runs, winner)
     if gain is None:
         return text + " No λ = 0 run shares its seeds, so there is no baseline to compare with."
+    text += f" Without decay the test error is {gain['baseline']:.4f}: a gain of {gain['mean']:+.4f}"
+    if math.isnan(gain["low"]):
+        return text + " on a single seed, so there is no interval: run more seeds to know how sure this is."
     verdict = ("lower than" if gain["low"] > 0 else "higher than" if gain["high"] < 0
                else "not distinguishable from")
-    interval = "" if math.isnan(gain["low"]) else f", 95% interval [{gain['low']:+.4f}, {gain['high']:+.4f}]"
-    return (text + f" Without decay the test error is {gain['baseline']:.4f}: a gain of {gain['mean']:+.4f}"
-            f"{interval} over {gain['seeds']} paired seed(s), so the winner's test error is {verdict} "
-            f"the baseline's.")
+    return (text + f", 95% interval [{gain['low']:+.4f}, {gain['high']:+.4f}] over {gain['seeds']} paired "
+            f"seeds, so the winner's test error is {verdict} the baseline's.")
+
+
+def _optuna_section(trials: pd.DataFrame) -> List[str]:
+    """Per study: its best trial on the objective (validation), with that trial's test error."""
+    lines = ["## Optuna studies", "", "| study | trials | best trial | objective | test error | parameters |",
+             "|---|---|---|---|---|---|"]
+    for study, group in trials.groupby("study"):
+        done = group[group["objective"].notna()]
+        if done.empty:
+            lines.append(f"| {study} | {len(group)} | | | | |")
+            continue
+        best = done.loc[done["objective"].astype(float).idxmin()]
+        params = ", ".join(f"{k}={best[k]:.3g}" if isinstance(best[k], float) else f"{k}={best[k]}"
+                           for k in ("reg.lam", "reg.p", "reg.mode", "reg.scope") if k in best and pd.notna(best[k]))
+        test = f"{best['test_error']:.4f}" if pd.notna(best.get("test_error")) else ""
+        lines.append(f"| {study} | {len(group)} | {int(best['trial'])} | {float(best['objective']):.4f} | {test} | {params} |")
+    return lines + ["", "(Best = the lowest objective, as the search presets minimize; the test error is reported, never used to pick.)", ""]

@@ -2,8 +2,14 @@
 `python -m wdsweep` (anything that crosses a process boundary)."""
 from __future__ import annotations
 
-import json
 import os
+
+# One thread per process, in this process and in every subprocess it starts: the suite runs on
+# two xdist workers that launch sweeps of their own, and OpenMP threads competing for two cores
+# slow everything down many times over. (Set before anything imports torch.)
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import json
 import subprocess
 import sys
 from pathlib import Path

@@ -71,6 +71,9 @@ def test_sweeps_with_different_keys_merge(grid, tmp_path):
     from_moons = runs[runs["data.name"] == "moons"]
     assert from_moons["optimizer.betas"].notna().all() and from_moons["data.label_noise"].notna().all()
     assert runs[runs["data.name"] == "regression1d"]["data.label_noise"].isna().all()
+    proc = run_analysis(moons, "--out", tmp_path / "moons_report")  # classification: no fit chart
+    assert proc.returncode == 0, proc.stderr
+    assert not (tmp_path / "moons_report" / "regression_fits.png").exists()
 
 
 def test_headline_chart_draws_one_line_per_scope_and_p_over_the_swept_lambdas(grid, tmp_path):
@@ -93,7 +96,7 @@ def test_cli_writes_table_charts_and_a_report_naming_the_known_winner(tmp_path):
     proc = run_analysis(known, "--out", tmp_path / "report")
     assert proc.returncode == 0, proc.stderr
     report = (tmp_path / "report" / "report.md").read_text()
-    assert "**coupled L2 decay on weights at λ = 0.001**" in report
+    assert "**coupled L2 decay on weights only at λ = 0.001**" in report
     assert "| coupled | weights | 2 | 0.001 |" in report
     assert "python -m analysis" in report and "test_error_vs_lambda.png" in report
     runs = pd.read_csv(tmp_path / "report" / "runs.csv")
@@ -114,3 +117,50 @@ def test_bad_sources_get_one_line_each(tmp_path):
     assert lines == [f"analysis: {empty}: no runs found (no folder with .hydra/config.yaml below it)",
                      f"analysis: {tmp_path / 'nope.txt'}: not a sweep folder, a .journal file or a storage URL",
                      "analysis: no runs to analyse"]
+
+
+def png_is_drawn(path: Path) -> bool:
+    return path.stat().st_size > 5_000 and mpimg.imread(path).std() > 0.05
+
+
+def test_seed_one_figures_from_its_experiment(tmp_path):
+    sweep_dir = sweep(tmp_path / "seed1", "experiment=seed_regression", "trainer.steps=300",
+                      "trainer.eval_every=100", small=False)
+    out = tmp_path / "report"
+    proc = run_analysis(sweep_dir, "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    assert png_is_drawn(out / "weight_histograms.png") and png_is_drawn(out / "regression_fits.png")
+    report = (out / "report.md").read_text()
+    assert "weight_histograms.png" in report and "regression_fits.png" in report
+
+    from analysis.figures import regression_fits, weight_histograms
+    runs = collect([sweep_dir]).runs
+    weights, _ = weight_histograms(runs, tmp_path / "again")
+    assert set(weights["layer"]) == {"0.weight", "2.weight", "4.weight", "6.weight"}
+    spread = weights.groupby("run")["weight"].std()
+    assert spread["no decay"] > spread.drop("no decay").iloc[0]  # decay shrinks the weights
+    fits, _ = regression_fits(runs, tmp_path / "again")
+    assert fits.groupby("run").size().tolist() == [200, 200]
+
+
+def test_lr_lambda_heatmap_when_lr_is_swept(tmp_path):
+    sweep_dir = sweep(tmp_path / "lr", "optimizer.lr=0.01,0.05", "reg.lam=0.001,0.01", "reg.mode=coupled,decoupled")
+    from analysis.figures import lr_lambda_heatmap
+    cells, files = lr_lambda_heatmap(collect([sweep_dir]).runs, tmp_path / "out")
+    assert len(cells) == 8 and set(cells["mode"]) == {"coupled", "decoupled"}
+    assert png_is_drawn([f for f in files if f.suffix == ".png"][0])
+
+
+def test_optuna_study_and_grid_are_analysed_together(grid, tmp_path):
+    proc = run_cli(["-m", "search=optuna", "hydra.sweeper.n_trials=3", "hydra.sweeper.study_name=s", *SMALL],
+                   cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    journal = tmp_path / "multirun" / "optuna" / "s.journal"
+    out = tmp_path / "out"
+    proc = run_analysis(grid, journal, "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    runs = pd.read_csv(out / "runs.csv")
+    trials = runs[runs["trial"].notna()]
+    assert sorted(trials["trial"]) == [0, 1, 2] and trials["test_error"].notna().all()
+    assert len(runs) == 24 + 3
+    assert png_is_drawn(out / "optuna_search.png")

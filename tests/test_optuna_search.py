@@ -155,7 +155,10 @@ def test_malformed_sweep_string_is_a_one_line_error(tmp_path):
 
 
 def run_two_cooperating_sweeps(tmp_path: Path, *extra: str) -> None:
-    args = [sys.executable, "-m", "wdsweep", "-m", "search=optuna", "hydra.sweeper.n_trials=8", *QUICK, *extra]
+    # Trials of about half a second (seed 1's net, 600 steps), so that both processes, started
+    # together, are still asking when the other is ready, even on a busy machine.
+    args = [sys.executable, "-m", "wdsweep", "-m", "search=optuna", "hydra.sweeper.n_trials=8",
+            "trainer.steps=600", "trainer.eval_every=300", *extra]
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     procs = [subprocess.Popen(args + [f"hydra.sweep.dir=multirun/worker{i}"], cwd=tmp_path, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
