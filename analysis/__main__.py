@@ -44,7 +44,9 @@ def main(argv=None) -> int:
         print("analysis: no runs to analyse", file=sys.stderr)
         return 1
     first = Path(args.sources[0])
-    out = args.out or ((first if first.is_dir() else first.parent) / "analysis")
+    default = first / "analysis" if first.is_dir() else (
+        first.parent / "analysis" if first.is_file() else Path("analysis-report"))  # a storage URL
+    out = args.out or default
     out.mkdir(parents=True, exist_ok=True)
     runs.to_csv(out / "runs.csv", index=False)
     try:

@@ -13,7 +13,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterable, List
+from typing import Any, Dict, Iterable, List, Sequence
 
 import pandas as pd
 import yaml
@@ -126,8 +126,9 @@ def collect_optuna(spec: str, problems: List[str]) -> List[Dict[str, Any]]:
             for key in ("test_error", "val_error", "steps", "diverged_at_step", "error"):
                 if f"wdsweep_{key}" in attrs:
                     row[key] = attrs[f"wdsweep_{key}"]
-            if trial.values is not None and len(trial.values) == 1:
-                row["objective"] = trial.values[0]
+            # A pruned trial's value is its last intermediate one, not a finished run's.
+            if trial.state.name == "COMPLETE" and trial.values is not None:
+                row["objective"] = trial.values[0] if len(trial.values) == 1 else list(trial.values)
             rows.append(row)
     return rows
 
@@ -135,3 +136,22 @@ def collect_optuna(spec: str, problems: List[str]) -> List[Dict[str, Any]]:
 def status_counts(frame: pd.DataFrame) -> Dict[str, int]:
     counts = frame["status"].value_counts() if "status" in frame else pd.Series(dtype=int)
     return {status: int(counts.get(status, 0)) for status in STATUSES}
+
+
+def varying_keys(frame: pd.DataFrame, exclude: Sequence[str] = ("seed", "reg.lam")) -> List[str]:
+    """Config keys (flattened, so dotted, or `seed`) whose value differs between runs, besides
+    `exclude`: each of their values is a setting of its own, never to be averaged like seeds."""
+    keys = []
+    for column in frame.columns:
+        if ("." in column or column == "seed") and column not in exclude:
+            if frame[column].map(str).nunique() > 1:  # as text: lists are not hashable
+                keys.append(column)
+    return keys
+
+
+def matching(frame: pd.DataFrame, row: pd.Series, keys: List[str]) -> pd.Series:
+    """Rows of `frame` equal to `row` on `keys` (compared as text: lists and NaN included)."""
+    mask = pd.Series(True, index=frame.index)
+    for key in keys:
+        mask &= frame[key].map(str) == str(row[key])
+    return mask

@@ -16,6 +16,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from analysis.collect import matching, varying_keys  # noqa: E402
+
 sns.set_theme(style="whitegrid", context="paper")
 
 FORMATS = ("png", "pdf")
@@ -52,6 +54,8 @@ def lambda_curves(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
         done = done[done["trial"].isna()]  # Optuna trials (continuous p) have charts of their own
     done = done.copy()
     done["curve"] = decay_label(done)
+    for key in varying_keys(done, exclude=("seed", "reg.lam", "reg.p", "reg.scope", "reg.mode")):
+        done["curve"] += ", " + key + "=" + done[key].map(str)  # another swept key: its own line
     rows = []
     for (p, curve, lam), group in done.groupby(["reg.p", "curve", "reg.lam"]):
         values = group[metric].astype(float)
@@ -150,9 +154,12 @@ def decay_pair(runs: pd.DataFrame) -> Optional[Tuple[pd.Series, pd.Series]]:
                           index=done.index, dtype=bool)
     done = done.loc[has_model]
     plain, decayed = done[done["reg.lam"] == 0], done[done["reg.lam"] > 0]
-    for seed in sorted(set(plain["seed"]) & set(decayed["seed"])):
-        best = decayed[decayed["seed"] == seed].sort_values("val_error").iloc[0]
-        return plain[plain["seed"] == seed].iloc[0], best
+    # The pair differs in its regularizer only: same seed, same model, same everything else.
+    others = [k for k in varying_keys(done) if not k.startswith("reg.")]
+    for _, base in plain.sort_values("seed").iterrows():
+        same = decayed[matching(decayed, base, ["seed", *others])]
+        if len(same):
+            return base, same.sort_values("val_error").iloc[0]
     return None
 
 

@@ -11,21 +11,29 @@ import math
 from pathlib import Path
 from typing import Dict, List, Optional
 
-import numpy as np
 import pandas as pd
+
+from analysis.collect import matching, varying_keys
 
 GROUP = ["reg.mode", "reg.scope", "reg.p"]
 
 
+def settings(runs: pd.DataFrame) -> List[str]:
+    """The keys one regularizer setting is told apart by: mode, scope, p, and any other config key
+    the sweep varied (optimizer.lr, model.width, ...); seeds are averaged over, never these."""
+    return GROUP + [k for k in varying_keys(runs) if k not in GROUP]
+
+
 def best_lambdas(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per (mode, scope, p): the lambda with the lowest mean validation error, and its test error."""
+    """Per setting: the lambda with the lowest mean validation error, and its test error."""
     done = runs[(runs["status"] == "completed") & (runs["reg.lam"] > 0)]
+    keys = settings(runs)
     rows = []
-    for key, group in done.groupby(GROUP):
+    for key, group in done.groupby(keys, dropna=False):
         by_lam = group.groupby("reg.lam")
         best_lam = by_lam["val_error"].mean().idxmin()
         chosen = group[group["reg.lam"] == best_lam]
-        rows.append(dict(zip(GROUP, key), **{
+        rows.append(dict(zip(keys, key), **{
             "reg.lam": best_lam,
             "val_error": chosen["val_error"].mean(),
             "test_error": chosen["test_error"].mean(),
@@ -41,9 +49,9 @@ def paired_gain(runs: pd.DataFrame, winner: pd.Series) -> Optional[Dict[str, flo
     from scipy import stats
 
     done = runs[runs["status"] == "completed"]
-    base = done[done["reg.lam"] == 0].groupby("seed")["test_error"].mean()
-    mask = np.logical_and.reduce([done[k] == winner[k] for k in GROUP + ["reg.lam"]])
-    win = done[mask].groupby("seed")["test_error"].mean()
+    others = [k for k in settings(runs) if not k.startswith("reg.")]  # at lam = 0, reg.* is moot
+    base = done[matching(done, winner, others) & (done["reg.lam"] == 0)].groupby("seed")["test_error"].mean()
+    win = done[matching(done, winner, settings(runs) + ["reg.lam"])].groupby("seed")["test_error"].mean()
     shared = base.index.intersection(win.index)
     if len(shared) == 0:
         return None
@@ -59,17 +67,22 @@ def write_report(runs: pd.DataFrame, counts: Dict[str, int], figures: List[Path]
     lines = ["# Regularization sweep report", "", f"Made by: `{command}`", ""]
     trials = runs[runs["trial"].notna()] if "trial" in runs else runs.iloc[0:0]
     grid = runs[runs["trial"].isna()] if "trial" in runs else runs
-    table = best_lambdas(grid) if {"reg.lam", "val_error"} <= set(grid.columns) else pd.DataFrame()
+    needed = {"reg.lam", "val_error", "test_error", *GROUP}
+    table = best_lambdas(grid) if len(grid) and needed <= set(grid.columns) else pd.DataFrame()
     if len(table):
         winner = table.iloc[0]
         lines += ["## The answer", "", _winner_sentence(grid, winner), ""]
+        extra = [k for k in settings(grid) if k not in GROUP]
         lines += ["## Best λ per regularizer (chosen on validation error)", "",
-                  "| mode | scope | p | best λ | val error | test error (mean ± std) | seeds |",
-                  "|---|---|---|---|---|---|---|"]
+                  "| mode | scope | p | " + "".join(f"{k} | " for k in extra)
+                  + "best λ | val error | test error (mean ± std) | seeds |",
+                  "|---|---|---|" + "---|" * len(extra) + "---|---|---|---|"]
         for _, row in table.iterrows():
             std = "" if math.isnan(row["test_error_std"]) else f" ± {row['test_error_std']:.4f}"
-            lines.append(f"| {row['reg.mode']} | {row['reg.scope']} | {row['reg.p']:g} | {row['reg.lam']:g} | "
-                         f"{row['val_error']:.4f} | {row['test_error']:.4f}{std} | {row['seeds']} |")
+            lines.append(f"| {row['reg.mode']} | {row['reg.scope']} | {row['reg.p']:g} | "
+                         + "".join(f"{row[k]} | " for k in extra)
+                         + f"{row['reg.lam']:g} | {row['val_error']:.4f} | {row['test_error']:.4f}{std} | "
+                         f"{row['seeds']} |")
         lines.append("")
     elif trials.empty:
         lines += ["No completed run with λ > 0 and a validation error: nothing to compare.", ""]
@@ -93,6 +106,7 @@ def write_report(runs: pd.DataFrame, counts: Dict[str, int], figures: List[Path]
 def _winner_sentence(runs: pd.DataFrame, winner: pd.Series) -> str:
     scope = {"weights": "weights only", "all": "all parameters"}.get(winner["reg.scope"], winner["reg.scope"])
     name = f"{winner['reg.mode']} L{winner['reg.p']:g} decay on {scope} at λ = {winner['reg.lam']:g}"
+    name += "".join(f", {k}={winner[k]}" for k in settings(runs) if k not in GROUP)
     text = (f"**{name}** has the lowest validation error ({winner['val_error']:.4f}); its test error is "
             f"{winner['test_error']:.4f} over {winner['seeds']} seed(s).")
     gain = paired_gain(runs, winner)

@@ -149,6 +149,12 @@ def test_lr_lambda_heatmap_when_lr_is_swept(tmp_path):
     cells, files = lr_lambda_heatmap(collect([sweep_dir]).runs, tmp_path / "out")
     assert len(cells) == 8 and set(cells["mode"]) == {"coupled", "decoupled"}
     assert png_is_drawn([f for f in files if f.suffix == ".png"][0])
+    # a swept learning rate is a setting of its own, not averaged over like a seed
+    table = best_lambdas(collect([sweep_dir]).runs)
+    assert len(table) == 4 and set(table["optimizer.lr"]) == {0.01, 0.05} and (table["seeds"] == 1).all()
+    proc = run_analysis(sweep_dir, "--out", tmp_path / "report")
+    assert proc.returncode == 0, proc.stderr
+    assert "| mode | scope | p | optimizer.lr | best λ |" in (tmp_path / "report" / "report.md").read_text()
 
 
 def test_optuna_study_and_grid_are_analysed_together(grid, tmp_path):

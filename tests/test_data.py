@@ -67,6 +67,13 @@ def test_digits_n_train_larger_than_the_split_is_an_error():
         splits_of(DigitsConfig, n_train=5000)
 
 
+def test_digits_n_train_just_below_the_split_is_an_error():
+    # the stratified remainder would hold fewer rows than there are classes
+    with pytest.raises(ConfigError, match=r"data.n_train=1070 .*not within 10 of it"):
+        splits_of(DigitsConfig, n_train=1070)
+    assert splits_of(DigitsConfig, n_train=1077).sizes()["train"] == 1077
+
+
 def test_moons_label_noise_flips_labels():
     clean = splits_of(MoonsConfig, seed=2, label_noise=0.0, n_test=4000)
     noisy = splits_of(MoonsConfig, seed=2, label_noise=0.2, n_test=4000)

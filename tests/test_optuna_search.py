@@ -96,6 +96,21 @@ def test_diverged_and_invalid_trials_fail_and_the_search_goes_on(tmp_path):
 
 
 @pytest.mark.integration
+def test_a_trial_whose_config_cannot_compose_fails_alone(tmp_path):
+    proc = search(tmp_path, "model=choice(mlp,no_such_model)", "trainer.batch_size=choice(2,4)",
+                  "hydra/sweeper/sampler=grid", "reg.lam=0.01", "reg.p=2", "reg.mode=coupled",
+                  "reg.scope=weights", n_trials=4)
+    assert proc.returncode == 0, proc.stderr
+    study = only_study(tmp_path)
+    for trial in study.trials:
+        if trial.params["model"] == "no_such_model":
+            assert trial.state == TrialState.FAIL and "no_such_model" in trial.user_attrs["wdsweep_fail_reason"]
+        else:
+            assert trial.state == TrialState.COMPLETE
+    assert states(study)[TrialState.COMPLETE] == 2
+
+
+@pytest.mark.integration
 def test_max_failure_rate_stops_the_search_with_a_clear_message(tmp_path):
     proc = search(tmp_path, "optimizer.lr=1e4", "hydra.sweeper.max_failure_rate=0.5",
                   "hydra.sweeper.min_trials_for_failure_rate=2", n_trials=10)
@@ -135,6 +150,17 @@ def test_search_space_parser():
     assert grid == {"reg.p": [1, 2, 3], "reg.scope": ["weights", "all"], "x": [0.5, 0.75]}
     with pytest.raises(SearchSpaceError, match="interval"):
         parse_search_space({}, ["reg.lam=interval(1e-2"])
+
+
+def test_range_edges_and_null_values():
+    space = parse_search_space({}, ["x=range(0.3,0.9,0.1)", "n=range(1,2)"])
+    assert space.distributions["x"].high == pytest.approx(0.8)  # 0.9 is the stop: never taken
+    assert space.distributions["n"] == IntDistribution(1, 1)
+    with pytest.raises(SearchSpaceError, match="needs a positive step"):
+        parse_search_space({}, ["x=range(5,1,-1)"])
+    from hydra_plugins.wdsweep_optuna._impl import _override_value
+    assert _override_value(None) == "null" and _override_value("a b") == "'a b'"
+    assert _override_value(1e-05) == "1e-05" and _override_value(3) == "3"
 
 
 def test_log_interval_is_sampled_log_uniformly():

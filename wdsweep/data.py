@@ -104,10 +104,11 @@ def _digits(cfg: DictConfig, data_seed: int, generator: torch.Generator) -> Spli
         random_state=derived_seed(data_seed, "digits/val") % 2**32,
     )
     if cfg.n_train is not None:
-        if cfg.n_train > len(y_train):
+        # A stratified subsample leaves a remainder that needs every class too (or nothing).
+        if cfg.n_train > len(y_train) or 0 < len(y_train) - cfg.n_train < 10:
             raise ConfigError(
                 f"invalid config: data.n_train={cfg.n_train} is not allowed: at most the "
-                f"{len(y_train)} rows of the training split (or null for all)"
+                f"{len(y_train)} rows of the training split and not within 10 of it (or null for all)"
             )
         if cfg.n_train < len(y_train):
             x_train, _, y_train, _ = train_test_split(

@@ -90,9 +90,14 @@ def run(cfg: DictConfig, job_dir: Path, *, overrides: Sequence[str] = (), progre
         decay=regularizer.summary(),
         data_sizes=splits.sizes(),
     )
-    write_history(job_dir, result.history)
-    if cfg.trainer.save_model:
-        save_model(job_dir, model.state_dict())
+    try:
+        write_history(job_dir, result.history)
+        if cfg.trainer.save_model:
+            save_model(job_dir, model.state_dict())
+    except OSError as err:  # a full disk fails this job, not the sweep
+        log.error("could not write the results of this job: %s", err)
+        completed = False
+        record.update(status="failed", objective=None, error=f"{type(err).__name__}: {err}")
     _finish(record, cfg, job_dir, trial)
     _log_summary(record, overrides)
     if not completed:
@@ -127,14 +132,14 @@ def _train(cfg: DictConfig, job_dir: Path, progress: bool, trial: Optional[Trial
     optimizer, scheduler = build_optimizer(cfg.optimizer, regularizer.param_groups(), cfg.trainer.steps)
 
     callbacks: List[Callback] = []
-    if progress and cfg.trainer.progress:
-        callbacks.append(ProgressBar(cfg.trainer.steps))
-    if trial is not None:
-        callbacks.append(PruningReporter(trial, objective_names(cfg)[0]))
-    if cfg.logger.name == "tensorboard":
-        callbacks.append(TensorBoardLogger(job_dir / "tensorboard", cfg.logger.histogram_every))
     batch_generator = torch.Generator().manual_seed(derived_seed(cfg.seed, "batches"))
-    try:
+    try:  # built inside: if one cannot be made, those made before it are still closed
+        if progress and cfg.trainer.progress:
+            callbacks.append(ProgressBar(cfg.trainer.steps))
+        if trial is not None:
+            callbacks.append(PruningReporter(trial, objective_names(cfg)[0]))
+        if cfg.logger.name == "tensorboard":
+            callbacks.append(TensorBoardLogger(job_dir / "tensorboard", cfg.logger.histogram_every))
         result = train(model, splits, optimizer, scheduler, regularizer,
                        steps=cfg.trainer.steps, batch_size=cfg.trainer.batch_size,
                        eval_every=cfg.trainer.eval_every, generator=batch_generator,

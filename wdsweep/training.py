@@ -110,13 +110,13 @@ def train(model: nn.Module, splits: Splits, optimizer: torch.optim.Optimizer,
     result = TrainResult(status="completed", steps=0, train_seconds=0.0, eval_seconds=0.0)
     start = time.perf_counter()
 
-    def record(step: int) -> None:
+    def record(step: int, notify: bool = True) -> None:
         tic = time.perf_counter()
         row = {"step": step, "lr": optimizer.param_groups[0]["lr"], **evaluate(model, splits, regularizer)}
         result.eval_seconds += time.perf_counter() - tic
         row["seconds"] = time.perf_counter() - start
         result.history.append(row)
-        for cb in callbacks:
+        for cb in callbacks if notify else ():
             cb.on_eval(step, row)
 
     model.train()
@@ -151,6 +151,6 @@ def train(model: nn.Module, splits: Splits, optimizer: torch.optim.Optimizer,
         # The last update itself blew the weights up; no loss saw it yet.
         result.status, result.diverged_at_step = "diverged", result.steps
     if result.status == "diverged" and result.history[-1]["step"] != result.steps:
-        record(result.steps)
+        record(result.steps, notify=False)  # the run is over: nothing (no pruner) may act on it
     result.train_seconds = time.perf_counter() - start
     return result

@@ -94,9 +94,15 @@ class OptunaSweeperImpl(Sweeper):
         try:
             while True:
                 with lock.held():
+                    self._fail_stale_trials(study)  # a cooperating sweep may have been killed
                     trials = self._ask_batch(study)
                 if not trials:
-                    break
+                    if not _count(study, (TrialState.RUNNING,)):
+                        break
+                    # The budget is taken, but other sweeps' trials still run: wait for them to
+                    # finish, or to go stale, so that the study ends with n_trials finished.
+                    time.sleep(min(self.heartbeat_seconds, 5.0))
+                    continue
                 heartbeat.add(trials)
                 try:
                     job_index = self._run_batch(study, space, storage_spec, trials, job_index)
@@ -190,9 +196,10 @@ class OptunaSweeperImpl(Sweeper):
                 job = self._trial_overrides(trial, space)
                 cfg = self.hydra_context.config_loader.load_sweep_config(self.config, job)
                 validate(cfg)
-            except (ConfigError, SearchSpaceError, ValueError) as err:
+            except Exception as err:  # noqa: BLE001 - composition, validation or the hook: this trial fails
+                kind = "invalid config" if isinstance(err, (ConfigError, SearchSpaceError)) else type(err).__name__
                 self._tell(study, trial._trial_id, trial.number, TrialState.FAIL, None,
-                           f"invalid config: {' '.join(str(err).split())}")
+                           f"{kind}: {' '.join(str(err).split())}")
                 continue
             runnable.append(trial)
             overrides.append(job + [
@@ -297,6 +304,8 @@ def _nop_pruner() -> optuna.pruners.BasePruner:
 
 
 def _override_value(value: Any) -> str:
+    if value is None:
+        return "null"
     if isinstance(value, str):
         return _quote(value)
     if isinstance(value, float):

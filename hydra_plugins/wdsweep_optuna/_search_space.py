@@ -74,7 +74,10 @@ def to_distribution(override: Override) -> BaseDistribution:
         return CategoricalDistribution([_plain(v, key) for v in sweep.list])
     if isinstance(sweep, RangeSweep):
         start, stop, step = sweep.start, sweep.stop, sweep.step
-        count = math.ceil((stop - start) / step) if step else 0
+        if not step or step < 0:
+            raise SearchSpaceError(f"{key}: range({start}, {stop}, {step}) needs a positive step")
+        # The small slack keeps float rounding (0.3 + 6 * 0.1 > 0.9) from taking in the stop value.
+        count = math.ceil((stop - start) / step - 1e-9)
         if count < 1:
             raise SearchSpaceError(f"{key}: range({start}, {stop}, {step}) is empty")
         last = start + step * (count - 1)
