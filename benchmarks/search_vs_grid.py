@@ -69,6 +69,8 @@ def main() -> None:
     parser.add_argument("--objective", default="val_error", choices=["val_error", "val_loss"],
                         help="val_error ties often on 360 validation images (steps of 1/360); "
                              "val_loss is continuous")
+    parser.add_argument("--warmup", type=int, default=100,
+                        help="the median pruner's n_warmup_steps (of 500 training steps)")
     parser.add_argument("--space", default="grid", choices=["grid", "continuous"],
                         help="what TPE searches: the grid's 24 points, or their ranges made continuous")
     args = parser.parse_args()
@@ -93,7 +95,8 @@ def main() -> None:
         plain_steps.append(steps_spent(tpe, 500))
         plain_best.append(tpe.best_value)
         pruned = search(workdir, f"tpe_median{seed}", *common, "hydra/sweeper/pruner=median",
-                        "hydra.sweeper.pruner.n_startup_trials=5", "hydra.sweeper.pruner.n_warmup_steps=100")
+                        "hydra.sweeper.pruner.n_startup_trials=5",
+                        f"hydra.sweeper.pruner.n_warmup_steps={args.warmup}")
         pruned_steps.append(steps_spent(pruned, 500))
         pruned_best.append(pruned.best_value)
         print(f"seed {seed}: TPE within 1% of the grid's best after {n} trials; steps {plain_steps[-1]} "
