@@ -9,7 +9,6 @@ import logging
 import math
 import platform
 import random
-import time
 import traceback
 from datetime import datetime, timezone
 from pathlib import Path
