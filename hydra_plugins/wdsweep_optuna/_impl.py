@@ -32,6 +32,7 @@ from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 
 from hydra_plugins.wdsweep_optuna._search_space import SearchSpace, SearchSpaceError, parse_search_space
+from wdsweep.validation import ConfigError  # torch-free; this module loads only when the sweeper runs
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,7 @@ class OptunaSweeperImpl(Sweeper):
         self.heartbeat_seconds, self.stale_after_seconds = heartbeat_seconds, stale_after_seconds
         self.space = SearchSpace()
         self.storage_obj: Optional[optuna.storages.BaseStorage] = None
+        self.storage_spec = ""  # the storage URL or journal path in use, set by sweep()
         self.config: Optional[DictConfig] = None
         self.hydra_context: Optional[HydraContext] = None
         self.launcher = None
@@ -70,8 +72,6 @@ class OptunaSweeperImpl(Sweeper):
 
     # ------------------------------------------------------------------ the sweep
     def sweep(self, arguments: List[str]) -> Any:
-        from wdsweep.validation import ConfigError
-
         try:
             space = parse_search_space(self.params, arguments)
             self._check_setup(space)
@@ -79,7 +79,8 @@ class OptunaSweeperImpl(Sweeper):
             ConfigError(f"invalid search space: {err}").exit()
         self.space = space
         study_name = self.study_name or default_study_name(space)
-        storage_spec = self.storage or str((Path(self.storage_dir) / f"{study_name}.journal").resolve())
+        storage_spec = self.storage_spec = (
+            self.storage or str((Path(self.storage_dir) / f"{study_name}.journal").resolve()))
         if "://" not in storage_spec:
             Path(storage_spec).parent.mkdir(parents=True, exist_ok=True)
         lock = _AskLock(storage_spec, study_name)
@@ -111,7 +112,7 @@ class OptunaSweeperImpl(Sweeper):
                 self._check_failure_rate(study)
         finally:
             heartbeat.stop()
-        self._write_results(study, storage_spec, sweep_dir)
+        self._write_results(study, sweep_dir)
         return None
 
     def _check_setup(self, space: SearchSpace) -> None:
@@ -139,7 +140,6 @@ class OptunaSweeperImpl(Sweeper):
             study_name=study_name, storage=storage, load_if_exists=True, directions=self.directions,
             sampler=self._sampler(space, n_existing), pruner=_nop_pruner())
         if [d.name.lower() for d in study.directions] != self.directions:
-            from wdsweep.validation import ConfigError
             ConfigError(f"invalid search: study {study_name!r} in {storage_spec} was created with directions "
                         f"{[d.name.lower() for d in study.directions]}, not {self.directions}").exit()
         study.set_user_attr(PRUNER_ATTR, self.pruner_conf)
@@ -188,7 +188,7 @@ class OptunaSweeperImpl(Sweeper):
     def _run_batch(self, study: optuna.Study, space: SearchSpace, storage_spec: str,
                    trials: List[optuna.Trial], job_index: int) -> int:
         from wdsweep.trial_link import ENV_STORAGE, ENV_STUDY, ENV_TRIAL
-        from wdsweep.validation import ConfigError, validate
+        from wdsweep.validation import validate
 
         runnable, overrides = [], []
         for trial in trials:
@@ -262,17 +262,16 @@ class OptunaSweeperImpl(Sweeper):
         finished = _count(study, FINISHED)
         failed = _count(study, (TrialState.FAIL,))
         if finished >= self.min_trials_for_failure_rate and failed / finished > self.max_failure_rate:
-            from wdsweep.validation import ConfigError
-            self._write_results(study, None, Path(self.config.hydra.sweep.dir))
+            self._write_results(study, Path(self.config.hydra.sweep.dir))
             ConfigError(f"search stopped: {failed} of {finished} trials failed, more than "
                         f"hydra.sweeper.max_failure_rate={self.max_failure_rate}; see the trials' "
                         f"{REASON_ATTR} and their metrics.json").exit()
 
-    def _write_results(self, study: optuna.Study, storage_spec: Optional[str], sweep_dir: Path) -> None:
+    def _write_results(self, study: optuna.Study, sweep_dir: Path) -> None:
         trials = study.get_trials(deepcopy=False)
         results: Dict[str, Any] = {
             "study_name": study.study_name,
-            "storage": storage_spec or self.storage or str(Path(self.storage_dir) / f"{study.study_name}.journal"),
+            "storage": self.storage_spec,
             "n_trials": len(trials),
             "states": {s.name: sum(t.state == s for t in trials) for s in TrialState},
             "directions": [d.name.lower() for d in study.directions],
