@@ -96,18 +96,20 @@ def test_same_config_twice_gives_identical_metrics(tmp_path):
         proc = run_cli([*args, f"hydra.run.dir={name}"], cwd=tmp_path)
         assert proc.returncode == 0, proc.stderr
         results.append(read_metrics(tmp_path / name))
-    timing = {"train_seconds", "eval_seconds", "started_at", "finished_at", "overrides"}
+    timing = {"train_seconds", "eval_seconds", "started_at", "finished_at", "overrides", "run_id"}
     first, second = ({k: v for k, v in r.items() if k not in timing} for r in results)
     assert first == second
     assert (tmp_path / "first" / "history.csv").read_text().split("seconds")[0] == \
         (tmp_path / "second" / "history.csv").read_text().split("seconds")[0]
 
 
-def test_diverged_and_failed_jobs_do_not_end_the_sweep(tmp_path):
+def test_diverged_and_failed_jobs_do_not_stop_the_sweep_but_fail_its_exit_status(tmp_path):
     # width 10**6 asks torch for a 4 TB matrix: a real failure after validation.
     proc = run_cli(["-m", "model.depth=2", "model.width=1000000,16", "optimizer.lr=1e4,0.01",
                     "trainer.steps=40", "trainer.eval_every=10"], cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 1
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("wdsweep: 2 of 4 jobs failed") and last.count("model.width=1000000") == 2
     runs = {(r["config"]["model"]["width"], r["config"]["optimizer"]["lr"]): r
             for r in map(read_metrics, job_dirs(tmp_path / "multirun"))}
     assert len(runs) == 4

@@ -10,6 +10,7 @@ import math
 import platform
 import random
 import traceback
+import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import List, Optional, Sequence
@@ -24,11 +25,12 @@ from wdsweep.models import build_model
 from wdsweep.monitors import ProgressBar, PruningReporter, TensorBoardLogger
 from wdsweep.optimizers import build_optimizer
 from wdsweep.regularizers import Regularizer
-from wdsweep.results import (SCHEMA_VERSION, config_hash, resolved_config, save_model,
-                             write_history, write_metrics)
-from wdsweep.validation import validate
+from wdsweep.results import (METRICS_FILE, SCHEMA_VERSION, config_hash, resolved_config,
+                             save_model, write_history, write_metrics)
+from wdsweep.resume import done_record, job_lock, remove_stale_temp_files
 from wdsweep.training import Callback, train
 from wdsweep.trial_link import TrialLink
+from wdsweep.validation import validate
 
 log = logging.getLogger(__name__)
 
@@ -40,16 +42,31 @@ FINAL_METRICS = ("train_loss", "train_error", "val_loss", "val_error", "test_los
 
 
 def run(cfg: DictConfig, job_dir: Path, *, overrides: Sequence[str] = (), progress: bool = False,
-        raise_failures: bool = False) -> float:
+        raise_failures: bool = False, resume: bool = False) -> float:
     """Train and record one job in `job_dir`; return its objective, NaN unless it completed.
 
     A failure after validation (an exception while building or training) is recorded as
     status `failed` and, unless raise_failures, swallowed: one bad job never ends a sweep.
+    With `resume`, a job whose finished result for this very config is already in job_dir is
+    not run again; its recorded objective is returned.
     """
     validate(cfg)
-    trial = TrialLink.from_env()  # set when our Optuna sweeper launched this job
     job_dir = Path(job_dir)
     job_dir.mkdir(parents=True, exist_ok=True)
+    with job_lock(job_dir):
+        cfg_hash = config_hash(cfg)
+        done = done_record(job_dir, cfg_hash) if resume else None
+        if done is not None:
+            log.info("%s | already done (%s), not run again", " ".join(overrides) or job_dir,
+                     done["status"])
+            return _recorded_objective(done, objective_names(cfg))
+        remove_stale_temp_files(job_dir)  # left by a job killed while writing
+        return _run(cfg, job_dir, cfg_hash, overrides, progress, raise_failures)
+
+
+def _run(cfg: DictConfig, job_dir: Path, cfg_hash: str, overrides: Sequence[str], progress: bool,
+         raise_failures: bool) -> float:
+    trial = TrialLink.from_env()  # set when our Optuna sweeper launched this job
     started = datetime.now(timezone.utc)
     names = objective_names(cfg)
     record = {
@@ -59,7 +76,9 @@ def run(cfg: DictConfig, job_dir: Path, *, overrides: Sequence[str] = (), progre
         "objective": None,
         "seed": cfg.seed,
         "overrides": list(overrides),
-        "config_hash": config_hash(cfg),
+        "config_hash": cfg_hash,
+        # Tells one execution from another: a resumed sweep must not have recomputed it.
+        "run_id": uuid.uuid4().hex,
         "started_at": started.isoformat(timespec="seconds"),
     }
     try:
@@ -71,7 +90,7 @@ def run(cfg: DictConfig, job_dir: Path, *, overrides: Sequence[str] = (), progre
         _finish(record, cfg, job_dir, trial)
         if raise_failures:
             raise
-        return math.nan
+        return _failed_objective(names)
 
     final = result.final
     values = [final[name] for name in names]
@@ -94,14 +113,28 @@ def run(cfg: DictConfig, job_dir: Path, *, overrides: Sequence[str] = (), progre
         if cfg.trainer.save_model:
             save_model(job_dir, model.state_dict())
     except OSError as err:  # a full disk fails this job, not the sweep
-        log.error("could not write the results of this job: %s", err)
+        log.error("could not write the results of this job in %s: %s", job_dir, err)
         completed = False
         record.update(status="failed", objective=None, error=f"{type(err).__name__}: {err}")
-    _finish(record, cfg, job_dir, trial)
+    if not _finish(record, cfg, job_dir, trial):
+        completed = False
+        if raise_failures:
+            raise OSError(f"could not write {job_dir / METRICS_FILE}")
     _log_summary(record, overrides)
     if not completed:
-        return math.nan if len(names) == 1 else tuple(math.nan for _ in names)
+        return _failed_objective(names)
     return values[0] if len(names) == 1 else tuple(values)
+
+
+def _failed_objective(names: List[str]):
+    return math.nan if len(names) == 1 else tuple(math.nan for _ in names)
+
+
+def _recorded_objective(record: dict, names: List[str]):
+    value = record.get("objective")
+    if value is None:
+        return _failed_objective(names)
+    return value if len(names) == 1 else tuple(value)
 
 
 def objective_names(cfg: DictConfig) -> List[str]:
@@ -149,16 +182,28 @@ def _train(cfg: DictConfig, job_dir: Path, progress: bool, trial: Optional[Trial
     return result, regularizer, model, splits
 
 
-def _finish(record: dict, cfg: DictConfig, job_dir: Path, trial: Optional[TrialLink]) -> None:
+def _finish(record: dict, cfg: DictConfig, job_dir: Path, trial: Optional[TrialLink]) -> bool:
+    """Write metrics.json (last, so that its presence means the job finished) and tell the
+    Optuna trial. False if metrics.json could not be written: then the job has not succeeded,
+    whatever its training did."""
     record["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     record["versions"] = {"wdsweep": wdsweep.__version__, "torch": torch.__version__,
                           "python": platform.python_version()}
     record["config"] = resolved_config(cfg)
     if trial is not None:
         record["optuna"] = {"study": trial.study_name, "trial_id": trial.trial_id}
-    write_metrics(job_dir, record)
+    try:
+        write_metrics(job_dir, record)
+    except OSError as err:
+        log.error("could not write %s: %s: %s; this job has no result", job_dir / METRICS_FILE,
+                  type(err).__name__, err)
+        record.update(status="failed", objective=None, error=f"{type(err).__name__}: {err}")
+        written = False
+    else:
+        written = True
     if trial is not None:
         trial.record(record)
+    return written
 
 
 def _log_summary(record: dict, overrides: Sequence[str]) -> None:

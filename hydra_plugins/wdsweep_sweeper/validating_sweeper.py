@@ -1,19 +1,34 @@
-"""A grid sweeper that composes and validates every job of a sweep before launching any.
+"""A grid sweeper that checks the whole sweep before launching any job, and resumes.
 
 Hydra's basic sweeper finds a bad value only when the job that holds it starts, after the
 jobs before it have trained; with `-m reg.p=1,2,0` two jobs would run and the third fail.
 This sweeper expands the whole grid first, runs wdsweep's validate on each job's config and
-stops with a one-line error before anything (not even multirun.yaml) is written.
+checks that the sweep folder can be written, and stops with a one-line error before anything
+(not even multirun.yaml) is written.
+
+It also resumes: a job whose folder already holds the finished result of the same config
+(same config hash in its metrics.json) is skipped, so re-running a killed sweep's command
+runs only what is missing, incomplete, failed or changed. `hydra.sweeper.resume=false` runs
+everything again. A job's folder depends only on its overrides (see conf/config.yaml), so a
+job is found whatever its position in the grid.
+
+Failed jobs do not stop the sweep; when it is over, the exit status is 1 if any failed.
 Otherwise it is the basic sweeper: same syntax, `params`, `max_batch_size`.
 """
 
+import copy
 import logging
+import sys
+from collections import Counter
 from dataclasses import dataclass
-from typing import Any, List, Sequence
+from pathlib import Path
+from typing import Any, Iterator, List, Sequence, Tuple
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper, BasicSweeperConf
 from hydra.core.config_store import ConfigStore
+from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf, open_dict, read_write
 
 log = logging.getLogger(__name__)
 
@@ -21,34 +36,118 @@ log = logging.getLogger(__name__)
 @dataclass
 class ValidatingSweeperConf(BasicSweeperConf):
     _target_: str = "hydra_plugins.wdsweep_sweeper.validating_sweeper.ValidatingSweeper"
+    # Skip jobs whose finished result for the same config is already in their folder.
+    resume: bool = True
 
 
 ConfigStore.instance().store(group="hydra/sweeper", name="wdsweep_grid",
                              node=ValidatingSweeperConf, provider="wdsweep")
 
 
+@dataclass
+class _Job:
+    index: int  # the job's number in the full grid, kept when others are skipped
+    overrides: List[str]
+    folder: Path
+    config_hash: str
+
+
 class ValidatingSweeper(BasicSweeper):
+    def __init__(self, max_batch_size: Any = None, params: Any = None, resume: bool = True) -> None:
+        super().__init__(max_batch_size=max_batch_size, params=params)
+        self.resume = resume
+
     def sweep(self, arguments: List[str]) -> Any:
+        # Imported here, not at module level: Hydra imports every plugin at the start of any
+        # Hydra app in this environment, and other apps need not load (or register) our schemas.
+        from wdsweep.resume import done_record, output_folder_problem
+        from wdsweep.validation import ConfigError
+
         assert self.hydra_context is not None and self.config is not None
+        assert self.launcher is not None
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         overrides = parser.parse_overrides(self._parse_config() + list(arguments))
-        jobs = self.split_arguments(overrides, max_batch_size=None)[0]
-        self._validate_jobs(jobs)
+        jobs = [self._checked_job(index, list(job)) for index, job
+                in enumerate(self.split_arguments(overrides, max_batch_size=None)[0])]
         log.info("validated %d job configs", len(jobs))
-        return super().sweep(arguments)
+
+        sweep_dir = Path(self.config.hydra.sweep.dir)
+        problem = output_folder_problem(sweep_dir)
+        if problem:
+            ConfigError(f"invalid config: hydra.sweep.dir={str(sweep_dir)!r} is not allowed: a folder this "
+                        f"process can write ({problem})").exit()
+        pending = [job for job in jobs
+                   if not (self.resume and done_record(job.folder, job.config_hash))]
+        if len(pending) < len(jobs):
+            log.info("skipped %d of %d (already done); hydra.sweeper.resume=false runs them "
+                     "again", len(jobs) - len(pending), len(jobs))
+        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+
+        returns = []
+        for start, batch in self._batches(pending):
+            results = self.launcher.launch(batch, initial_job_idx=start)
+            for r in results:
+                _ = r.return_value  # re-raises what a job raised, as the basic sweeper does
+            returns.append(results)
+        self._report(jobs, pending)
+        return returns
 
     def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
         """Every job was composed and validated up front in sweep()."""
 
-    def _validate_jobs(self, jobs: Sequence[Sequence[str]]) -> None:
-        # Imported here, not at module level: Hydra imports every plugin at the start of any
-        # Hydra app in this environment, and other apps need not load (or register) our schemas.
+    def _checked_job(self, index: int, overrides: List[str]) -> _Job:
+        """Compose one job's config as the launcher will, validate it, and find its folder."""
+        from wdsweep.results import config_hash
         from wdsweep.validation import ConfigError, validate
 
-        loader = self.hydra_context.config_loader
-        for job in jobs:
-            cfg = loader.load_sweep_config(master_config=self.config, sweep_overrides=list(job))
-            try:
-                validate(cfg)
-            except ConfigError as err:
-                ConfigError(f"{err} [job: {' '.join(job)}]").exit()
+        cfg = self.hydra_context.config_loader.load_sweep_config(
+            master_config=self.config, sweep_overrides=overrides)
+        with open_dict(cfg):  # as the launchers number jobs; a subdir may use it
+            cfg.hydra.job.id = index
+            cfg.hydra.job.num = index
+        try:
+            validate(cfg)
+        except ConfigError as err:
+            ConfigError(f"{err} [job: {' '.join(overrides)}]").exit()
+        saved = HydraConfig.instance().cfg
+        HydraConfig.instance().set_config(cfg)  # for ${hydra:...} in the job's config
+        try:
+            folder = Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir)
+            task_cfg = copy.deepcopy(cfg)
+            with read_write(task_cfg), open_dict(task_cfg):
+                del task_cfg["hydra"]  # as Hydra hands it to the job, which hashes it
+            return _Job(index, overrides, folder, config_hash(task_cfg))
+        finally:
+            HydraConfig.instance().cfg = saved
+
+    def _batches(self, pending: List[_Job]) -> Iterator[Tuple[int, List[List[str]]]]:
+        """Runs of consecutive job numbers (so each job keeps its number), cut to
+        max_batch_size."""
+        run: List[_Job] = []
+        for job in pending:
+            if run and (job.index != run[-1].index + 1 or len(run) == (self.max_batch_size or 0)):
+                yield run[0].index, [j.overrides for j in run]
+                run = []
+            run.append(job)
+        if run:
+            yield run[0].index, [j.overrides for j in run]
+
+    def _report(self, jobs: List[_Job], pending: List[_Job]) -> None:
+        """Count how the launched jobs ended, from their metrics.json; exit 1 if any failed
+        (a job whose metrics.json is missing or unreadable did not succeed either)."""
+        from wdsweep.resume import read_record
+
+        statuses = {job.folder: (read_record(job.folder) or {}).get("status", "no result")
+                    for job in pending}
+        counts = Counter(statuses.values())
+        skipped = len(jobs) - len(pending)
+        summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+        log.info("sweep over: %s%s", summary or "nothing run",
+                 f", {skipped} skipped (already done)" if skipped else "")
+        failed = [str(folder) for folder, status in statuses.items()
+                  if status not in ("completed", "diverged")]
+        if failed:
+            more = f" and {len(failed) - 3} more" if len(failed) > 3 else ""
+            sys.exit(f"wdsweep: {len(failed)} of {len(jobs)} jobs failed, the others are kept "
+                     f"(the error is in each job's metrics.json or log): "
+                     f"{', '.join(failed[:3])}{more}")

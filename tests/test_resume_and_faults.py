@@ -1,0 +1,202 @@
+"""Nothing lost: resumable grids, and faults injected into real sweeps (SIGKILL, two sweeps in one
+folder, divergence, exceptions, unwritable results). Every sweep here is a real
+`python -m wdsweep -m ...` process; the kills are real signals to its process group."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List
+
+import optuna
+import pytest
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
+
+from conftest import job_dirs, read_metrics, run_cli
+
+pytestmark = pytest.mark.integration
+
+# Six jobs of about a second each, so that a kill lands mid-sweep.
+GRID = ["reg.p=1,2,3", "seed=0,1", "trainer.steps=400", "trainer.eval_every=100"]
+TIMING = {"train_seconds", "eval_seconds", "started_at", "finished_at", "run_id"}
+
+
+def run_ids(sweep: Path) -> Dict[str, str]:
+    return {job.name: read_metrics(job)["run_id"] for job in job_dirs(sweep)
+            if (job / "metrics.json").exists()}
+
+
+def start_sweep(args: List[str], cwd: Path, log: str = "sweep.log") -> subprocess.Popen:
+    """Start a sweep in its own process group (so a kill reaches its workers too), its output
+    in cwd/log (a pipe nobody reads would fill and stall it)."""
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    with open(cwd / log, "w") as out:
+        return subprocess.Popen([sys.executable, "-m", "wdsweep", "-m", *args], cwd=cwd, env=env,
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def kill_after(proc: subprocess.Popen, sweep: Path, finished: int, timeout: float = 180) -> None:
+    """SIGKILL the sweep's whole process group once `finished` jobs have written metrics.json."""
+    deadline = time.time() + timeout
+    while len(list(sweep.glob("*/metrics.json"))) < finished:
+        assert proc.poll() is None, "the sweep ended before it was killed"
+        assert time.time() < deadline, "the sweep made no progress"
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def result_files_whole(sweep: Path) -> None:
+    """Every result file parses, and nothing half-written sits under a result file's name."""
+    for path in sweep.rglob("metrics.json"):
+        assert json.loads(path.read_text())["status"] == "completed", path
+    for path in sweep.rglob("history.csv"):
+        lines = path.read_text().splitlines()
+        assert len(lines) > 1 and all(line.count(",") == lines[0].count(",") for line in lines), path
+
+
+def test_killed_grids_lose_nothing_rerun_only_the_rest_and_agree_across_launchers(tmp_path):
+    """The same grid is killed mid-sweep under the basic launcher and under joblib with two
+    workers, then re-run; the two sweeps then agree job by job, bit for bit."""
+    launchers = {"basic": [], "joblib": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]}
+    for name, launcher in launchers.items():
+        sweep = tmp_path / name
+        args = [*GRID, *launcher, f"hydra.sweep.dir={sweep}"]
+        kill_after(start_sweep(args, tmp_path), sweep, finished=2)
+        result_files_whole(sweep)
+        before = run_ids(sweep)
+        assert 2 <= len(before) < 6
+
+        rerun = run_cli(["-m", *args], cwd=tmp_path)
+        assert rerun.returncode == 0, rerun.stderr
+        assert f"skipped {len(before)} of 6 (already done)" in rerun.stdout + rerun.stderr
+        after = run_ids(sweep)
+        assert len(after) == 6 and len(job_dirs(sweep)) == 6  # every job once, one folder each
+        assert {job: after[job] for job in before} == before  # the finished ones were not rerun
+        assert not list(sweep.rglob("*.tmp"))  # a write cut short by the kill was cleared away
+        result_files_whole(sweep)
+
+    def metrics(sweep: Path) -> dict:
+        return {job.name: {k: v for k, v in read_metrics(job).items() if k not in TIMING}
+                for job in job_dirs(sweep)}
+
+    assert metrics(tmp_path / "basic") == metrics(tmp_path / "joblib")
+
+
+def test_resume_skips_what_is_done_reruns_what_changed_and_can_be_forced(tmp_path):
+    # A user preset in a config dir of their own: editing it changes a job's config but not its
+    # overrides, so the job keeps its folder and must be run again.
+    preset = tmp_path / "myconf" / "experiment" / "short.yaml"
+    preset.parent.mkdir(parents=True)
+    preset.write_text("# @package _global_\ntrainer:\n  steps: 20\n  eval_every: 10\n")
+    base = ["experiment=short", "hydra.sweep.dir=S"]
+
+    def sweep(*args: str) -> subprocess.CompletedProcess:
+        return run_cli(["-m", "--config-dir", str(tmp_path / "myconf"), *args, *base], cwd=tmp_path)
+
+    assert sweep("reg.p=1,2").returncode == 0
+    first = run_ids(tmp_path / "S")
+    # Same jobs in another order, plus a new one: each done job is found by its overrides.
+    grown = sweep("reg.p=3,2,1")
+    assert grown.returncode == 0, grown.stderr
+    assert "skipped 2 of 3 (already done)" in grown.stdout + grown.stderr
+    second = run_ids(tmp_path / "S")
+    assert len(second) == 3 and all(second[job] == first[job] for job in first)
+
+    # An incomplete job (no metrics.json) and a failed one run again; the others do not.
+    (p1,) = [j for j in job_dirs(tmp_path / "S") if j.name.startswith("experiment=short,reg.p=1")]
+    (p2,) = [j for j in job_dirs(tmp_path / "S") if j.name.startswith("experiment=short,reg.p=2")]
+    (p1 / "metrics.json").unlink()
+    failed = read_metrics(p2) | {"status": "failed"}
+    (p2 / "metrics.json").write_text(json.dumps(failed))
+    assert sweep("reg.p=1,2,3").returncode == 0
+    third = run_ids(tmp_path / "S")
+    assert third[p1.name] != second[p1.name] and third[p2.name] != second[p2.name]
+    assert [job for job in third if third[job] == second[job]] == ["experiment=short,reg.p=3"]
+
+    # The preset changes: every job's config hash changes, so every job runs again.
+    preset.write_text("# @package _global_\ntrainer:\n  steps: 30\n  eval_every: 10\n")
+    assert sweep("reg.p=1,2,3").returncode == 0
+    fourth = run_ids(tmp_path / "S")
+    assert all(fourth[job] != third[job] for job in third)
+    assert all(read_metrics(job)["steps"] == 30 for job in job_dirs(tmp_path / "S"))
+
+    forced = sweep("reg.p=1,2,3", "hydra.sweeper.resume=false")
+    assert forced.returncode == 0 and "skipped" not in forced.stdout + forced.stderr
+    assert all(v != fourth[job] for job, v in run_ids(tmp_path / "S").items())
+
+
+def test_two_sweeps_over_overlapping_grids_in_one_folder_run_each_job_once(tmp_path):
+    common = ["trainer.steps=400", "trainer.eval_every=100", "hydra.sweep.dir=S"]
+    procs = [start_sweep(["reg.p=1,2,3", *common], tmp_path, "a.log"),
+             start_sweep(["reg.p=3,2,4", *common], tmp_path, "b.log")]
+    assert all(proc.wait(timeout=240) == 0 for proc in procs)
+    outputs = [(tmp_path / log).read_text() for log in ("a.log", "b.log")]
+    runs = [read_metrics(job) for job in job_dirs(tmp_path / "S")]
+    assert sorted(r["config"]["reg"]["p"] for r in runs) == [1, 2, 3, 4]
+    assert all(r["status"] == "completed" for r in runs)
+    trained = sum(out.count("| completed |") for out in outputs)
+    waited = sum(out.count("already done (completed), not run again") for out in outputs)
+    skipped_up_front = sum(int(line.split("skipped ")[1].split(" ")[0])
+                           for out in outputs for line in out.splitlines() if "skipped " in line)
+    # p=2 and p=3 are in both grids: each trained by one sweep, found done by the other.
+    assert trained == 4 and waited + skipped_up_front == 2
+
+
+def test_a_job_whose_results_cannot_be_written_fails_and_the_sweep_says_so(tmp_path):
+    sweep = tmp_path / "S"
+    blocked = sweep / "reg.p=2,trainer.steps=20"
+    (blocked / "metrics.json").mkdir(parents=True)  # the result's path is taken by a folder
+    proc = run_cli(["-m", "reg.p=1,2", "trainer.steps=20", f"hydra.sweep.dir={sweep}"],
+                   cwd=tmp_path)
+    assert proc.returncode == 1
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("wdsweep: 1 of 2 jobs failed") and str(blocked) in last
+    assert f"could not write {blocked / 'metrics.json'}" in proc.stdout + proc.stderr
+    assert "reg.p=2 trainer.steps=20 | completed" not in proc.stdout + proc.stderr
+    assert read_metrics(sweep / "reg.p=1,trainer.steps=20")["status"] == "completed"
+    assert not list(blocked.glob("*.tmp"))
+
+
+@pytest.mark.parametrize("mode", ["-m", "single"])
+def test_an_unwritable_output_folder_is_one_line_before_anything_runs(tmp_path, mode):
+    (tmp_path / "afile").write_text("a file where a folder should be\n")
+    key = "hydra.sweep.dir" if mode == "-m" else "hydra.run.dir"
+    target = tmp_path / "afile" / "out"
+    args = ["-m", "reg.p=1,2"] if mode == "-m" else []
+    proc = run_cli([*args, "trainer.steps=5", f"{key}={target}"], cwd=tmp_path)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert lines == [f"wdsweep: invalid config: {key}='{target}' is not allowed: a folder this "
+                     "process can write (NotADirectoryError: Not a directory)"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+
+
+def test_a_killed_optuna_search_loses_no_finished_trial(tmp_path):
+    args = ["search=optuna", "hydra.sweeper.n_trials=6", "hydra.sweeper.study_name=k",
+            "hydra.sweeper.heartbeat_seconds=0.5", "hydra.sweeper.stale_after_seconds=2",
+            "trainer.steps=400", "trainer.eval_every=100", "hydra.sweep.dir=S"]
+    kill_after(start_sweep(args, tmp_path), tmp_path / "S", finished=2)
+    journal = tmp_path / "multirun" / "optuna" / "k.journal"
+    storage = optuna.storages.JournalStorage(JournalFileBackend(str(journal)))
+    before = {t.number: t.value for t in optuna.load_study(study_name="k", storage=storage).trials
+              if t.state == TrialState.COMPLETE}
+    assert len(before) >= 2
+    time.sleep(2.5)  # longer than stale_after_seconds: the killed trial, if any, is now stale
+
+    rerun = run_cli(["-m", *args], cwd=tmp_path)
+    assert rerun.returncode == 0, rerun.stderr
+    trials = optuna.load_study(study_name="k", storage=storage).trials
+    assert [t.number for t in trials] == list(range(len(trials)))  # none lost, none twice
+    assert all(trials[n].state == TrialState.COMPLETE and trials[n].value == v
+               for n, v in before.items())
+    assert sum(t.state == TrialState.COMPLETE for t in trials) >= 5
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    assert sum(t.state in (TrialState.COMPLETE, TrialState.FAIL) for t in trials) == 6
+    result_files_whole(tmp_path / "S")

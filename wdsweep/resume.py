@@ -1,0 +1,80 @@
+"""Resuming a sweep: is a job already done, and one process at a time in a job's folder.
+
+A job is done when its metrics.json is whole, says a final status (`completed`, or `diverged`,
+which a re-run would only repeat) and carries the config_hash of the config about to run. A
+`failed` job is run again (its cause may have been the machine), as is one whose config
+changed or whose metrics.json is missing: metrics.json is written last, so a job killed
+part-way has none.
+
+No torch here: the grid sweeper calls this for every job before launching any.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+from pathlib import Path
+from typing import Iterator, Optional
+
+from wdsweep.results import METRICS_FILE
+
+DONE_STATUSES = ("completed", "diverged")
+LOCK_FILE = ".wdsweep.lock"
+
+
+def read_record(job_dir: Path) -> Optional[dict]:
+    """The job's metrics.json, or None if it is missing or not a whole JSON object."""
+    try:
+        record = json.loads((Path(job_dir) / METRICS_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def done_record(job_dir: Path, cfg_hash: str) -> Optional[dict]:
+    """The record of this exact config's finished run in job_dir, or None if it must run."""
+    record = read_record(job_dir)
+    if record is None or record.get("status") not in DONE_STATUSES:
+        return None
+    return record if record.get("config_hash") == cfg_hash else None
+
+
+@contextlib.contextmanager
+def job_lock(job_dir: Path) -> Iterator[None]:
+    """Hold the job folder's lock: a second process running the same job (two sweeps over
+    overlapping grids) waits here, then finds the job done. The kernel releases the lock when
+    its holder dies, even by SIGKILL, so a killed sweep never leaves a job locked."""
+    fd = os.open(Path(job_dir) / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def remove_stale_temp_files(job_dir: Path) -> None:
+    """Drop the temporary files of a write that was killed before its rename. Call it only
+    under job_lock, so no live writer's file is taken away."""
+    for tmp in Path(job_dir).glob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
+
+
+def output_folder_problem(folder: Path) -> Optional[str]:
+    """Why results cannot be written under `folder`, or None if they can. The test is to
+    create the folder and a file in it, since permission bits do not tell the whole story
+    (read-only mounts, a file where a folder should be, root ignoring modes). On failure the
+    folders it made are removed again."""
+    folder = Path(folder).absolute()
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".wdsweep-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        for made in missing:  # deepest first
+            with contextlib.suppress(OSError):
+                made.rmdir()
+        return f"{type(err).__name__}: {err.strerror or err}"
+    return None
