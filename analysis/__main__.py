@@ -14,10 +14,6 @@ import time
 from pathlib import Path
 
 from analysis.collect import collect, status_counts
-from analysis.figures import (
-    gap_chart, headline_chart, lr_lambda_heatmap, optuna_charts, regression_fits, weight_histograms,
-)
-from analysis.report import write_report
 
 
 def main(argv=None) -> int:
@@ -41,8 +37,16 @@ def main(argv=None) -> int:
         print(f"analysis: {problem}", file=sys.stderr)
     runs = collection.runs
     if runs.empty:
-        print("analysis: no runs to analyse", file=sys.stderr)
+        if not collection.problems:  # else the lines above already say why, one per source
+            print("analysis: no runs to analyse", file=sys.stderr)
         return 1
+    # Imported once there is something to draw: matplotlib and seaborn take seconds to load,
+    # and a wrong folder should be said at once.
+    from analysis.figures import (
+        gap_chart, headline_chart, lr_lambda_heatmap, optuna_charts, regression_fits, weight_histograms,
+    )
+    from analysis.report import write_report
+
     first = Path(args.sources[0])
     default = first / "analysis" if first.is_dir() else (
         first.parent / "analysis" if first.is_file() else Path("analysis-report"))  # a storage URL

@@ -4,7 +4,8 @@ Each job folder (one holding .hydra/config.yaml) gives a row: the flattened conf
 (`reg.lam`, `reg.p`, `optimizer.name`, `seed`, ...), every metric of its metrics.json, its
 status and where it lives. A job with no metrics.json (still running, or killed) is a row with
 status `incomplete`; a corrupt metrics.json is a row with status `unreadable` and a one-line
-message. An Optuna storage (a journal file or a storage URL) gives one row per trial.
+message; a job whose config cannot be read is left out, with a one-line message. A source with
+no runs at all is a one-line message too. An Optuna storage (a journal file or a storage URL) gives one row per trial.
 Rows from sweeps with different config keys merge; keys a run lacks are empty (NaN).
 """
 from __future__ import annotations
@@ -55,8 +56,14 @@ def collect(sources: Iterable[str]) -> Collection:
             if not found:
                 problems.append(f"{path}: no runs found (no folder with .hydra/config.yaml below it)")
             rows.extend(found)
+        elif path.suffix == ".journal" and not path.is_file():
+            # Opening a journal that is not there would create it, empty.
+            problems.append(f"{source}: no such journal file")
         elif path.suffix == ".journal" or "://" in source:
-            rows.extend(collect_optuna(source, problems))
+            found = collect_optuna(source, problems)
+            if not found and not any(p.startswith(f"{source}: ") for p in problems):
+                problems.append(f"{source}: no trials found (no study in this storage)")
+            rows.extend(found)
         else:
             problems.append(f"{source}: not a sweep folder, a .journal file or a storage URL")
     frame = pd.DataFrame(rows)
@@ -76,27 +83,52 @@ def collect_sweep(root: Path, problems: List[str]) -> List[Dict[str, Any]]:
         job = config_file.parent.parent
         row: Dict[str, Any] = {"sweep": str(root), "job": str(job.relative_to(root)) or "."}
         try:
-            config = yaml.safe_load(config_file.read_text()) or {}
-        except yaml.YAMLError as err:
-            problems.append(f"{config_file}: unreadable config ({' '.join(str(err).split())})")
+            config = yaml.safe_load(config_file.read_text())
+        except (yaml.YAMLError, OSError, UnicodeDecodeError) as err:
+            config = _one_line(err)
+        if not isinstance(config, dict):
+            problems.append(f"{config_file}: unreadable config ({config}); job skipped")
             continue
         row.update(flatten(config))
-        overrides_file = job / ".hydra" / "overrides.yaml"
-        if overrides_file.is_file():
-            row["overrides"] = " ".join(yaml.safe_load(overrides_file.read_text()) or [])
-        metrics_file = job / "metrics.json"
-        if not metrics_file.is_file():
-            row["status"] = "incomplete"
-        else:
-            try:
-                metrics = json.loads(metrics_file.read_text())
-                row["status"] = metrics.get("status", "unreadable")
-                row.update({k: metrics[k] for k in METRICS if k in metrics})
-            except (json.JSONDecodeError, UnicodeDecodeError) as err:
-                problems.append(f"{metrics_file}: corrupt metrics.json ({err})")
-                row["status"] = "unreadable"
+        overrides = _read_overrides(job / ".hydra" / "overrides.yaml", problems)
+        if overrides is not None:
+            row["overrides"] = overrides
+        row.update(_read_metrics(job / "metrics.json", problems))
         rows.append(row)
     return rows
+
+
+def _read_overrides(path: Path, problems: list[str]) -> str | None:
+    """The job's overrides as one string; None if there is no file or it cannot be read."""
+    if not path.is_file():
+        return None
+    try:
+        overrides = yaml.safe_load(path.read_text()) or []
+        return " ".join(map(str, overrides)) if isinstance(overrides, list) else str(overrides)
+    except (yaml.YAMLError, OSError, UnicodeDecodeError) as err:
+        problems.append(f"{path}: unreadable overrides.yaml ({_one_line(err)})")
+        return None
+
+
+def _read_metrics(path: Path, problems: list[str]) -> dict[str, Any]:
+    """The status and metrics of one job. A missing file is a job still running or killed;
+    a corrupt one (half-written, edited, not a JSON object) is reported and the run kept as
+    `unreadable`, so one bad file never stops the analysis."""
+    if not path.is_file():
+        return {"status": "incomplete"}
+    try:
+        metrics = json.loads(path.read_text())
+        problem = None if isinstance(metrics, dict) else f"a JSON {type(metrics).__name__}, not an object"
+    except (ValueError, OSError, UnicodeDecodeError) as err:  # JSONDecodeError is a ValueError
+        problem = _one_line(err)
+    if problem is not None:
+        problems.append(f"{path}: corrupt metrics.json ({problem}); run kept as unreadable")
+        return {"status": "unreadable"}
+    return {"status": metrics.get("status", "unreadable"), **{k: metrics[k] for k in METRICS if k in metrics}}
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split())
 
 
 def collect_optuna(spec: str, problems: List[str]) -> List[Dict[str, Any]]:
@@ -109,7 +141,8 @@ def collect_optuna(spec: str, problems: List[str]) -> List[Dict[str, Any]]:
         storage = open_storage(spec)
         summaries = optuna.get_all_study_summaries(storage)
     except Exception as err:  # noqa: BLE001 - a bad storage is a message, not a crash
-        problems.append(f"{spec}: cannot read the Optuna storage ({type(err).__name__}: {err})")
+        err = getattr(err, "orig", None) or err  # SQLAlchemy's wrapper: the driver says it best
+        problems.append(f"{spec}: cannot read the Optuna storage ({type(err).__name__}: {_one_line(err)})")
         return []
     rows = []
     for summary in summaries:

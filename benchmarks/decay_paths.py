@@ -1,21 +1,28 @@
-"""Speed of the ways to apply decay, as ratios measured side by side in one process.
+"""What decay costs per training step, as ratios measured side by side in one process.
 
-    python benchmarks/decay_paths.py [--steps 400] [--repeats 5]
+    python benchmarks/decay_paths.py [--steps 400] [--repeats 7]
 
-Baseline: a bare PyTorch loop (seed 1's: SGD with weight_decay, full batch). Against it, the
-harness's training loop with the decay applied by torch's weight_decay (impl=optimizer, what
-auto picks at p=2), by our gradient term (impl=manual) and by a loss penalty (impl=loss), and
-the same for p=3, where only manual and loss exist. Targets (ratios to the bare loop):
-the harness loop at p=2 within 1.15x; manual p=3 no slower than loss p=3.
-Timings are medians over interleaved repeats, so drift on the machine hits all alike.
+Two tables:
+1. Regularizer overhead (target: <= 1.03x). On seed 1's MLP (1-200x3-1, 10 points, full batch)
+   and on the main job's digits MLP (64-128x2-10, batches of 64), a harness step with
+   weight-only Lp at lam=1e-2 for p in {1, 2, 3} and every mode (proximal: p in {1, 2}),
+   against a harness step with lam=0 on the same net and optimizer (SGD with momentum).
+2. Ways to apply the same decay (seed 1's MLP, all parameters): a bare PyTorch loop with
+   torch's weight_decay, and the harness with impl=optimizer, manual and loss at p=2 and p=3.
+   Target: the harness within 1.15x of the bare loop at p=2.
+
+Times are of the steps alone (evaluations excluded), medians over interleaved repeats so that
+drift on the machine hits every case alike.
 """
 from __future__ import annotations
 
 import argparse
 import statistics
 import time
+from typing import Callable, Dict, List
 
 import torch
+from omegaconf import OmegaConf
 from torch import nn
 
 from wdsweep.data import Splits
@@ -23,22 +30,45 @@ from wdsweep.models import mlp
 from wdsweep.optimizers import build_optimizer
 from wdsweep.regularizers import Regularizer
 from wdsweep.training import train
-from omegaconf import OmegaConf
 
 LAM = 1e-2
+SGD = OmegaConf.create({"name": "sgd", "lr": 0.01, "momentum": 0.9, "nesterov": False,
+                        "schedule": "constant", "warmup_steps": 0, "min_lr": 0.0})
 
 
-def problem(width: int):
+def seed_one_problem():
     torch.manual_seed(0)
     x = torch.linspace(-1, 1, 10).unsqueeze(1)
     y = 1.5 * x + 0.5 * torch.randn(10, 1)
     splits = Splits("regression", {s: x for s in ("train", "val", "test")},
                     {s: y for s in ("train", "val", "test")}, n_features=1, n_outputs=1)
-    return splits, mlp(1, 1, depth=3, width=width, activation="relu")
+    return splits, mlp(1, 1, depth=3, width=200, activation="relu"), None
 
 
-def bare(steps: int, width: int) -> float:
-    splits, net = problem(width)
+def digits_problem():
+    torch.manual_seed(0)
+    x = torch.rand(300, 64)
+    y = torch.randint(0, 10, (300,))
+    splits = Splits("classification", {s: x for s in ("train", "val", "test")},
+                    {s: y for s in ("train", "val", "test")}, n_features=64, n_outputs=10)
+    return splits, mlp(64, 10, depth=2, width=128, activation="relu"), 64
+
+
+PROBLEMS = {"seed 1's MLP": seed_one_problem, "digits MLP": digits_problem}
+
+
+def harness(problem: Callable, steps: int, *, lam: float, p: float, mode: str = "coupled",
+            scope: str = "weights", impl: str = "auto") -> float:
+    splits, net, batch_size = problem()
+    reg = Regularizer(net, lam=lam, p=p, mode=mode, scope=scope, optimizer="sgd", impl=impl)
+    opt, sched = build_optimizer(SGD, reg.param_groups(), steps)
+    result = train(net, splits, opt, sched, reg, steps=steps, batch_size=batch_size,
+                   eval_every=steps, generator=torch.Generator().manual_seed(0))
+    return result.train_seconds - result.eval_seconds
+
+
+def bare(steps: int) -> float:
+    splits, net, _ = seed_one_problem()
     opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=LAM)
     x, y = splits.x["train"], splits.y["train"]
     tic = time.perf_counter()
@@ -49,43 +79,60 @@ def bare(steps: int, width: int) -> float:
     return time.perf_counter() - tic
 
 
-def harness(steps: int, width: int, impl: str, p: float) -> float:
-    splits, net = problem(width)
-    reg = Regularizer(net, lam=LAM, p=p, mode="coupled", scope="all", optimizer="sgd", impl=impl)
-    cfg = OmegaConf.create({"name": "sgd", "lr": 0.01, "momentum": 0.9, "nesterov": False,
-                            "schedule": "constant", "warmup_steps": 0, "min_lr": 0.0})
-    opt, sched = build_optimizer(cfg, reg.param_groups(), steps)
-    result = train(net, splits, opt, sched, reg, steps=steps, batch_size=None, eval_every=steps,
-                   generator=torch.Generator().manual_seed(0))
-    return result.train_seconds - result.eval_seconds
+def measure(cases: Dict[str, Callable[[], float]], repeats: int) -> Dict[str, float]:
+    for case in cases.values():  # warm-up: lazy imports, the allocator
+        case()
+    times: Dict[str, List[float]] = {name: [] for name in cases}
+    for _ in range(repeats):
+        for name, case in cases.items():
+            times[name].append(case())
+    return {name: statistics.median(samples) for name, samples in times.items()}
+
+
+def overhead_table(steps: int, repeats: int) -> None:
+    print("1. Regularizer overhead: weight-only Lp, lam=1e-2, against lam=0 (target <= 1.03x)")
+    for label, problem in PROBLEMS.items():
+        cases = {"lam=0": lambda pr=problem: harness(pr, steps, lam=0.0, p=2.0)}
+        for mode in ("coupled", "decoupled", "proximal"):
+            for p in (1.0, 2.0, 3.0):
+                if mode == "proximal" and p == 3:
+                    continue
+                cases[f"{mode} p={p:g}"] = lambda pr=problem, m=mode, q=p: harness(
+                    pr, steps, lam=LAM, p=q, mode=m)
+        times = measure(cases, repeats)
+        base = times["lam=0"]
+        print(f"  {label}: {1e3 * base / steps:.3f} ms/step without decay")
+        for name, t in times.items():
+            if name != "lam=0":
+                print(f"    {name:16s} {t / base:5.3f}x")
+
+
+def paths_table(steps: int, repeats: int) -> None:
+    print("2. Ways to apply the decay, seed 1's MLP, all parameters (target: p=2 within 1.15x bare)")
+    one = seed_one_problem
+    cases = {
+        "bare torch loop, weight_decay (p=2)": lambda: bare(steps),
+        "harness, impl=optimizer (p=2)": lambda: harness(one, steps, lam=LAM, p=2.0, scope="all", impl="optimizer"),
+        "harness, impl=manual (p=2)": lambda: harness(one, steps, lam=LAM, p=2.0, scope="all", impl="manual"),
+        "harness, impl=loss (p=2)": lambda: harness(one, steps, lam=LAM, p=2.0, scope="all", impl="loss"),
+        "harness, impl=manual (p=3)": lambda: harness(one, steps, lam=LAM, p=3.0, scope="all", impl="manual"),
+        "harness, impl=loss (p=3)": lambda: harness(one, steps, lam=LAM, p=3.0, scope="all", impl="loss"),
+    }
+    times = measure(cases, repeats)
+    base = times["bare torch loop, weight_decay (p=2)"]
+    for name, t in times.items():
+        print(f"    {name:38s} {1e3 * t / steps:6.3f} ms/step  {t / base:5.2f}x bare")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=400)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--width", type=int, default=200)
+    parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
-    cases = {
-        "bare torch loop, weight_decay (p=2)": lambda: bare(args.steps, args.width),
-        "harness, impl=optimizer (p=2)": lambda: harness(args.steps, args.width, "optimizer", 2.0),
-        "harness, impl=manual (p=2)": lambda: harness(args.steps, args.width, "manual", 2.0),
-        "harness, impl=loss (p=2)": lambda: harness(args.steps, args.width, "loss", 2.0),
-        "harness, impl=manual (p=3)": lambda: harness(args.steps, args.width, "manual", 3.0),
-        "harness, impl=loss (p=3)": lambda: harness(args.steps, args.width, "loss", 3.0),
-    }
-    for case in cases.values():  # warm-up: lazy imports, allocator
-        case()
-    times = {name: [] for name in cases}
-    for _ in range(args.repeats):
-        for name, case in cases.items():
-            times[name].append(case())
-    base = statistics.median(times["bare torch loop, weight_decay (p=2)"])
-    print(f"{args.steps} steps, MLP 1-{args.width}x3-1 on 10 points, {torch.get_num_threads()} threads, "
-          f"median of {args.repeats}")
-    for name, samples in times.items():
-        median = statistics.median(samples)
-        print(f"  {name:40s} {1e3 * median / args.steps:7.3f} ms/step  {median / base:5.2f}x bare")
+    print(f"{args.steps} steps per case, {torch.get_num_threads()} torch threads, "
+          f"median of {args.repeats}, torch {torch.__version__}")
+    overhead_table(args.steps, args.repeats)
+    paths_table(args.steps, args.repeats)
 
 
 if __name__ == "__main__":

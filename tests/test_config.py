@@ -7,7 +7,7 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
 from wdsweep.schema import job_dir_name
-from wdsweep.validation import ConfigError, validate
+from wdsweep.validation import ConfigError, composition_error_line, validate
 
 
 def test_defaults_are_seed_ones_setup_with_weight_only_l2(compose_cfg):
@@ -54,6 +54,25 @@ def test_types_are_checked_at_composition(compose_cfg):
         compose_cfg(["trainer.steps=1.5"])
     with pytest.raises(ConfigCompositionException):
         compose_cfg(["optimizer.weight_decay=0.1"])  # reg owns decay
+
+
+@pytest.mark.parametrize("overrides,line", [
+    (["reg.p=abc"], ("invalid config: reg.p='abc' is not allowed: a number "
+                     "(Value 'abc' of type 'str' could not be converted to Float)")),
+    (["trainer.steps=1.5"], ("invalid config: trainer.steps=1.5 is not allowed: an integer "
+                             "(Value '1.5' of type 'float' could not be converted to Integer)")),
+    (["model=resnet999"], "invalid config: model='resnet999' is not allowed: one of cnn, linear, mlp"),
+    (["reg.nope=1"], ("invalid config: reg.nope=1 is not allowed: a key of reg: one of lam, p, mode, scope, "
+                      "l1_ratio, eps, impl (Key 'nope' not in 'RegConfig'; to add a key: +reg.nope=...)")),
+    (["+reg.lam=1"], ("invalid config: Could not append to config. An item is already at 'reg.lam'. "
+                      "Either remove + prefix: 'reg.lam=1' Or add a second + to add or override "
+                      "'reg.lam': '++reg.lam=1'")),
+])
+def test_composition_errors_become_one_line(compose_cfg, overrides, line):
+    # What main() prints before Hydra starts, and what a sweeper prints for one job's overrides.
+    with pytest.raises(ConfigCompositionException) as info:
+        compose_cfg(overrides)
+    assert composition_error_line(info.value) == line
 
 
 @pytest.mark.parametrize("overrides,message", [

@@ -2,13 +2,16 @@
 with their own split column, a random split, standardization and clear errors."""
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 from omegaconf import OmegaConf
 
-from wdsweep.data import build_splits
+from wdsweep.data import build_splits, check_data, digits_split_sizes
 from wdsweep.schema import CsvConfig, DigitsConfig, MoonsConfig, Regression1dConfig
 from wdsweep.validation import ConfigError
 
@@ -72,6 +75,33 @@ def test_digits_n_train_just_below_the_split_is_an_error():
     with pytest.raises(ConfigError, match=r"data.n_train=1070 .*not within 10 of it"):
         splits_of(DigitsConfig, n_train=1070)
     assert splits_of(DigitsConfig, n_train=1077).sizes()["train"] == 1077
+
+
+@pytest.mark.parametrize("val,test", [(0.2, 0.2), (0.1, 0.3), (0.15, 0.25), (0.3333, 0.1), (0.05, 0.05)])
+def test_digits_split_sizes_for_validation_are_the_loaders(val, test):
+    # validation checks data.n_train with digits_split_sizes, never loading the images
+    cfg = OmegaConf.merge(OmegaConf.structured(DigitsConfig), {"val_fraction": val, "test_fraction": test})
+    assert digits_split_sizes(val, test) == splits_of(DigitsConfig, val_fraction=val, test_fraction=test).sizes()
+    assert check_data(cfg, seed=0) == digits_split_sizes(val, test)["train"]
+
+
+def test_a_digits_split_too_small_for_ten_classes_is_an_error():
+    cfg = OmegaConf.merge(OmegaConf.structured(DigitsConfig), {"val_fraction": 0.003})
+    with pytest.raises(ConfigError, match=r"data.val_fraction=0.003 is not allowed: a val split of at least 10"):
+        check_data(cfg, seed=0)
+
+
+def test_checking_data_needs_no_torch(tmp_path, frame):
+    # Validation reads the csv before any training; torch (seconds to import) is not needed.
+    frame.drop(columns="label").to_csv(tmp_path / "d.csv", index=False)
+    code = ("import sys; from omegaconf import OmegaConf; from wdsweep.data import check_data; "
+            f"n = check_data(OmegaConf.create({{'name': 'csv', 'path': {str(tmp_path / 'd.csv')!r}, "
+            "'target': 'y', 'task': 'regression', 'standardize': True, 'val_fraction': 0.2, "
+            "'test_fraction': 0.2, 'seed': None}), seed=0); "
+            "print(n, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == [str(splits_of(CsvConfig, path=str(tmp_path / "d.csv"), target="y").sizes()["train"]),
+                           "False"]
 
 
 def test_moons_label_noise_flips_labels():

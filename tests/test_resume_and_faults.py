@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List
+from typing import Callable, Dict, List
 
 import optuna
 import pytest
@@ -41,15 +41,20 @@ def start_sweep(args: List[str], cwd: Path, log: str = "sweep.log") -> subproces
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def kill_after(proc: subprocess.Popen, sweep: Path, finished: int, timeout: float = 180) -> None:
-    """SIGKILL the sweep's whole process group once `finished` jobs have written metrics.json."""
+def kill_when(proc: subprocess.Popen, ready: Callable[[], bool], timeout: float = 180) -> None:
+    """SIGKILL the sweep's whole process group as soon as ready() says so."""
     deadline = time.time() + timeout
-    while len(list(sweep.glob("*/metrics.json"))) < finished:
+    while not ready():
         assert proc.poll() is None, "the sweep ended before it was killed"
         assert time.time() < deadline, "the sweep made no progress"
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+
+
+def kill_after(proc: subprocess.Popen, sweep: Path, finished: int) -> None:
+    """SIGKILL the sweep once `finished` jobs have written metrics.json."""
+    kill_when(proc, lambda: len(list(sweep.glob("*/metrics.json"))) >= finished)
 
 
 def result_files_whole(sweep: Path) -> None:
@@ -182,12 +187,22 @@ def test_a_killed_optuna_search_loses_no_finished_trial(tmp_path):
     args = ["search=optuna", "hydra.sweeper.n_trials=6", "hydra.sweeper.study_name=k",
             "hydra.sweeper.heartbeat_seconds=0.5", "hydra.sweeper.stale_after_seconds=2",
             "trainer.steps=400", "trainer.eval_every=100", "hydra.sweep.dir=S"]
-    kill_after(start_sweep(args, tmp_path), tmp_path / "S", finished=2)
     journal = tmp_path / "multirun" / "optuna" / "k.journal"
-    storage = optuna.storages.JournalStorage(JournalFileBackend(str(journal)))
-    before = {t.number: t.value for t in optuna.load_study(study_name="k", storage=storage).trials
-              if t.state == TrialState.COMPLETE}
+
+    def complete_trials() -> dict:
+        if not journal.exists():
+            return {}
+        storage = optuna.storages.JournalStorage(JournalFileBackend(str(journal)))
+        try:
+            trials = optuna.load_study(study_name="k", storage=storage).trials
+        except KeyError:  # the study is not created yet
+            return {}
+        return {t.number: t.value for t in trials if t.state == TrialState.COMPLETE}
+
+    kill_when(start_sweep(args, tmp_path), lambda: len(complete_trials()) >= 2)
+    before = complete_trials()
     assert len(before) >= 2
+    storage = optuna.storages.JournalStorage(JournalFileBackend(str(journal)))
     time.sleep(2.5)  # longer than stale_after_seconds: the killed trial, if any, is now stale
 
     rerun = run_cli(["-m", *args], cwd=tmp_path)

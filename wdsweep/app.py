@@ -2,13 +2,19 @@
 
 The task function lives here, in an importable module, rather than in __main__.py, so that
 launchers which pickle it to worker processes (joblib, submitit) find it by name.
+
+Before Hydra starts, main() checks the command line the way Hydra is about to read it (the
+override grammar, then one compose of the primary config), so that a mistake there ends the
+program with one line rather than Hydra's report over several.
 """
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import hydra
+from hydra.core.config_search_path import SearchPathQuery
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
@@ -32,9 +38,12 @@ def task(cfg: DictConfig) -> float:
 
     hydra_cfg = HydraConfig.get()
     single = hydra_cfg.mode == RunMode.RUN
+    # Our grid sweeper skips finished jobs before launching; the job checks again under its
+    # folder's lock, for a second sweep process that launched the same job meanwhile.
+    resume = not single and bool(hydra_cfg.sweeper.get("resume", False))
     try:
         return run(cfg, Path(hydra_cfg.runtime.output_dir), overrides=list(hydra_cfg.overrides.task),
-                   progress=single, raise_failures=single)
+                   progress=single, raise_failures=single, resume=resume)
     except ConfigError as err:
         err.exit()
 
@@ -44,6 +53,7 @@ _hydra_main = hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config
 
 def main() -> None:
     check_override_syntax(sys.argv[1:])
+    check_composition(sys.argv[1:])
     _hydra_main()
 
 
@@ -59,4 +69,86 @@ def check_override_syntax(argv: list) -> None:
             OverridesParser.create().parse_override(override)
         except Exception as err:  # noqa: BLE001 - Hydra's grammar errors come in several types
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            ConfigError(f"invalid override {override!r}: {first}").exit()
+            ConfigError(f"invalid override {override!r} is not allowed: key=value in Hydra's override "
+                        "syntax, a sweep as key=a,b,c or choice(...), range(...), interval(...), "
+                        f"tag(log, interval(...)) (the parser: {first})").exit()
+
+
+def check_composition(argv: list) -> None:
+    """Compose the primary config once, with Hydra's own machinery, as Hydra is about to: an
+    error there (`model=resnet999`, `reg.p=abc`) ends the program with one line, where Hydra
+    would print it over several, with its config search path. Per-job errors of a sweep are
+    the sweepers' (see validation.composition_error_line). HYDRA_FULL_ERROR=1 keeps Hydra's
+    own report, traceback and all."""
+    from hydra._internal.utils import get_args_parser
+
+    if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        return
+    args, _ = get_args_parser().parse_known_args(argv)
+    if args.help or args.hydra_help or args.info or args.shell_completion or args.experimental_rerun:
+        return  # these compose nothing to run, or not from the command line
+    _check_commands(args)
+    _compose_primary(args)
+
+
+def _check_commands(args) -> None:
+    """Hydra raises these as a bare ValueError, with a traceback."""
+    commands = [name for name, given in (("--run", args.run), ("--multirun", args.multirun),
+                                         ("--cfg", args.cfg is not None)) if given]
+    if len(commands) > 1:
+        ConfigError(f"invalid command line: {' with '.join(commands)} is not allowed: one of "
+                    "--run, --multirun, --cfg, --info, --shell-completion at a time").exit()
+    if args.resolve and args.cfg is None:
+        ConfigError("invalid command line: --resolve is not allowed: only with --cfg or --help").exit()
+
+
+def _compose_primary(args) -> None:
+    from hydra._internal.hydra import Hydra
+    from hydra._internal.utils import (
+        create_automatic_config_search_path,
+        detect_calling_file_or_module_from_task_function,
+        detect_task_name,
+    )
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from wdsweep.validation import composition_error_line
+
+    # As hydra.main's _run_hydra builds them, so that this compose is Hydra's own.
+    calling_file, calling_module = detect_calling_file_or_module_from_task_function(task)
+    search_path = create_automatic_config_search_path(
+        calling_file, calling_module, args.config_path or str(CONFIG_DIR))
+    if args.config_dir is not None:
+        config_dir = Path(args.config_dir).absolute()
+        if not config_dir.is_dir():
+            ConfigError(f"invalid command line: --config-dir={str(config_dir)!r} is not allowed: "
+                        "an existing folder (not found)").exit()
+        search_path.prepend(provider="command-line", path=f"file://{config_dir}",
+                            anchor=SearchPathQuery(provider="schema"))
+    config_name = args.config_name or "config"
+    try:
+        hydra_ = Hydra.create_main_hydra2(task_name=detect_task_name(calling_file, calling_module),
+                                          config_search_path=search_path)
+    except Exception:  # noqa: BLE001 - Hydra will meet and report the same problem itself
+        GlobalHydra.instance().clear()
+        return
+    try:
+        _compose(hydra_, config_name, list(args.overrides), multirun=args.multirun, show_cfg=args.cfg is not None)
+    except (HydraException, OmegaConfBaseException) as err:
+        ConfigError(composition_error_line(err)).exit()
+    except Exception:  # noqa: BLE001 - not a config error: Hydra will report it its own way
+        return
+    finally:
+        GlobalHydra.instance().clear()  # hydra.main initializes it again
+
+
+def _compose(hydra_, config_name: str, overrides: list, multirun: bool, show_cfg: bool) -> None:
+    try:
+        hydra_.compose_config(config_name, overrides, run_mode=RunMode.MULTIRUN if multirun else RunMode.RUN)
+    except Exception:
+        # A config may set hydra.mode=MULTIRUN, a multirun without -m (Hydra's get_mode); that
+        # costs a second compose, so it is asked only when the first one failed.
+        if multirun or show_cfg or hydra_.get_mode(config_name, overrides) != RunMode.MULTIRUN:
+            raise
+        hydra_.compose_config(config_name, overrides, run_mode=RunMode.MULTIRUN)

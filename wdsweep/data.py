@@ -9,21 +9,29 @@ model is built: that is seed 1's order (seed, draw data, build the net), so `see
 seed 1's data and its undecayed net bit for bit. The validation draw and all the sklearn
 based splits use generators of their own, derived from the data seed, so they never shift
 that stream.
+
+Checking. `check_data` runs the loaders' own checks (csv columns, empty splits, digits'
+n_train) for validation, without torch: torch is imported only where tensors are made.
 """
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import TYPE_CHECKING, Optional, Tuple
 
 import numpy as np
-import torch
 from omegaconf import DictConfig
 
 from wdsweep.validation import ConfigError
 
+if TYPE_CHECKING:
+    import torch
+
 SPLITS = ("train", "val", "test")
+# sklearn's bundled 8x8 digits; _digits checks that the file still holds this many.
+DIGITS_SIZE = 1797
 
 
 @dataclass
@@ -47,6 +55,8 @@ def derived_seed(seed: int, purpose: str) -> int:
 
 def build_splits(cfg: DictConfig, seed: int, generator: torch.Generator) -> Splits:
     """Build the splits of data set `cfg.name`. `seed` is the run's seed; cfg.seed overrides it."""
+    import torch
+
     data_seed = seed if cfg.seed is None else cfg.seed
     if cfg.seed is not None:
         generator = torch.Generator().manual_seed(data_seed)
@@ -54,12 +64,26 @@ def build_splits(cfg: DictConfig, seed: int, generator: torch.Generator) -> Spli
     return builders[cfg.name](cfg, data_seed, generator)
 
 
-def check_data(cfg: DictConfig, seed: int) -> None:
-    """Raise ConfigError if the data cannot be built; used by validate before any training."""
-    build_splits(cfg, seed, torch.Generator().manual_seed(0))
+def check_data(cfg: DictConfig, seed: int) -> int:
+    """Raise ConfigError if the data cannot be built, else return the number of training rows.
+    Used by validate before any training: the same checks as the loaders, without tensors."""
+    data_seed = seed if cfg.seed is None else cfg.seed
+    if cfg.name == "csv":
+        return int((_csv_arrays(cfg, data_seed).split == "train").sum())
+    if cfg.name == "digits":
+        sizes = digits_split_sizes(cfg.val_fraction, cfg.test_fraction)
+        for key, split in (("data.val_fraction", "val"), ("data.test_fraction", "test")):
+            if sizes[split] < 10:  # a stratified split needs a row of each of the 10 digits
+                raise ConfigError(f"invalid config: {key}={cfg[key.split('.')[1]]!r} is not allowed: "
+                                  f"a {split} split of at least 10 images (it gives {sizes[split]})")
+        _check_digits_n_train(cfg.n_train, sizes["train"])
+        return sizes["train"] if cfg.n_train is None else cfg.n_train
+    return cfg.n_train  # regression1d and moons draw exactly n_train rows
 
 
 def _regression1d(cfg: DictConfig, data_seed: int, generator: torch.Generator) -> Splits:
+    import torch
+
     def draw(n: int, noise: float, gen: torch.Generator) -> Tuple[torch.Tensor, torch.Tensor]:
         x = torch.linspace(cfg.x_min, cfg.x_max, n).unsqueeze(1)
         y = cfg.slope * x + torch.normal(0.0, noise, size=x.size(), generator=gen)
@@ -95,6 +119,8 @@ def _digits(cfg: DictConfig, data_seed: int, generator: torch.Generator) -> Spli
     from sklearn.model_selection import train_test_split
 
     x, y = _digits_arrays()
+    if len(y) != DIGITS_SIZE:  # digits_split_sizes, and so validation, assume it
+        raise RuntimeError(f"scikit-learn's digits hold {len(y)} images, not {DIGITS_SIZE}")
     rest_x, x_test, rest_y, y_test = train_test_split(
         x, y, test_size=cfg.test_fraction, stratify=y,
         random_state=derived_seed(data_seed, "digits/test") % 2**32,
@@ -103,22 +129,35 @@ def _digits(cfg: DictConfig, data_seed: int, generator: torch.Generator) -> Spli
         rest_x, rest_y, test_size=cfg.val_fraction / (1.0 - cfg.test_fraction), stratify=rest_y,
         random_state=derived_seed(data_seed, "digits/val") % 2**32,
     )
-    if cfg.n_train is not None:
-        # A stratified subsample leaves a remainder that needs every class too (or nothing).
-        if cfg.n_train > len(y_train) or 0 < len(y_train) - cfg.n_train < 10:
-            raise ConfigError(
-                f"invalid config: data.n_train={cfg.n_train} is not allowed: at most the "
-                f"{len(y_train)} rows of the training split and not within 10 of it (or null for all)"
-            )
-        if cfg.n_train < len(y_train):
-            x_train, _, y_train, _ = train_test_split(
-                x_train, y_train, train_size=cfg.n_train, stratify=y_train,
-                random_state=derived_seed(data_seed, "digits/n_train") % 2**32,
-            )
+    _check_digits_n_train(cfg.n_train, len(y_train))
+    if cfg.n_train is not None and cfg.n_train < len(y_train):
+        x_train, _, y_train, _ = train_test_split(
+            x_train, y_train, train_size=cfg.n_train, stratify=y_train,
+            random_state=derived_seed(data_seed, "digits/n_train") % 2**32,
+        )
     return _classification_splits(
         {"train": (x_train, y_train), "val": (x_val, y_val), "test": (x_test, y_test)},
         n_classes=10, image_shape=(1, 8, 8),
     )
+
+
+def digits_split_sizes(val_fraction: float, test_fraction: float) -> dict:
+    """The split sizes _digits gets from train_test_split, which rounds each held-out part up;
+    validation checks data.n_train with them without loading the images (a test holds the
+    two to agreement)."""
+    n_test = math.ceil(test_fraction * DIGITS_SIZE)
+    rest = DIGITS_SIZE - n_test
+    n_val = math.ceil(val_fraction / (1.0 - test_fraction) * rest)
+    return {"train": rest - n_val, "val": n_val, "test": n_test}
+
+
+def _check_digits_n_train(n_train: int | None, n_split: int) -> None:
+    # A stratified subsample leaves a remainder that needs every class too (or nothing).
+    if n_train is not None and (n_train > n_split or 0 < n_split - n_train < 10):
+        raise ConfigError(
+            f"invalid config: data.n_train={n_train} is not allowed: at most the "
+            f"{n_split} rows of the training split and not within 10 of it (or null for all)"
+        )
 
 
 def _moons(cfg: DictConfig, data_seed: int, generator: torch.Generator) -> Splits:
@@ -135,6 +174,8 @@ def _moons(cfg: DictConfig, data_seed: int, generator: torch.Generator) -> Split
 
 
 def _classification_splits(arrays: dict, n_classes: int, image_shape=None) -> Splits:
+    import torch
+
     return Splits(
         task="classification",
         x={s: torch.from_numpy(np.ascontiguousarray(arrays[s][0])) for s in SPLITS},
@@ -145,7 +186,30 @@ def _classification_splits(arrays: dict, n_classes: int, image_shape=None) -> Sp
     )
 
 
+@dataclass
+class _CsvArrays:
+    x: np.ndarray  # float32 (n, n_features), standardized on train statistics if asked
+    y: np.ndarray  # float32 (n, 1) for regression, int64 (n,) class codes for classification
+    split: np.ndarray  # "train" | "val" | "test" per row
+    n_outputs: int
+
+
 def _csv(cfg: DictConfig, data_seed: int, generator: torch.Generator) -> Splits:
+    import torch
+
+    arrays = _csv_arrays(cfg, data_seed)
+    return Splits(
+        task=cfg.task,
+        x={s: torch.from_numpy(np.ascontiguousarray(arrays.x[arrays.split == s], dtype=np.float32))
+           for s in SPLITS},
+        y={s: torch.from_numpy(np.ascontiguousarray(arrays.y[arrays.split == s])) for s in SPLITS},
+        n_features=arrays.x.shape[1],
+        n_outputs=arrays.n_outputs,
+    )
+
+
+def _csv_arrays(cfg: DictConfig, data_seed: int) -> _CsvArrays:
+    """Read and check the file: every problem is a ConfigError naming the key and the file."""
     import pandas as pd
 
     path = Path(cfg.path).expanduser()
@@ -190,14 +254,7 @@ def _csv(cfg: DictConfig, data_seed: int, generator: torch.Generator) -> Splits:
         train_x = x_all[split == "train"]
         mean, std = train_x.mean(axis=0), train_x.std(axis=0)
         x_all = (x_all - mean) / np.where(std > 0, std, 1.0)
-
-    return Splits(
-        task=cfg.task,
-        x={s: torch.from_numpy(np.ascontiguousarray(x_all[split == s], dtype=np.float32)) for s in SPLITS},
-        y={s: torch.from_numpy(np.ascontiguousarray(y_all[split == s])) for s in SPLITS},
-        n_features=len(feature_columns),
-        n_outputs=n_outputs,
-    )
+    return _CsvArrays(x=x_all, y=y_all, split=split, n_outputs=n_outputs)
 
 
 def _csv_split_labels(frame, cfg: DictConfig, data_seed: int, fail) -> np.ndarray:

@@ -22,7 +22,6 @@ from typing import List, Optional, Tuple
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from wdsweep.schema import has_native_decay
 
@@ -48,17 +47,6 @@ def lp_term(w: torch.Tensor, p: float, eps: float) -> torch.Tensor:
     if p < 1:
         return ((w.pow(2) + eps * eps).pow(p / 2) - eps**p).sum() / p
     return w.abs().pow(p).sum() / p
-
-
-def lp_grad(w: torch.Tensor, p: float, eps: float) -> torch.Tensor:
-    """d/dw of lp_term: sign(w)|w|^(p-1), or w (w^2 + eps^2)^(p/2 - 1) for p < 1."""
-    if p == 2:
-        return w
-    if p == 1:
-        return torch.sign(w)
-    if p < 1:
-        return w * (w.pow(2) + eps * eps).pow(p / 2 - 1)
-    return torch.sign(w) * w.abs().pow(p - 1)
 
 
 class Regularizer:
@@ -111,20 +99,17 @@ class Regularizer:
     def before_step(self, lr: float) -> None:
         if not self.active or self.impl != "manual":
             return
+        # Whole-list foreach ops, no Python loop over tensors: a few kernel launches per step
+        # whatever the depth, so the decay costs next to nothing on small nets (benchmarks/).
         if self.mode == "coupled":
-            with_grad = [q for q in self._params if q.grad is not None]
-            if self._plain_l2:
-                torch._foreach_add_([q.grad for q in with_grad], with_grad, alpha=self.lam)
-            else:
-                for q in with_grad:
-                    q.grad.add_(self._grad(q), alpha=self.lam)
+            params = [q for q in self._params if q.grad is not None]
+            self._add_direction([q.grad for q in params], params, self.lam)
         elif self.mode == "decoupled":
             # Before the optimizer step and from the current weights, as torch.optim.AdamW does.
             if self._plain_l2:
                 torch._foreach_mul_(self._params, 1.0 - lr * self.lam)
             else:
-                for q in self._params:
-                    q.sub_(self._grad(q), alpha=lr * self.lam)
+                self._add_direction(self._params, self._params, -lr * self.lam)
 
     @torch.no_grad()
     def after_step(self, lr: float) -> None:
@@ -132,12 +117,13 @@ class Regularizer:
         if not self.active or self.mode != "proximal":
             return
         step = lr * self.lam
-        for q in self._params:
-            if self.p == 1:
-                q.copy_(F.softshrink(q, step))  # exact zeros where |w| <= lr*lam
-            else:  # p == 2, possibly elastic: soft-threshold the L1 part, rescale for the L2 part
-                shrunk = F.softshrink(q, step * self.l1_ratio) if self.l1_ratio else q
-                q.copy_(shrunk / (1.0 + step * (1.0 - self.l1_ratio)))
+        threshold = step if self.p == 1 else step * self.l1_ratio
+        if threshold:  # soft-threshold, in place: w - clamp(w, -t, t) (exact zeros where |w| <= t)
+            clamped = torch._foreach_clamp_min(self._params, -threshold)
+            torch._foreach_clamp_max_(clamped, threshold)
+            torch._foreach_sub_(self._params, clamped)
+        if self.p == 2 and self.l1_ratio < 1:  # then rescale for the L2 part
+            torch._foreach_div_(self._params, 1.0 + step * (1.0 - self.l1_ratio))
 
     # ---------------------------------------------------------------- reports
     @torch.no_grad()
@@ -164,8 +150,38 @@ class Regularizer:
             total = (1 - a) * total + a * sum(q.abs().sum() for q in self._params)
         return self.lam * total
 
-    def _grad(self, q: torch.Tensor) -> torch.Tensor:
-        g = lp_grad(q, self.p, self.eps)
-        if self.l1_ratio:
-            g = (1 - self.l1_ratio) * g + self.l1_ratio * torch.sign(q)
+    def _add_direction(self, targets: List[torch.Tensor], params: List[torch.Tensor],
+                       scale: float) -> None:
+        """targets += scale * d(penalty / lam)/dw, in place, in as few foreach kernels as the
+        case allows (one or two for p in {1, 2, 3}); targets may be the params themselves."""
+        p, a = self.p, self.l1_ratio
+        if p == 3 and not a:  # sign(w)|w|^2 = w|w|
+            torch._foreach_addcmul_(targets, params, torch._foreach_abs(params), value=scale)
+        elif (p == 2 and not a) and targets is not params:
+            torch._foreach_add_(targets, params, alpha=scale)
+        elif p == 1:  # L1 mixed with L1 is still L1
+            torch._foreach_add_(targets, torch._foreach_sign(params), alpha=scale)
+        else:
+            torch._foreach_add_(targets, self._directions(params), alpha=scale)
+
+    def _directions(self, params: List[torch.Tensor]) -> List[torch.Tensor]:
+        """d(penalty / lam)/dw for each tensor, as new tensors: sign(w)|w|^(p-1) (smoothed to
+        w (w^2 + eps^2)^(p/2 - 1) for p < 1), mixed with sign(w) by l1_ratio."""
+        p, a = self.p, self.l1_ratio
+        if p == 2:
+            g = torch._foreach_mul(params, 1.0)
+        elif p == 1:
+            g = torch._foreach_sign(params)
+        elif p < 1:
+            g = torch._foreach_mul(params, params)
+            torch._foreach_add_(g, self.eps * self.eps)
+            torch._foreach_pow_(g, p / 2 - 1)
+            torch._foreach_mul_(g, params)
+        else:
+            g = torch._foreach_abs(params)
+            torch._foreach_pow_(g, p - 1)
+            torch._foreach_mul_(g, torch._foreach_sign(params))
+        if a and p != 1:
+            torch._foreach_mul_(g, 1 - a)
+            torch._foreach_add_(g, torch._foreach_sign(params), alpha=a)
         return g

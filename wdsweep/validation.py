@@ -1,6 +1,10 @@
 """validate(cfg): every value of a composed config checked, across groups, before anything is
 built or trained. Every problem is reported on one line naming the key, the value and what is
-allowed; all problems of a config are reported at once.
+allowed; all problems of a config are reported at once. One value is allowed but warned about,
+on one line: a batch larger than the training split.
+
+`composition_error_line` does the same for Hydra's own composition errors (an unknown group
+option, a value of the wrong type), which Hydra would print over several lines.
 
 No torch at import: Hydra's validating sweeper and callback call this before any job starts.
 """
@@ -9,12 +13,14 @@ from __future__ import annotations
 import functools
 import importlib.util
 import math
+import re
 import sys
 from pathlib import Path
 from typing import Any, List, NoReturn
 
-from hydra.errors import CompactHydraException
+from hydra.errors import CompactHydraException, MissingConfigException
 from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import ConfigAttributeError, OmegaConfBaseException
 
 from wdsweep.schema import (
     ACTIVATIONS, DATASETS, IMAGE_DATASETS, IMPLS, LOGGERS, MODELS, MODES, OBJECTIVES, OPTIMIZERS,
@@ -90,7 +96,8 @@ def validate(cfg: DictConfig) -> None:
     _validate_logger(check)
     if check.problems:
         raise ConfigError("invalid config: " + "; ".join(check.problems))
-    _validate_data_contents(cfg)
+    n_train = _validate_data_contents(cfg)
+    _warn_batch_larger_than_train(cfg, n_train)
 
 
 def _validate_data(check: _Checker) -> None:
@@ -220,16 +227,95 @@ def _validate_logger(check: _Checker) -> None:
             check.fail("logger", name, "needs the tensorboard package: pip install 'wdsweep[tensorboard]'")
 
 
-def _validate_data_contents(cfg: DictConfig) -> None:
-    """Checks that need the data itself (csv columns, split sizes); raise ConfigError."""
-    if cfg.data.name in ("csv", "digits"):
-        # A sweep validates every job up front; jobs that differ only in seed or reg share
-        # one check. The seed cannot change the split sizes, so it is left out of the key.
-        _check_data_once(OmegaConf.to_yaml(cfg.data, resolve=True))
+def _validate_data_contents(cfg: DictConfig) -> int:
+    """Checks that need the data itself (csv columns, split sizes); raise ConfigError.
+    Return the number of training rows."""
+    # A sweep validates every job up front; jobs that differ only in seed or reg share one
+    # check. The seed cannot change the split sizes, so it is left out of the key; a csv's
+    # size and time are in it, so an edited file is read again.
+    return _check_data_once(OmegaConf.to_yaml(cfg.data, resolve=True), _file_stamp(cfg.data))
+
+
+def _file_stamp(data: DictConfig) -> tuple[int, int] | None:
+    if data.name != "csv":
+        return None
+    stat = Path(data.path).expanduser().stat()  # _validate_data found the file
+    return stat.st_mtime_ns, stat.st_size
 
 
 @functools.lru_cache(maxsize=64)
-def _check_data_once(data_yaml: str) -> None:
-    from wdsweep.data import check_data  # deferred: pulls in torch, pandas and sklearn
+def _check_data_once(data_yaml: str, file_stamp: tuple[int, int] | None) -> int:
+    from wdsweep.data import check_data  # deferred: numpy, and pandas for a csv
 
-    check_data(OmegaConf.create(data_yaml), seed=0)
+    return check_data(OmegaConf.create(data_yaml), seed=0)
+
+
+_WARNED: set[str] = set()
+
+
+def _warn_batch_larger_than_train(cfg: DictConfig, n_train: int) -> None:
+    """Allowed (the sampler then takes the whole split each step), but rarely meant."""
+    batch = cfg.trainer.batch_size
+    if batch is None or batch <= n_train:
+        return
+    message = (f"wdsweep: warning: trainer.batch_size={batch} is larger than the {n_train} rows of "
+               f"the training split (data={cfg.data.name}): allowed, but every step is then full-batch")
+    # validate runs more than once per job (callback or sweeper, then the job): warn once.
+    if message not in _WARNED:
+        _WARNED.add(message)
+        print(message, file=sys.stderr)
+
+
+def composition_error_line(err: Exception) -> str:
+    """One line for an error Hydra raised while composing a config (ConfigCompositionException,
+    MissingConfigException, or OmegaConf's own), naming the key, the value and what is allowed.
+    Hydra prints these over several lines, with its config search path."""
+    cause = err.__cause__ if isinstance(err.__cause__, OmegaConfBaseException) else err
+    if isinstance(err, MissingConfigException) and str(err).startswith("Cannot find primary config"):
+        return (f"invalid command line: --config-name={err.missing_cfg_file!r} is not allowed: a "
+                "config on Hydra's search path (python -m wdsweep --info searchpath)")
+    if isinstance(err, MissingConfigException) and err.options:
+        group, _, option = (err.missing_cfg_file or "").rpartition("/")
+        return (f"invalid config: {group}={option!r} is not allowed: one of "
+                + ", ".join(sorted(err.options)))
+    if isinstance(cause, OmegaConfBaseException) and getattr(cause, "full_key", None):
+        value = getattr(cause, "value", None)
+        if value is None:
+            value = _override_value(err, cause.full_key)
+        return f"invalid config: {cause.full_key}={value!r} is not allowed: {_allowed(cause)}"
+    # Hydra's own messages (an ambiguous sweep value, "+key" on an existing key, a missing
+    # primary config): every line but the config search path, joined.
+    text = str(err).split("Config search path:")[0].split("Search path:")[0]
+    return "invalid config: " + " ".join(text.split())
+
+
+def _override_value(err: Exception, key: str) -> Any:
+    """The value the user gave `key`, from Hydra's message ("... use +reg.nope=1"): OmegaConf
+    knows only the key when the key itself is the problem."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    match = re.search(rf"(?:override |use \+)({re.escape(key)}=.*)$", str(err), re.MULTILINE)
+    if match is None:
+        return None
+    try:
+        return OverridesParser.create().parse_override(match.group(1)).value()
+    except Exception:  # noqa: BLE001 - only for the message; the text will do
+        return match.group(1).partition("=")[2]
+
+
+# OmegaConf's wording of a type error -> what the schema's type allows.
+_TYPE_ERRORS = (("converted to Float", "a number"), ("converted to Integer", "an integer"),
+                ("valid bool", "true or false"), ("to string", "a string"))
+
+
+def _allowed(cause: OmegaConfBaseException) -> str:
+    """What the schema allows at cause.full_key, with OmegaConf's reason in parentheses."""
+    reason = str(cause.msg).strip().splitlines()[0] if str(cause.msg).strip() else type(cause).__name__
+    if isinstance(cause, ConfigAttributeError) and cause.parent_node is not None:
+        parent = cause.full_key.rpartition(".")[0] or "the top level"
+        keys = ", ".join(map(str, cause.parent_node.keys()))
+        return f"a key of {parent}: one of {keys} ({reason}; to add a key: +{cause.full_key}=...)"
+    for wording, allowed in _TYPE_ERRORS:
+        if wording in reason:
+            return f"{allowed} ({reason})"
+    return reason

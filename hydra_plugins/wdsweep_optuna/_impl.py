@@ -6,7 +6,9 @@ ended, until the study holds n_trials finished trials.
 - Each job is told its trial through hydra.job.env_set, so it can report to the pruner and
   record its ending (wdsweep.trial_link); its folder is <sweep dir>/trial-<number>.
 - A job that raises, diverges, returns NaN or cannot be composed or validated is told as FAIL
-  with the reason in the trial's user attributes, and the sweep goes on.
+  with the reason (one line) in the trial's user attributes, and the sweep goes on.
+- Bad sweeper settings (n_trials=0, ...) and a storage that cannot be opened or written end
+  the sweep with one line before any trial is asked.
 - The study lives in a journal file (or any Optuna storage URL) at a path derived from the
   study name, so the same command resumes it. Several sweep processes on one storage share
   the budget: "count, then ask" happens under a lock, so n_trials is exact.
@@ -19,6 +21,8 @@ import hashlib
 import importlib
 import logging
 import math
+import os
+import re
 import threading
 import time
 from pathlib import Path
@@ -26,13 +30,15 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import optuna
 from hydra.core.plugins import Plugins
+from hydra.errors import HydraException
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 from optuna.trial import TrialState
 
 from hydra_plugins.wdsweep_optuna._search_space import SearchSpace, SearchSpaceError, parse_search_space
-from wdsweep.validation import ConfigError  # torch-free; this module loads only when the sweeper runs
+from wdsweep.validation import ConfigError, composition_error_line  # torch-free; loaded only when the sweeper runs
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +78,7 @@ class OptunaSweeperImpl(Sweeper):
 
     # ------------------------------------------------------------------ the sweep
     def sweep(self, arguments: List[str]) -> Any:
+        self._check_settings()
         try:
             space = parse_search_space(self.params, arguments)
             self._check_setup(space)
@@ -81,11 +88,7 @@ class OptunaSweeperImpl(Sweeper):
         study_name = self.study_name or default_study_name(space)
         storage_spec = self.storage_spec = (
             self.storage or str((Path(self.storage_dir) / f"{study_name}.journal").resolve()))
-        if "://" not in storage_spec:
-            Path(storage_spec).parent.mkdir(parents=True, exist_ok=True)
-        lock = _AskLock(storage_spec, study_name)
-        with lock.held():  # two processes creating one RDB schema or study at once would collide
-            study = self._open_study(study_name, storage_spec, space)
+        lock, study = self._open_study_or_exit(study_name, storage_spec, space)
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
@@ -115,12 +118,34 @@ class OptunaSweeperImpl(Sweeper):
         self._write_results(study, sweep_dir)
         return None
 
+    def _check_settings(self) -> None:
+        """The sweeper's own keys, every problem on one line as wdsweep's validate words them,
+        before the storage is opened or any trial asked."""
+        problems = []
+
+        def fail(key: str, value: Any, allowed: str) -> None:
+            problems.append(f"hydra.sweeper.{key}={value!r} is not allowed: {allowed}")
+
+        if not self.directions or any(d not in ("minimize", "maximize") for d in self.directions):
+            direction = self.directions[0] if len(self.directions) == 1 else self.directions
+            fail("direction", direction, "minimize or maximize, or a list of them")
+        if not self.n_trials >= 1:
+            fail("n_trials", self.n_trials, "an integer >= 1 (the finished trials the study should hold)")
+        if not self.n_jobs >= 1:
+            fail("n_jobs", self.n_jobs, "an integer >= 1 (the trials launched at once)")
+        if not 0 <= self.max_failure_rate <= 1:
+            fail("max_failure_rate", self.max_failure_rate, "a number in [0, 1]")
+        if not self.min_trials_for_failure_rate >= 1:
+            fail("min_trials_for_failure_rate", self.min_trials_for_failure_rate, "an integer >= 1")
+        # stale_after_seconds may be below heartbeat_seconds: a sweep resumed after a crash may
+        # fail the dead sweep's trials early on purpose.
+        for key in ("heartbeat_seconds", "stale_after_seconds"):
+            if not getattr(self, key) > 0:
+                fail(key, getattr(self, key), "a number > 0")
+        if problems:
+            ConfigError("invalid config: " + "; ".join(problems)).exit()
+
     def _check_setup(self, space: SearchSpace) -> None:
-        for d in self.directions:
-            if d not in ("minimize", "maximize"):
-                raise SearchSpaceError(f"hydra.sweeper.direction={d!r}: minimize or maximize (or a list)")
-        if self.n_trials < 1 or self.n_jobs < 1:
-            raise SearchSpaceError(f"hydra.sweeper.n_trials={self.n_trials} and n_jobs={self.n_jobs} must be >= 1")
         if not space.distributions and not self.custom_search_space:
             raise SearchSpaceError("nothing to search: give hydra.sweeper.params or sweep entries "
                                    "such as reg.lam='tag(log,interval(1e-5,1e-1))'")
@@ -129,6 +154,22 @@ class OptunaSweeperImpl(Sweeper):
             if size < self.n_trials:
                 log.info("the grid has %d points: n_trials %d -> %d", size, self.n_trials, size)
                 self.n_trials = size
+
+    def _open_study_or_exit(self, study_name: str, storage_spec: str, space: SearchSpace
+                            ) -> tuple["_AskLock", optuna.Study]:
+        """Open the study before any trial is asked: a storage that cannot be reached or written
+        ends the sweep with one line naming it, instead of a driver's traceback."""
+        problem = _storage_path_problem(storage_spec)
+        if problem is None:
+            try:
+                lock = _AskLock(storage_spec, study_name)
+                with lock.held():  # two processes creating one RDB schema or study at once would collide
+                    return lock, self._open_study(study_name, storage_spec, space)
+            except _storage_errors() as err:
+                problem = _one_line(err)
+        key, value = ("storage", _hide_password(self.storage)) if self.storage else ("storage_dir", self.storage_dir)
+        ConfigError(f"invalid config: hydra.sweeper.{key}={value!r} is not allowed: an Optuna storage "
+                    f"this process can open and write ({problem})").exit()
 
     def _open_study(self, study_name: str, storage_spec: str, space: SearchSpace) -> optuna.Study:
         from wdsweep.trial_link import PRUNER_ATTR, open_storage
@@ -147,7 +188,8 @@ class OptunaSweeperImpl(Sweeper):
         if not existing:
             for point in self.enqueue:
                 study.enqueue_trial(point, skip_if_exists=True)
-        log.info("study %r in %s: %d trials already, %d finished; running to %d", study_name, storage_spec,
+        log.info("study %r in %s: %d trials already, %d finished; running to %d", study_name,
+                 _hide_password(storage_spec),
                  n_existing, _count(study, FINISHED), self.n_trials)
         return study
 
@@ -197,9 +239,7 @@ class OptunaSweeperImpl(Sweeper):
                 cfg = self.hydra_context.config_loader.load_sweep_config(self.config, job)
                 validate(cfg)
             except Exception as err:  # noqa: BLE001 - composition, validation or the hook: this trial fails
-                kind = "invalid config" if isinstance(err, (ConfigError, SearchSpaceError)) else type(err).__name__
-                self._tell(study, trial._trial_id, trial.number, TrialState.FAIL, None,
-                           f"{kind}: {' '.join(str(err).split())}")
+                self._tell(study, trial._trial_id, trial.number, TrialState.FAIL, None, _fail_reason(err))
                 continue
             runnable.append(trial)
             overrides.append(job + [
@@ -287,10 +327,62 @@ class OptunaSweeperImpl(Sweeper):
         log.info("%s: %s", RESULTS_FILE, {k: v for k, v in results.items() if k != "pareto_front"})
 
 
+def _fail_reason(err: Exception) -> str:
+    """One line for a trial that could not be composed, validated or hooked."""
+    if isinstance(err, ConfigError):  # validate's own line, "invalid config: ..."
+        return " ".join(str(err).split())
+    if isinstance(err, SearchSpaceError):  # from a custom_search_space hook
+        return f"invalid search space: {' '.join(str(err).split())}"
+    if isinstance(err, (HydraException, OmegaConfBaseException)):  # Hydra could not compose it
+        return composition_error_line(err)
+    return f"{type(err).__name__}: {' '.join(str(err).split())}"
+
+
 def default_study_name(space: SearchSpace) -> str:
     """wdsweep-<digest of the search space and the fixed overrides>: the same command, the same study."""
     text = repr(sorted((k, repr(v)) for k, v in space.distributions.items())) + repr(sorted(space.fixed.items()))
     return "wdsweep-" + hashlib.sha1(text.encode()).hexdigest()[:10]
+
+
+def _storage_path_problem(storage_spec: str) -> str | None:
+    """Why a file storage (a journal path, sqlite:///path) cannot be used, or None. A journal's
+    folder is made; sqlite makes no folders, so its folder must exist."""
+    if "://" not in storage_spec:
+        folder = Path(storage_spec).parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            return f"cannot create the folder {folder}: {err.strerror}"
+    elif storage_spec.startswith("sqlite:///"):
+        folder = Path(storage_spec[len("sqlite:///"):]).parent
+        if not folder.is_dir():
+            return f"the folder {folder} does not exist"
+    else:
+        return None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"the folder {folder} is not writable"
+    return None
+
+
+def _storage_errors() -> tuple[type, ...]:
+    """What opening a storage raises when it cannot be reached: files, drivers, databases."""
+    errors: tuple[type, ...] = (OSError, ImportError, optuna.exceptions.StorageInternalError)
+    try:
+        import sqlalchemy.exc  # optional: only RDB storages need it
+    except ImportError:
+        return errors
+    return errors + (sqlalchemy.exc.SQLAlchemyError,)
+
+
+def _one_line(err: BaseException) -> str:
+    # A DBAPI error wrapped by SQLAlchemy says it best in the driver's own words.
+    err = getattr(err, "orig", None) or err
+    return f"{type(err).__name__}: {' '.join(str(err).split())}"
+
+
+def _hide_password(url: str) -> str:
+    """postgresql://me:secret@host/db -> postgresql://me:***@host/db, for messages and logs."""
+    return re.sub(r"(://[^:/@]+:)[^@/]*@", r"\1***@", url)
 
 
 def _count(study: optuna.Study, states: Sequence[TrialState]) -> int:

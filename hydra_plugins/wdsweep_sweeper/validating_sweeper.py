@@ -14,6 +14,12 @@ job is found whatever its position in the grid.
 
 Failed jobs do not stop the sweep; when it is over, the exit status is 1 if any failed.
 Otherwise it is the basic sweeper: same syntax, `params`, `max_batch_size`.
+
+Speed: job configs come from _compose.JobComposer (Hydra composes once per set of group
+choices; the other jobs are derived with Hydra's own override code). With Hydra's basic
+launcher the sweeper runs the jobs itself, through Hydra's run_job, from those configs, rather
+than have the launcher compose each job a second time. Other launchers (joblib, submitit)
+are handed the jobs' overrides as usual.
 """
 
 import copy
@@ -24,11 +30,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, List, Sequence, Tuple
 
+from hydra._internal.core_plugins.basic_launcher import BasicLauncher
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper, BasicSweeperConf
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from omegaconf import OmegaConf, open_dict, read_write
+from hydra.core.utils import JobReturn, configure_log, filter_overrides, run_job, setup_globals
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 log = logging.getLogger(__name__)
 
@@ -65,11 +73,15 @@ class ValidatingSweeper(BasicSweeper):
 
         assert self.hydra_context is not None and self.config is not None
         assert self.launcher is not None
+        from hydra_plugins.wdsweep_sweeper._compose import JobComposer
+
+        self.composer = JobComposer(self.hydra_context.config_loader, self.config)
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         overrides = parser.parse_overrides(self._parse_config() + list(arguments))
         jobs = [self._checked_job(index, list(job)) for index, job
                 in enumerate(self.split_arguments(overrides, max_batch_size=None)[0])]
-        log.info("validated %d job configs", len(jobs))
+        log.info("validated %d job configs (%d composed by Hydra, %d derived)", len(jobs),
+                 self.composer.composed, self.composer.derived)
 
         sweep_dir = Path(self.config.hydra.sweep.dir)
         problem = output_folder_problem(sweep_dir)
@@ -85,7 +97,10 @@ class ValidatingSweeper(BasicSweeper):
 
         returns = []
         for start, batch in self._batches(pending):
-            results = self.launcher.launch(batch, initial_job_idx=start)
+            if type(self.launcher) is BasicLauncher:
+                results = self._run_here(batch, start)
+            else:
+                results = self.launcher.launch(batch, initial_job_idx=start)
             for r in results:
                 _ = r.return_value  # re-raises what a job raised, as the basic sweeper does
             returns.append(results)
@@ -100,11 +115,15 @@ class ValidatingSweeper(BasicSweeper):
         from wdsweep.results import config_hash
         from wdsweep.validation import ConfigError, validate
 
-        cfg = self.hydra_context.config_loader.load_sweep_config(
-            master_config=self.config, sweep_overrides=overrides)
-        with open_dict(cfg):  # as the launchers number jobs; a subdir may use it
-            cfg.hydra.job.id = index
-            cfg.hydra.job.num = index
+        from hydra.errors import HydraException
+        from omegaconf.errors import OmegaConfBaseException
+
+        from wdsweep.validation import composition_error_line
+
+        try:
+            cfg = self._job_config(index, overrides)
+        except (HydraException, OmegaConfBaseException) as err:
+            ConfigError(f"{composition_error_line(err)} [job: {' '.join(overrides)}]").exit()
         try:
             validate(cfg)
         except ConfigError as err:
@@ -119,6 +138,29 @@ class ValidatingSweeper(BasicSweeper):
             return _Job(index, overrides, folder, config_hash(task_cfg))
         finally:
             HydraConfig.instance().cfg = saved
+
+    def _job_config(self, index: int, overrides: List[str]) -> DictConfig:
+        cfg = self.composer.compose(overrides)
+        with open_dict(cfg):  # as the launchers number jobs; a subdir may use it
+            cfg.hydra.job.id = index
+            cfg.hydra.job.num = index
+        return cfg
+
+    def _run_here(self, batch: List[List[str]], start: int) -> List[JobReturn]:
+        """What Hydra's basic launcher does, from our composer's configs. Configs are derived
+        again here rather than kept from validation: a big grid's configs would fill memory."""
+        setup_globals()
+        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        log.info("Launching %d jobs locally", len(batch))
+        results = []
+        for index, overrides in enumerate(batch, start):
+            log.info("\t#%d : %s", index, " ".join(filter_overrides(overrides)))
+            results.append(run_job(hydra_context=self.hydra_context,
+                                   task_function=self.launcher.task_function,
+                                   config=self._job_config(index, overrides),
+                                   job_dir_key="hydra.sweep.dir",
+                                   job_subdir_key="hydra.sweep.subdir"))
+        return results
 
     def _batches(self, pending: List[_Job]) -> Iterator[Tuple[int, List[List[str]]]]:
         """Runs of consecutive job numbers (so each job keeps its number), cut to

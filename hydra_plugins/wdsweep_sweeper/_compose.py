@@ -1,0 +1,93 @@
+"""Job configs of a grid sweep, composed by Hydra once per set of config-group choices.
+
+Hydra composes every job of a sweep from scratch (the defaults list, every yaml file, the
+schemas), about 0.2-0.4 s a job, and its basic sweeper and launcher do it twice. Most jobs of a
+regularization grid differ only in values (`reg.lam`, `reg.p`, `seed`), not in which config
+files make them up. So the first job of each group-choice signature is composed by Hydra's own
+`load_sweep_config`, and the others are copies of it with their value overrides applied by
+Hydra's own `_apply_overrides_to_config`, and the job-specific fields Hydra sets
+(`hydra.overrides.task`, `hydra.job.override_dirname`) set the same way.
+
+Anything this cannot derive exactly falls back to Hydra's full composition: `+`, `++` and `~`
+overrides, dict values, overrides of Hydra's own keys, and keys that are not plain values of
+the template. tests/test_compose_cache.py checks that every job of a set of sweeps equals
+Hydra's own composition.
+
+Not scanned as a plugin (leading underscore), so Hydra does not import it at every start.
+"""
+import copy
+from typing import Dict, List, Optional, Tuple
+
+from hydra._internal.config_loader_impl import ConfigLoaderImpl, get_overrides_dirname
+from hydra.core.config_loader import ConfigLoader
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
+from omegaconf import Container, DictConfig, ListConfig, OmegaConf
+
+_ABSENT = object()
+
+
+class JobComposer:
+    def __init__(self, config_loader: ConfigLoader, master_config: DictConfig) -> None:
+        self.loader = config_loader
+        self.master = master_config
+        self.parser = OverridesParser.create(config_loader=config_loader)
+        self.templates: Dict[Tuple, DictConfig] = {}
+        self.composed = self.derived = 0  # how often each path ran (logged, and tested)
+
+    def compose(self, overrides: List[str]) -> DictConfig:
+        """The job's config, equal to config_loader.load_sweep_config(master, overrides)."""
+        parsed = self.parser.parse_overrides(overrides)
+        signature = self._signature(parsed)
+        template = self.templates.get(signature) if signature is not None else None
+        if template is not None:
+            cfg = self._derive(template, parsed)
+            if cfg is not None:
+                self.derived += 1
+                return cfg
+        cfg = self.loader.load_sweep_config(master_config=self.master, sweep_overrides=overrides)
+        self.composed += 1
+        if signature is not None and signature not in self.templates:
+            self.templates[signature] = copy.deepcopy(cfg)
+        return cfg
+
+    def _signature(self, parsed: List[Override]) -> Optional[Tuple]:
+        """What must be equal for one job to be derived from another: the group choices and
+        Hydra overrides as written, and the value keys in order. None: always compose."""
+        fixed, keys = [], []
+        for o in parsed:
+            if o.is_add() or o.is_force_add() or o.is_delete() or o.is_sweep_override():
+                return None
+            if o.is_hydra_override() or o.package is not None or self._is_group(o.key_or_group):
+                fixed.append(o.input_line)
+            elif isinstance(o.value(), dict):
+                return None  # Hydra merges a dict into the node: not the same as replacing
+            else:
+                keys.append(o.key_or_group)
+        return tuple(fixed), tuple(keys)
+
+    def _is_group(self, key: str) -> bool:
+        return "/" in key or self.loader.repository.group_exists(key)
+
+    def _derive(self, template: DictConfig, parsed: List[Override]) -> Optional[DictConfig]:
+        values = [o for o in parsed if not (o.is_hydra_override() or o.package is not None
+                                            or self._is_group(o.key_or_group))]
+        for o in values:
+            node = OmegaConf.select(template, o.key_or_group, default=_ABSENT, throw_on_missing=False)
+            plain = not isinstance(node, Container) or (
+                isinstance(node, ListConfig) and isinstance(o.value(), list))
+            if node is _ABSENT or not plain:
+                return None  # not a plain value of the template: let Hydra decide what it is
+        cfg = copy.deepcopy(template)
+        try:
+            ConfigLoaderImpl._apply_overrides_to_config(values, cfg)
+        except Exception:  # noqa: BLE001 - Hydra's composition reports it properly
+            return None
+        app_overrides = [o for o in parsed if not o.is_hydra_override()]
+        cfg.hydra.overrides.task = [o.input_line for o in app_overrides]
+        naming = cfg.hydra.job.config.override_dirname
+        cfg.hydra.job.override_dirname = get_overrides_dirname(
+            overrides=app_overrides, kv_sep=naming.kv_sep, item_sep=naming.item_sep,
+            exclude_keys=naming.exclude_keys)
+        OmegaConf.copy_cache(from_config=self.master, to_config=cfg)
+        return cfg

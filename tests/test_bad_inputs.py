@@ -1,0 +1,151 @@
+"""Bad inputs, as a user meets them: one table of command lines, each run as a real process
+(`python -m wdsweep ...` or `python -m analysis ...`). Every row must end with exactly one
+line on stderr that names the key, the bad value and what is allowed, a non-zero exit, no
+traceback, and nothing written: no metrics.json, no output folder.
+
+Two inputs are not errors and have tests of their own: a batch larger than the training split
+(allowed, with a one-line warning) and a corrupt metrics.json met by the analysis (reported,
+and the other runs analysed)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import job_dirs, read_metrics, run_cli
+
+pytestmark = pytest.mark.integration
+
+# Files the csv rows read, written into each test's folder before the command runs.
+CSV_FILES = {
+    "no_target.csv": "a,b,y\n" + "1,2,3\n4,5,6\n7,8,9\n" * 4,
+    "non_numeric.csv": "a,b,y\n" + "1,x,3\n4,y,6\n7,z,9\n" * 4,
+    # A split column with train and test rows but no val row.
+    "no_val.csv": "a,split,y\n" + "1,train,3\n4,train,6\n7,test,9\n" * 4,
+}
+
+# id, program, arguments, the texts the one line must hold (the key with the bad value, and
+# what is allowed).
+CASES = [
+    ("negative-lam", "wdsweep", ["reg.lam=-1"], ["reg.lam=-1.0", "a finite number in [0, inf]"]),
+    ("p-zero", "wdsweep", ["reg.p=0"], ["reg.p=0.0", "a finite number in (0, inf]"]),
+    ("p-negative", "wdsweep", ["reg.p=-1"], ["reg.p=-1.0", "a finite number in (0, inf]"]),
+    ("p-string", "wdsweep", ["reg.p=abc"], ["reg.p='abc'", "a number"]),
+    ("mode-unknown", "wdsweep", ["reg.mode=sideways"],
+     ["reg.mode='sideways'", "one of coupled, decoupled, proximal"]),
+    ("scope-unknown", "wdsweep", ["reg.scope=biases"], ["reg.scope='biases'", "one of weights, all"]),
+    ("proximal-p3", "wdsweep", ["reg.mode=proximal", "reg.p=3"],
+     ["reg.p=3.0", "1 or 2 with reg.mode=proximal"]),
+    ("unknown-model", "wdsweep", ["model=resnet999"], ["model='resnet999'", "one of cnn, linear, mlp"]),
+    ("unknown-model-in-sweep", "wdsweep", ["-m", "model=resnet999", "reg.p=1,2"],
+     ["model='resnet999'", "one of cnn, linear, mlp"]),
+    ("type-error-in-sweep", "wdsweep", ["-m", "reg.p=1,abc"], ["reg.p='abc'", "a number", "[job: reg.p=abc]"]),
+    ("unknown-key", "wdsweep", ["reg.nope=1"],
+     ["reg.nope=1", "one of lam, p, mode, scope, l1_ratio, eps, impl", "+reg.nope="]),
+    ("steps-zero", "wdsweep", ["trainer.steps=0"], ["trainer.steps=0", "a finite number in [1, inf]"]),
+    ("batch-negative", "wdsweep", ["trainer.batch_size=-4"],
+     ["trainer.batch_size=-4", "a finite number in [1, inf] or null"]),
+    ("csv-missing", "wdsweep", ["data=csv", "data.path=missing.csv", "data.target=y"],
+     ["data.path='missing.csv'", "an existing csv file (not found)"]),
+    ("csv-no-target", "wdsweep", ["data=csv", "data.path=no_target.csv", "data.target=price"],
+     ["data.target='price'", "a column of the file: a, b, y"]),
+    ("csv-non-numeric", "wdsweep", ["data=csv", "data.path=non_numeric.csv", "data.target=y"],
+     ["data.path='non_numeric.csv'", "numeric feature columns only; non-numeric: b"]),
+    ("csv-empty-split", "wdsweep", ["data=csv", "data.path=no_val.csv", "data.target=y"],
+     ["data.path='no_val.csv'", "every split non-empty; val has no rows"]),
+    ("n-train-too-large", "wdsweep", ["data=digits", "data.n_train=100000"],
+     ["data.n_train=100000", "at most the 1077 rows of the training split"]),
+    ("sweep-trailing-comma", "wdsweep", ["-m", "reg.p=1,2,"],
+     ["'reg.p=1,2,'", "key=value in Hydra's override syntax, a sweep as key=a,b,c"]),
+    ("sweep-unclosed", "wdsweep", ["-m", "reg.lam=tag(log,interval(1e-5)"],
+     ["'reg.lam=tag(log,interval(1e-5)'", "key=value in Hydra's override syntax"]),
+    ("optuna-postgres-unreachable", "wdsweep",
+     ["-m", "search=optuna", "hydra.sweeper.storage=postgresql://nobody@127.0.0.1:1/x",
+      "hydra.sweeper.n_trials=1"],
+     ["hydra.sweeper.storage='postgresql://nobody@127.0.0.1:1/x'",
+      "an Optuna storage this process can open and write", "Connection refused"]),
+    ("optuna-sqlite-no-folder", "wdsweep",
+     ["-m", "search=optuna", "hydra.sweeper.storage=sqlite:///no_such_folder/x.db",
+      "hydra.sweeper.n_trials=1"],
+     ["hydra.sweeper.storage='sqlite:///no_such_folder/x.db'",
+      "an Optuna storage this process can open and write", "no_such_folder does not exist"]),
+    ("optuna-unknown-sampler", "wdsweep", ["-m", "search=optuna", "hydra/sweeper/sampler=nonesuch"],
+     ["hydra/sweeper/sampler='nonesuch'", "one of cmaes, gp, grid, random, tpe"]),
+    ("optuna-zero-trials", "wdsweep", ["-m", "search=optuna", "hydra.sweeper.n_trials=0"],
+     ["hydra.sweeper.n_trials=0", "an integer >= 1"]),
+    ("analysis-empty-folder", "analysis", ["empty"],
+     ["empty: no runs found", "no folder with .hydra/config.yaml below it"]),
+    ("analysis-not-a-source", "analysis", ["runs.txt"],
+     ["runs.txt: ", "not a sweep folder, a .journal file or a storage URL"]),
+]
+
+
+def run_analysis(args: Sequence[str], cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    return subprocess.run([sys.executable, "-m", "analysis", *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=240, check=False)
+
+
+@pytest.mark.parametrize("program,args,needles", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path, program, args, needles):
+    for name, text in CSV_FILES.items():
+        (tmp_path / name).write_text(text)
+    (tmp_path / "empty").mkdir()
+    before = sorted(tmp_path.rglob("*"))
+
+    proc = (run_cli if program == "wdsweep" else run_analysis)(args, cwd=tmp_path)
+
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr + proc.stdout
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith(f"{program}: "), lines[0]
+    for needle in needles:
+        assert needle in lines[0], f"{needle!r} not in {lines[0]!r}"
+    assert not list(tmp_path.rglob("metrics.json"))
+    assert sorted(tmp_path.rglob("*")) == before  # no outputs/, multirun/ or journal folder
+
+
+def test_a_batch_larger_than_the_training_split_is_allowed_with_one_warning(tmp_path):
+    # regression1d has 10 training rows: 10 is exactly full-batch, 64 is more than there is.
+    proc = run_cli(["-m", "trainer.batch_size=10,64", "trainer.steps=2", "trainer.eval_every=1",
+                    "hydra.sweep.dir=sweep"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    warnings = [line for line in proc.stderr.splitlines() if "warning" in line]
+    # Once, though validate runs twice (the sweeper, then the job), and not for 10.
+    assert warnings == [("wdsweep: warning: trainer.batch_size=64 is larger than the 10 rows of the "
+                         "training split (data=regression1d): allowed, but every step is then full-batch")]
+    runs = [read_metrics(job) for job in job_dirs(tmp_path / "sweep")]
+    assert sorted(r["config"]["trainer"]["batch_size"] for r in runs) == [10, 64]
+    assert all(r["status"] == "completed" and r["data_sizes"]["train"] == 10 for r in runs)
+
+
+def test_the_analysis_reports_a_corrupt_metrics_json_and_goes_on(tmp_path):
+    proc = run_cli(["-m", "reg.p=1,2", "trainer.steps=5", "trainer.eval_every=5",
+                    "hydra.sweep.dir=sweep"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    bad, good = job_dirs(tmp_path / "sweep")
+    text = (bad / "metrics.json").read_text()
+    (bad / "metrics.json").write_text(text[: len(text) // 2])  # as a killed writer would leave it
+    good_metrics = read_metrics(good)
+
+    proc = run_analysis(["sweep", "--out", "report"], cwd=tmp_path)
+
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("analysis: ") and "corrupt metrics.json" in lines[0]
+    assert str(Path("sweep") / bad.name / "metrics.json") in lines[0]
+    runs = pd.read_csv(tmp_path / "report" / "runs.csv")
+    by_job = {Path(job).name: row for job, row in zip(runs["job"], runs.to_dict("records"))}
+    assert set(by_job) == {bad.name, good.name}
+    assert by_job[bad.name]["status"] == "unreadable"
+    assert by_job[good.name]["status"] == "completed"
+    assert by_job[good.name]["test_error"] == pytest.approx(good_metrics["test_error"])
+    assert "unreadable" in (tmp_path / "report" / "report.md").read_text()
+    assert json.loads((good / "metrics.json").read_text()) == good_metrics  # only read
