@@ -182,9 +182,9 @@ def weight_histograms(runs: pd.DataFrame, out: Path) -> Chart:
         return pd.DataFrame(), []
     states = [_state(run) for run in pair]
     layers = [k for k, v in states[0].items() if v.dim() >= 2]
-    rows = [{"layer": layer, "run": _pair_label(run), "weight": float(w)}
-            for run, state in zip(pair, states) for layer in layers for w in state[layer].flatten()]
-    data = pd.DataFrame(rows)
+    data = pd.concat([pd.DataFrame({"layer": layer, "run": _pair_label(run),
+                                    "weight": state[layer].flatten().numpy()})
+                      for run, state in zip(pair, states) for layer in layers], ignore_index=True)
     fig, axes = plt.subplots(1, len(layers), figsize=(3.4 * len(layers), 3.0), squeeze=False)
     for ax, layer in zip(axes[0], layers):
         sns.histplot(data=data[data["layer"] == layer], x="weight", hue="run", bins=60, element="step",

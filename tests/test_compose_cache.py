@@ -56,3 +56,20 @@ def test_a_bad_value_in_a_derived_job_is_left_to_hydra():
     with pytest.raises(Exception, match="reg.p"):  # Hydra's own composition error
         composer.compose(list(jobs[1]))
     assert composer.derived == 0
+
+
+def test_the_launchers_loader_derives_jobs_also_after_pickling_to_a_worker():
+    """What the joblib launcher does: pickle the loader to a worker, which is sent a fresh
+    copy of the master config with every job."""
+    import pickle
+
+    from hydra_plugins.wdsweep_sweeper._compose import CachingConfigLoader
+
+    loader, master, jobs = sweep_jobs(["reg.p=1,2,3", "seed=0,1"])
+    worker_loader = pickle.loads(pickle.dumps(CachingConfigLoader(loader)))
+    for job in jobs:
+        fast = worker_loader.load_sweep_config(pickle.loads(pickle.dumps(master)), list(job))
+        reference = loader.load_sweep_config(master_config=master, sweep_overrides=list(job))
+        assert OmegaConf.to_yaml(fast) == OmegaConf.to_yaml(reference), job
+    (composer,) = worker_loader._composers.values()
+    assert (composer.composed, composer.derived) == (1, len(jobs) - 1)

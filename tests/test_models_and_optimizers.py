@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 from omegaconf import OmegaConf
+from torch import nn
 
 from wdsweep.optimizers import build_optimizer, lr_factor
 from wdsweep.run import run
@@ -56,9 +57,47 @@ def test_optimizers_get_no_decay_of_their_own():
                         ("adam", {"betas": [0.8, 0.9], "eps": 1e-7}),
                         ("adamw", {"betas": [0.8, 0.9], "eps": 1e-7})]:
         cfg = OmegaConf.create({"name": name, "lr": 0.1, "schedule": "constant", "warmup_steps": 0,
-                                "min_lr": 0.0, **extra})
+                                "min_lr": 0.0, "fused": True, **extra})
         optimizer, _ = build_optimizer(cfg, [{"params": params}], steps=10)
         expected = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[name]
         assert type(optimizer) is expected
+        assert optimizer.defaults["fused"] is (True if name == "sgd" else None)
         assert optimizer.param_groups[0]["weight_decay"] == 0.0
         assert not math.isnan(optimizer.param_groups[0]["lr"])
+
+
+def test_the_fused_sgd_kernel_follows_the_default_kernels_trajectory():
+    """optimizer.fused (the default, SGD) is a speed path: the same updates up to rounding."""
+    name, extra = "sgd", {"momentum": 0.9, "nesterov": False}
+    finals = []
+    for fused in (True, False):
+        torch.manual_seed(0)
+        net = nn.Sequential(nn.Linear(3, 64), nn.ReLU(), nn.Linear(64, 1))
+        start = torch.cat([q.detach().flatten() for q in net.parameters()])
+        x, y = torch.randn(32, 3), torch.randn(32, 1)
+        cfg = OmegaConf.create({"name": name, "lr": 0.01, "schedule": "cosine", "warmup_steps": 0,
+                                "min_lr": 0.0, "fused": fused, **extra})
+        groups = [{"params": [net[0].weight, net[2].weight], "weight_decay": 0.01},
+                  {"params": [net[0].bias, net[2].bias], "weight_decay": 0.0}]
+        optimizer, schedule = build_optimizer(cfg, groups, steps=200)
+        assert optimizer.defaults["fused"] is (True if fused else None)
+        for _ in range(200):
+            optimizer.zero_grad()
+            nn.functional.mse_loss(net(x), y).backward()
+            optimizer.step()
+            schedule.step()
+        finals.append(torch.cat([q.detach().flatten() for q in net.parameters()]))
+        assert (finals[-1] - start).abs().max() > 1e-3  # it did train
+    torch.testing.assert_close(finals[0], finals[1], rtol=1e-5, atol=1e-6)
+
+
+def test_the_thread_rule_shares_the_cores_among_parallel_workers(monkeypatch):
+    from wdsweep.app import threads_per_worker
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(8)))
+    assert threads_per_worker(None) is None and threads_per_worker(1) is None  # one job at a time
+    assert threads_per_worker(2) == 4 and threads_per_worker(3) == 2 and threads_per_worker(16) == 1
+    assert threads_per_worker(-1) == 1 and threads_per_worker(-5) == 2  # joblib: cores + 1 + n
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert threads_per_worker(2) is None  # the user's own setting wins

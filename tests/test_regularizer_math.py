@@ -27,7 +27,7 @@ def small_problem(seed: int = 0):
     return splits, mlp(3, 1, depth=2, width=16, activation="tanh")
 
 
-SCHEDULE = {"schedule": "cosine", "warmup_steps": 5, "min_lr": 0.0}
+SCHEDULE = {"schedule": "cosine", "warmup_steps": 5, "min_lr": 0.0, "fused": True}
 
 
 def optimizer_cfg(name: str, lr: float):

@@ -89,6 +89,11 @@ def resolved_config(cfg: DictConfig) -> dict:
 
 
 def config_hash(cfg: DictConfig) -> str:
-    """A short, stable digest of the resolved config (key order does not matter)."""
-    text = json.dumps(resolved_config(cfg), sort_keys=True, default=str)
+    """A short, stable digest of the resolved job config (key order does not matter). A
+    `hydra` node is left out, so the sweeper can hash a full config without copying it and
+    get what the job, which is handed the config without that node, will compute."""
+    resolved = {key: OmegaConf.to_container(value, resolve=True, throw_on_missing=True)
+                if OmegaConf.is_config(value) else value
+                for key, value in cfg.items() if key != "hydra"}
+    text = json.dumps(resolved, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -42,13 +42,15 @@ FINAL_METRICS = ("train_loss", "train_error", "val_loss", "val_error", "test_los
 
 
 def run(cfg: DictConfig, job_dir: Path, *, overrides: Sequence[str] = (), progress: bool = False,
-        raise_failures: bool = False, resume: bool = False) -> float:
+        raise_failures: bool = False, resume: bool = False,
+        default_threads: Optional[int] = None) -> float:
     """Train and record one job in `job_dir`; return its objective, NaN unless it completed.
 
     A failure after validation (an exception while building or training) is recorded as
     status `failed` and, unless raise_failures, swallowed: one bad job never ends a sweep.
     With `resume`, a job whose finished result for this very config is already in job_dir is
-    not run again; its recorded objective is returned.
+    not run again; its recorded objective is returned. `default_threads` is torch's thread
+    count when trainer.threads is null (a parallel launcher shares the cores out).
     """
     validate(cfg)
     job_dir = Path(job_dir)
@@ -61,11 +63,12 @@ def run(cfg: DictConfig, job_dir: Path, *, overrides: Sequence[str] = (), progre
                      done["status"])
             return _recorded_objective(done, objective_names(cfg))
         remove_stale_temp_files(job_dir)  # left by a job killed while writing
-        return _run(cfg, job_dir, cfg_hash, overrides, progress, raise_failures)
+        threads = cfg.trainer.threads or default_threads or _DEFAULT_THREADS
+        return _run(cfg, job_dir, cfg_hash, overrides, progress, raise_failures, threads)
 
 
 def _run(cfg: DictConfig, job_dir: Path, cfg_hash: str, overrides: Sequence[str], progress: bool,
-         raise_failures: bool) -> float:
+         raise_failures: bool, threads: int) -> float:
     trial = TrialLink.from_env()  # set when our Optuna sweeper launched this job
     started = datetime.now(timezone.utc)
     names = objective_names(cfg)
@@ -79,10 +82,11 @@ def _run(cfg: DictConfig, job_dir: Path, cfg_hash: str, overrides: Sequence[str]
         "config_hash": cfg_hash,
         # Tells one execution from another: a resumed sweep must not have recomputed it.
         "run_id": uuid.uuid4().hex,
+        "torch_threads": threads,
         "started_at": started.isoformat(timespec="seconds"),
     }
     try:
-        result, regularizer, model, splits = _train(cfg, job_dir, progress, trial)
+        result, regularizer, model, splits = _train(cfg, job_dir, progress, trial, threads)
     except Exception as err:  # noqa: BLE001 - recorded, then maybe re-raised
         log.error("job failed: %s", "".join(traceback.format_exception_only(err)).strip())
         log.debug("%s", traceback.format_exc())
@@ -142,8 +146,8 @@ def objective_names(cfg: DictConfig) -> List[str]:
     return [cfg.objective] if isinstance(cfg.objective, str) else list(cfg.objective)
 
 
-def _train(cfg: DictConfig, job_dir: Path, progress: bool, trial: Optional[TrialLink]):
-    torch.set_num_threads(cfg.trainer.threads or _DEFAULT_THREADS)
+def _train(cfg: DictConfig, job_dir: Path, progress: bool, trial: Optional[TrialLink], threads: int):
+    torch.set_num_threads(threads)
     random.seed(cfg.seed)
     np.random.seed(cfg.seed % 2**32)
     init_generator = torch.manual_seed(cfg.seed)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import json
 import math
 import re
 import sys
@@ -42,13 +43,23 @@ class _Checker:
     def __init__(self, cfg: DictConfig) -> None:
         self.cfg = cfg
         self.problems: List[str] = []
+        self._groups: dict = {}
 
     def get(self, key: str) -> Any:
-        node, _, leaf = key.rpartition(".")
-        parent = OmegaConf.select(self.cfg, node) if node else self.cfg
-        if parent is None or OmegaConf.is_missing(parent, leaf):
-            return MISSING
-        return OmegaConf.select(self.cfg, key)
+        """The resolved value at a dotted key, MISSING if it is absent or `???`. Each group is
+        turned into plain Python once: a sweep validates every job, and OmegaConf's select
+        per key was most of the cost."""
+        top, *path = key.split(".")
+        if top not in self._groups:
+            node = self.cfg.get(top, MISSING) if top in self.cfg else MISSING
+            self._groups[top] = (OmegaConf.to_container(node, resolve=True, throw_on_missing=False)
+                                 if OmegaConf.is_config(node) else node)
+        value = self._groups[top]
+        for part in path:
+            if not isinstance(value, dict) or part not in value:
+                return MISSING
+            value = value[part]
+        return MISSING if value == "???" else value
 
     def fail(self, key: str, value: Any, allowed: str) -> None:
         self.problems.append(f"{key}={value!r} is not allowed: {allowed}")
@@ -233,7 +244,8 @@ def _validate_data_contents(cfg: DictConfig) -> int:
     # A sweep validates every job up front; jobs that differ only in seed or reg share one
     # check. The seed cannot change the split sizes, so it is left out of the key; a csv's
     # size and time are in it, so an edited file is read again.
-    return _check_data_once(OmegaConf.to_yaml(cfg.data, resolve=True), _file_stamp(cfg.data))
+    data = OmegaConf.to_container(cfg.data, resolve=True)
+    return _check_data_once(json.dumps(data, sort_keys=True), _file_stamp(cfg.data))
 
 
 def _file_stamp(data: DictConfig) -> tuple[int, int] | None:
@@ -244,10 +256,10 @@ def _file_stamp(data: DictConfig) -> tuple[int, int] | None:
 
 
 @functools.lru_cache(maxsize=64)
-def _check_data_once(data_yaml: str, file_stamp: tuple[int, int] | None) -> int:
+def _check_data_once(data_json: str, file_stamp: tuple[int, int] | None) -> int:
     from wdsweep.data import check_data  # deferred: numpy, and pandas for a csv
 
-    return check_data(OmegaConf.create(data_yaml), seed=0)
+    return check_data(OmegaConf.create(json.loads(data_json)), seed=0)
 
 
 _WARNED: set[str] = set()

@@ -91,3 +91,52 @@ class JobComposer:
             exclude_keys=naming.exclude_keys)
         OmegaConf.copy_cache(from_config=self.master, to_config=cfg)
         return cfg
+
+
+class CachingConfigLoader(ConfigLoader):
+    """Hydra's config loader with load_sweep_config served by a JobComposer: handed to the
+    launcher, so that launchers which compose each job themselves (joblib in its workers,
+    submitit) derive the jobs too. Everything else goes to Hydra's loader unchanged.
+
+    A launcher may pickle it to worker processes: the templates stay behind, and each worker
+    builds its own, once per sweep (the master config arrives as a fresh copy with every job,
+    so a worker recognises its sweep by the master's overrides, not by identity)."""
+
+    def __init__(self, inner: ConfigLoader) -> None:
+        self.inner = inner
+        self._composers: Dict[Tuple, JobComposer] = {}
+
+    def load_sweep_config(self, master_config: DictConfig, sweep_overrides: List[str]) -> DictConfig:
+        key = (master_config.hydra.job.config_name,
+               tuple(master_config.hydra.overrides.hydra), tuple(master_config.hydra.overrides.task))
+        composer = self._composers.get(key)
+        if composer is None:
+            composer = self._composers[key] = JobComposer(self.inner, master_config)
+        composer.master = master_config  # the same sweep; its resolver cache, if newer
+        return composer.compose(list(sweep_overrides))
+
+    def load_configuration(self, *args, **kwargs):  # noqa: ANN002, ANN003 - Hydra's signature
+        return self.inner.load_configuration(*args, **kwargs)
+
+    def get_search_path(self):
+        return self.inner.get_search_path()
+
+    def get_sources(self):
+        return self.inner.get_sources()
+
+    def list_groups(self, parent_name: str):
+        return self.inner.list_groups(parent_name)
+
+    def get_group_options(self, *args, **kwargs):  # noqa: ANN002, ANN003
+        return self.inner.get_group_options(*args, **kwargs)
+
+    def compute_defaults_list(self, *args, **kwargs):  # noqa: ANN002, ANN003
+        return self.inner.compute_defaults_list(*args, **kwargs)
+
+    def __getattr__(self, name: str):
+        if "inner" not in self.__dict__:  # during unpickling, before __dict__ is filled
+            raise AttributeError(name)
+        return getattr(self.__dict__["inner"], name)  # e.g. `repository`
+
+    def __getstate__(self) -> dict:
+        return {"inner": self.inner, "_composers": {}}

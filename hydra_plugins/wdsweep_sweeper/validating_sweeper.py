@@ -22,7 +22,7 @@ than have the launcher compose each job a second time. Other launchers (joblib, 
 are handed the jobs' overrides as usual.
 """
 
-import copy
+import gc
 import logging
 import sys
 from collections import Counter
@@ -36,9 +36,15 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn, configure_log, filter_overrides, run_job, setup_globals
-from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf.errors import InterpolationResolutionError
 
 log = logging.getLogger(__name__)
+
+# Validated configs kept for running in-process (about 0.1 MB each); past this many, a job's
+# config is derived again when it starts, so that a huge grid does not fill memory.
+KEEP_CONFIGS = 1000
 
 
 @dataclass
@@ -65,6 +71,15 @@ class ValidatingSweeper(BasicSweeper):
         super().__init__(max_batch_size=max_batch_size, params=params)
         self.resume = resume
 
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction,
+              config: DictConfig) -> None:
+        """As the basic sweeper, with the launcher given our caching config loader."""
+        from hydra_plugins.wdsweep_sweeper._compose import CachingConfigLoader
+
+        loader = CachingConfigLoader(hydra_context.config_loader)
+        super().setup(hydra_context=HydraContext(config_loader=loader, callbacks=hydra_context.callbacks),
+                      task_function=task_function, config=config)
+
     def sweep(self, arguments: List[str]) -> Any:
         # Imported here, not at module level: Hydra imports every plugin at the start of any
         # Hydra app in this environment, and other apps need not load (or register) our schemas.
@@ -75,7 +90,17 @@ class ValidatingSweeper(BasicSweeper):
         assert self.launcher is not None
         from hydra_plugins.wdsweep_sweeper._compose import JobComposer
 
-        self.composer = JobComposer(self.hydra_context.config_loader, self.config)
+        if type(self.launcher) is BasicLauncher:
+            # The jobs run in this process: import what they use now, once, and keep what is
+            # alive (torch, Hydra) out of the garbage collector's scans, which the config copies
+            # of every job trigger; a third of the per-job cost otherwise.
+            import wdsweep.run  # noqa: F401
+            gc.freeze()
+            # Each job's config copies are tens of thousands of short-lived objects: collect
+            # the young generation less often (CPython's default is every 700 allocations).
+            gc.set_threshold(50_000, 20, 20)
+        self.composer = JobComposer(self.hydra_context.config_loader.inner, self.config)
+        self._configs: dict = {}  # job index -> its validated config, for running in-process
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         overrides = parser.parse_overrides(self._parse_config() + list(arguments))
         jobs = [self._checked_job(index, list(job)) for index, job
@@ -128,18 +153,28 @@ class ValidatingSweeper(BasicSweeper):
             validate(cfg)
         except ConfigError as err:
             ConfigError(f"{err} [job: {' '.join(overrides)}]").exit()
-        saved = HydraConfig.instance().cfg
-        HydraConfig.instance().set_config(cfg)  # for ${hydra:...} in the job's config
         try:
-            folder = Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir)
-            task_cfg = copy.deepcopy(cfg)
-            with read_write(task_cfg), open_dict(task_cfg):
-                del task_cfg["hydra"]  # as Hydra hands it to the job, which hashes it
-            return _Job(index, overrides, folder, config_hash(task_cfg))
-        finally:
-            HydraConfig.instance().cfg = saved
+            job = _Job(index, overrides, self._folder(cfg), config_hash(cfg))
+        except InterpolationResolutionError:
+            # ${hydra:...} somewhere: resolve as the job will, with HydraConfig set (a copy of
+            # the Hydra node, so only when needed).
+            saved = HydraConfig.instance().cfg
+            HydraConfig.instance().set_config(cfg)
+            try:
+                job = _Job(index, overrides, self._folder(cfg), config_hash(cfg))
+            finally:
+                HydraConfig.instance().cfg = saved
+        if type(self.launcher) is BasicLauncher and len(self._configs) < KEEP_CONFIGS:
+            self._configs[index] = cfg  # run from it; no second derivation
+        return job
+
+    @staticmethod
+    def _folder(cfg: DictConfig) -> Path:
+        return Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir)
 
     def _job_config(self, index: int, overrides: List[str]) -> DictConfig:
+        if index in self._configs:
+            return self._configs.pop(index)
         cfg = self.composer.compose(overrides)
         with open_dict(cfg):  # as the launchers number jobs; a subdir may use it
             cfg.hydra.job.id = index
