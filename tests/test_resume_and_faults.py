@@ -21,8 +21,8 @@ from conftest import job_dirs, read_metrics, run_cli
 
 pytestmark = pytest.mark.integration
 
-# Six jobs of about a second each, so that a kill lands mid-sweep.
-GRID = ["reg.p=1,2,3", "seed=0,1", "trainer.steps=400", "trainer.eval_every=100"]
+# Six jobs of about half a second each, so that a kill lands mid-sweep.
+GRID = ["reg.p=1,2,3", "seed=0,1", "trainer.steps=300", "trainer.eval_every=100"]
 TIMING = {"train_seconds", "eval_seconds", "started_at", "finished_at", "run_id"}
 
 
