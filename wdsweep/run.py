@@ -28,7 +28,7 @@ from wdsweep.regularizers import Regularizer
 from wdsweep.results import (METRICS_FILE, SCHEMA_VERSION, config_hash, resolved_config,
                              save_model, write_history, write_metrics)
 from wdsweep.resume import done_record, job_lock, remove_stale_temp_files
-from wdsweep.training import Callback, train
+from wdsweep.training import Callback, TrainResult, train
 from wdsweep.trial_link import TrialLink
 from wdsweep.validation import validate
 
@@ -70,9 +70,25 @@ def run(cfg: DictConfig, job_dir: Path, *, overrides: Sequence[str] = (), progre
 def _run(cfg: DictConfig, job_dir: Path, cfg_hash: str, overrides: Sequence[str], progress: bool,
          raise_failures: bool, threads: int) -> float:
     trial = TrialLink.from_env()  # set when our Optuna sweeper launched this job
-    started = datetime.now(timezone.utc)
+    record = start_record(cfg, overrides, cfg_hash, threads)
+    try:
+        result, regularizer, model, splits = _train(cfg, job_dir, progress, trial, threads)
+    except Exception as err:  # noqa: BLE001 - recorded, then maybe re-raised
+        log.error("job failed: %s", "".join(traceback.format_exception_only(err)).strip())
+        log.debug("%s", traceback.format_exc())
+        record.update(error=f"{type(err).__name__}: {err}", traceback=traceback.format_exc())
+        _finish(record, cfg, job_dir, trial)
+        if raise_failures:
+            raise
+        return _failed_objective(objective_names(cfg))
+    return record_trained(record, cfg, job_dir, overrides, result, regularizer.summary(),
+                          splits.sizes(), model.state_dict(), trial, raise_failures)
+
+
+def start_record(cfg: DictConfig, overrides: Sequence[str], cfg_hash: str, threads: int) -> dict:
+    """metrics.json's fields known before training; status `failed` until training says more."""
     names = objective_names(cfg)
-    record = {
+    return {
         "schema_version": SCHEMA_VERSION,
         "status": "failed",
         "objective_name": names[0] if len(names) == 1 else names,
@@ -83,19 +99,17 @@ def _run(cfg: DictConfig, job_dir: Path, cfg_hash: str, overrides: Sequence[str]
         # Tells one execution from another: a resumed sweep must not have recomputed it.
         "run_id": uuid.uuid4().hex,
         "torch_threads": threads,
-        "started_at": started.isoformat(timespec="seconds"),
+        "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    try:
-        result, regularizer, model, splits = _train(cfg, job_dir, progress, trial, threads)
-    except Exception as err:  # noqa: BLE001 - recorded, then maybe re-raised
-        log.error("job failed: %s", "".join(traceback.format_exception_only(err)).strip())
-        log.debug("%s", traceback.format_exc())
-        record.update(error=f"{type(err).__name__}: {err}", traceback=traceback.format_exc())
-        _finish(record, cfg, job_dir, trial)
-        if raise_failures:
-            raise
-        return _failed_objective(names)
 
+
+def record_trained(record: dict, cfg: DictConfig, job_dir: Path, overrides: Sequence[str],
+                   result: TrainResult, decay: dict, data_sizes: dict, model_state: dict,
+                   trial: Optional[TrialLink] = None, raise_failures: bool = False) -> float:
+    """Write a trained job's history.csv, model.pt and (last) metrics.json; return its
+    objective, NaN unless it completed. Also the path of jobs trained in a batch
+    (wdsweep.vectorized), so that their files are exactly those of a job run alone."""
+    names = objective_names(cfg)
     final = result.final
     values = [final[name] for name in names]
     completed = result.status == "completed" and all(math.isfinite(v) for v in values)
@@ -109,13 +123,13 @@ def _run(cfg: DictConfig, job_dir: Path, cfg_hash: str, overrides: Sequence[str]
         steps_planned=cfg.trainer.steps,
         diverged_at_step=result.diverged_at_step,
         stop_reason=result.stop_reason,
-        decay=regularizer.summary(),
-        data_sizes=splits.sizes(),
+        decay=decay,
+        data_sizes=data_sizes,
     )
     try:
         write_history(job_dir, result.history)
         if cfg.trainer.save_model:
-            save_model(job_dir, model.state_dict())
+            save_model(job_dir, model_state)
     except OSError as err:  # a full disk fails this job, not the sweep
         log.error("could not write the results of this job in %s: %s", job_dir, err)
         completed = False

@@ -1,0 +1,1 @@
+"""hydra/launcher=vectorized: a sweep's jobs trained as batched models (see wdsweep.vectorized)."""

@@ -1,0 +1,130 @@
+"""`hydra/launcher=vectorized`: the jobs of a sweep that differ only in what can be batched
+(reg.*, seed, optimizer.lr, objective) are trained together as one batched model, in chunks
+of at most `max_batch`, in this process; each job then gets its folder, `.hydra/`, log,
+metrics.json, history.csv and model.pt exactly as if it had run alone (Hydra's own run_job
+writes them, with a task that records the member's result). Jobs that cannot be batched (a
+cnn, TensorBoard logging, a group of one) run as ordinary jobs, with a log line saying why.
+
+`device=auto` trains on CUDA when torch sees a GPU, else on the CPU. The Optuna sweeper may
+use it too: each round of `n_jobs` asked trials becomes one batch (no pruning inside a batch).
+"""
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+from hydra.core.config_store import ConfigStore
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.utils import JobReturn, configure_log, filter_overrides, run_job, setup_globals
+from hydra.plugins.launcher import Launcher
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig, open_dict
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class VectorizedLauncherConf:
+    _target_: str = "hydra_plugins.wdsweep_vectorized.vectorized_launcher.VectorizedLauncher"
+    # Members per batched model; more use more memory, and past a point no more speed.
+    max_batch: int = 64
+    # auto: cuda when available, else cpu. Or cpu, cuda, cuda:1, ...
+    device: str = "auto"
+
+
+ConfigStore.instance().store(group="hydra/launcher", name="vectorized",
+                             node=VectorizedLauncherConf, provider="wdsweep")
+
+
+class _RecordMember:
+    """The task Hydra's run_job calls for a batched job: write the member's result."""
+
+    def __init__(self, trained: Any) -> None:
+        self.trained = trained
+
+    def __call__(self, cfg: DictConfig) -> Any:
+        import torch
+
+        from wdsweep.resume import job_lock
+        from wdsweep.results import config_hash
+        from wdsweep.run import record_trained, start_record
+        from wdsweep.trial_link import TrialLink
+
+        hydra_cfg = HydraConfig.get()
+        job_dir = Path(hydra_cfg.runtime.output_dir)
+        overrides = list(hydra_cfg.overrides.task)
+        with job_lock(job_dir):
+            record = start_record(cfg, overrides, config_hash(cfg), torch.get_num_threads())
+            record["batched"] = True
+            t = self.trained
+            return record_trained(record, cfg, job_dir, overrides, t.result, t.decay, t.data_sizes,
+                                  t.model_state, TrialLink.from_env())
+
+
+class VectorizedLauncher(Launcher):
+    def __init__(self, max_batch: int = 64, device: str = "auto") -> None:
+        self.max_batch, self.device = max_batch, device
+        self.config: Optional[DictConfig] = None
+        self.hydra_context: Optional[HydraContext] = None
+        self.task_function: Optional[TaskFunction] = None
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction,
+              config: DictConfig) -> None:
+        self.config, self.hydra_context, self.task_function = config, hydra_context, task_function
+
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        from wdsweep.vectorized import batch_signature, train_batched, unbatchable_reason
+
+        setup_globals()
+        assert self.config is not None and self.hydra_context is not None
+        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+        device = self._device()
+        jobs = [(initial_job_idx + i, list(o), self._config(initial_job_idx + i, o))
+                for i, o in enumerate(job_overrides)]
+        groups: Dict[str, List[tuple]] = {}
+        alone: List[tuple] = []
+        for job in jobs:
+            reason = unbatchable_reason(job[2])
+            if reason:
+                log.info("#%d runs alone: %s", job[0], reason)
+                alone.append(job)
+            else:
+                groups.setdefault(batch_signature(job[2]), []).append(job)
+        for members in groups.values():
+            if len(members) == 1:
+                log.info("#%d runs alone: no other job of this sweep differs from it only in "
+                         "reg, seed or optimizer.lr", members[0][0])
+                alone += members
+                continue
+            for start in range(0, len(members), self.max_batch):
+                chunk = members[start:start + self.max_batch]
+                log.info("training %d jobs as one batched model on %s: #%s", len(chunk), device,
+                         ", #".join(str(j[0]) for j in chunk))
+                trained = train_batched([cfg for _, _, cfg in chunk], device)
+                for (index, overrides, cfg), member in zip(chunk, trained):
+                    self._run(index, overrides, cfg, _RecordMember(member))
+        for index, overrides, cfg in alone:
+            self._run(index, overrides, cfg, self.task_function)
+        return [self.returns.pop(index) for index, _, _ in jobs]
+
+    def _config(self, index: int, overrides: Sequence[str]) -> DictConfig:
+        cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+        with open_dict(cfg):
+            cfg.hydra.job.id = index
+            cfg.hydra.job.num = index
+        return cfg
+
+    def _run(self, index: int, overrides: List[str], cfg: DictConfig, task: Any) -> None:
+        log.info("\t#%d : %s", index, " ".join(filter_overrides(overrides)))
+        self.returns = getattr(self, "returns", {})
+        self.returns[index] = run_job(hydra_context=self.hydra_context, task_function=task,
+                                      config=cfg, job_dir_key="hydra.sweep.dir",
+                                      job_subdir_key="hydra.sweep.subdir")
+
+    def _device(self) -> str:
+        if self.device != "auto":
+            return self.device
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"

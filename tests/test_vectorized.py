@@ -1,0 +1,96 @@
+"""Vectorized sweeps (wdsweep/vectorized.py, hydra/launcher=vectorized): each member of a
+batched model must end where the same job run alone ends, and a vectorized sweep must leave
+what a normal sweep leaves."""
+from __future__ import annotations
+
+import itertools
+import json
+import math
+
+import pandas as pd
+import pytest
+
+from analysis.collect import collect
+from conftest import job_dirs, read_metrics, run_cli
+from wdsweep.run import run
+from wdsweep.vectorized import batch_signature, train_batched, unbatchable_reason
+
+QUICK = ["trainer.steps=40", "trainer.eval_every=20", "model.width=16"]
+COMPARED = ("train_loss", "val_loss", "test_loss", "test_error", "reg_loss", "weight_norm", "sparsity")
+
+
+def every_mode_scope_and_p():
+    for mode, scope, p in itertools.product(("coupled", "decoupled", "proximal"), ("weights", "all"),
+                                            (1, 2, 3)):
+        if not (mode == "proximal" and p == 3):
+            yield [f"reg.mode={mode}", f"reg.scope={scope}", f"reg.p={p}", f"seed={p}", "reg.lam=0.03"]
+
+
+def alone(cfg, tmp_path, name) -> dict:
+    run(cfg, tmp_path / name)
+    return read_metrics(tmp_path / name)
+
+
+@pytest.mark.parametrize("optimizer", [["optimizer=sgd", "optimizer.lr=0.02"],
+                                       ["optimizer=adam", "optimizer.lr=0.003"]], ids=["sgd", "adam"])
+def test_each_member_equals_its_job_run_alone(compose_cfg, tmp_path, optimizer):
+    cfgs = [compose_cfg([*QUICK, *optimizer, *member]) for member in every_mode_scope_and_p()]
+    cfgs.append(compose_cfg([*QUICK, *optimizer, "reg.lam=0", "optimizer.lr=0.01"]))  # its own lr
+    assert len({batch_signature(c) for c in cfgs}) == 1 and not any(map(unbatchable_reason, cfgs))
+    for k, (cfg, member) in enumerate(zip(cfgs, train_batched(cfgs))):
+        reference = alone(cfg, tmp_path, f"job{k}")
+        final = member.result.final
+        assert member.result.status == reference["status"] == "completed"
+        for key in COMPARED:
+            assert final[key] == pytest.approx(reference[key], rel=1e-5, abs=1e-7), (k, key)
+        assert len(member.result.history) == len((tmp_path / f"job{k}" / "history.csv").read_text()
+                                                  .splitlines()) - 1
+        assert member.decay == reference["decay"]
+
+
+def test_one_diverging_member_spoils_no_other(compose_cfg, tmp_path):
+    cfgs = [compose_cfg([*QUICK, f"optimizer.lr={lr}", "reg.p=3"]) for lr in (0.01, 1e4, 0.02)]
+    members = train_batched(cfgs)
+    for k, (cfg, member) in enumerate(zip(cfgs, members)):
+        reference = alone(cfg, tmp_path, f"job{k}")
+        assert member.result.status == reference["status"]
+        assert member.result.diverged_at_step == reference["diverged_at_step"]
+        assert member.result.steps == reference["steps"]
+    assert members[1].result.status == "diverged" and members[0].result.status == "completed"
+    assert members[2].result.final["test_loss"] == pytest.approx(
+        read_metrics(tmp_path / "job2")["test_loss"], rel=1e-5)
+
+
+@pytest.mark.integration
+def test_a_vectorized_sweep_leaves_what_a_normal_sweep_leaves(tmp_path):
+    # mlp jobs are batched (two groups, by width); cnn jobs cannot be and run alone.
+    grid = ["-m", "data=digits", "data.n_train=100", "trainer.batch_size=16", "trainer.steps=30",
+            "trainer.eval_every=10", "model=mlp,cnn", "reg.p=1,2,3", "seed=0,1"]
+    normal = run_cli([*grid, "hydra.sweep.dir=normal"], cwd=tmp_path)
+    batched = run_cli([*grid, "hydra.sweep.dir=batched", "hydra/launcher=vectorized"], cwd=tmp_path)
+    assert normal.returncode == 0 and batched.returncode == 0, batched.stderr
+    log = batched.stdout + batched.stderr
+    assert "training 6 jobs as one batched model on cpu" in log
+    assert log.count("runs alone: model=cnn is not batched") == 6
+    for a, b in zip(job_dirs(tmp_path / "normal"), job_dirs(tmp_path / "batched")):
+        assert a.name == b.name
+        assert sorted(p.name for p in a.iterdir()) == sorted(p.name for p in b.iterdir())
+    runs = {name: collect([tmp_path / name]).runs.set_index("job").sort_index()
+            for name in ("normal", "batched")}
+    assert len(runs["normal"]) == 12 and (runs["batched"]["status"] == "completed").all()
+    for column in ("test_error", "val_error", "train_loss", "weight_norm", "reg_loss"):
+        pd.testing.assert_series_equal(runs["normal"][column], runs["batched"][column], rtol=1e-5)
+    batched_flags = [read_metrics(j).get("batched", False) for j in job_dirs(tmp_path / "batched")]
+    assert sum(batched_flags) == 6
+
+
+@pytest.mark.integration
+def test_the_optuna_sweeper_hands_a_round_of_trials_to_the_vectorized_launcher(tmp_path):
+    proc = run_cli(["-m", "search=optuna", "hydra/launcher=vectorized", "hydra.sweeper.n_trials=4",
+                    "hydra.sweeper.n_jobs=4", "reg.mode=coupled", *QUICK], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "training 4 jobs as one batched model" in proc.stdout + proc.stderr
+    (results,) = (tmp_path / "multirun").glob("*/*/optimization_results.yaml")
+    records = [json.loads(p.read_text()) for p in (tmp_path / "multirun").rglob("metrics.json")]
+    assert len(records) == 4 and all(r["batched"] and math.isfinite(r["objective"]) for r in records)
+    assert "best_value" in results.read_text()

@@ -1,0 +1,390 @@
+"""Many configurations of one MLP trained at once, as one batched model.
+
+A regularization sweep trains the same small net again and again, varying only the
+regularizer, the seed and the learning rate. Here K such jobs become one model whose weights
+are stacked, (K, out, in), and whose layers are batched matrix products (`torch.baddbmm`):
+K small products become one larger one. Each member keeps everything of its own: its data
+draw, its initial weights and batch order (from its own seed, in the order wdsweep.run uses),
+its lam, p, mode, scope, l1_ratio and eps (as per-member tensors), its learning rate and
+schedule, and its divergence (a member whose loss is not finite is recorded as diverged at
+that step and no longer counted; the others go on).
+
+The optimizers are written out (SGD with momentum and Nesterov, Adam, AdamW) in torch's own
+formulas, per member; so are the three decay modes. A member's metrics equal those of the same
+job run alone to float rounding (tests/test_vectorized.py: 1e-5).
+
+Only what equals a single job exactly is batched (see `unbatchable_reason`); the launcher in
+hydra_plugins/wdsweep_vectorized runs the rest as ordinary jobs.
+"""
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+from torch.nn import functional as F
+
+from wdsweep.data import SPLITS, build_splits, derived_seed
+from wdsweep.models import _ACTIVATIONS, build_model
+from wdsweep.optimizers import lr_factor
+from wdsweep.regularizers import Regularizer
+from wdsweep.training import BatchSampler, TrainResult
+
+# Keys whose values may differ between the members of one batch. Everything else must be equal.
+BATCHABLE = ("reg", "seed", "optimizer.lr", "objective")
+
+
+def batch_signature(cfg: DictConfig) -> str:
+    """Jobs with equal signatures can be trained as one batch."""
+    plain = {k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
+             for k, v in cfg.items() if k != "hydra"}
+    for key in BATCHABLE:
+        group, _, leaf = key.partition(".")
+        if leaf:
+            plain.get(group, {}).pop(leaf, None)
+        else:
+            plain.pop(group, None)
+    return json.dumps(plain, sort_keys=True, default=str)
+
+
+def unbatchable_reason(cfg: DictConfig) -> Optional[str]:
+    """Why this job must run alone, or None if it can be a member of a batch."""
+    if cfg.model.name not in ("mlp", "linear"):
+        return f"model={cfg.model.name} is not batched (only mlp and linear)"
+    if cfg.logger.name != "none":
+        return f"logger={cfg.logger.name} logs one model's weights per step"
+    return None
+
+
+@dataclass
+class Trained:
+    """One member's outcome: what wdsweep.run.record_trained writes for it."""
+    result: TrainResult
+    decay: dict
+    data_sizes: dict
+    model_state: dict
+
+
+class _Members:
+    """Per-member constants as (K, 1, 1) tensors, broadcasting over a stacked weight."""
+
+    def __init__(self, cfgs: Sequence[DictConfig], device: torch.device) -> None:
+        def column(values, dtype=torch.float32):
+            return torch.tensor(values, dtype=dtype, device=device).view(-1, 1, 1)
+
+        reg = [c.reg for c in cfgs]
+        self.lam = column([r.lam for r in reg])
+        self.p = column([r.p for r in reg])
+        self.l1 = column([r.l1_ratio for r in reg])
+        self.eps = column([r.eps for r in reg])
+        self.coupled = column([r.mode == "coupled" and r.lam > 0 for r in reg], torch.bool)
+        self.decoupled = column([r.mode == "decoupled" and r.lam > 0 for r in reg], torch.bool)
+        self.proximal = column([r.mode == "proximal" and r.lam > 0 for r in reg], torch.bool)
+        self.all_scope = column([r.scope == "all" for r in reg], torch.bool)
+        groups: Dict[float, List[int]] = {}
+        for k, r in enumerate(reg):  # the members come sorted by p: each p is a slice
+            groups.setdefault(float(r.p), []).append(k)
+        self.p_slices = [(p, slice(ks[0], ks[-1] + 1)) for p, ks in groups.items()]
+        self.any_l1 = any(r.l1_ratio > 0 for r in reg)
+        self.any_proximal = bool(self.proximal.any())
+        self.base_lr = [float(c.optimizer.lr) for c in cfgs]
+        opt = cfgs[0].optimizer
+        self.factors = [lr_factor(opt.schedule, cfgs[0].trainer.steps, opt.warmup_steps, opt.min_lr / lr)
+                        for lr in self.base_lr]
+        self.device = device
+
+    def lr(self, t: int) -> torch.Tensor:
+        """Each member's learning rate for the update after t scheduler steps."""
+        return torch.tensor([lr * f(t) for lr, f in zip(self.base_lr, self.factors)],
+                            device=self.device).view(-1, 1, 1)
+
+    def add_decay(self, q: torch.Tensor, g: torch.Tensor, lr: torch.Tensor,
+                  coupled: Optional[torch.Tensor], decoupled: Optional[torch.Tensor]) -> None:
+        """Regularizer.before_step per member: g += coupled * d(w) and w -= lr * decoupled * d(w),
+        d the penalty's gradient over lam, computed once per p on that p's slice of members (a
+        power with a per-element exponent is many times slower)."""
+        for p, rows in self.p_slices:
+            w = q[rows]
+            d = self._direction(w, p, self.eps[rows])
+            if self.any_l1 and p != 1:
+                l1 = self.l1[rows]
+                d = (1 - l1) * d + l1 * torch.sign(w)
+            if coupled is not None:
+                g[rows].addcmul_(coupled[rows], d)
+            if decoupled is not None:
+                w.addcmul_(lr[rows] * decoupled[rows], d, value=-1.0)
+
+    @staticmethod
+    def _direction(w: torch.Tensor, p: float, eps: torch.Tensor) -> torch.Tensor:
+        if p == 2:
+            return w  # only ever read
+        if p == 1:
+            return torch.sign(w)
+        if p == 3:
+            return w * w.abs()
+        if p < 1:
+            return w * (w * w + eps * eps).pow(p / 2 - 1)
+        return torch.sign(w) * w.abs().pow(p - 1)
+
+    def prox(self, w: torch.Tensor, lr: torch.Tensor) -> torch.Tensor:
+        """Regularizer.after_step per member (p is 1 or 2 where the mode is proximal)."""
+        step = lr * self.lam
+        threshold = torch.where(self.p == 1, step, step * self.l1)
+        shrunk = w - torch.clamp(w, -threshold, threshold)
+        return torch.where(self.p == 1, shrunk, shrunk / (1 + step * (1 - self.l1)))
+
+
+class _StackedNet:
+    """The members' nets as stacked weights: layer i is (K, in, out), transposed from
+    nn.Linear's (out, in) so that the weight gradient comes out of the batched product in
+    the weight's own layout (with (K, out, in) every step paid a copy of every weight), and
+    (K, 1, out) biases."""
+
+    def __init__(self, nets: Sequence[nn.Module], activation: str, device: torch.device) -> None:
+        per_net = [[m for m in net.modules() if isinstance(m, nn.Linear)] for net in nets]
+        self.weights = [torch.stack([layers[i].weight.detach().t() for layers in per_net])
+                        .contiguous().to(device) for i in range(len(per_net[0]))]
+        self.biases = [torch.stack([layers[i].bias.detach() for layers in per_net]).unsqueeze(1).to(device)
+                       for i in range(len(per_net[0]))]
+        for q in self.params():
+            q.requires_grad_(True)
+        self.activation = _ACTIVATIONS[activation]()
+
+    def params(self) -> List[torch.Tensor]:
+        """In nn.Module order: weight, bias of each layer."""
+        return [q for pair in zip(self.weights, self.biases) for q in pair]
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        last = len(self.weights) - 1
+        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+            x = torch.baddbmm(b, x, w)
+            if i < last:
+                x = self.activation(x)
+        return x
+
+
+
+def _load(net: nn.Module, tensors: List[torch.Tensor]) -> None:
+    """A member's weights (weight (in, out), bias per layer, as _StackedNet.params) into its
+    own net."""
+    layers = [m for m in net.modules() if isinstance(m, nn.Linear)]
+    with torch.no_grad():
+        for layer, w, b in zip(layers, tensors[0::2], tensors[1::2]):
+            layer.weight.copy_(w.t())
+            layer.bias.copy_(b.view(-1))
+
+
+def _losses(task: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Each member's mean loss, (K,): seed 1's MSE, or cross-entropy."""
+    if task == "regression":
+        return ((out - y) ** 2).mean(dim=(1, 2))
+    k, n, c = out.shape
+    return F.cross_entropy(out.reshape(k * n, c), y.reshape(k * n), reduction="none").view(k, n).mean(1)
+
+
+def train_batched(cfgs: Sequence[DictConfig], device: str = "cpu") -> List[Trained]:
+    """Train the jobs `cfgs` (equal batch_signature, none unbatchable) as one batched model;
+    return their outcomes in the same order."""
+    # Members with the same p side by side: each p's decay is then one slice of the stack.
+    order = sorted(range(len(cfgs)), key=lambda k: float(cfgs[k].reg.p))
+    trained = _train_sorted([cfgs[k] for k in order], torch.device(device))
+    outcomes: List[Optional[Trained]] = [None] * len(cfgs)
+    for position, k in enumerate(order):
+        outcomes[k] = trained[position]
+    return outcomes
+
+
+def _train_sorted(cfgs: Sequence[DictConfig], dev: torch.device) -> List[Trained]:
+    nets, splits, samplers, regs = [], [], [], []
+    for cfg in cfgs:  # each member built exactly as wdsweep.run._train builds its job
+        random.seed(cfg.seed)
+        np.random.seed(cfg.seed % 2**32)
+        generator = torch.manual_seed(cfg.seed)
+        member_splits = build_splits(cfg.data, cfg.seed, generator)
+        net = build_model(cfg.model, member_splits)
+        splits.append(member_splits)
+        nets.append(net)
+        regs.append(Regularizer(net, lam=cfg.reg.lam, p=cfg.reg.p, mode=cfg.reg.mode,
+                                scope=cfg.reg.scope, optimizer=cfg.optimizer.name,
+                                l1_ratio=cfg.reg.l1_ratio, eps=cfg.reg.eps, impl=cfg.reg.impl))
+        samplers.append(BatchSampler(len(member_splits.y["train"]), cfg.trainer.batch_size,
+                                     torch.Generator().manual_seed(derived_seed(cfg.seed, "batches"))))
+    first = cfgs[0]
+    task, steps, eval_every = splits[0].task, first.trainer.steps, first.trainer.eval_every
+    x = {s: torch.stack([sp.x[s] for sp in splits]).to(dev) for s in SPLITS}
+    y = {s: torch.stack([sp.y[s] for sp in splits]).to(dev) for s in SPLITS}
+    if task == "regression":
+        y = {s: v.view(len(cfgs), -1, 1) for s, v in y.items()}
+    net = _StackedNet(nets, first.model.activation if first.model.name == "mlp" else "relu", dev)
+    members = _Members(cfgs, dev)
+    trainer = _BatchedTrainer(first, net, members, x, y, task, samplers, regs, dev)
+    histories, outcomes, seconds = trainer.run(steps, eval_every)
+
+    trained = []
+    for k, (cfg, member_net, reg) in enumerate(zip(cfgs, nets, regs)):
+        status, steps_done, diverged_at, tensors = outcomes[k]
+        _load(member_net, tensors)
+        result = TrainResult(status=status, steps=steps_done, train_seconds=seconds[0] / len(cfgs),
+                             eval_seconds=seconds[1] / len(cfgs), history=histories[k],
+                             diverged_at_step=diverged_at)
+        trained.append(Trained(result, reg.summary(), splits[k].sizes(), member_net.state_dict()))
+    return trained
+
+
+class _BatchedTrainer:
+    """wdsweep.training.train for K members at once."""
+
+    def __init__(self, cfg, net, members, x, y, task, samplers, regs, dev) -> None:
+        self.cfg, self.net, self.m, self.x, self.y, self.task = cfg, net, members, x, y, task
+        self.samplers, self.dev = samplers, dev
+        self.k = len(samplers)
+        # Which stacked tensors each member decays: weights always, biases with scope=all.
+        self.decayed = [torch.ones_like(members.all_scope) if i % 2 == 0 else members.all_scope
+                        for i in range(len(net.params()))]
+        # Per tensor, each member's coefficient of the decay direction (None: nobody's).
+        def coefficient(mode: torch.Tensor, mask: torch.Tensor):
+            on = mode & mask
+            return torch.where(on, members.lam, 0.0) if bool(on.any()) else None
+
+        self.coupled_coef = [coefficient(members.coupled, d) for d in self.decayed]
+        self.decoupled_coef = [coefficient(members.decoupled, d) for d in self.decayed]
+        self.proximal_mask = [(members.proximal & d) if bool((members.proximal & d).any()) else None
+                              for d in self.decayed]
+        self.state: Dict[int, dict] = {}
+        self.step_count = 0
+
+    # ----------------------------------------------------------------- evaluation
+    @torch.no_grad()
+    def evaluate(self) -> List[dict]:
+        rows = [dict() for _ in range(self.k)]
+        for split in SPLITS:
+            out = self.net(self.x[split])
+            losses = _losses(self.task, out, self.y[split])
+            if self.task == "regression":
+                errors = losses
+            else:
+                errors = (out.argmax(dim=2) != self.y[split]).float().mean(dim=1)
+            for k in range(self.k):
+                rows[k][f"{split}_loss"] = float(losses[k])
+                rows[k][f"{split}_error"] = float(errors[k])
+        params = self.net.params()
+        matrices = params[0::2]
+        norms = torch.stack([q.pow(2).sum(dim=(1, 2)) for q in matrices]).sum(0).sqrt()
+        penalty = torch.zeros(self.k, device=self.dev)
+        zeros = torch.zeros(self.k, device=self.dev)
+        total = torch.zeros(self.k, device=self.dev)
+        m = self.m
+        for q, mask in zip(params, self.decayed):
+            mask = mask.view(-1)
+            smooth = ((q * q + m.eps * m.eps).pow(m.p / 2) - m.eps.pow(m.p)) / m.p
+            plain = q.abs().pow(m.p) / m.p
+            term = torch.where(m.p < 1, smooth, plain).sum(dim=(1, 2))
+            l1 = q.abs().sum(dim=(1, 2))
+            a = m.l1.view(-1)
+            penalty += mask * torch.where(a > 0, (1 - a) * term + a * l1, term)
+            zeros += mask * (q == 0).sum(dim=(1, 2))
+            total += mask * q[0].numel()
+        penalty = penalty * m.lam.view(-1) * (m.lam.view(-1) > 0)
+        for k in range(self.k):
+            rows[k]["reg_loss"] = float(penalty[k])
+            rows[k]["weight_norm"] = float(norms[k])
+            rows[k]["sparsity"] = float(zeros[k] / total[k]) if total[k] else 0.0
+        return rows
+
+    # --------------------------------------------------------------- the optimizer
+    @torch.no_grad()
+    def update(self, lr: torch.Tensor) -> None:
+        opt, m = self.cfg.optimizer, self.m
+        for i, (q, coupled, decoupled) in enumerate(zip(self.net.params(), self.coupled_coef,
+                                                         self.decoupled_coef)):
+            g = q.grad
+            if coupled is not None or decoupled is not None:
+                m.add_decay(q, g, lr, coupled, decoupled)
+            state = self.state.setdefault(i, {})
+            if opt.name == "sgd":
+                if opt.momentum:
+                    if "buf" not in state:
+                        state["buf"] = g.clone()
+                    else:
+                        state["buf"].mul_(opt.momentum).add_(g)
+                    g = g.add(state["buf"], alpha=opt.momentum) if opt.nesterov else state["buf"]
+                q.addcmul_(lr, g, value=-1.0)
+            else:  # adam, adamw (their own weight_decay is 0: the regularizer owns decay)
+                beta1, beta2 = opt.betas
+                if "m" not in state:
+                    state["m"], state["v"] = torch.zeros_like(q), torch.zeros_like(q)
+                state["m"].lerp_(g, 1 - beta1)
+                state["v"].mul_(beta2).addcmul_(g, g, value=1 - beta2)
+                t = self.step_count
+                denom = (state["v"].sqrt() / math.sqrt(1 - beta2 ** t)).add_(opt.eps)
+                q.addcdiv_(state["m"] * (lr / (1 - beta1 ** t)), denom, value=-1.0)
+            if m.any_proximal and self.proximal_mask[i] is not None:
+                q.copy_(torch.where(self.proximal_mask[i], m.prox(q, lr), q))
+
+    # ----------------------------------------------------------------- the loop
+    def run(self, steps: int, eval_every: int):
+        histories: List[List[dict]] = [[] for _ in range(self.k)]
+        outcomes: Dict[int, tuple] = {}
+        alive = torch.ones(self.k, dtype=torch.bool, device=self.dev)
+        start = time.perf_counter()
+        eval_seconds = 0.0
+
+        def record(step: int, who) -> List[dict]:
+            nonlocal eval_seconds
+            tic = time.perf_counter()
+            rows = self.evaluate()
+            eval_seconds += time.perf_counter() - tic
+            lrs = self.m.lr(step).view(-1)
+            for k in who:
+                histories[k].append({"step": step, "lr": float(lrs[k]), **rows[k],
+                                     "seconds": time.perf_counter() - start})
+            return rows
+
+        def snapshot(k: int) -> List[torch.Tensor]:
+            return [q[k].detach().cpu().clone() for q in self.net.params()]
+
+        record(0, range(self.k))
+        x_train, y_train = self.x["train"], self.y["train"]
+        for step in range(1, steps + 1):
+            rows = [s.next() for s in self.samplers]
+            if rows[0] is None:
+                xb, yb = x_train, y_train
+            else:
+                index = torch.stack(rows).to(self.dev)
+                xb = torch.stack([x_train[k, index[k]] for k in range(self.k)])
+                yb = torch.stack([y_train[k, index[k]] for k in range(self.k)])
+            losses = _losses(self.task, self.net(xb), yb)
+            finite = torch.isfinite(losses.detach())
+            newly = (alive & ~finite).nonzero().view(-1).tolist()
+            if newly:  # these members stop here, as a single job would: results of step - 1
+                last = step - 1
+                for k in newly:
+                    if histories[k][-1]["step"] != last:
+                        record(last, [k])
+                    outcomes[k] = ("diverged", last, step, snapshot(k))
+                alive &= finite
+                if not alive.any():
+                    break
+            for q in self.net.params():
+                q.grad = None
+            torch.where(alive, losses, torch.zeros_like(losses)).sum().backward()
+            self.step_count += 1
+            self.update(self.m.lr(step - 1))
+            if step % eval_every == 0 or step == steps:
+                record(step, [k for k in range(self.k) if bool(alive[k])])
+        train_seconds = time.perf_counter() - start
+        for k in range(self.k):
+            if k not in outcomes:
+                final = histories[k][-1]
+                if math.isfinite(final["train_loss"]):
+                    outcomes[k] = ("completed", steps, None, snapshot(k))
+                else:  # the last update itself blew the weights up
+                    outcomes[k] = ("diverged", steps, steps, snapshot(k))
+        return histories, outcomes, (train_seconds, eval_seconds)
