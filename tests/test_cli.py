@@ -55,10 +55,10 @@ def seed_one_article_test_error() -> float:
 
 
 def test_seed_regression_shows_what_seed_one_reported(tmp_path):
-    proc = run_cli(["-m", "experiment=seed_regression", "seed=1,2,3"], cwd=tmp_path)
+    proc = run_cli(["-m", "experiment=seed_regression", "seed=1,2"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     runs = [read_metrics(job) for job in job_dirs(tmp_path / "multirun")]
-    assert len(runs) == 6 and all(r["status"] == "completed" for r in runs)
+    assert len(runs) == 4 and all(r["status"] == "completed" for r in runs)
     by_reg = {"none": [], "global": []}
     for r in runs:
         by_reg["none" if r["config"]["reg"]["lam"] == 0 else "global"].append(r)

@@ -29,7 +29,7 @@ def sweep_jobs(overrides: list[str]):
 @pytest.mark.parametrize("overrides,least_derived", [
     (["reg.p=1,2,3", "seed=0,1"], 5),
     (["reg=lp,global", "reg.lam=0,1e-3", "trainer.steps=7"], 2),
-    (["experiment=lp_vs_global"], 15),  # its first 16 jobs (of 72): the check is slow
+    (["experiment=lp_vs_global"], 7),  # its first 8 jobs (of 72): the check is slow
     (["data=digits,moons", "trainer.steps=5,10", "hydra.sweep.dir=somewhere"], 2),
     (["optimizer=adam", "optimizer.betas=[0.9,0.99],[0.8,0.9]", "trainer.batch_size=null,8"], 3),
     (["++seed=3,4", "reg.p=1,2"], 0),  # ++ is left to Hydra
@@ -37,7 +37,7 @@ def sweep_jobs(overrides: list[str]):
 ])
 def test_every_job_equals_hydras_own_composition(overrides, least_derived):
     loader, master, jobs = sweep_jobs(overrides)
-    jobs = jobs[:16]
+    jobs = jobs[:8]
     composer = JobComposer(loader, master)
     for job in jobs:
         fast = composer.compose(list(job))

@@ -170,7 +170,6 @@ class _StackedNet:
         return x
 
 
-
 def _load(net: nn.Module, tensors: List[torch.Tensor]) -> None:
     """A member's weights (weight (in, out), bias per layer, as _StackedNet.params) into its
     own net."""
@@ -224,7 +223,7 @@ def _train_sorted(cfgs: Sequence[DictConfig], dev: torch.device) -> List[Trained
         y = {s: v.view(len(cfgs), -1, 1) for s, v in y.items()}
     net = _StackedNet(nets, first.model.activation if first.model.name == "mlp" else "relu", dev)
     members = _Members(cfgs, dev)
-    trainer = _BatchedTrainer(first, net, members, x, y, task, samplers, regs, dev)
+    trainer = _BatchedTrainer(first, net, members, x, y, task, samplers, dev)
     histories, outcomes, seconds = trainer.run(steps, eval_every)
 
     trained = []
@@ -241,13 +240,14 @@ def _train_sorted(cfgs: Sequence[DictConfig], dev: torch.device) -> List[Trained
 class _BatchedTrainer:
     """wdsweep.training.train for K members at once."""
 
-    def __init__(self, cfg, net, members, x, y, task, samplers, regs, dev) -> None:
+    def __init__(self, cfg, net, members, x, y, task, samplers, dev) -> None:
         self.cfg, self.net, self.m, self.x, self.y, self.task = cfg, net, members, x, y, task
         self.samplers, self.dev = samplers, dev
         self.k = len(samplers)
         # Which stacked tensors each member decays: weights always, biases with scope=all.
         self.decayed = [torch.ones_like(members.all_scope) if i % 2 == 0 else members.all_scope
                         for i in range(len(net.params()))]
+
         # Per tensor, each member's coefficient of the decay direction (None: nobody's).
         def coefficient(mode: torch.Tensor, mask: torch.Tensor):
             on = mode & mask

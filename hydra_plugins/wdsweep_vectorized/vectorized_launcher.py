@@ -67,6 +67,7 @@ class VectorizedLauncher(Launcher):
         self.config: Optional[DictConfig] = None
         self.hydra_context: Optional[HydraContext] = None
         self.task_function: Optional[TaskFunction] = None
+        self.returns: Dict[int, JobReturn] = {}
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction,
               config: DictConfig) -> None:
@@ -117,7 +118,6 @@ class VectorizedLauncher(Launcher):
 
     def _run(self, index: int, overrides: List[str], cfg: DictConfig, task: Any) -> None:
         log.info("\t#%d : %s", index, " ".join(filter_overrides(overrides)))
-        self.returns = getattr(self, "returns", {})
         self.returns[index] = run_job(hydra_context=self.hydra_context, task_function=task,
                                       config=cfg, job_dir_key="hydra.sweep.dir",
                                       job_subdir_key="hydra.sweep.subdir")
