@@ -94,3 +94,16 @@ def test_the_optuna_sweeper_hands_a_round_of_trials_to_the_vectorized_launcher(t
     records = [json.loads(p.read_text()) for p in (tmp_path / "multirun").rglob("metrics.json")]
     assert len(records) == 4 and all(r["batched"] and math.isfinite(r["objective"]) for r in records)
     assert "best_value" in results.read_text()
+
+
+@pytest.mark.integration
+def test_a_batch_that_cannot_train_falls_back_to_one_job_at_a_time(tmp_path):
+    # width 10**6 asks torch for a 4 TB matrix: the batch fails, then each job fails alone.
+    proc = run_cli(["-m", "model.depth=2", "model.width=1000000", "reg.p=1,2", "trainer.steps=5",
+                    "hydra/launcher=vectorized"], cwd=tmp_path)
+    assert proc.returncode == 1
+    assert "batched training failed (RuntimeError" in proc.stdout + proc.stderr
+    records = [read_metrics(j) for j in job_dirs(tmp_path / "multirun")]
+    assert len(records) == 2 and all(r["status"] == "failed" and "RuntimeError" in r["error"]
+                                     for r in records)
+    assert not any(r.get("batched") for r in records)

@@ -3,7 +3,9 @@
 of at most `max_batch`, in this process; each job then gets its folder, `.hydra/`, log,
 metrics.json, history.csv and model.pt exactly as if it had run alone (Hydra's own run_job
 writes them, with a task that records the member's result). Jobs that cannot be batched (a
-cnn, TensorBoard logging, a group of one) run as ordinary jobs, with a log line saying why.
+cnn, TensorBoard logging, a group of one) run as ordinary jobs, with a log line saying why; so
+do the jobs of a batch whose training raised (out of memory, say), each then failing or not on
+its own.
 
 `device=auto` trains on CUDA when torch sees a GPU, else on the CPU. The Optuna sweeper may
 use it too: each round of `n_jobs` asked trials becomes one batch (no pruning inside a batch).
@@ -102,7 +104,13 @@ class VectorizedLauncher(Launcher):
                 chunk = members[start:start + self.max_batch]
                 log.info("training %d jobs as one batched model on %s: #%s", len(chunk), device,
                          ", #".join(str(j[0]) for j in chunk))
-                trained = train_batched([cfg for _, _, cfg in chunk], device)
+                try:
+                    trained = train_batched([cfg for _, _, cfg in chunk], device)
+                except Exception as err:  # noqa: BLE001 - each job then fails, or not, on its own
+                    log.warning("batched training failed (%s: %s); running these %d jobs one "
+                                "by one", type(err).__name__, err, len(chunk))
+                    alone += chunk
+                    continue
                 for (index, overrides, cfg), member in zip(chunk, trained):
                     self._run(index, overrides, cfg, _RecordMember(member))
         for index, overrides, cfg in alone:
