@@ -312,8 +312,8 @@ class _BatchedTrainer:
                 if opt.momentum:
                     if "buf" not in state:
                         state["buf"] = g.clone()
-                    else:
-                        state["buf"].mul_(opt.momentum).add_(g)
+                    else:  # buf = momentum * buf + g, in one pass
+                        torch.add(g, state["buf"], alpha=opt.momentum, out=state["buf"])
                     g = g.add(state["buf"], alpha=opt.momentum) if opt.nesterov else state["buf"]
                 q.addcmul_(lr, g, value=-1.0)
             else:  # adam, adamw (their own weight_decay is 0: the regularizer owns decay)
@@ -352,14 +352,14 @@ class _BatchedTrainer:
 
         record(0, range(self.k))
         x_train, y_train = self.x["train"], self.y["train"]
+        members = torch.arange(self.k, device=self.dev).unsqueeze(1)
         for step in range(1, steps + 1):
             rows = [s.next() for s in self.samplers]
             if rows[0] is None:
                 xb, yb = x_train, y_train
             else:
-                index = torch.stack(rows).to(self.dev)
-                xb = torch.stack([x_train[k, index[k]] for k in range(self.k)])
-                yb = torch.stack([y_train[k, index[k]] for k in range(self.k)])
+                index = torch.stack(rows).to(self.dev)  # (K, batch): each member's own rows
+                xb, yb = x_train[members, index], y_train[members, index]
             losses = _losses(self.task, self.net(xb), yb)
             finite = torch.isfinite(losses.detach())
             newly = (alive & ~finite).nonzero().view(-1).tolist()

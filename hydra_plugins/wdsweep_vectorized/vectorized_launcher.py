@@ -10,6 +10,7 @@ its own.
 `device=auto` trains on CUDA when torch sees a GPU, else on the CPU. The Optuna sweeper may
 use it too: each round of `n_jobs` asked trials becomes one batch (no pruning inside a batch).
 """
+import gc
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,6 +79,10 @@ class VectorizedLauncher(Launcher):
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         from wdsweep.vectorized import batch_signature, train_batched, unbatchable_reason
 
+        # As the grid sweeper does for in-process jobs: what lives now stays out of the garbage
+        # collector's scans, and the per-job config copies trigger fewer collections.
+        gc.freeze()
+        gc.set_threshold(50_000, 20, 20)
         setup_globals()
         assert self.config is not None and self.hydra_context is not None
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
