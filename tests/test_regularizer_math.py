@@ -10,7 +10,7 @@ from torch import nn
 from wdsweep.data import Splits
 from wdsweep.models import mlp
 from wdsweep.optimizers import build_optimizer, lr_factor
-from wdsweep.regularizers import Regularizer, lp_term
+from wdsweep.regularizers import Regularizer, lp_grad, lp_term
 from wdsweep.training import train
 
 LAM = 0.05
@@ -165,6 +165,15 @@ def test_the_manual_gradient_is_autograds_gradient_of_the_penalty(p, l1_ratio):
         q.grad = torch.zeros_like(q)
     reg.before_step(lr=0.1)
     torch.testing.assert_close([model.a.grad, model.b.grad], list(auto))
+
+
+@pytest.mark.parametrize("p", [0.3, 0.5, 1.0, 1.5, 2.0, 3.0])
+def test_lp_grad_is_the_gradient_of_lp_term(p):
+    """The single-tensor gradient the vectorized trainer uses, against autograd."""
+    w = torch.randn(50, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    w = w.requires_grad_()
+    (auto,) = torch.autograd.grad(lp_term(w, p, 1e-3), w)
+    torch.testing.assert_close(lp_grad(w.detach(), p, 1e-3), auto)
 
 
 def test_p_below_one_stays_finite_at_zero():

@@ -42,11 +42,32 @@ def weight_norm(model: nn.Module) -> float:
 
 def lp_term(w: torch.Tensor, p: float, eps: float) -> torch.Tensor:
     """sum |w|^p / p, smoothed for p < 1. Differentiable, so it also serves impl=loss."""
+    return lp_elementwise(w, p, eps).sum()
+
+
+def lp_elementwise(w: torch.Tensor, p: float, eps) -> torch.Tensor:
+    """|w|^p / p per entry, smoothed for p < 1. eps: a number, or a tensor broadcasting over w
+    (wdsweep.vectorized: one per member of a batch)."""
     if p == 2:
-        return w.pow(2).sum() / 2
+        return w.pow(2) / 2
     if p < 1:
-        return ((w.pow(2) + eps * eps).pow(p / 2) - eps**p).sum() / p
-    return w.abs().pow(p).sum() / p
+        return ((w.pow(2) + eps * eps).pow(p / 2) - eps**p) / p
+    return w.abs().pow(p) / p
+
+
+def lp_grad(w: torch.Tensor, p: float, eps) -> torch.Tensor:
+    """d/dw of lp_elementwise: sign(w)|w|^(p-1), or w (w^2 + eps^2)^(p/2 - 1) for p < 1. The
+    single-tensor form of Regularizer._directions (which works on lists, for speed); used by
+    wdsweep.vectorized. At p=2 it returns w itself, to be read, not written."""
+    if p == 2:
+        return w
+    if p == 1:
+        return torch.sign(w)
+    if p == 3:
+        return w * w.abs()
+    if p < 1:
+        return w * (w * w + eps * eps).pow(p / 2 - 1)
+    return torch.sign(w) * w.abs().pow(p - 1)
 
 
 class Regularizer:

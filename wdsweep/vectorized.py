@@ -34,7 +34,7 @@ from torch.nn import functional as F
 from wdsweep.data import SPLITS, build_splits, derived_seed
 from wdsweep.models import _ACTIVATIONS, build_model
 from wdsweep.optimizers import lr_factor
-from wdsweep.regularizers import Regularizer
+from wdsweep.regularizers import Regularizer, lp_elementwise, lp_grad
 from wdsweep.training import BatchSampler, TrainResult
 
 # Keys whose values may differ between the members of one batch. Everything else must be equal.
@@ -93,7 +93,6 @@ class _Members:
             groups.setdefault(float(r.p), []).append(k)
         self.p_slices = [(p, slice(ks[0], ks[-1] + 1)) for p, ks in groups.items()]
         self.any_l1 = any(r.l1_ratio > 0 for r in reg)
-        self.any_proximal = bool(self.proximal.any())
         self.base_lr = [float(c.optimizer.lr) for c in cfgs]
         opt = cfgs[0].optimizer
         self.factors = [lr_factor(opt.schedule, cfgs[0].trainer.steps, opt.warmup_steps, opt.min_lr / lr)
@@ -112,7 +111,7 @@ class _Members:
         power with a per-element exponent is many times slower)."""
         for p, rows in self.p_slices:
             w = q[rows]
-            d = self._direction(w, p, self.eps[rows])
+            d = lp_grad(w, p, self.eps[rows])
             if self.any_l1 and p != 1:
                 l1 = self.l1[rows]
                 d = (1 - l1) * d + l1 * torch.sign(w)
@@ -120,18 +119,6 @@ class _Members:
                 g[rows].addcmul_(coupled[rows], d)
             if decoupled is not None:
                 w.addcmul_(lr[rows] * decoupled[rows], d, value=-1.0)
-
-    @staticmethod
-    def _direction(w: torch.Tensor, p: float, eps: torch.Tensor) -> torch.Tensor:
-        if p == 2:
-            return w  # only ever read
-        if p == 1:
-            return torch.sign(w)
-        if p == 3:
-            return w * w.abs()
-        if p < 1:
-            return w * (w * w + eps * eps).pow(p / 2 - 1)
-        return torch.sign(w) * w.abs().pow(p - 1)
 
     def prox(self, w: torch.Tensor, lr: torch.Tensor) -> torch.Tensor:
         """Regularizer.after_step per member (p is 1 or 2 where the mode is proximal)."""
@@ -283,9 +270,8 @@ class _BatchedTrainer:
         m = self.m
         for q, mask in zip(params, self.decayed):
             mask = mask.view(-1)
-            smooth = ((q * q + m.eps * m.eps).pow(m.p / 2) - m.eps.pow(m.p)) / m.p
-            plain = q.abs().pow(m.p) / m.p
-            term = torch.where(m.p < 1, smooth, plain).sum(dim=(1, 2))
+            term = torch.cat([lp_elementwise(q[rows], p, m.eps[rows]).sum(dim=(1, 2))
+                              for p, rows in m.p_slices])
             l1 = q.abs().sum(dim=(1, 2))
             a = m.l1.view(-1)
             penalty += mask * torch.where(a > 0, (1 - a) * term + a * l1, term)
@@ -325,7 +311,7 @@ class _BatchedTrainer:
                 t = self.step_count
                 denom = (state["v"].sqrt() / math.sqrt(1 - beta2 ** t)).add_(opt.eps)
                 q.addcdiv_(state["m"] * (lr / (1 - beta1 ** t)), denom, value=-1.0)
-            if m.any_proximal and self.proximal_mask[i] is not None:
+            if self.proximal_mask[i] is not None:
                 q.copy_(torch.where(self.proximal_mask[i], m.prox(q, lr), q))
 
     # ----------------------------------------------------------------- the loop
