@@ -22,7 +22,6 @@ than have the launcher compose each job a second time. Other launchers (joblib, 
 are handed the jobs' overrides as usual.
 """
 
-import gc
 import logging
 import sys
 from collections import Counter
@@ -35,9 +34,9 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper, BasicSweepe
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.utils import JobReturn, configure_log, filter_overrides, run_job, setup_globals
+from hydra.core.utils import JobReturn, configure_log, setup_globals
 from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
 log = logging.getLogger(__name__)
@@ -90,15 +89,10 @@ class ValidatingSweeper(BasicSweeper):
         assert self.hydra_context is not None and self.config is not None
         assert self.launcher is not None
 
-        if type(self.launcher) is BasicLauncher:
-            # The jobs run in this process: import what they use now, once, and keep what is
-            # alive (torch, Hydra) out of the garbage collector's scans, which the config copies
-            # of every job trigger (about 10 ms a job otherwise).
-            import wdsweep.run  # noqa: F401
-            gc.freeze()
-            # Each job's config copies are tens of thousands of short-lived objects: collect
-            # the young generation less often (CPython's default is every 700 allocations).
-            gc.set_threshold(50_000, 20, 20)
+        if type(self.launcher) is BasicLauncher:  # the jobs run in this process
+            from wdsweep.inprocess import prepare_for_many_jobs
+
+            prepare_for_many_jobs()
         self.composer = JobComposer(self.hydra_context.config_loader.inner, self.config)
         self._configs: dict = {}  # job index -> its validated config, for running in-process
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
@@ -173,29 +167,24 @@ class ValidatingSweeper(BasicSweeper):
         return Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir)
 
     def _job_config(self, index: int, overrides: List[str]) -> DictConfig:
+        from wdsweep.inprocess import numbered
+
         if index in self._configs:
             return self._configs.pop(index)
-        cfg = self.composer.compose(overrides)
-        with open_dict(cfg):  # as the launchers number jobs; a subdir may use it
-            cfg.hydra.job.id = index
-            cfg.hydra.job.num = index
-        return cfg
+        return numbered(self.composer.compose(overrides), index)
 
     def _run_here(self, batch: List[List[str]], start: int) -> List[JobReturn]:
         """What Hydra's basic launcher does, from our composer's configs. Configs are derived
-        again here rather than kept from validation: a big grid's configs would fill memory."""
+        again here rather than kept from validation past KEEP_CONFIGS jobs: a big grid's
+        configs would fill memory."""
+        from wdsweep.inprocess import run_sweep_job
+
         setup_globals()
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         log.info("Launching %d jobs locally", len(batch))
-        results = []
-        for index, overrides in enumerate(batch, start):
-            log.info("\t#%d : %s", index, " ".join(filter_overrides(overrides)))
-            results.append(run_job(hydra_context=self.hydra_context,
-                                   task_function=self.launcher.task_function,
-                                   config=self._job_config(index, overrides),
-                                   job_dir_key="hydra.sweep.dir",
-                                   job_subdir_key="hydra.sweep.subdir"))
-        return results
+        return [run_sweep_job(self.hydra_context, self.launcher.task_function,
+                              self._job_config(index, overrides), index, overrides)
+                for index, overrides in enumerate(batch, start)]
 
     def _batches(self, pending: List[_Job]) -> Iterator[Tuple[int, List[List[str]]]]:
         """Runs of consecutive job numbers (so each job keeps its number), cut to

@@ -10,7 +10,6 @@ its own.
 `device=auto` trains on CUDA when torch sees a GPU, else on the CPU. The Optuna sweeper may
 use it too: each round of `n_jobs` asked trials becomes one batch (no pruning inside a batch).
 """
-import gc
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,10 +17,10 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
-from hydra.core.utils import JobReturn, configure_log, filter_overrides, run_job, setup_globals
+from hydra.core.utils import JobReturn, configure_log, setup_globals
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
 log = logging.getLogger(__name__)
 
@@ -77,12 +76,10 @@ class VectorizedLauncher(Launcher):
         self.config, self.hydra_context, self.task_function = config, hydra_context, task_function
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        from wdsweep.inprocess import prepare_for_many_jobs
         from wdsweep.vectorized import batch_signature, train_batched, unbatchable_reason
 
-        # As the grid sweeper does for in-process jobs: what lives now stays out of the garbage
-        # collector's scans, and the per-job config copies trigger fewer collections.
-        gc.freeze()
-        gc.set_threshold(50_000, 20, 20)
+        prepare_for_many_jobs()
         setup_globals()
         assert self.config is not None and self.hydra_context is not None
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
@@ -123,17 +120,15 @@ class VectorizedLauncher(Launcher):
         return [self.returns.pop(index) for index, _, _ in jobs]
 
     def _config(self, index: int, overrides: Sequence[str]) -> DictConfig:
-        cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
-        with open_dict(cfg):
-            cfg.hydra.job.id = index
-            cfg.hydra.job.num = index
-        return cfg
+        from wdsweep.inprocess import numbered
+
+        return numbered(self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides)),
+                        index)
 
     def _run(self, index: int, overrides: List[str], cfg: DictConfig, task: Any) -> None:
-        log.info("\t#%d : %s", index, " ".join(filter_overrides(overrides)))
-        self.returns[index] = run_job(hydra_context=self.hydra_context, task_function=task,
-                                      config=cfg, job_dir_key="hydra.sweep.dir",
-                                      job_subdir_key="hydra.sweep.subdir")
+        from wdsweep.inprocess import run_sweep_job
+
+        self.returns[index] = run_sweep_job(self.hydra_context, task, cfg, index, overrides)
 
     def _device(self) -> str:
         if self.device != "auto":
