@@ -98,22 +98,43 @@ class CachingConfigLoader(ConfigLoader):
     launcher, so that launchers which compose each job themselves (joblib in its workers,
     submitit) derive the jobs too. Everything else goes to Hydra's loader unchanged.
 
-    A launcher may pickle it to worker processes: the templates stay behind, and each worker
-    builds its own, once per sweep (the master config arrives as a fresh copy with every job,
-    so a worker recognises its sweep by the master's overrides, not by identity)."""
+    The sweeper composes every job through the same composer to validate it, and hands a
+    launcher that runs the jobs in this process the configs it validated (`keep`): the
+    launcher's load_sweep_config then returns that config instead of composing it again.
+
+    A launcher may pickle it to worker processes: the templates and kept configs stay behind,
+    and each worker builds its own templates, once per sweep (the master config arrives as a
+    fresh copy with every job, so a worker recognises its sweep by the master's overrides, not
+    by identity)."""
 
     def __init__(self, inner: ConfigLoader) -> None:
         self.inner = inner
         self._composers: Dict[Tuple, JobComposer] = {}
+        self._kept: Dict[Tuple, DictConfig] = {}
 
-    def load_sweep_config(self, master_config: DictConfig, sweep_overrides: List[str]) -> DictConfig:
-        key = (master_config.hydra.job.config_name,
-               tuple(master_config.hydra.overrides.hydra), tuple(master_config.hydra.overrides.task))
+    @staticmethod
+    def _sweep_key(master_config: DictConfig) -> Tuple:
+        return (master_config.hydra.job.config_name,
+                tuple(master_config.hydra.overrides.hydra), tuple(master_config.hydra.overrides.task))
+
+    def composer(self, master_config: DictConfig) -> JobComposer:
+        """The composer of this sweep's jobs (one per sweep: its templates are reused)."""
+        key = self._sweep_key(master_config)
         composer = self._composers.get(key)
         if composer is None:
             composer = self._composers[key] = JobComposer(self.inner, master_config)
         composer.master = master_config  # the same sweep; its resolver cache, if newer
-        return composer.compose(list(sweep_overrides))
+        return composer
+
+    def keep(self, master_config: DictConfig, overrides: List[str], cfg: DictConfig) -> None:
+        """The next load_sweep_config of this job returns `cfg` (once)."""
+        self._kept[(self._sweep_key(master_config), tuple(overrides))] = cfg
+
+    def load_sweep_config(self, master_config: DictConfig, sweep_overrides: List[str]) -> DictConfig:
+        kept = self._kept.pop((self._sweep_key(master_config), tuple(sweep_overrides)), None)
+        if kept is not None:
+            return kept
+        return self.composer(master_config).compose(list(sweep_overrides))
 
     def load_configuration(self, *args, **kwargs):  # noqa: ANN002, ANN003 - Hydra's signature
         return self.inner.load_configuration(*args, **kwargs)
@@ -139,4 +160,4 @@ class CachingConfigLoader(ConfigLoader):
         return getattr(self.__dict__["inner"], name)  # e.g. `repository`
 
     def __getstate__(self) -> dict:
-        return {"inner": self.inner, "_composers": {}}
+        return {"inner": self.inner, "_composers": {}, "_kept": {}}

@@ -18,8 +18,10 @@ Otherwise it is the basic sweeper: same syntax, `params`, `max_batch_size`.
 Speed: job configs come from _compose.JobComposer (Hydra composes once per set of group
 choices; the other jobs are derived with Hydra's own override code). With Hydra's basic
 launcher the sweeper runs the jobs itself, through Hydra's run_job, from those configs, rather
-than have the launcher compose each job a second time. Other launchers (joblib, submitit)
-are handed the jobs' overrides as usual.
+than have the launcher compose each job a second time; a launcher that runs its jobs in this
+process (`runs_jobs_in_this_process = True`, as the vectorized one) gets the validated configs
+through the config loader (_compose.CachingConfigLoader.keep). Other launchers (joblib,
+submitit) are handed the jobs' overrides as usual.
 """
 
 import logging
@@ -82,18 +84,20 @@ class ValidatingSweeper(BasicSweeper):
     def sweep(self, arguments: List[str]) -> Any:
         # Imported here, not at module level: Hydra imports every plugin at the start of any
         # Hydra app in this environment, and other apps need not load (or register) our schemas.
-        from hydra_plugins.wdsweep_sweeper._compose import JobComposer
         from wdsweep.resume import done_record, output_folder_problem
         from wdsweep.validation import ConfigError
 
         assert self.hydra_context is not None and self.config is not None
         assert self.launcher is not None
 
-        if type(self.launcher) is BasicLauncher:  # the jobs run in this process
+        self.in_process = (type(self.launcher) is BasicLauncher
+                           or getattr(self.launcher, "runs_jobs_in_this_process", False))
+        if self.in_process:
             from wdsweep.inprocess import prepare_for_many_jobs
 
             prepare_for_many_jobs()
-        self.composer = JobComposer(self.hydra_context.config_loader.inner, self.config)
+        loader = self.hydra_context.config_loader
+        self.composer = loader.composer(self.config)  # the launcher's too: one set of templates
         self._configs: dict = {}  # job index -> its validated config, for running in-process
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         overrides = parser.parse_overrides(self._parse_config() + list(arguments))
@@ -112,6 +116,10 @@ class ValidatingSweeper(BasicSweeper):
         if len(pending) < len(jobs):
             log.info("skipped %d of %d (already done); hydra.sweeper.resume=false runs them "
                      "again", len(jobs) - len(pending), len(jobs))
+        for job in pending:  # the launcher runs these configs rather than compose them again
+            if job.index in self._configs:
+                loader.keep(self.config, job.overrides, self._configs[job.index])
+        self._configs.clear()
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
 
         returns = []
@@ -158,7 +166,7 @@ class ValidatingSweeper(BasicSweeper):
                 job = _Job(index, overrides, self._folder(cfg), config_hash(cfg))
             finally:
                 HydraConfig.instance().cfg = saved
-        if type(self.launcher) is BasicLauncher and len(self._configs) < KEEP_CONFIGS:
+        if self.in_process and len(self._configs) < KEEP_CONFIGS:
             self._configs[index] = cfg  # run from it; no second derivation
         return job
 
@@ -169,21 +177,20 @@ class ValidatingSweeper(BasicSweeper):
     def _job_config(self, index: int, overrides: List[str]) -> DictConfig:
         from wdsweep.inprocess import numbered
 
-        if index in self._configs:
-            return self._configs.pop(index)
         return numbered(self.composer.compose(overrides), index)
 
     def _run_here(self, batch: List[List[str]], start: int) -> List[JobReturn]:
-        """What Hydra's basic launcher does, from our composer's configs. Configs are derived
-        again here rather than kept from validation past KEEP_CONFIGS jobs: a big grid's
-        configs would fill memory."""
-        from wdsweep.inprocess import run_sweep_job
+        """What Hydra's basic launcher does, from the configs validated in sweep() (past
+        KEEP_CONFIGS jobs derived again here: a big grid's configs would fill memory)."""
+        from wdsweep.inprocess import numbered, run_sweep_job
 
         setup_globals()
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         log.info("Launching %d jobs locally", len(batch))
+        loader = self.hydra_context.config_loader
         return [run_sweep_job(self.hydra_context, self.launcher.task_function,
-                              self._job_config(index, overrides), index, overrides)
+                              numbered(loader.load_sweep_config(self.config, overrides), index),
+                              index, overrides)
                 for index, overrides in enumerate(batch, start)]
 
     def _batches(self, pending: List[_Job]) -> Iterator[Tuple[int, List[List[str]]]]:

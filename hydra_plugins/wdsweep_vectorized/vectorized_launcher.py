@@ -64,6 +64,10 @@ class _RecordMember:
 
 
 class VectorizedLauncher(Launcher):
+    # Our grid sweeper then hands over the job configs it validated instead of having
+    # load_sweep_config compose them again.
+    runs_jobs_in_this_process = True
+
     def __init__(self, max_batch: int = 64, device: str = "auto") -> None:
         self.max_batch, self.device = max_batch, device
         self.config: Optional[DictConfig] = None
