@@ -101,3 +101,31 @@ def test_the_thread_rule_shares_the_cores_among_parallel_workers(monkeypatch):
     assert threads_per_worker(-1) == 1 and threads_per_worker(-5) == 2  # joblib: cores + 1 + n
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     assert threads_per_worker(2) is None  # the user's own setting wins
+
+
+def _subnormals_survive() -> bool:
+    return bool((torch.tensor([1e-39]) * 1.0).item() != 0.0)
+
+
+@pytest.mark.parametrize("batched", [False, True], ids=["alone", "batched"])
+def test_flushing_subnormals_takes_effect_and_changes_no_metric(compose_cfg, tmp_path, batched):
+    """trainer.flush_denormal is process-wide state each job sets; both of its settings must
+    give the same metrics (the README's claim), on a run whose dead units' momentum decays
+    into the subnormal range (lr small, many steps, no decay)."""
+    from wdsweep.vectorized import train_batched
+
+    quick = ["model.width=32", "trainer.steps=1500", "trainer.eval_every=1500", "reg.lam=0"]
+    finals = {}
+    try:
+        for flush in (False, True):
+            cfg = compose_cfg([*quick, f"trainer.flush_denormal={flush}"])
+            if batched:
+                finals[flush] = train_batched([cfg, cfg])[0].result.final
+            else:
+                run(cfg, tmp_path / str(flush))
+                finals[flush] = json.loads((tmp_path / str(flush) / "metrics.json").read_text())
+            assert _subnormals_survive() is not flush
+    finally:
+        torch.set_flush_denormal(False)  # torch's default, for the tests that follow
+    for key in ("train_loss", "test_loss", "weight_norm"):
+        assert finals[True][key] == pytest.approx(finals[False][key], rel=1e-6), key

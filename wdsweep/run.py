@@ -162,6 +162,7 @@ def objective_names(cfg: DictConfig) -> List[str]:
 
 def _train(cfg: DictConfig, job_dir: Path, progress: bool, trial: Optional[TrialLink], threads: int):
     torch.set_num_threads(threads)
+    torch.set_flush_denormal(cfg.trainer.flush_denormal)  # process-wide: set by every job
     random.seed(cfg.seed)
     np.random.seed(cfg.seed % 2**32)
     init_generator = torch.manual_seed(cfg.seed)
