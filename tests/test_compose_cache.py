@@ -49,6 +49,26 @@ def test_every_job_equals_hydras_own_composition(overrides, least_derived):
     assert composer.derived >= least_derived
 
 
+def test_per_job_hydra_values_as_the_optuna_sweeper_sets_them_are_derived_exactly():
+    """Each Optuna trial names its folder and links to its trial through Hydra keys: every
+    trial after the first must still be derived, and equal Hydra's own composition."""
+    loader = ConfigLoaderImpl(config_search_path=create_config_search_path(str(CONFIG_DIR)))
+    master = loader.load_configuration("config", ["search=optuna"], RunMode.MULTIRUN)
+    composer = JobComposer(loader, master)
+    for number, p in enumerate((1.5, 2.0, 3.25)):
+        job = [f"reg.p={p}", f"reg.lam={number}e-3", f"hydra.sweep.subdir=trial-{number:05d}",
+               "++hydra.job.env_set.WDSWEEP_STORAGE='/tmp/a study.journal'",
+               f"++hydra.job.env_set.WDSWEEP_TRIAL={number + 7}"]
+        fast = composer.compose(job)
+        reference = loader.load_sweep_config(master_config=master, sweep_overrides=job)
+        assert OmegaConf.to_yaml(fast) == OmegaConf.to_yaml(reference), job
+        assert fast.hydra.job.env_set.WDSWEEP_TRIAL == str(number + 7)
+    assert (composer.composed, composer.derived) == (1, 2)
+    # Another Hydra key is part of what must be equal: composed, not derived.
+    composer.compose(["reg.p=2", "hydra.job.chdir=true", "hydra.sweep.subdir=trial-00009"])
+    assert composer.composed == 2
+
+
 def test_a_bad_value_in_a_derived_job_is_left_to_hydra():
     loader, master, jobs = sweep_jobs(["reg.p=1,abc"])
     composer = JobComposer(loader, master)

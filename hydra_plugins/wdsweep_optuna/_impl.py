@@ -72,6 +72,13 @@ class OptunaSweeperImpl(Sweeper):
         self.launcher = None
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        # The grid sweeper's composer: a trial's config is derived from the first one's (the
+        # sampled values, its folder and its trial link are plain values), not composed by
+        # Hydra from scratch, both here and in the launcher.
+        from hydra_plugins.wdsweep_sweeper._compose import CachingConfigLoader
+
+        hydra_context = HydraContext(config_loader=CachingConfigLoader(hydra_context.config_loader),
+                                     callbacks=hydra_context.callbacks)
         self.config, self.hydra_context = config, hydra_context
         self.launcher = Plugins.instance().instantiate_launcher(
             hydra_context=hydra_context, task_function=task_function, config=config)

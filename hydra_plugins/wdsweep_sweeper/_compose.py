@@ -8,9 +8,11 @@ files make them up. So the first job of each group-choice signature is composed 
 Hydra's own `_apply_overrides_to_config`, and the job-specific fields Hydra sets
 (`hydra.overrides.task`, `hydra.job.override_dirname`) set the same way.
 
-Anything this cannot derive exactly falls back to Hydra's full composition: `+`, `++` and `~`
-overrides, dict values, overrides of Hydra's own keys, and keys that are not plain values of
-the template. tests/test_compose_cache.py checks that every job of a set of sweeps equals
+Two Hydra keys are derived as values too, because a sweeper sets them per job:
+`hydra.sweep.subdir` and `hydra.job.env_set.<NAME>` (also with `++`); the Optuna sweeper
+names each trial's folder and links it to its trial that way. Anything else this cannot derive
+exactly falls back to Hydra's full composition: `+`, other `++` and `~` overrides, dict values,
+overrides of Hydra's other keys, and keys that are not plain values of the template. tests/test_compose_cache.py checks that every job of a set of sweeps equals
 Hydra's own composition.
 
 Not scanned as a plugin (leading underscore), so Hydra does not import it at every start.
@@ -25,6 +27,14 @@ from hydra.core.override_parser.types import Override
 from omegaconf import Container, DictConfig, ListConfig, OmegaConf
 
 _ABSENT = object()
+
+
+def _per_job_hydra_value(o: Override) -> bool:
+    """A Hydra key a sweeper sets per job, as a plain value (derived, not composed)."""
+    key = o.key_or_group
+    return (o.package is None and not o.is_delete() and not o.is_add() and not o.is_sweep_override()
+            and (key == "hydra.sweep.subdir" or key.startswith("hydra.job.env_set."))
+            and not isinstance(o.value(), (dict, list)))
 
 
 class JobComposer:
@@ -56,6 +66,9 @@ class JobComposer:
         Hydra overrides as written, and the value keys in order. None: always compose."""
         fixed, keys = [], []
         for o in parsed:
+            if _per_job_hydra_value(o):
+                keys.append(o.input_line.partition("=")[0])  # with its ++, if any
+                continue
             if o.is_add() or o.is_force_add() or o.is_delete() or o.is_sweep_override():
                 return None
             if o.is_hydra_override() or o.package is not None or self._is_group(o.key_or_group):
@@ -70,9 +83,11 @@ class JobComposer:
         return "/" in key or self.loader.repository.group_exists(key)
 
     def _derive(self, template: DictConfig, parsed: List[Override]) -> Optional[DictConfig]:
-        values = [o for o in parsed if not (o.is_hydra_override() or o.package is not None
-                                            or self._is_group(o.key_or_group))]
+        values = [o for o in parsed if _per_job_hydra_value(o) or not (
+            o.is_hydra_override() or o.package is not None or self._is_group(o.key_or_group))]
         for o in values:
+            if _per_job_hydra_value(o):
+                continue  # the template holds the same keys (the signature lists them)
             node = OmegaConf.select(template, o.key_or_group, default=_ABSENT, throw_on_missing=False)
             plain = not isinstance(node, Container) or (
                 isinstance(node, ListConfig) and isinstance(o.value(), list))
@@ -85,6 +100,8 @@ class JobComposer:
             return None
         app_overrides = [o for o in parsed if not o.is_hydra_override()]
         cfg.hydra.overrides.task = [o.input_line for o in app_overrides]
+        cfg.hydra.overrides.hydra = [*self.master.hydra.overrides.hydra,
+                                     *(o.input_line for o in parsed if o.is_hydra_override())]
         naming = cfg.hydra.job.config.override_dirname
         cfg.hydra.job.override_dirname = get_overrides_dirname(
             overrides=app_overrides, kv_sep=naming.kv_sep, item_sep=naming.item_sep,
