@@ -93,3 +93,17 @@ def test_the_launchers_loader_derives_jobs_also_after_pickling_to_a_worker():
         assert OmegaConf.to_yaml(fast) == OmegaConf.to_yaml(reference), job
     (composer,) = worker_loader._composers.values()
     assert (composer.composed, composer.derived) == (1, len(jobs) - 1)
+
+
+def test_a_kept_config_is_handed_out_once_then_the_job_is_derived_again():
+    """How the grid sweeper hands the configs it validated to an in-process launcher."""
+    from hydra_plugins.wdsweep_sweeper._compose import CachingConfigLoader
+
+    loader, master, jobs = sweep_jobs(["reg.p=1,2"])
+    caching = CachingConfigLoader(loader)
+    validated = caching.load_sweep_config(master, list(jobs[1]))
+    caching.keep(master, list(jobs[1]), validated)
+    assert caching.load_sweep_config(master, list(jobs[1])) is validated
+    again = caching.load_sweep_config(master, list(jobs[1]))
+    assert again is not validated and OmegaConf.to_yaml(again) == OmegaConf.to_yaml(validated)
+    assert caching.composer(master).composed == 1  # one composition, by Hydra, for all of it

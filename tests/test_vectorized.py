@@ -4,11 +4,13 @@ what a normal sweep leaves."""
 from __future__ import annotations
 
 import itertools
-import json
 import math
 
+import optuna
 import pandas as pd
 import pytest
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
 
 from analysis.collect import collect
 from conftest import job_dirs, read_metrics, run_cli
@@ -85,15 +87,35 @@ def test_a_vectorized_sweep_leaves_what_a_normal_sweep_leaves(tmp_path):
 
 
 @pytest.mark.integration
-def test_the_optuna_sweeper_hands_a_round_of_trials_to_the_vectorized_launcher(tmp_path):
-    proc = run_cli(["-m", "search=optuna", "hydra/launcher=vectorized", "hydra.sweeper.n_trials=4",
-                    "hydra.sweeper.n_jobs=4", "reg.mode=coupled", *QUICK], cwd=tmp_path)
+def test_optuna_rounds_train_as_batches_and_the_pruner_stops_single_members(tmp_path):
+    proc = run_cli(["-m", "search=optuna", "hydra/launcher=vectorized", "hydra.sweeper.n_trials=8",
+                    "hydra.sweeper.n_jobs=4", "hydra.sweeper.sampler.seed=0", "reg.mode=coupled",
+                    "hydra/sweeper/pruner=median", "hydra.sweeper.pruner.n_startup_trials=2",
+                    "reg.lam=tag(log,interval(1e-4,10))", "model.width=16", "trainer.steps=200",
+                    "trainer.eval_every=20"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert "training 4 jobs as one batched model" in proc.stdout + proc.stderr
+    assert (proc.stdout + proc.stderr).count("training 4 jobs as one batched model") == 2
     (results,) = (tmp_path / "multirun").glob("*/*/optimization_results.yaml")
-    records = [json.loads(p.read_text()) for p in (tmp_path / "multirun").rglob("metrics.json")]
-    assert len(records) == 4 and all(r["batched"] and math.isfinite(r["objective"]) for r in records)
     assert "best_value" in results.read_text()
+    (journal,) = (tmp_path / "multirun" / "optuna").glob("*.journal")
+    storage = optuna.storages.JournalStorage(JournalFileBackend(str(journal)))
+    (study,) = [optuna.load_study(study_name=s.study_name, storage=storage)
+                for s in optuna.get_all_study_summaries(storage)]
+    pruned = [t for t in study.trials if t.state == TrialState.PRUNED]
+    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert pruned and len(pruned) + len(complete) == 8  # the pruner stopped members, not rounds
+    for trial in study.trials:
+        folder = results.parent / f"trial-{trial.number:05d}"
+        record = read_metrics(folder)
+        history = pd.read_csv(folder / "history.csv")
+        assert record["batched"] and history["step"].iloc[-1] == record["steps"]
+        if trial.state == TrialState.PRUNED:  # stopped where the pruner saw its last value
+            assert record["status"] == "pruned" and record["steps"] < 200
+            assert max(trial.intermediate_values) == record["steps"]
+            assert "pruned by MedianPruner" in record["stop_reason"]
+        else:
+            assert record["status"] == "completed" and record["steps"] == 200
+            assert math.isfinite(record["objective"]) and trial.value == record["objective"]
 
 
 @pytest.mark.integration

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Mapping, Optional
 
 ENV_STORAGE = "WDSWEEP_OPTUNA_STORAGE"
 ENV_STUDY = "WDSWEEP_OPTUNA_STUDY"
@@ -49,10 +49,13 @@ class TrialLink:
     trial_id: int
 
     @classmethod
-    def from_env(cls) -> Optional["TrialLink"]:
-        if ENV_TRIAL not in os.environ:
+    def from_env(cls, env: Optional[Mapping[str, Any]] = None) -> Optional["TrialLink"]:
+        """The job's trial, from the environment, or from `env` (a job config's
+        hydra.job.env_set, for a launcher that trains the job before Hydra sets it)."""
+        env = os.environ if env is None else env
+        if ENV_TRIAL not in env:
             return None
-        return cls(os.environ[ENV_STORAGE], os.environ[ENV_STUDY], int(os.environ[ENV_TRIAL]))
+        return cls(str(env[ENV_STORAGE]), str(env[ENV_STUDY]), int(env[ENV_TRIAL]))
 
     def connect(self):
         """The trial as an optuna.Trial, in a study carrying the sweep's pruner."""

@@ -6,8 +6,9 @@ are stacked, (K, out, in), and whose layers are batched matrix products (`torch.
 K small products become one larger one. Each member keeps everything of its own: its data
 draw, its initial weights and batch order (from its own seed, in the order wdsweep.run uses),
 its lam, p, mode, scope, l1_ratio and eps (as per-member tensors), its learning rate and
-schedule, and its divergence (a member whose loss is not finite is recorded as diverged at
-that step and no longer counted; the others go on).
+schedule, its divergence (a member whose loss is not finite is recorded as diverged at
+that step and no longer counted; the others go on), and its Optuna trial, whose pruner may
+stop it alone at an evaluation.
 
 The optimizers are written out (SGD with momentum and Nesterov, Adam, AdamW) in torch's own
 formulas, per member; so are the three decay modes. A member's metrics equal those of the same
@@ -34,9 +35,12 @@ from torch.nn import functional as F
 
 from wdsweep.data import SPLITS, build_splits, derived_seed
 from wdsweep.models import _ACTIVATIONS, build_model
+from wdsweep.monitors import PruningReporter
 from wdsweep.optimizers import lr_factor
 from wdsweep.regularizers import Regularizer, lp_elementwise, lp_grad
-from wdsweep.training import BatchSampler, TrainResult
+from wdsweep.run import objective_names
+from wdsweep.training import BatchSampler, Callback, StopRun, TrainResult
+from wdsweep.trial_link import TrialLink
 
 # Keys whose values may differ between the members of one batch. Everything else must be equal.
 BATCHABLE = ("reg", "seed", "optimizer.lr", "objective")
@@ -239,21 +243,26 @@ def _losses(task: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(out.reshape(k * n, c), y.reshape(k * n), reduction="none").view(k, n).mean(1)
 
 
-def train_batched(cfgs: Sequence[DictConfig], device: str = "cpu") -> List[Trained]:
+def train_batched(cfgs: Sequence[DictConfig], device: str = "cpu",
+                  trials: Optional[Sequence[Optional[TrialLink]]] = None) -> List[Trained]:
     """Train the jobs `cfgs` (equal batch_signature, none unbatchable) as one batched model;
-    return their outcomes in the same order."""
+    return their outcomes in the same order. A member with an Optuna trial (`trials`, in the
+    same order) reports to it at every evaluation and stops alone when its pruner says so,
+    as a job run alone does (monitors.PruningReporter)."""
     # Members with the same p side by side, those that decay before the step first: each p's
     # decay is then one slice of the stack.
     order = sorted(range(len(cfgs)), key=lambda k: (float(cfgs[k].reg.p),
                                                     not _decays_before_step(cfgs[k].reg)))
-    trained = _train_sorted([cfgs[k] for k in order], torch.device(device))
+    trials = list(trials) if trials is not None else [None] * len(cfgs)
+    trained = _train_sorted([cfgs[k] for k in order], torch.device(device), [trials[k] for k in order])
     outcomes: List[Optional[Trained]] = [None] * len(cfgs)
     for position, k in enumerate(order):
         outcomes[k] = trained[position]
     return outcomes
 
 
-def _train_sorted(cfgs: Sequence[DictConfig], dev: torch.device) -> List[Trained]:
+def _train_sorted(cfgs: Sequence[DictConfig], dev: torch.device,
+                  trials: Sequence[Optional[TrialLink]]) -> List[Trained]:
     torch.set_flush_denormal(cfgs[0].trainer.flush_denormal)  # trainer.* is equal in a batch
     nets, splits, samplers, regs = [], [], [], []
     # Members of one seed draw the same data: it is built once per seed, and the random
@@ -289,15 +298,23 @@ def _train_sorted(cfgs: Sequence[DictConfig], dev: torch.device) -> List[Trained
     net = _StackedNet(nets, first.model.activation if first.model.name == "mlp" else "relu", dev)
     members = _Members(cfgs, dev)
     trainer = _BatchedTrainer(first, net, members, x, y, task, samplers, dev)
-    histories, outcomes, seconds = trainer.run(steps, eval_every)
+    reporters: List[Optional[PruningReporter]] = []
+    try:  # built inside: if one cannot be made, those made before it are still closed
+        for cfg, trial in zip(cfgs, trials):
+            reporters.append(PruningReporter(trial, objective_names(cfg)[0]) if trial else None)
+        histories, outcomes, seconds = trainer.run(steps, eval_every, reporters)
+    finally:
+        for reporter in reporters:
+            if reporter is not None:
+                reporter.close()
 
     trained = []
     for k, (cfg, member_net, reg) in enumerate(zip(cfgs, nets, regs)):
-        status, steps_done, diverged_at, tensors = outcomes[k]
+        status, steps_done, diverged_at, tensors, stop_reason = outcomes[k]
         _load(member_net, tensors)
         result = TrainResult(status=status, steps=steps_done, train_seconds=seconds[0] / len(cfgs),
                              eval_seconds=seconds[1] / len(cfgs), history=histories[k],
-                             diverged_at_step=diverged_at)
+                             diverged_at_step=diverged_at, stop_reason=stop_reason)
         trained.append(Trained(result, reg.summary(), splits[k].sizes(), member_net.state_dict()))
     return trained
 
@@ -408,23 +425,30 @@ class _BatchedTrainer:
                 q.copy_(torch.where(self.proximal_mask[i], m.prox(q, lr), q))
 
     # ----------------------------------------------------------------- the loop
-    def run(self, steps: int, eval_every: int):
+    def run(self, steps: int, eval_every: int, reporters: Sequence[Optional[Callback]]):
         histories: List[List[dict]] = [[] for _ in range(self.k)]
         outcomes: Dict[int, tuple] = {}
         alive = torch.ones(self.k, dtype=torch.bool, device=self.dev)
         start = time.perf_counter()
         eval_seconds = 0.0
 
-        def record(step: int, who) -> List[dict]:
+        def record(step: int, who, notify: bool = True) -> None:
+            """Evaluate; append the rows of members `who`; with `notify`, show each its
+            pruner, and stop those it prunes."""
             nonlocal eval_seconds
             tic = time.perf_counter()
             rows = self.evaluate()
             eval_seconds += time.perf_counter() - tic
             lrs = self.m.lr(step).view(-1)
             for k in who:
-                histories[k].append({"step": step, "lr": float(lrs[k]), **rows[k],
-                                     "seconds": time.perf_counter() - start})
-            return rows
+                row = {"step": step, "lr": float(lrs[k]), **rows[k], "seconds": time.perf_counter() - start}
+                histories[k].append(row)
+                if notify and reporters[k] is not None:
+                    try:
+                        reporters[k].on_eval(step, row)
+                    except StopRun as stop:  # this member ends here; the others go on
+                        outcomes[k] = (stop.status, step, None, snapshot(k), stop.reason)
+                        alive[k] = False
 
         def snapshot(k: int) -> List[torch.Tensor]:
             return [q[k].detach().cpu().clone() for q in self.net.params()]
@@ -451,8 +475,8 @@ class _BatchedTrainer:
                 last = step - 1
                 for k in newly:
                     if histories[k][-1]["step"] != last:
-                        record(last, [k])
-                    outcomes[k] = ("diverged", last, step, snapshot(k))
+                        record(last, [k], notify=False)  # the member is over: no pruner acts
+                    outcomes[k] = ("diverged", last, step, snapshot(k), None)
                 alive &= finite
                 if not alive.any():
                     break
@@ -461,12 +485,14 @@ class _BatchedTrainer:
             self.update(self.m.lr(step - 1))
             if step % eval_every == 0 or step == steps:
                 record(step, [k for k in range(self.k) if bool(alive[k])])
+                if not alive.any():  # all pruned
+                    break
         train_seconds = time.perf_counter() - start
         for k in range(self.k):
             if k not in outcomes:
                 final = histories[k][-1]
                 if math.isfinite(final["train_loss"]):
-                    outcomes[k] = ("completed", steps, None, snapshot(k))
+                    outcomes[k] = ("completed", steps, None, snapshot(k), None)
                 else:  # the last update itself blew the weights up
-                    outcomes[k] = ("diverged", steps, steps, snapshot(k))
+                    outcomes[k] = ("diverged", steps, steps, snapshot(k), None)
         return histories, outcomes, (train_seconds, eval_seconds)

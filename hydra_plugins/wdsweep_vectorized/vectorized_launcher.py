@@ -8,7 +8,8 @@ do the jobs of a batch whose training raised (out of memory, say), each then fai
 its own.
 
 `device=auto` trains on CUDA when torch sees a GPU, else on the CPU. The Optuna sweeper may
-use it too: each round of `n_jobs` asked trials becomes one batch (no pruning inside a batch).
+use it too: each round of `n_jobs` asked trials becomes one batch, and the sweep's pruner
+stops single members of it (a pruned member no longer counts in the batch's loss).
 """
 import logging
 from dataclasses import dataclass
@@ -81,6 +82,7 @@ class VectorizedLauncher(Launcher):
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         from wdsweep.inprocess import prepare_for_many_jobs
+        from wdsweep.trial_link import TrialLink
         from wdsweep.vectorized import batch_signature, train_batched, unbatchable_reason
 
         prepare_for_many_jobs()
@@ -111,7 +113,8 @@ class VectorizedLauncher(Launcher):
                 log.info("training %d jobs as one batched model on %s: #%s", len(chunk), device,
                          ", #".join(str(j[0]) for j in chunk))
                 try:
-                    trained = train_batched([cfg for _, _, cfg in chunk], device)
+                    trained = train_batched([cfg for _, _, cfg in chunk], device,
+                                            [TrialLink.from_env(cfg.hydra.job.env_set) for _, _, cfg in chunk])
                 except Exception as err:  # noqa: BLE001 - each job then fails, or not, on its own
                     log.warning("batched training failed (%s: %s); running these %d jobs one "
                                 "by one", type(err).__name__, err, len(chunk))
