@@ -5,7 +5,8 @@ trainings in one process; side by side in one run, with the peak memory of each.
 
 Harness: `python -m wdsweep -m experiment=lp_vs_global` (72 jobs: lam x scope x p x seed on
 digits) then `python -m analysis` on its folder; once with the basic launcher (one process)
-and once with `hydra/launcher=joblib hydra.launcher.n_jobs=2`.
+once with `hydra/launcher=joblib hydra.launcher.n_jobs=2`, and once with
+`hydra/launcher=vectorized` (the jobs as batched models).
 Bare: this file's `bare_sweep`, the same 72 trainings (same data sizes, net, optimizer,
 schedule, batches, steps and evaluations) in a plain loop in one process, no files written.
 Target: harness (job + analysis) <= 1.15x the bare script.
@@ -87,7 +88,8 @@ def main() -> None:
         wd = [sys.executable, "-m", "wdsweep"]
         results = {}
         for name, extra in (("basic launcher", []),
-                            ("joblib, 2 workers", ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"])):
+                            ("joblib, 2 workers", ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]),
+                            ("vectorized", ["hydra/launcher=vectorized"])):
             sweep = tmp / name.split(",")[0].replace(" ", "_")
             job, rss = timed_with_peak_rss([*wd, "-m", "experiment=lp_vs_global",
                                             f"hydra.sweep.dir={sweep}", *extra], tmp)
