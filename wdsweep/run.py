@@ -160,13 +160,19 @@ def objective_names(cfg: DictConfig) -> List[str]:
     return [cfg.objective] if isinstance(cfg.objective, str) else list(cfg.objective)
 
 
+def seed_and_draw_data(cfg: DictConfig):
+    """Seed Python's, numpy's and torch's global generators from cfg.seed and draw the data
+    splits, in seed 1's order; the model's init then continues torch's global stream. Also
+    how wdsweep.vectorized builds each member, so a member starts as its job alone would."""
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed % 2**32)
+    return build_splits(cfg.data, cfg.seed, torch.manual_seed(cfg.seed))
+
+
 def _train(cfg: DictConfig, job_dir: Path, progress: bool, trial: Optional[TrialLink], threads: int):
     torch.set_num_threads(threads)
     torch.set_flush_denormal(cfg.trainer.flush_denormal)  # process-wide: set by every job
-    random.seed(cfg.seed)
-    np.random.seed(cfg.seed % 2**32)
-    init_generator = torch.manual_seed(cfg.seed)
-    splits = build_splits(cfg.data, cfg.seed, init_generator)
+    splits = seed_and_draw_data(cfg)
     model = build_model(cfg.model, splits)  # continues the global stream after the data draw
     reg = cfg.reg
     regularizer = Regularizer(model, lam=reg.lam, p=reg.p, mode=reg.mode, scope=reg.scope,

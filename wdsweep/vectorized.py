@@ -33,12 +33,12 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from torch.nn import functional as F
 
-from wdsweep.data import SPLITS, build_splits, derived_seed
+from wdsweep.data import SPLITS, derived_seed
 from wdsweep.models import _ACTIVATIONS, build_model
 from wdsweep.monitors import PruningReporter
 from wdsweep.optimizers import lr_factor
 from wdsweep.regularizers import Regularizer, lp_elementwise, lp_grad
-from wdsweep.run import objective_names
+from wdsweep.run import objective_names, seed_and_draw_data
 from wdsweep.training import BatchSampler, Callback, StopRun, TrainResult
 from wdsweep.trial_link import TrialLink
 
@@ -275,10 +275,7 @@ def _train_sorted(cfgs: Sequence[DictConfig], dev: torch.device,
             np.random.set_state(np_state)
             random.setstate(py_state)
         else:
-            random.seed(cfg.seed)
-            np.random.seed(cfg.seed % 2**32)
-            generator = torch.manual_seed(cfg.seed)
-            member_splits = build_splits(cfg.data, cfg.seed, generator)
+            member_splits = seed_and_draw_data(cfg)
             drawn[cfg.seed] = (member_splits, torch.get_rng_state(), np.random.get_state(),
                                random.getstate())
         net = build_model(cfg.model, member_splits)
@@ -323,7 +320,7 @@ class _BatchedTrainer:
     """wdsweep.training.train for K members at once."""
 
     def __init__(self, cfg, net, members, x, y, task, samplers, dev) -> None:
-        self.cfg, self.net, self.m, self.x, self.y, self.task = cfg, net, members, x, y, task
+        self.net, self.m, self.x, self.y, self.task = net, members, x, y, task
         self.samplers, self.dev = samplers, dev
         self.k = len(samplers)
         # Which stacked tensors each member decays: weights always, biases with scope=all.
