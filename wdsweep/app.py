@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Optional
 
 import hydra
 from hydra.core.config_search_path import SearchPathQuery
@@ -45,30 +44,18 @@ def task(cfg: DictConfig) -> float:
     try:
         return run(cfg, Path(hydra_cfg.runtime.output_dir), overrides=list(hydra_cfg.overrides.task),
                    progress=single, raise_failures=single, resume=resume,
-                   default_threads=threads_per_worker(hydra_cfg.launcher.get("n_jobs")))
+                   launcher_jobs=hydra_cfg.launcher.get("n_jobs"))
     except ConfigError as err:
         err.exit()
-
-
-def threads_per_worker(n_jobs: Optional[int]) -> Optional[int]:
-    """torch threads for a job when trainer.threads is null: the cores shared out among a
-    parallel launcher's workers (joblib's n_jobs; -1 all cores, -2 all but one, ...), at
-    least one each. Workers that each take every core slow one another down many times over.
-    None (torch's own default) when the launcher runs one job at a time, or when
-    OMP_NUM_THREADS is set: the user has decided."""
-    if os.environ.get("OMP_NUM_THREADS"):
-        return None
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    if not isinstance(n_jobs, int) or n_jobs in (0, 1):
-        return None
-    workers = n_jobs if n_jobs > 0 else max(1, cores + 1 + n_jobs)
-    return max(1, cores // workers) if workers > 1 else None
 
 
 _hydra_main = hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")(task)
 
 
 def main() -> None:
+    from wdsweep.threads import start_watching
+
+    start_watching()  # the first job's thread decision measures the CPU from here (wdsweep.threads)
     check_override_syntax(sys.argv[1:])
     check_composition(sys.argv[1:])
     _hydra_main()

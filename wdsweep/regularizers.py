@@ -22,6 +22,7 @@ from typing import List, Optional, Tuple
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from wdsweep.schema import has_native_decay
 
@@ -33,16 +34,28 @@ def matrix_params(model: nn.Module) -> NamedParams:
     return [(n, p) for n, p in model.named_parameters() if p.requires_grad and p.dim() >= 2]
 
 
+def ordered_sum(t: torch.Tensor, keep: int = 0) -> torch.Tensor:
+    """t summed over every dim after the first `keep`, in an order that does not depend on
+    torch's thread count. A plain .sum() over more than 32k entries splits the work among
+    threads and adds their partial sums, so a reported penalty or norm changed in its last
+    bits with the thread count (wdsweep.threads); rows of 256 summed one per thread do not.
+    Zero padding changes no sum."""
+    flat = t.reshape(*t.shape[:keep], -1)
+    while flat.shape[-1] > 256:
+        flat = F.pad(flat, (0, (-flat.shape[-1]) % 256)).view(*flat.shape[:keep], -1, 256).sum(-1)
+    return flat.sum(-1)
+
+
 def weight_norm(model: nn.Module) -> float:
     """The L2 norm over all dim >= 2 tensors, whatever the regularizer's scope."""
     with torch.no_grad():
-        squares = [p.pow(2).sum() for _, p in matrix_params(model)]
+        squares = [ordered_sum(p.pow(2)) for _, p in matrix_params(model)]
         return float(torch.stack(squares).sum().sqrt()) if squares else 0.0
 
 
 def lp_term(w: torch.Tensor, p: float, eps: float) -> torch.Tensor:
     """sum |w|^p / p, smoothed for p < 1. Differentiable, so it also serves impl=loss."""
-    return lp_elementwise(w, p, eps).sum()
+    return ordered_sum(lp_elementwise(w, p, eps))
 
 
 def lp_elementwise(w: torch.Tensor, p: float, eps) -> torch.Tensor:
@@ -168,7 +181,7 @@ class Regularizer:
         a = self.l1_ratio
         total = sum(lp_term(q, self.p, self.eps) for q in self._params)
         if a:
-            total = (1 - a) * total + a * sum(q.abs().sum() for q in self._params)
+            total = (1 - a) * total + a * sum(ordered_sum(q.abs()) for q in self._params)
         return self.lam * total
 
     def _add_direction(self, targets: List[torch.Tensor], params: List[torch.Tensor],

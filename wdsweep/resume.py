@@ -32,12 +32,23 @@ def read_record(job_dir: Path) -> Optional[dict]:
     return record if isinstance(record, dict) else None
 
 
-def done_record(job_dir: Path, cfg_hash: str) -> Optional[dict]:
-    """The record of this exact config's finished run in job_dir, or None if it must run."""
+def done_record(job_dir: Path, cfg_hash: str, fixed_threads: Optional[int] = None) -> Optional[dict]:
+    """The record of this exact config's finished run in job_dir, or None if it must run.
+
+    A model whose numbers depend on the thread count (the record says thread_independent:
+    false) is done only if it ran with `fixed_threads`, the count it would run with now
+    (wdsweep.threads.fixed_threads): a sweep resumed under another launcher or OMP_NUM_THREADS
+    runs it again rather than mix two kinds of numbers. A thread-independent record is done
+    at any count."""
     record = read_record(job_dir)
     if record is None or record.get("status") not in DONE_STATUSES:
         return None
-    return record if record.get("config_hash") == cfg_hash else None
+    if record.get("config_hash") != cfg_hash:
+        return None
+    if (fixed_threads is not None and record.get("thread_independent") is False
+            and record.get("torch_threads") != fixed_threads):
+        return None
+    return record
 
 
 @contextlib.contextmanager

@@ -28,51 +28,48 @@ from wdsweep.regularizers import Regularizer
 from wdsweep.results import (METRICS_FILE, SCHEMA_VERSION, config_hash, resolved_config,
                              save_model, write_history, write_metrics)
 from wdsweep.resume import done_record, job_lock, remove_stale_temp_files
+from wdsweep.threads import fixed_threads, is_thread_independent, job_threads
 from wdsweep.training import Callback, TrainResult, train
 from wdsweep.trial_link import TrialLink
 from wdsweep.validation import validate
 
 log = logging.getLogger(__name__)
 
-# Jobs of a sweep share one process; a job's trainer.threads must not leak into the next.
-_DEFAULT_THREADS = torch.get_num_threads()
-
 FINAL_METRICS = ("train_loss", "train_error", "val_loss", "val_error", "test_loss", "test_error",
                  "reg_loss", "weight_norm", "sparsity")
 
 
 def run(cfg: DictConfig, job_dir: Path, *, overrides: Sequence[str] = (), progress: bool = False,
-        raise_failures: bool = False, resume: bool = False,
-        default_threads: Optional[int] = None) -> float:
+        raise_failures: bool = False, resume: bool = False, launcher_jobs: object = None) -> float:
     """Train and record one job in `job_dir`; return its objective, NaN unless it completed.
 
     A failure after validation (an exception while building or training) is recorded as
     status `failed` and, unless raise_failures, swallowed: one bad job never ends a sweep.
     With `resume`, a job whose finished result for this very config is already in job_dir is
-    not run again; its recorded objective is returned. `default_threads` is torch's thread
-    count when trainer.threads is null (a parallel launcher shares the cores out).
+    not run again; its recorded objective is returned. `launcher_jobs` is the parallel
+    launcher's n_jobs, for the thread rule (wdsweep.threads).
     """
     validate(cfg)
     job_dir = Path(job_dir)
     job_dir.mkdir(parents=True, exist_ok=True)
     with job_lock(job_dir):
         cfg_hash = config_hash(cfg)
-        done = done_record(job_dir, cfg_hash) if resume else None
+        done = (done_record(job_dir, cfg_hash, cfg.trainer.threads or fixed_threads(launcher_jobs))
+                if resume else None)
         if done is not None:
             log.info("%s | already done (%s), not run again", " ".join(overrides) or job_dir,
                      done["status"])
             return _recorded_objective(done, objective_names(cfg))
         remove_stale_temp_files(job_dir)  # left by a job killed while writing
-        threads = cfg.trainer.threads or default_threads or _DEFAULT_THREADS
-        return _run(cfg, job_dir, cfg_hash, overrides, progress, raise_failures, threads)
+        return _run(cfg, job_dir, cfg_hash, overrides, progress, raise_failures, launcher_jobs)
 
 
 def _run(cfg: DictConfig, job_dir: Path, cfg_hash: str, overrides: Sequence[str], progress: bool,
-         raise_failures: bool, threads: int) -> float:
+         raise_failures: bool, launcher_jobs: object) -> float:
     trial = TrialLink.from_env()  # set when our Optuna sweeper launched this job
-    record = start_record(cfg, overrides, cfg_hash, threads)
+    record = start_record(cfg, overrides, cfg_hash)
     try:
-        result, regularizer, model, splits = _train(cfg, job_dir, progress, trial, threads)
+        result, regularizer, model, splits = _train(cfg, job_dir, progress, trial, launcher_jobs, record)
     except Exception as err:  # noqa: BLE001 - recorded, then maybe re-raised
         log.error("job failed: %s", "".join(traceback.format_exception_only(err)).strip())
         log.debug("%s", traceback.format_exc())
@@ -85,8 +82,9 @@ def _run(cfg: DictConfig, job_dir: Path, cfg_hash: str, overrides: Sequence[str]
                           splits.sizes(), model.state_dict(), trial, raise_failures)
 
 
-def start_record(cfg: DictConfig, overrides: Sequence[str], cfg_hash: str, threads: int) -> dict:
-    """metrics.json's fields known before training; status `failed` until training says more."""
+def start_record(cfg: DictConfig, overrides: Sequence[str], cfg_hash: str) -> dict:
+    """metrics.json's fields known before training; status `failed` until training says more.
+    The thread fields (torch_threads, thread_independent) are added once the model is built."""
     names = objective_names(cfg)
     return {
         "schema_version": SCHEMA_VERSION,
@@ -98,7 +96,6 @@ def start_record(cfg: DictConfig, overrides: Sequence[str], cfg_hash: str, threa
         "config_hash": cfg_hash,
         # Tells one execution from another: a resumed sweep must not have recomputed it.
         "run_id": uuid.uuid4().hex,
-        "torch_threads": threads,
         "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 
@@ -169,11 +166,22 @@ def seed_and_draw_data(cfg: DictConfig):
     return build_splits(cfg.data, cfg.seed, torch.manual_seed(cfg.seed))
 
 
-def _train(cfg: DictConfig, job_dir: Path, progress: bool, trial: Optional[TrialLink], threads: int):
+def set_threads(record: dict, requested: Optional[int], launcher_jobs: object,
+                thread_independent: bool) -> int:
+    """Set torch's thread count for the job about to train (process-wide: every job sets it,
+    so one job's count never leaks into the next) and record it."""
+    threads = job_threads(requested, launcher_jobs, thread_independent)
     torch.set_num_threads(threads)
+    record.update(torch_threads=threads, thread_independent=thread_independent)
+    return threads
+
+
+def _train(cfg: DictConfig, job_dir: Path, progress: bool, trial: Optional[TrialLink],
+           launcher_jobs: object, record: dict):
     torch.set_flush_denormal(cfg.trainer.flush_denormal)  # process-wide: set by every job
-    splits = seed_and_draw_data(cfg)
+    splits = seed_and_draw_data(cfg)  # (drawn serially: the thread count does not matter yet)
     model = build_model(cfg.model, splits)  # continues the global stream after the data draw
+    set_threads(record, cfg.trainer.threads, launcher_jobs, is_thread_independent(model))
     reg = cfg.reg
     regularizer = Regularizer(model, lam=reg.lam, p=reg.p, mode=reg.mode, scope=reg.scope,
                               optimizer=cfg.optimizer.name, l1_ratio=reg.l1_ratio, eps=reg.eps,

@@ -37,8 +37,9 @@ from wdsweep.data import SPLITS, derived_seed
 from wdsweep.models import _ACTIVATIONS, build_model
 from wdsweep.monitors import PruningReporter
 from wdsweep.optimizers import lr_factor
-from wdsweep.regularizers import Regularizer, lp_elementwise, lp_grad
+from wdsweep.regularizers import Regularizer, lp_elementwise, lp_grad, ordered_sum
 from wdsweep.run import objective_names, seed_and_draw_data
+from wdsweep.threads import job_threads
 from wdsweep.training import BatchSampler, Callback, StopRun, TrainResult
 from wdsweep.trial_link import TrialLink
 
@@ -75,6 +76,7 @@ class Trained:
     decay: dict
     data_sizes: dict
     model_state: dict
+    threads: int  # torch threads the batch trained with (a batched model is thread-independent)
 
 
 def _decays_before_step(reg: DictConfig) -> bool:
@@ -286,6 +288,10 @@ def _train_sorted(cfgs: Sequence[DictConfig], dev: torch.device,
                                 l1_ratio=cfg.reg.l1_ratio, eps=cfg.reg.eps, impl=cfg.reg.impl))
         samplers.append(BatchSampler(len(member_splits.y["train"]), cfg.trainer.batch_size,
                                      torch.Generator().manual_seed(derived_seed(cfg.seed, "batches"))))
+    # Stacked dense layers give the same bits at any thread count (tests/test_threads.py), so
+    # the batch takes the cores that are free now (trainer.* is equal in a batch).
+    threads = job_threads(cfgs[0].trainer.threads, None, thread_independent=True)
+    torch.set_num_threads(threads)
     first = cfgs[0]
     task, steps, eval_every = splits[0].task, first.trainer.steps, first.trainer.eval_every
     x = {s: torch.stack([sp.x[s] for sp in splits]).to(dev) for s in SPLITS}
@@ -312,7 +318,8 @@ def _train_sorted(cfgs: Sequence[DictConfig], dev: torch.device,
         result = TrainResult(status=status, steps=steps_done, train_seconds=seconds[0] / len(cfgs),
                              eval_seconds=seconds[1] / len(cfgs), history=histories[k],
                              diverged_at_step=diverged_at, stop_reason=stop_reason)
-        trained.append(Trained(result, reg.summary(), splits[k].sizes(), member_net.state_dict()))
+        trained.append(Trained(result, reg.summary(), splits[k].sizes(), member_net.state_dict(),
+                               threads))
     return trained
 
 
@@ -369,16 +376,16 @@ class _BatchedTrainer:
                 rows[k][f"{split}_error"] = float(errors[k])
         params = self.net.params()
         matrices = params[0::2]
-        norms = torch.stack([q.pow(2).sum(dim=(1, 2)) for q in matrices]).sum(0).sqrt()
+        norms = torch.stack([ordered_sum(q.pow(2), keep=1) for q in matrices]).sum(0).sqrt()
         penalty = torch.zeros(self.k, device=self.dev)
         zeros = torch.zeros(self.k, device=self.dev)
         total = torch.zeros(self.k, device=self.dev)
         m = self.m
         for q, mask in zip(params, self.decayed):
             mask = mask.view(-1)
-            term = torch.cat([lp_elementwise(q[rows], p, m.eps[rows]).sum(dim=(1, 2))
+            term = torch.cat([ordered_sum(lp_elementwise(q[rows], p, m.eps[rows]), keep=1)
                               for p, rows in m.p_slices])
-            l1 = q.abs().sum(dim=(1, 2))
+            l1 = ordered_sum(q.abs(), keep=1)
             a = m.l1.view(-1)
             penalty += mask * torch.where(a > 0, (1 - a) * term + a * l1, term)
             zeros += mask * (q == 0).sum(dim=(1, 2))

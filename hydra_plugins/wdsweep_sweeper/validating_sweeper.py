@@ -65,6 +65,7 @@ class _Job:
     overrides: List[str]
     folder: Path
     config_hash: str
+    threads: int  # the count a thread-dependent model would run with (wdsweep.threads)
 
 
 class ValidatingSweeper(BasicSweeper):
@@ -112,7 +113,7 @@ class ValidatingSweeper(BasicSweeper):
             ConfigError(f"invalid config: hydra.sweep.dir={str(sweep_dir)!r} is not allowed: a folder this "
                         f"process can write ({problem})").exit()
         pending = [job for job in jobs
-                   if not (self.resume and done_record(job.folder, job.config_hash))]
+                   if not (self.resume and done_record(job.folder, job.config_hash, job.threads))]
         if len(pending) < len(jobs):
             log.info("skipped %d of %d (already done); hydra.sweeper.resume=false runs them "
                      "again", len(jobs) - len(pending), len(jobs))
@@ -156,19 +157,25 @@ class ValidatingSweeper(BasicSweeper):
         except ConfigError as err:
             ConfigError(f"{err} [job: {' '.join(overrides)}]").exit()
         try:
-            job = _Job(index, overrides, self._folder(cfg), config_hash(cfg))
+            job = _Job(index, overrides, self._folder(cfg), config_hash(cfg), self._threads(cfg))
         except InterpolationResolutionError:
             # ${hydra:...} somewhere: resolve as the job will, with HydraConfig set (a copy of
             # the Hydra node, so only when needed).
             saved = HydraConfig.instance().cfg
             HydraConfig.instance().set_config(cfg)
             try:
-                job = _Job(index, overrides, self._folder(cfg), config_hash(cfg))
+                job = _Job(index, overrides, self._folder(cfg), config_hash(cfg), self._threads(cfg))
             finally:
                 HydraConfig.instance().cfg = saved
         if self.in_process and len(self._configs) < KEEP_CONFIGS:
             self._configs[index] = cfg  # run from it; no second derivation
         return job
+
+    @staticmethod
+    def _threads(cfg: DictConfig) -> int:
+        from wdsweep.threads import fixed_threads
+
+        return cfg.trainer.threads or fixed_threads(cfg.hydra.launcher.get("n_jobs"))
 
     @staticmethod
     def _folder(cfg: DictConfig) -> Path:

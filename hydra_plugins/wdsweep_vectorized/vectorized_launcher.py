@@ -46,8 +46,6 @@ class _RecordMember:
         self.trained = trained
 
     def __call__(self, cfg: DictConfig) -> Any:
-        import torch
-
         from wdsweep.resume import job_lock
         from wdsweep.results import config_hash
         from wdsweep.run import record_trained, start_record
@@ -57,9 +55,9 @@ class _RecordMember:
         job_dir = Path(hydra_cfg.runtime.output_dir)
         overrides = list(hydra_cfg.overrides.task)
         with job_lock(job_dir):
-            record = start_record(cfg, overrides, config_hash(cfg), torch.get_num_threads())
-            record["batched"] = True
             t = self.trained
+            record = start_record(cfg, overrides, config_hash(cfg))
+            record.update(torch_threads=t.threads, thread_independent=True, batched=True)
             return record_trained(record, cfg, job_dir, overrides, t.result, t.decay, t.data_sizes,
                                   t.model_state, TrialLink.from_env())
 

@@ -1,0 +1,206 @@
+"""How many torch threads a job gets, and whether its numbers depend on that count.
+
+Two facts, measured on the project's 2-core VMs (benchmarks/thread_default.py):
+- torch's default, one thread per core, spins in OpenMP barriers when another process holds a
+  core: a job beside one busy neighbour ran 4.5x slower with 2 threads than with 1, and far
+  slower beside three. Alone, 2 threads are up to 1.8x faster than 1 (the digits MLP) or equal
+  (seed 1's tiny MLP). No fixed count is right on a shared machine, and OpenMP's passive wait
+  policy is no way out (5.5x slower alone: every small op then wakes a sleeping thread).
+- MKL's sgemm sums in an order that depends on its thread count, so the same config gave test
+  error 0.2221 with 2 threads and 0.2167 with 1. MKL's strict conditional numerical
+  reproducibility (`MKL_CBWR=AUTO,STRICT`, at no measured cost here) makes its gemm independent
+  of the thread count; wdsweep sets it, unless the user set MKL_CBWR, before MKL's first call.
+  Models made only of dense layers and pointwise activations (mlp, linear, and every batched
+  model of the vectorized launcher) then give bit-identical results at any thread count
+  (tests/test_threads.py). oneDNN's convolutions (and layers we have not checked) still do
+  not.
+
+So `trainer.threads: null` (auto) means:
+- a thread-independent model takes the cores that are free when its job starts: the cores it
+  may run on (affinity, a cgroup quota) less the CPU time other processes used since the
+  previous decision (/proc/stat, minus this process's own time), at most its parallel
+  launcher's share, at least 1. The count can differ from job to job; the numbers cannot.
+- any other model keeps a fixed count (the launcher's share, else every core it may run on),
+  so that the same command gives the same numbers; a busy CPU then gets one warning naming
+  trainer.threads=1. Resume compares this count (see wdsweep.resume.done_record).
+
+OMP_NUM_THREADS, when set, wins over both, as does trainer.threads. No torch at import: the
+grid sweeper uses fixed_threads() to check finished jobs before launching any.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass
+from typing import Optional
+
+log = logging.getLogger(__name__)
+
+STRICT_GEMM = "AUTO,STRICT"
+# Shorter windows than this give too coarse an estimate (/proc/stat counts in 10 ms ticks).
+MIN_WINDOW_SECONDS = 0.3
+# A core counts as free when others used less than this share of it.
+BUSY_THRESHOLD = 0.25
+
+
+def request_reproducible_gemm() -> None:
+    """Ask MKL for thread-count-independent gemm results. MKL reads MKL_CBWR at its first
+    call, so this must run before any matrix product: wdsweep/__init__.py calls it."""
+    os.environ.setdefault("MKL_CBWR", STRICT_GEMM)
+
+
+def gemm_is_strict() -> bool:
+    return "STRICT" in os.environ.get("MKL_CBWR", "").upper()
+
+
+def usable_cores() -> int:
+    """The cores this process may run on: its affinity set, capped by a cgroup v2 CPU quota."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    quota = _cgroup_quota()
+    return max(1, min(cores, math.floor(quota))) if quota else max(1, cores)
+
+
+def _cgroup_quota() -> Optional[float]:
+    try:
+        text = open("/sys/fs/cgroup/cpu.max").read().split()
+    except OSError:
+        return None
+    if len(text) != 2 or text[0] == "max":
+        return None
+    try:
+        return int(text[0]) / int(text[1])
+    except ValueError:
+        return None
+
+
+def fixed_threads(n_jobs: object = None) -> int:
+    """The count a thread-dependent job runs with when trainer.threads is null: OMP_NUM_THREADS
+    if set, else the cores shared out among a parallel launcher's workers (joblib's n_jobs; -1
+    all cores, -2 all but one, ...), else every usable core. Workers that each take every core
+    slow one another down many times over."""
+    omp = os.environ.get("OMP_NUM_THREADS", "")
+    if omp.isdigit() and int(omp) > 0:
+        return int(omp)
+    cores = usable_cores()
+    if isinstance(n_jobs, int) and not isinstance(n_jobs, bool) and n_jobs not in (0, 1):
+        workers = n_jobs if n_jobs > 0 else max(1, cores + 1 + n_jobs)
+        return max(1, cores // workers)
+    return cores
+
+
+@dataclass
+class _Snapshot:
+    wall: float
+    busy_seconds: float  # CPU time of every process on our usable CPUs
+    own_seconds: float  # CPU time of this process (all its threads)
+
+
+def _snapshot() -> Optional[_Snapshot]:
+    try:
+        lines = open("/proc/stat").read().splitlines()
+    except OSError:
+        return None
+    allowed = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    ticks = os.sysconf("SC_CLK_TCK")
+    busy = 0
+    for line in lines:
+        if not line.startswith("cpu") or line.startswith("cpu "):
+            continue
+        name, *fields = line.split()
+        if allowed is not None and int(name[3:]) not in allowed:
+            continue
+        # user nice system idle iowait irq softirq steal ...: all but idle and iowait are busy
+        # (steal too: the hypervisor gave that time to someone else).
+        values = [int(v) for v in fields[:8]]
+        busy += sum(values) - values[3] - values[4]
+    return _Snapshot(time.monotonic(), busy / ticks, time.process_time())
+
+
+class FreeCores:
+    """Cores other processes left free since the last decision. Each decision measures the
+    window since the previous one (the previous job's run, which this process's own CPU time
+    is subtracted from), so it costs no waiting, but the first one in a process."""
+
+    def __init__(self) -> None:
+        self._last = _snapshot()
+        self._decided: Optional[int] = None
+
+    def count(self) -> int:
+        now = _snapshot()
+        if now is None or self._last is None:
+            return usable_cores()  # no /proc: nothing to go on but the cores
+        if self._decided is not None and now.wall - self._last.wall < MIN_WINDOW_SECONDS:
+            return self._decided  # jobs of a few ms: keep the last decision
+        if now.wall - self._last.wall < MIN_WINDOW_SECONDS:
+            time.sleep(MIN_WINDOW_SECONDS - (now.wall - self._last.wall))
+            now = _snapshot() or now
+        free = free_between(self._last, now, usable_cores())
+        self._last, self._decided = now, free
+        return free
+
+
+def free_between(before: _Snapshot, after: _Snapshot, cores: int) -> int:
+    """Cores free of other processes over the window between two snapshots: the CPU time
+    spent on our cores less this process's own, per second of wall time; a core counts as
+    free when others used less than BUSY_THRESHOLD of it. At least 1, at most `cores`."""
+    window = after.wall - before.wall
+    others = ((after.busy_seconds - before.busy_seconds)
+              - (after.own_seconds - before.own_seconds)) / window
+    return max(1, min(cores, cores - math.ceil(max(0.0, others) - BUSY_THRESHOLD)))
+
+
+_free_cores: Optional[FreeCores] = None
+
+
+def start_watching() -> None:
+    """Begin the first measurement window now (app.main calls it as the process starts), so
+    that the first job's decision needs no waiting."""
+    global _free_cores
+    if _free_cores is None:
+        _free_cores = FreeCores()
+
+
+def job_threads(requested: Optional[int], n_jobs: object, thread_independent: bool) -> int:
+    """The torch threads for one job: trainer.threads if set; else OMP_NUM_THREADS; else, for
+    a thread-independent model, the free cores (at most the launcher's share); else the fixed
+    count. See the module docstring."""
+    if requested:
+        return int(requested)
+    fixed = fixed_threads(n_jobs)
+    if os.environ.get("OMP_NUM_THREADS", "").isdigit():
+        return fixed
+    start_watching()
+    assert _free_cores is not None
+    free = _free_cores.count()
+    if thread_independent:
+        return min(fixed, free)
+    if free < fixed:
+        _warn_busy_once(free, fixed)
+    return fixed
+
+
+_warned = False
+
+
+def _warn_busy_once(free: int, fixed: int) -> None:
+    global _warned
+    if not _warned:
+        _warned = True
+        log.warning("other processes are busy on this CPU (%d of %d cores free); this model's "
+                    "numbers depend on its thread count, so it keeps %d threads for "
+                    "reproducibility, and may run several times slower: trainer.threads=1 runs "
+                    "it faster here", free, fixed, fixed)
+
+
+def is_thread_independent(model) -> bool:
+    """True when MKL's gemm is strict and the model holds only layers whose CPU kernels we
+    have checked give the same bits at any thread count (tests/test_threads.py): dense layers,
+    pointwise activations, containers. Anything else (convolutions, normalization, dropout,
+    a user's module) is taken to depend on it: at worst a needless re-run, never a silent mix."""
+    from torch import nn
+
+    checked = (nn.Linear, nn.Sequential, nn.Identity, nn.Flatten, nn.ReLU, nn.Tanh, nn.GELU,
+               nn.SiLU, nn.Sigmoid, nn.LeakyReLU)
+    return gemm_is_strict() and all(type(m) in checked for m in model.modules())
