@@ -29,7 +29,7 @@ import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, List, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from hydra._internal.core_plugins.basic_launcher import BasicLauncher
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper, BasicSweeperConf
@@ -53,6 +53,9 @@ class ValidatingSweeperConf(BasicSweeperConf):
     _target_: str = "hydra_plugins.wdsweep_sweeper.validating_sweeper.ValidatingSweeper"
     # Skip jobs whose finished result for the same config is already in their folder.
     resume: bool = True
+    # Train each distinct configuration once (wdsweep.canonical): with reg.lam=0, jobs that
+    # differ only in reg.p/mode/scope/... become records of the first one's result.
+    dedupe: bool = True
 
 
 ConfigStore.instance().store(group="hydra/sweeper", name="wdsweep_grid",
@@ -66,12 +69,14 @@ class _Job:
     folder: Path
     config_hash: str
     threads: int  # the count a thread-dependent model would run with (wdsweep.threads)
+    canonical: str  # equal for jobs that would train the same thing (wdsweep.canonical)
 
 
 class ValidatingSweeper(BasicSweeper):
-    def __init__(self, max_batch_size: Any = None, params: Any = None, resume: bool = True) -> None:
+    def __init__(self, max_batch_size: Any = None, params: Any = None, resume: bool = True,
+                 dedupe: bool = True) -> None:
         super().__init__(max_batch_size=max_batch_size, params=params)
-        self.resume = resume
+        self.resume, self.dedupe = resume, dedupe
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction,
               config: DictConfig) -> None:
@@ -112,11 +117,19 @@ class ValidatingSweeper(BasicSweeper):
         if problem:
             ConfigError(f"invalid config: hydra.sweep.dir={str(sweep_dir)!r} is not allowed: a folder this "
                         f"process can write ({problem})").exit()
-        pending = [job for job in jobs
-                   if not (self.resume and done_record(job.folder, job.config_hash, job.threads))]
-        if len(pending) < len(jobs):
+        def done(job: _Job) -> bool:
+            return self.resume and done_record(job.folder, job.config_hash, job.threads) is not None
+
+        twin_of = self._twins(jobs) if self.dedupe else {}
+        pending = [job for job in jobs if job.index not in twin_of and not done(job)]
+        twins = [job for job in jobs if job.index in twin_of and not done(job)]
+        if twin_of:
+            log.info("%d of %d jobs would train what another job of this sweep trains (reg.lam=0 "
+                     "makes reg.p, mode, scope, ... idle): each is recorded from that job's result, "
+                     "not trained; hydra.sweeper.dedupe=false trains them", len(twin_of), len(jobs))
+        if len(pending) + len(twins) < len(jobs):
             log.info("skipped %d of %d (already done); hydra.sweeper.resume=false runs them "
-                     "again", len(jobs) - len(pending), len(jobs))
+                     "again", len(jobs) - len(pending) - len(twins), len(jobs))
         for job in pending:  # the launcher runs these configs rather than compose them again
             if job.index in self._configs:
                 loader.keep(self.config, job.overrides, self._configs[job.index])
@@ -132,7 +145,38 @@ class ValidatingSweeper(BasicSweeper):
             for r in results:
                 _ = r.return_value  # re-raises what a job raised, as the basic sweeper does
             returns.append(results)
-        self._report(jobs, pending)
+        if twins:
+            returns.append(self._record_twins(twins, twin_of))
+        self._report(jobs, pending + twins)
+        return returns
+
+    @staticmethod
+    def _twins(jobs: List[_Job]) -> Dict[int, _Job]:
+        """index -> the earlier job that trains the same canonical config, for every job that
+        has one."""
+        first: Dict[str, _Job] = {}
+        twin_of: Dict[int, _Job] = {}
+        for job in jobs:
+            if job.canonical in first:
+                twin_of[job.index] = first[job.canonical]
+            else:
+                first[job.canonical] = job
+        return twin_of
+
+    def _record_twins(self, twins: List[_Job], twin_of: Dict[int, _Job]) -> List[JobReturn]:
+        """Each twin's folder through Hydra's run_job (so its .hydra/ files are Hydra's), with
+        a task that writes the record of its source's result."""
+        from wdsweep.inprocess import numbered, run_sweep_job
+
+        setup_globals()
+        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        returns = []
+        for job in twins:
+            source = twin_of[job.index]
+            cfg = numbered(self._job_config(job.index, job.overrides), job.index)
+            task = _RecordTwin(source.folder, str(source.folder.relative_to(sweep_dir)))
+            returns.append(run_sweep_job(self.hydra_context, task, cfg, job.index, job.overrides))
         return returns
 
     def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
@@ -140,7 +184,6 @@ class ValidatingSweeper(BasicSweeper):
 
     def _checked_job(self, index: int, overrides: List[str]) -> _Job:
         """Compose one job's config as the launcher will, validate it, and find its folder."""
-        from wdsweep.results import config_hash
         from wdsweep.validation import ConfigError, validate
 
         from hydra.errors import HydraException
@@ -157,19 +200,26 @@ class ValidatingSweeper(BasicSweeper):
         except ConfigError as err:
             ConfigError(f"{err} [job: {' '.join(overrides)}]").exit()
         try:
-            job = _Job(index, overrides, self._folder(cfg), config_hash(cfg), self._threads(cfg))
+            job = self._job(index, overrides, cfg)
         except InterpolationResolutionError:
             # ${hydra:...} somewhere: resolve as the job will, with HydraConfig set (a copy of
             # the Hydra node, so only when needed).
             saved = HydraConfig.instance().cfg
             HydraConfig.instance().set_config(cfg)
             try:
-                job = _Job(index, overrides, self._folder(cfg), config_hash(cfg), self._threads(cfg))
+                job = self._job(index, overrides, cfg)
             finally:
                 HydraConfig.instance().cfg = saved
         if self.in_process and len(self._configs) < KEEP_CONFIGS:
             self._configs[index] = cfg  # run from it; no second derivation
         return job
+
+    def _job(self, index: int, overrides: List[str], cfg: DictConfig) -> _Job:
+        from wdsweep.canonical import canonical_hash
+        from wdsweep.results import config_hash
+
+        return _Job(index, overrides, self._folder(cfg), config_hash(cfg), self._threads(cfg),
+                    canonical_hash(cfg))
 
     @staticmethod
     def _threads(cfg: DictConfig) -> int:
@@ -217,17 +267,50 @@ class ValidatingSweeper(BasicSweeper):
         (a job whose metrics.json is missing or unreadable did not succeed either)."""
         from wdsweep.resume import read_record
 
-        statuses = {job.folder: (read_record(job.folder) or {}).get("status", "no result")
-                    for job in pending}
+        statuses = {job.folder: _status(read_record(job.folder)) for job in pending}
         counts = Counter(statuses.values())
         skipped = len(jobs) - len(pending)
         summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
         log.info("sweep over: %s%s", summary or "nothing run",
                  f", {skipped} skipped (already done)" if skipped else "")
         failed = [str(folder) for folder, status in statuses.items()
-                  if status not in ("completed", "diverged")]
+                  if status not in ("completed", "diverged", SAME_AS_LABEL)]
         if failed:
             more = f" and {len(failed) - 3} more" if len(failed) > 3 else ""
             sys.exit(f"wdsweep: {len(failed)} of {len(jobs)} jobs failed, the others are kept "
                      f"(the error is in each job's metrics.json or log): "
                      f"{', '.join(failed[:3])}{more}")
+
+
+SAME_AS_LABEL = "same as another job (not trained)"
+
+
+def _status(record: Optional[dict]) -> str:
+    if record is None:
+        return "no result"
+    if record.get("same_as") and record.get("status") in ("completed", "diverged"):
+        return SAME_AS_LABEL
+    return str(record.get("status", "no result"))
+
+
+class _RecordTwin:
+    """The task Hydra's run_job calls for a job that trains what another job trained."""
+
+    def __init__(self, source: Path, same_as: str) -> None:
+        self.source, self.same_as = source, same_as
+
+    def __call__(self, cfg: DictConfig) -> Any:
+        import math
+
+        from wdsweep.canonical import write_twin_record
+        from wdsweep.resume import job_lock
+
+        hydra_cfg = HydraConfig.get()
+        job_dir = Path(hydra_cfg.runtime.output_dir)
+        overrides = list(hydra_cfg.overrides.task)
+        with job_lock(job_dir):
+            record = write_twin_record(self.source, job_dir, cfg, overrides, self.same_as)
+        log.info("%s | same as %s (not trained) | %s", " ".join(overrides), self.same_as,
+                 record["status"])
+        value = record.get("objective")
+        return math.nan if value is None else value
