@@ -80,3 +80,39 @@ def test_a_sweep_trains_each_distinct_config_once_and_records_the_rest(tmp_path)
         rows = list(csv.DictReader(f))
     assert len(rows) == 8
     assert sum(bool(row["same_as"]) for row in rows) == 3
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("n_jobs", [1, 4], ids=["one-by-one", "one-batch"])
+def test_an_optuna_trial_that_repeats_a_finished_config_is_told_its_value(tmp_path, n_jobs):
+    """The grid sampler over lam in {0, 1e-3} x p in {1, 2}: the two lam=0 trials train one
+    configuration. One trial trains, the other is told its value (one by one: from the study;
+    in one batch: after its twin of the same round has finished)."""
+    import optuna
+    from optuna.storages.journal import JournalFileBackend
+    from optuna.trial import TrialState
+
+    proc = run_cli(["-m", "search=optuna", "hydra/sweeper/sampler=grid", "hydra.sweeper.n_trials=4",
+                    f"hydra.sweeper.n_jobs={n_jobs}", "reg.lam=choice(0,1e-3)", "reg.p=choice(1,2)",
+                    "hydra.sweep.dir=sweep", "data=digits", "data.n_train=200", "trainer.steps=20",
+                    "trainer.eval_every=10"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    (journal,) = (tmp_path / "multirun" / "optuna").glob("*.journal")
+    storage = optuna.storages.JournalStorage(JournalFileBackend(str(journal)))
+    (summary,) = optuna.get_all_study_summaries(storage)
+    study = optuna.load_study(study_name=summary.study_name, storage=storage)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 4
+    twins = [t for t in study.trials if "wdsweep_same_as" in t.user_attrs]
+    assert len(twins) == 1
+    (twin,) = twins
+    source = study.trials[twin.user_attrs["wdsweep_same_as"]]
+    assert twin.params["reg.lam"] == source.params["reg.lam"] == 0
+    assert twin.params["reg.p"] != source.params["reg.p"]
+    assert twin.values == source.values
+    assert twin.user_attrs["wdsweep_test_error"] == source.user_attrs["wdsweep_test_error"]
+    records = {d.name: read_metrics(d) for d in job_dirs(tmp_path / "sweep")}
+    assert len(records) == 4
+    twin_record = records[f"trial-{twin.number:05d}"]
+    assert twin_record["same_as"] == f"trial-{source.number:05d}" and twin_record["train_seconds"] == 0
+    assert twin_record["val_error"] == records[f"trial-{source.number:05d}"]["val_error"]
+    assert sum("same_as" not in r for r in records.values()) == 3

@@ -17,14 +17,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import math
 import os
 import shutil
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
 
 # What a lam = 0 regularizer ignores.
 IDLE_REG_KEYS = ("p", "mode", "scope", "l1_ratio", "eps", "impl")
@@ -63,7 +67,8 @@ def write_twin_record(source_dir: Path, job_dir: Path, cfg: DictConfig, override
     source = read_record(source_dir)
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     if source is not None and source.get("status") in DONE_STATUSES:
-        record = {k: v for k, v in source.items() if k != "decay"}  # decay counts are per scope
+        # decay counts are per scope; the Optuna trial link is the source's own
+        record = {k: v for k, v in source.items() if k not in ("decay", "optuna")}
         for name in (HISTORY_FILE, MODEL_FILE):
             if (source_dir / name).is_file():
                 _link_or_copy(source_dir / name, job_dir / name)
@@ -75,6 +80,32 @@ def write_twin_record(source_dir: Path, job_dir: Path, cfg: DictConfig, override
                   started_at=now, finished_at=now)
     write_metrics(job_dir, record)
     return record
+
+
+class RecordTwin:
+    """A task for Hydra's run_job: write the job's folder as a record of the job in `source`
+    (a sweeper's twin, which trains nothing), so its .hydra/ files are Hydra's own."""
+
+    def __init__(self, source: Path, same_as: str) -> None:
+        self.source, self.same_as = Path(source), same_as
+        self.record: dict = {}
+
+    def __call__(self, cfg: DictConfig) -> Any:
+        from hydra.core.hydra_config import HydraConfig
+
+        from wdsweep.resume import job_lock
+
+        hydra_cfg = HydraConfig.get()
+        job_dir = Path(hydra_cfg.runtime.output_dir)
+        overrides = list(hydra_cfg.overrides.task)
+        with job_lock(job_dir):
+            self.record = write_twin_record(self.source, job_dir, cfg, overrides, self.same_as)
+        log.info("%s | same as %s (not trained) | %s", " ".join(overrides), self.same_as,
+                 self.record["status"])
+        value = self.record.get("objective")
+        if value is None:
+            return math.nan
+        return tuple(value) if isinstance(value, list) else value
 
 
 def _link_or_copy(source: Path, target: Path) -> None:

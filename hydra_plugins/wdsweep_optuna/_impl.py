@@ -44,6 +44,9 @@ log = logging.getLogger(__name__)
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 HEARTBEAT_ATTR = "wdsweep_heartbeat"
+CANONICAL_ATTR = "wdsweep_canonical"  # wdsweep.canonical's hash of the trial's config
+JOB_DIR_ATTR = "wdsweep_job_dir"  # the trial's folder, for a later trial that shares its result
+SAME_AS_ATTR = "wdsweep_same_as"  # the number of the trial whose result this one shares
 REASON_ATTR = "wdsweep_fail_reason"
 RESULTS_FILE = "optimization_results.yaml"
 
@@ -53,7 +56,7 @@ class OptunaSweeperImpl(Sweeper):
                  storage: Optional[str], storage_dir: str, n_trials: int, n_jobs: int,
                  max_failure_rate: float, min_trials_for_failure_rate: int,
                  params: Optional[DictConfig], custom_search_space: Optional[str], enqueue: List[Any],
-                 heartbeat_seconds: float, stale_after_seconds: float) -> None:
+                 heartbeat_seconds: float, stale_after_seconds: float, dedupe: bool = True) -> None:
         self.sampler_conf = OmegaConf.to_container(sampler, resolve=True)
         self.pruner_conf = OmegaConf.to_container(pruner, resolve=True)
         self.directions = [direction] if isinstance(direction, str) else list(direction)
@@ -64,6 +67,7 @@ class OptunaSweeperImpl(Sweeper):
         self.custom_search_space = custom_search_space
         self.enqueue = [dict(p) for p in OmegaConf.to_container(OmegaConf.create(list(enqueue)))] if enqueue else []
         self.heartbeat_seconds, self.stale_after_seconds = heartbeat_seconds, stale_after_seconds
+        self.dedupe = dedupe
         self.space = SearchSpace()
         self.storage_obj: Optional[optuna.storages.BaseStorage] = None
         self.storage_spec = ""  # the storage URL or journal path in use, set by sweep()
@@ -236,32 +240,113 @@ class OptunaSweeperImpl(Sweeper):
 
     def _run_batch(self, study: optuna.Study, space: SearchSpace, storage_spec: str,
                    trials: List[optuna.Trial], job_index: int) -> int:
-        from wdsweep.trial_link import ENV_STORAGE, ENV_STUDY, ENV_TRIAL
+        """Launch the asked trials, tell Optuna how each ended. A trial whose canonical config
+        a finished trial already trained (wdsweep.canonical) is told that trial's values and
+        gets a record of its result instead of a training; a trial that repeats another of
+        this same batch waits for it, and trains after all if that one did not complete."""
+        from wdsweep.canonical import canonical_hash
         from wdsweep.validation import validate
 
-        runnable, overrides = [], []
+        sweep_dir = Path(str(self.config.hydra.sweep.dir)).absolute()
+        runnable, overrides, waiting = [], [], []
+        first_in_batch: Dict[str, optuna.Trial] = {}
+        finished = self._finished_by_canonical(study) if self.dedupe else {}
         for trial in trials:
             try:
                 job = self._trial_overrides(trial, space)
                 cfg = self.hydra_context.config_loader.load_sweep_config(self.config, job)
                 validate(cfg)
+                canonical = canonical_hash(cfg)
             except Exception as err:  # noqa: BLE001 - composition, validation or the hook: this trial fails
                 self._tell(study, trial._trial_id, trial.number, TrialState.FAIL, None, _fail_reason(err))
                 continue
+            folder = f"trial-{trial.number:05d}"
+            self.storage_obj.set_trial_user_attr(trial._trial_id, CANONICAL_ATTR, canonical)
+            self.storage_obj.set_trial_user_attr(trial._trial_id, JOB_DIR_ATTR, str(sweep_dir / folder))
+            job = job + [f"hydra.sweep.subdir={folder}"]
+            if canonical in finished:
+                self._record_twin(study, trial, job, finished[canonical])
+                continue
+            if self.dedupe and canonical in first_in_batch:
+                waiting.append((trial, job, first_in_batch[canonical]))
+                continue
+            first_in_batch[canonical] = trial
             runnable.append(trial)
-            overrides.append(job + [
-                f"hydra.sweep.subdir=trial-{trial.number:05d}",
-                f"++hydra.job.env_set.{ENV_STORAGE}={_quote(storage_spec)}",
-                f"++hydra.job.env_set.{ENV_STUDY}={_quote(study.study_name)}",
-                f"++hydra.job.env_set.{ENV_TRIAL}={trial._trial_id}",
-            ])
-        if not runnable:
-            return job_index
-        returns = self.launcher.launch(overrides, initial_job_idx=job_index)
-        for trial, ret in zip(runnable, returns):
-            state, values, reason = self._outcome(study, trial, ret)
-            self._tell(study, trial._trial_id, trial.number, state, values, reason)
-        return job_index + len(runnable)
+            overrides.append(self._linked(job, storage_spec, study, trial))
+        if runnable:
+            returns = self.launcher.launch(overrides, initial_job_idx=job_index)
+            for trial, ret in zip(runnable, returns):
+                state, values, reason = self._outcome(study, trial, ret)
+                self._tell(study, trial._trial_id, trial.number, state, values, reason)
+            job_index += len(runnable)
+        for trial, job, source in waiting:
+            source = self.storage_obj.get_trial(source._trial_id)
+            if source.state == TrialState.COMPLETE and self._source_dir(source) is not None:
+                self._record_twin(study, trial, job, source)
+            else:  # its twin was pruned or failed: this one trains after all
+                returns = self.launcher.launch([self._linked(job, storage_spec, study, trial)],
+                                               initial_job_idx=job_index)
+                state, values, reason = self._outcome(study, trial, returns[0])
+                self._tell(study, trial._trial_id, trial.number, state, values, reason)
+                job_index += 1
+        return job_index
+
+    @staticmethod
+    def _linked(job: List[str], storage_spec: str, study: optuna.Study, trial: optuna.Trial) -> List[str]:
+        """The job's overrides with its trial link (wdsweep.trial_link), carried by env_set."""
+        from wdsweep.trial_link import ENV_STORAGE, ENV_STUDY, ENV_TRIAL
+
+        return job + [f"++hydra.job.env_set.{ENV_STORAGE}={_quote(storage_spec)}",
+                      f"++hydra.job.env_set.{ENV_STUDY}={_quote(study.study_name)}",
+                      f"++hydra.job.env_set.{ENV_TRIAL}={trial._trial_id}"]
+
+    def _finished_by_canonical(self, study: optuna.Study) -> Dict[str, optuna.trial.FrozenTrial]:
+        """Completed trials with a result on disk, by canonical config hash (the first of each)."""
+        found: Dict[str, optuna.trial.FrozenTrial] = {}
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            key = t.user_attrs.get(CANONICAL_ATTR)
+            if key and key not in found and self._source_dir(t) is not None:
+                found[key] = t
+        return found
+
+    @staticmethod
+    def _source_dir(trial: optuna.trial.FrozenTrial) -> Optional[Path]:
+        """The folder of a trial that trained, if its finished result is still there."""
+        from wdsweep.resume import DONE_STATUSES, read_record
+
+        folder = trial.user_attrs.get(JOB_DIR_ATTR)
+        if not folder or trial.user_attrs.get(SAME_AS_ATTR) is not None:
+            return None  # a record of another trial's result: point to that one instead
+        record = read_record(Path(folder))
+        return Path(folder) if record is not None and record.get("status") in DONE_STATUSES else None
+
+    def _record_twin(self, study: optuna.Study, trial: optuna.Trial, job: List[str],
+                     source: optuna.trial.FrozenTrial) -> None:
+        """Write the trial's folder as a record of `source`'s result (through Hydra's run_job,
+        in this process) and tell Optuna the source's values."""
+        from hydra.core.utils import configure_log, setup_globals
+
+        from wdsweep.canonical import RecordTwin
+        from wdsweep.inprocess import run_sweep_job
+
+        source_dir = self._source_dir(source)
+        setup_globals()
+        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        cfg = self.hydra_context.config_loader.load_sweep_config(self.config, job)
+        sweep_dir = Path(str(self.config.hydra.sweep.dir)).absolute()
+        task = RecordTwin(source_dir, os.path.relpath(source_dir, sweep_dir))
+        run_sweep_job(self.hydra_context, task, cfg, trial.number, job)
+        if task.record.get("status") != "completed":
+            self._tell(study, trial._trial_id, trial.number, TrialState.FAIL, None,
+                       f"could not record the result of trial {source.number}")
+            return
+        for key, value in source.user_attrs.items():
+            if key.startswith("wdsweep_") and key not in (CANONICAL_ATTR, JOB_DIR_ATTR, HEARTBEAT_ATTR):
+                self.storage_obj.set_trial_user_attr(trial._trial_id, key, value)
+        self.storage_obj.set_trial_user_attr(trial._trial_id, SAME_AS_ATTR, source.number)
+        log.info("trial %d: the same configuration as trial %d, told its value (not trained)",
+                 trial.number, source.number)
+        self._tell(study, trial._trial_id, trial.number, TrialState.COMPLETE, list(source.values), None)
 
     def _trial_overrides(self, trial: optuna.Trial, space: SearchSpace) -> List[str]:
         chosen: Dict[str, Any] = dict(trial.params)  # sampled by study.ask from the space

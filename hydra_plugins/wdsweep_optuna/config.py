@@ -113,6 +113,9 @@ class OptunaSweeperConf:
     # its sweeper was killed, and it is marked failed.
     heartbeat_seconds: float = 10.0
     stale_after_seconds: float = 60.0
+    # A trial whose canonical config a finished trial already trained (the same values, or
+    # reg.lam=0 with other idle reg keys) is told that trial's values instead of training.
+    dedupe: bool = True
 
 
 _cs = ConfigStore.instance()

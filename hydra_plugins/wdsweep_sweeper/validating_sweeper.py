@@ -166,6 +166,7 @@ class ValidatingSweeper(BasicSweeper):
     def _record_twins(self, twins: List[_Job], twin_of: Dict[int, _Job]) -> List[JobReturn]:
         """Each twin's folder through Hydra's run_job (so its .hydra/ files are Hydra's), with
         a task that writes the record of its source's result."""
+        from wdsweep.canonical import RecordTwin
         from wdsweep.inprocess import numbered, run_sweep_job
 
         setup_globals()
@@ -175,7 +176,7 @@ class ValidatingSweeper(BasicSweeper):
         for job in twins:
             source = twin_of[job.index]
             cfg = numbered(self._job_config(job.index, job.overrides), job.index)
-            task = _RecordTwin(source.folder, str(source.folder.relative_to(sweep_dir)))
+            task = RecordTwin(source.folder, str(source.folder.relative_to(sweep_dir)))
             returns.append(run_sweep_job(self.hydra_context, task, cfg, job.index, job.overrides))
         return returns
 
@@ -291,26 +292,3 @@ def _status(record: Optional[dict]) -> str:
     if record.get("same_as") and record.get("status") in ("completed", "diverged"):
         return SAME_AS_LABEL
     return str(record.get("status", "no result"))
-
-
-class _RecordTwin:
-    """The task Hydra's run_job calls for a job that trains what another job trained."""
-
-    def __init__(self, source: Path, same_as: str) -> None:
-        self.source, self.same_as = source, same_as
-
-    def __call__(self, cfg: DictConfig) -> Any:
-        import math
-
-        from wdsweep.canonical import write_twin_record
-        from wdsweep.resume import job_lock
-
-        hydra_cfg = HydraConfig.get()
-        job_dir = Path(hydra_cfg.runtime.output_dir)
-        overrides = list(hydra_cfg.overrides.task)
-        with job_lock(job_dir):
-            record = write_twin_record(self.source, job_dir, cfg, overrides, self.same_as)
-        log.info("%s | same as %s (not trained) | %s", " ".join(overrides), self.same_as,
-                 record["status"])
-        value = record.get("objective")
-        return math.nan if value is None else value
