@@ -3,10 +3,12 @@ change nothing (checked here by training them), and a sweep writes the others as
 from __future__ import annotations
 
 import csv
+import subprocess
+import sys
 
 import pytest
 
-from tests.conftest import job_dirs, read_metrics, run_cli
+from conftest import job_dirs, read_metrics, run_cli
 from wdsweep.canonical import canonical_hash
 from wdsweep.run import run
 
@@ -71,8 +73,6 @@ def test_a_sweep_trains_each_distinct_config_once_and_records_the_rest(tmp_path)
     assert {d: read_metrics(d)["run_id"] for d in dirs} == {d: r["run_id"] for d, r in records.items()}
 
     analysis = tmp_path / "analysis"
-    import subprocess
-    import sys
     done = subprocess.run([sys.executable, "-m", "analysis", str(tmp_path / "sweep"), "--out", str(analysis)],
                           capture_output=True, text=True, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
@@ -116,3 +116,5 @@ def test_an_optuna_trial_that_repeats_a_finished_config_is_told_its_value(tmp_pa
     assert twin_record["same_as"] == f"trial-{source.number:05d}" and twin_record["train_seconds"] == 0
     assert twin_record["val_error"] == records[f"trial-{source.number:05d}"]["val_error"]
     assert sum("same_as" not in r for r in records.values()) == 3
+    summary = (tmp_path / "sweep" / "optimization_results.yaml").read_text()
+    assert "same_as_another_trial: 1" in summary

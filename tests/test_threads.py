@@ -8,9 +8,8 @@ import sys
 import time
 
 import pytest
-import torch
 
-from tests.conftest import job_dirs, read_metrics, run_cli
+from conftest import job_dirs, read_metrics, run_cli
 from wdsweep.run import run
 from wdsweep.threads import FreeCores, usable_cores
 

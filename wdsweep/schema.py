@@ -181,7 +181,8 @@ class TrainerConfig:
     eval_every: int = 200
     progress: bool = True
     save_model: bool = True
-    # None keeps torch's default thread count.
+    # None: the thread rule (wdsweep.threads): the cores free when the job starts for models
+    # whose numbers do not depend on the count, a fixed count for the others.
     threads: Optional[int] = None
     # Treat subnormal floats (below 1.2e-38) as zero on the CPU (torch.set_flush_denormal),
     # as TensorFlow does by default: arithmetic on them is many times slower, and the momentum

@@ -406,6 +406,8 @@ class OptunaSweeperImpl(Sweeper):
             "storage": self.storage_spec,
             "n_trials": len(trials),
             "states": {s.name: sum(t.state == s for t in trials) for s in TrialState},
+            # complete trials told another trial's values: the same configuration, not trained
+            "same_as_another_trial": sum(SAME_AS_ATTR in t.user_attrs for t in trials),
             "directions": [d.name.lower() for d in study.directions],
         }
         complete = [t for t in trials if t.state == TrialState.COMPLETE]
