@@ -43,7 +43,8 @@ def main(argv=None) -> int:
     # Imported once there is something to draw: matplotlib and seaborn take seconds to load,
     # and a wrong folder should be said at once.
     from analysis.figures import (
-        gap_chart, headline_chart, lr_lambda_heatmap, optuna_charts, regression_fits, weight_histograms,
+        FigureProblem, gap_chart, headline_chart, lr_lambda_heatmap, optuna_charts, regression_fits,
+        weight_histograms,
     )
     from analysis.report import write_report
 
@@ -61,7 +62,12 @@ def main(argv=None) -> int:
     figures = []
     if {"reg.lam", "reg.p", "reg.scope", "test_error", "train_error"} <= set(runs.columns):
         for chart in (headline_chart, gap_chart, weight_histograms, regression_fits, lr_lambda_heatmap):
-            figures += chart(runs, out)[1]
+            try:
+                figures += chart(runs, out)[1]
+            except FigureProblem as problem:  # that figure is left out; the report goes on
+                line = f"{problem}; {chart.__name__} not drawn"
+                print(f"analysis: {line}", file=sys.stderr)
+                collection.problems.append(line)
     figures += optuna_charts(runs, out)[1]
     command = "python -m analysis " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     report = write_report(runs, status_counts(runs), figures, out, command, collection.problems)

@@ -169,10 +169,25 @@ def _pair_label(run: pd.Series) -> str:
     return f"{run['reg.mode']} L{run['reg.p']:g} on {run['reg.scope']}, λ = {run['reg.lam']:g}"
 
 
+class FigureProblem(Exception):
+    """A figure that cannot be drawn from what the jobs left (one line; the others are drawn)."""
+
+
 def _state(run: pd.Series) -> dict:
+    """A job's saved weights. Tensors only (weights_only=True, whatever the torch version's
+    default or TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD say): a crafted model.pt cannot run code here.
+    A missing, truncated or foreign file is a FigureProblem."""
     import torch
 
-    return torch.load(Path(run["sweep"]) / run["job"] / "model.pt", map_location="cpu")
+    path = Path(run["sweep"]) / run["job"] / "model.pt"
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - torch raises many kinds for a bad file
+        detail = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise FigureProblem(f"{path}: unreadable model.pt ({type(err).__name__}: {detail[:200]})") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise FigureProblem(f"{path}: not a state_dict of tensors")
+    return state
 
 
 def weight_histograms(runs: pd.DataFrame, out: Path) -> Chart:

@@ -1,6 +1,7 @@
 """The analysis stage on real sweeps: python -m wdsweep -m ..., then python -m analysis."""
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -169,3 +170,47 @@ def test_optuna_study_and_grid_are_analysed_together(grid, tmp_path):
     assert sorted(trials["trial"]) == [0, 1, 2] and trials["test_error"].notna().all()
     assert len(runs) == 24 + 3
     assert png_is_drawn(out / "optuna_search.png")
+
+
+class _RunsCode:
+    """Unpickling this calls os.system: what a crafted model.pt would do under a full load."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"touch {self.marker}",)
+
+
+@pytest.mark.parametrize("damage", ["crafted", "truncated"])
+def test_a_crafted_or_truncated_model_file_is_one_line_and_runs_no_code(tmp_path, damage):
+    """The analysis loads weights only: a model.pt that would run code under a full unpickle
+    runs none (even with TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1), and a truncated one leaves out
+    the figures that need it, with one line, while the rest of the report is made."""
+    import torch
+
+    sweep_dir = sweep(tmp_path / "s", "experiment=seed_regression", "trainer.steps=20",
+                      "trainer.eval_every=10", small=False)
+    marker = tmp_path / "code-ran"
+    for job in job_dirs(sweep_dir):
+        model = job / "model.pt"
+        if damage == "crafted":
+            torch.save({"0.weight": _RunsCode(marker)}, model)  # a pickle inside torch's zip format
+            with pytest.raises(Exception):
+                torch.load(model, weights_only=True)
+            assert not marker.exists()
+        else:
+            model.write_bytes(model.read_bytes()[:100])
+    out = tmp_path / "report"
+    proc = subprocess.run([sys.executable, "-m", "analysis", str(sweep_dir), "--out", str(out)],
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"})
+    assert proc.returncode == 0, proc.stderr
+    assert not marker.exists()
+    problems = [line for line in proc.stderr.splitlines() if "unreadable model.pt" in line]
+    assert problems and all("Traceback" not in line for line in proc.stderr.splitlines())
+    assert "weight_histograms not drawn" in proc.stderr and not (out / "weight_histograms.png").exists()
+    report = (out / "report.md").read_text()
+    assert "unreadable model.pt" in report and (out / "runs.csv").is_file()

@@ -27,6 +27,10 @@ CSV_FILES = {
     "non_numeric.csv": "a,b,y\n" + "1,x,3\n4,y,6\n7,z,9\n" * 4,
     # A split column with train and test rows but no val row.
     "no_val.csv": "a,split,y\n" + "1,train,3\n4,train,6\n7,test,9\n" * 4,
+    # Numbers pandas reads as floats but the float32 model cannot hold.
+    "inf_feature.csv": "a,b,y\n" + "1,2,3\n4,5,6\n" * 3 + "7,inf,9\n",
+    "neg_inf_target.csv": "a,b,y\n" + "1,2,3\n4,5,6\n" * 3 + "7,8,-inf\n",
+    "huge_feature.csv": "a,b,y\n" + "1,2,3\n" + "4,5,6\n1e300,8,9\n" * 3,
 }
 
 # id, program, arguments, the texts the one line must hold (the key with the bad value, and
@@ -56,6 +60,15 @@ CASES = [
      ["data.target='price'", "a column of the file: a, b, y"]),
     ("csv-non-numeric", "wdsweep", ["data=csv", "data.path=non_numeric.csv", "data.target=y"],
      ["data.path='non_numeric.csv'", "numeric feature columns only; non-numeric: b"]),
+    ("two-jobs-one-folder", "wdsweep",
+     ["-m", "seed=0,1", "hydra.job.config.override_dirname.exclude_keys=[seed]"],
+     ["hydra.sweep.subdir='default' is not allowed", "one folder per job", "[seed=0] and [seed=1]"]),
+    ("csv-inf", "wdsweep", ["data=csv", "data.path=inf_feature.csv", "data.target=y"],
+     ["data.path='inf_feature.csv'", "finite numbers within float32's range", "column b row 8 holds inf"]),
+    ("csv-minus-inf-target", "wdsweep", ["data=csv", "data.path=neg_inf_target.csv", "data.target=y"],
+     ["data.path='neg_inf_target.csv'", "column y row 8 holds -inf"]),
+    ("csv-float32-overflow", "wdsweep", ["data=csv", "data.path=huge_feature.csv", "data.target=y"],
+     ["data.path='huge_feature.csv'", "column a row 4 holds 1e+300"]),
     ("csv-empty-split", "wdsweep", ["data=csv", "data.path=no_val.csv", "data.target=y"],
      ["data.path='no_val.csv'", "every split non-empty; val has no rows"]),
     ("n-train-too-large", "wdsweep", ["data=digits", "data.n_train=100000"],

@@ -325,3 +325,21 @@ def test_an_experiments_grid_does_not_leak_into_the_search(tmp_path):
     (results_path,) = results_files(tmp_path)
     config = read_metrics(results_path.parent / "trial-00000")["config"]
     assert config["data"]["name"] == "digits" and config["seed"] == 0
+
+
+@pytest.mark.integration
+def test_a_second_study_may_not_take_over_a_sweep_folder(tmp_path):
+    """Trial folders are named by number: a second study in the same hydra.sweep.dir would
+    overwrite trial-00000 of the first, whose storage still points there."""
+    first = search(tmp_path, "hydra.sweep.dir=S", "hydra.sweeper.study_name=first", n_trials=2)
+    assert first.returncode == 0, first.stderr
+    before = {p: p.read_bytes() for p in (tmp_path / "S").rglob("metrics.json")}
+    assert len(before) == 2
+    second = search(tmp_path, "hydra.sweep.dir=S", "hydra.sweeper.study_name=second", n_trials=2)
+    assert second.returncode != 0
+    lines = second.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in second.stderr
+    assert "hydra.sweep.dir='S' is not allowed" in lines[0] and "'first'" in lines[0]
+    assert {p: p.read_bytes() for p in (tmp_path / "S").rglob("metrics.json")} == before
+    again = search(tmp_path, "hydra.sweep.dir=S", "hydra.sweeper.study_name=first", n_trials=3)
+    assert again.returncode == 0, again.stderr  # the same study resumes in its own folder

@@ -215,3 +215,58 @@ def test_a_killed_optuna_search_loses_no_finished_trial(tmp_path):
     assert not [t for t in trials if t.state == TrialState.RUNNING]
     assert sum(t.state in (TrialState.COMPLETE, TrialState.FAIL) for t in trials) == 6
     result_files_whole(tmp_path / "S")
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 256 KiB file system (tmpfs), when this process may mount one (root on Linux)."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)],
+                          capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_full_disk_fails_the_job_not_the_sweep(tmp_path, small_disk):
+    """model.pt of the default net (about 330 KB) cannot fit: torch.save raises a RuntimeError
+    on the short write. Each job is recorded failed, the sweep runs them all and ends with its
+    summary and the failed folders, without a traceback; nothing half-written stays."""
+    sweep = small_disk / "S"
+    proc = run_cli(["-m", "seed=0,1", "trainer.steps=5", "trainer.eval_every=5",
+                    f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert "sweep over: 2 failed" in proc.stdout
+    assert proc.stderr.strip().splitlines()[-1].startswith("wdsweep: 2 of 2 jobs failed")
+    for job in job_dirs(sweep):
+        record = read_metrics(job)
+        assert record["status"] == "failed" and record["objective"] is None
+        assert "RuntimeError" in record["error"] or "No space left" in record["error"]
+        assert not (job / "model.pt").exists() and not list(job.glob(".*.tmp"))
+
+
+def test_two_vectorized_sweeps_in_one_folder_train_each_job_once(tmp_path):
+    """The vectorized launcher holds its members' folder locks through training and writing:
+    the second sweep waits, then finds every job done; a stale temp file of a killed write
+    is cleared."""
+    grid = ["hydra/launcher=vectorized", "reg.p=1,2,3", "seed=0,1", "trainer.steps=1500",
+            "trainer.eval_every=500", "hydra.sweep.dir=S"]
+    stale = tmp_path / "S" / "reg.p=1,seed=0,trainer.eval_every=500,trainer.steps=1500"
+    stale.mkdir(parents=True)
+    (stale / ".metrics.json.killed.tmp").write_text("{")
+    procs = [start_sweep(grid, tmp_path, "a.log"), start_sweep(grid, tmp_path, "b.log")]
+    assert all(proc.wait(timeout=240) == 0 for proc in procs)
+    outputs = [(tmp_path / log).read_text() for log in ("a.log", "b.log")]
+    runs = [read_metrics(job) for job in job_dirs(tmp_path / "S")]
+    assert len(runs) == 6 and all(r["status"] == "completed" and r["batched"] for r in runs)
+    trained = sum(out.count("| completed |") for out in outputs)
+    found_done = sum(out.count("already done (completed), not run again") for out in outputs)
+    skipped_up_front = sum(int(line.split("skipped ")[1].split(" ")[0])
+                           for out in outputs for line in out.splitlines() if "skipped " in line)
+    assert trained == 6 and found_done + skipped_up_front == 6, outputs
+    assert not list((tmp_path / "S").rglob("*.tmp"))

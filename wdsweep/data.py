@@ -236,6 +236,13 @@ def _csv_arrays(cfg: DictConfig, data_seed: int) -> _CsvArrays:
     if with_gaps:
         raise fail("data.path", str(path), "no missing values; missing in: " + ", ".join(with_gaps))
 
+    numeric = [*feature_columns, *([cfg.target] if cfg.task == "regression" else [])]
+    bad = _first_unrepresentable(frame, [c for c in numeric if pd.api.types.is_numeric_dtype(frame[c])])
+    if bad:
+        column, row, value = bad
+        raise fail("data.path", str(path), "finite numbers within float32's range (|x| < 3.4e38); "
+                   f"column {column} row {row} holds {value:g}")
+
     split = _csv_split_labels(frame, cfg, data_seed, fail)
     x_all = frame[feature_columns].to_numpy(dtype=np.float32)
     if cfg.task == "classification":
@@ -255,6 +262,19 @@ def _csv_arrays(cfg: DictConfig, data_seed: int) -> _CsvArrays:
         mean, std = train_x.mean(axis=0), train_x.std(axis=0)
         x_all = (x_all - mean) / np.where(std > 0, std, 1.0)
     return _CsvArrays(x=x_all, y=y_all, split=split, n_outputs=n_outputs)
+
+
+def _first_unrepresentable(frame, columns):
+    """(column, row, value) of the first entry that is inf, -inf, or too large for float32
+    (which the model trains in; 1e300 would become inf there), or None. Rows are counted as
+    in the file, the header being row 1."""
+    limit = float(np.finfo(np.float32).max)
+    for column in columns:
+        values = frame[column].to_numpy(dtype=np.float64)
+        bad = np.flatnonzero(~(np.abs(values) <= limit))  # also catches inf
+        if bad.size:
+            return str(column), int(bad[0]) + 2, float(values[bad[0]])
+    return None
 
 
 def _csv_split_labels(frame, cfg: DictConfig, data_seed: int, fail) -> np.ndarray:

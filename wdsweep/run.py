@@ -127,7 +127,9 @@ def record_trained(record: dict, cfg: DictConfig, job_dir: Path, overrides: Sequ
         write_history(job_dir, result.history)
         if cfg.trainer.save_model:
             save_model(job_dir, model_state)
-    except OSError as err:  # a full disk fails this job, not the sweep
+    except (OSError, RuntimeError) as err:
+        # A full disk fails this job, not the sweep. torch.save reports a short write as a
+        # RuntimeError ("PytorchStreamWriter failed writing file"), not an OSError.
         log.error("could not write the results of this job in %s: %s", job_dir, err)
         completed = False
         record.update(status="failed", objective=None, error=f"{type(err).__name__}: {err}")

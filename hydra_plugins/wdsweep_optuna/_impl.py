@@ -99,8 +99,9 @@ class OptunaSweeperImpl(Sweeper):
         study_name = self.study_name or default_study_name(space)
         storage_spec = self.storage_spec = (
             self.storage or str((Path(self.storage_dir) / f"{study_name}.journal").resolve()))
-        lock, study = self._open_study_or_exit(study_name, storage_spec, space)
         sweep_dir = Path(self.config.hydra.sweep.dir)
+        self._check_sweep_dir_is_ours(sweep_dir, study_name)
+        lock, study = self._open_study_or_exit(study_name, storage_spec, space)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
 
@@ -128,6 +129,33 @@ class OptunaSweeperImpl(Sweeper):
             heartbeat.stop()
         self._write_results(study, sweep_dir)
         return None
+
+    @staticmethod
+    def _check_sweep_dir_is_ours(sweep_dir: Path, study_name: str) -> None:
+        """Trial folders are named by trial number, so a second study in the same sweep folder
+        would overwrite the first one's trial-00000, ... while that study's storage still points
+        there: refuse, before the storage is opened or anything written."""
+        import json
+
+        import yaml
+
+        owners = set()
+        results = sweep_dir / RESULTS_FILE
+        if results.is_file():
+            try:
+                owners.add((yaml.safe_load(results.read_text()) or {}).get("study_name"))
+            except (OSError, yaml.YAMLError, AttributeError):
+                pass
+        for metrics in sorted(sweep_dir.glob("trial-*/metrics.json"))[:20]:
+            try:
+                owners.add((json.loads(metrics.read_text()).get("optuna") or {}).get("study"))
+            except (OSError, ValueError, AttributeError):
+                continue
+        others = sorted(o for o in owners - {study_name, None} if isinstance(o, str))
+        if others:
+            ConfigError(f"invalid config: hydra.sweep.dir={str(sweep_dir)!r} is not allowed: a folder "
+                        f"of this study only ({study_name}); it holds the trials of study "
+                        f"{others[0]!r}, which its own storage still points to").exit()
 
     def _check_settings(self) -> None:
         """The sweeper's own keys, every problem on one line as wdsweep's validate words them,
@@ -160,11 +188,31 @@ class OptunaSweeperImpl(Sweeper):
         if not space.distributions and not self.custom_search_space:
             raise SearchSpaceError("nothing to search: give hydra.sweeper.params or sweep entries "
                                    "such as reg.lam='tag(log,interval(1e-5,1e-1))'")
+        for point in self.enqueue:
+            self._check_enqueued(point, space)
         if self.sampler_conf["name"] == "grid":
             size = math.prod(len(values) for values in space.grid().values())  # raises if continuous
             if size < self.n_trials:
                 log.info("the grid has %d points: n_trials %d -> %d", size, self.n_trials, size)
                 self.n_trials = size
+
+    @staticmethod
+    def _check_enqueued(point: Dict[str, Any], space: SearchSpace) -> None:
+        """An enqueued point outside the space would reach the study and leave a trial that
+        can be neither run nor told (it stayed RUNNING): check it before the study is opened."""
+        allowed = "a point of the search space: keys " + ", ".join(sorted(space.distributions))
+        for key, value in point.items():
+            dist = space.distributions.get(key)
+            if dist is None:
+                raise SearchSpaceError(f"hydra.sweeper.enqueue={point} is not allowed: {allowed} "
+                                       f"({key} is not searched)")
+            try:
+                inside = dist._contains(dist.to_internal_repr(value))
+            except (ValueError, TypeError):
+                inside = False
+            if not inside:
+                raise SearchSpaceError(f"hydra.sweeper.enqueue={point} is not allowed: {allowed}, each "
+                                       f"within its distribution ({key}={value!r} is outside {dist})")
 
     def _open_study_or_exit(self, study_name: str, storage_spec: str, space: SearchSpace
                             ) -> tuple["_AskLock", optuna.Study]:

@@ -112,11 +112,13 @@ class ValidatingSweeper(BasicSweeper):
         log.info("validated %d job configs (%d composed by Hydra, %d derived)", len(jobs),
                  self.composer.composed, self.composer.derived)
 
+        self._check_distinct_folders(jobs)
         sweep_dir = Path(self.config.hydra.sweep.dir)
         problem = output_folder_problem(sweep_dir)
         if problem:
             ConfigError(f"invalid config: hydra.sweep.dir={str(sweep_dir)!r} is not allowed: a folder this "
                         f"process can write ({problem})").exit()
+
         def done(job: _Job) -> bool:
             return self.resume and done_record(job.folder, job.config_hash, job.threads) is not None
 
@@ -149,6 +151,22 @@ class ValidatingSweeper(BasicSweeper):
             returns.append(self._record_twins(twins, twin_of))
         self._report(jobs, pending + twins)
         return returns
+
+    @staticmethod
+    def _check_distinct_folders(jobs: List[_Job]) -> None:
+        """Two jobs of different configs in one folder would overwrite each other, and each
+        resume would run the other again (hydra.job.config.override_dirname.exclude_keys=[seed]
+        with -m seed=0,1, say): refuse before anything runs."""
+        from wdsweep.validation import ConfigError
+
+        first: Dict[Path, _Job] = {}
+        for job in jobs:
+            other = first.setdefault(job.folder, job)
+            if other.config_hash != job.config_hash:
+                ConfigError(f"invalid config: hydra.sweep.subdir={job.folder.name!r} is not allowed: "
+                            f"one folder per job, but jobs [{' '.join(other.overrides)}] and "
+                            f"[{' '.join(job.overrides)}] would share it (hydra.sweep.subdir or "
+                            "override_dirname.exclude_keys leaves out what tells them apart)").exit()
 
     @staticmethod
     def _twins(jobs: List[_Job]) -> Dict[int, _Job]:

@@ -11,6 +11,7 @@ its own.
 use it too: each round of `n_jobs` asked trials becomes one batch, and the sweep's pruner
 stops single members of it (a pruned member no longer counts in the batch's loss).
 """
+import contextlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,13 +41,13 @@ ConfigStore.instance().store(group="hydra/launcher", name="vectorized",
 
 
 class _RecordMember:
-    """The task Hydra's run_job calls for a batched job: write the member's result."""
+    """The task Hydra's run_job calls for a batched job: write the member's result. The
+    launcher holds the job folder's lock (VectorizedLauncher._claim) from before the training."""
 
     def __init__(self, trained: Any) -> None:
         self.trained = trained
 
     def __call__(self, cfg: DictConfig) -> Any:
-        from wdsweep.resume import job_lock
         from wdsweep.results import config_hash
         from wdsweep.run import record_trained, start_record
         from wdsweep.trial_link import TrialLink
@@ -54,12 +55,11 @@ class _RecordMember:
         hydra_cfg = HydraConfig.get()
         job_dir = Path(hydra_cfg.runtime.output_dir)
         overrides = list(hydra_cfg.overrides.task)
-        with job_lock(job_dir):
-            t = self.trained
-            record = start_record(cfg, overrides, config_hash(cfg))
-            record.update(torch_threads=t.threads, thread_independent=True, batched=True)
-            return record_trained(record, cfg, job_dir, overrides, t.result, t.decay, t.data_sizes,
-                                  t.model_state, TrialLink.from_env())
+        t = self.trained
+        record = start_record(cfg, overrides, config_hash(cfg))
+        record.update(torch_threads=t.threads, thread_independent=True, batched=True)
+        return record_trained(record, cfg, job_dir, overrides, t.result, t.decay, t.data_sizes,
+                              t.model_state, TrialLink.from_env())
 
 
 class VectorizedLauncher(Launcher):
@@ -108,21 +108,51 @@ class VectorizedLauncher(Launcher):
                 continue
             for start in range(0, len(members), self.max_batch):
                 chunk = members[start:start + self.max_batch]
-                log.info("training %d jobs as one batched model on %s: #%s", len(chunk), device,
-                         ", #".join(str(j[0]) for j in chunk))
-                try:
-                    trained = train_batched([cfg for _, _, cfg in chunk], device,
-                                            [TrialLink.from_env(cfg.hydra.job.env_set) for _, _, cfg in chunk])
-                except Exception as err:  # noqa: BLE001 - each job then fails, or not, on its own
-                    log.warning("batched training failed (%s: %s); running these %d jobs one "
-                                "by one", type(err).__name__, err, len(chunk))
-                    alone += chunk
-                    continue
-                for (index, overrides, cfg), member in zip(chunk, trained):
-                    self._run(index, overrides, cfg, _RecordMember(member))
+                with contextlib.ExitStack() as locks:
+                    chunk, done = self._claim(chunk, locks)
+                    alone += done  # finished by another process meanwhile: the task says so
+                    if len(chunk) < 2:
+                        alone += chunk
+                        continue
+                    log.info("training %d jobs as one batched model on %s: #%s", len(chunk), device,
+                             ", #".join(str(j[0]) for j in chunk))
+                    try:
+                        trained = train_batched([cfg for _, _, cfg in chunk], device,
+                                                [TrialLink.from_env(cfg.hydra.job.env_set) for _, _, cfg in chunk])
+                    except Exception as err:  # noqa: BLE001 - each job then fails, or not, on its own
+                        log.warning("batched training failed (%s: %s); running these %d jobs one "
+                                    "by one", type(err).__name__, err, len(chunk))
+                        alone += chunk
+                        continue
+                    for (index, overrides, cfg), member in zip(chunk, trained):
+                        self._run(index, overrides, cfg, _RecordMember(member))
         for index, overrides, cfg in alone:
             self._run(index, overrides, cfg, self.task_function)
         return [self.returns.pop(index) for index, _, _ in jobs]
+
+    def _claim(self, chunk: List[tuple], locks: contextlib.ExitStack) -> tuple:
+        """Take the folder lock of every job of the chunk (in folder order, so two launchers
+        never wait on each other in a cycle) and keep it through training and writing, as a
+        job run alone holds its own: a second sweep into the same folder waits, then finds the
+        jobs done. Returns the jobs to train and those already done (with resume on), and
+        clears the temporary files of a write that was killed."""
+        from wdsweep.resume import done_record, job_lock, remove_stale_temp_files
+        from wdsweep.results import config_hash
+
+        resume = bool(self.config.hydra.sweeper.get("resume", False))
+        folders = {job[0]: Path(str(job[2].hydra.sweep.dir)) / str(job[2].hydra.sweep.subdir)
+                   for job in chunk}
+        for index in sorted(folders, key=lambda i: str(folders[i])):
+            folders[index].mkdir(parents=True, exist_ok=True)
+            locks.enter_context(job_lock(folders[index]))
+        train, done = [], []
+        for job in chunk:
+            if resume and done_record(folders[job[0]], config_hash(job[2])) is not None:
+                done.append(job)
+            else:
+                remove_stale_temp_files(folders[job[0]])
+                train.append(job)
+        return train, done
 
     def _config(self, index: int, overrides: Sequence[str]) -> DictConfig:
         from wdsweep.inprocess import numbered
