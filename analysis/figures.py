@@ -40,6 +40,10 @@ def error_label(frame: pd.DataFrame) -> str:
 
 def title_of(frame: pd.DataFrame) -> str:
     parts = []
+    frame = frame.copy()
+    if "model._target_" in frame:  # a user's model may have no name: its target's last name
+        label = frame["model._target_"].astype(str).str.rsplit(".", n=1).str[-1].str.lower()
+        frame["model.name"] = frame["model.name"].fillna(label) if "model.name" in frame else label
     for key in ("data.name", "model.name", "optimizer.name"):
         if key in frame and frame[key].notna().any():
             parts.append("/".join(sorted(frame[key].dropna().astype(str).unique())))
@@ -218,7 +222,7 @@ def regression_fits(runs: pd.DataFrame, out: Path) -> Chart:
     from omegaconf import OmegaConf
 
     from wdsweep.data import build_splits
-    from wdsweep.models import build_model
+    from wdsweep.models import build_model, data_info_of
 
     pair = decay_pair(runs[runs.get("data.name", pd.Series(dtype=str)) == "regression1d"]) \
         if "data.name" in runs else None
@@ -232,7 +236,7 @@ def regression_fits(runs: pd.DataFrame, out: Path) -> Chart:
     ax.scatter(splits.x["test"], splits.y["test"], s=40, alpha=0.6, marker="s", label="test")
     curves = []
     for run, style in zip(pair, ("-", "--")):
-        model = build_model(config.model, splits)
+        model = build_model(config.model, data_info_of(splits))
         model.load_state_dict(_state(run))
         with torch.no_grad():
             fitted = model(grid).squeeze(1)

@@ -16,13 +16,14 @@ n_train) for validation, without torch: torch is imported only where tensors are
 from __future__ import annotations
 
 import functools
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Tuple
 
 import numpy as np
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from wdsweep.validation import ConfigError
 
@@ -62,6 +63,32 @@ def build_splits(cfg: DictConfig, seed: int, generator: torch.Generator) -> Spli
         generator = torch.Generator().manual_seed(data_seed)
     builders = {"regression1d": _regression1d, "digits": _digits, "moons": _moons, "csv": _csv}
     return builders[cfg.name](cfg, data_seed, generator)
+
+
+def data_info(cfg: DictConfig):
+    """The shapes the model is told (wdsweep.models.DataInfo), without building tensors: known
+    for the built-in sets, read from the file for a csv (cached per file and its mtime)."""
+    from wdsweep.models import DataInfo
+
+    if cfg.name == "regression1d":
+        return DataInfo(n_features=1, n_outputs=1, task="regression")
+    if cfg.name == "digits":
+        return DataInfo(n_features=64, n_outputs=10, task="classification", image_shape=(1, 8, 8))
+    if cfg.name == "moons":
+        return DataInfo(n_features=2, n_outputs=2, task="classification")
+    path = Path(cfg.path).expanduser()
+    stat = path.stat()
+    return _csv_info(json.dumps(OmegaConf.to_container(cfg, resolve=True), sort_keys=True),
+                     stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=16)
+def _csv_info(cfg_json: str, mtime_ns: int, size: int):
+    from wdsweep.models import DataInfo
+
+    cfg = OmegaConf.create(json.loads(cfg_json))
+    arrays = _csv_arrays(cfg, data_seed=0)
+    return DataInfo(n_features=int(arrays.x.shape[1]), n_outputs=int(arrays.n_outputs), task=cfg.task)
 
 
 def check_data(cfg: DictConfig, seed: int) -> int:

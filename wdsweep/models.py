@@ -1,14 +1,34 @@
-"""The models: mlp (seed 1's net by default), linear (for closed-form checks) and cnn (8x8 digits).
+"""Models from config: any `_target_` that builds a torch.nn.Module, told the data's shapes.
+
+A `model` config is what Hydra's `instantiate` takes: `_target_` (a dotted path to a class or
+function) and its keyword arguments. wdsweep adds the data's shapes as keyword arguments, to
+those the target declares (or to all, if it takes **kwargs), unless the config sets them:
+
+    n_features   int         the width of a flat input row
+    n_outputs    int         the number of classes (classification) or of targets (regression)
+    image_shape  list|None   [channels, height, width] of image data, else None
+    task         str         "regression" or "classification"
+
+`name` is wdsweep's label for the model (charts, logs) and is not passed on; without it the
+label is the target's last name, lowercased. The built-in `mlp`, `linear` and `cnn` are
+ordinary targets of this module. Before any job of a sweep trains, `model_problem` builds
+each distinct model once on the meta device (no memory, no random draws) and runs a batch
+of the data's shape through it, so a target that cannot be imported or built, or whose
+output does not fit the data, is refused with one line.
 
 Layers are created in forward order so that, from the same RNG state, the MLP's initial
-weights are those of seed 1's `nn.Sequential` of the same shape.
+weights are those of the weight-decay article's `nn.Sequential` of the same shape.
 """
 from __future__ import annotations
 
-from torch import nn
-from omegaconf import DictConfig
+import functools
+import inspect
+import json
+from dataclasses import asdict, dataclass
+from typing import Any, Dict, List, Optional, Sequence
 
-from wdsweep.data import Splits
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
 
 _ACTIVATIONS = {
     "relu": nn.ReLU,
@@ -19,37 +39,137 @@ _ACTIVATIONS = {
     "leaky_relu": nn.LeakyReLU,
 }
 
-
-def build_model(cfg: DictConfig, splits: Splits) -> nn.Module:
-    if cfg.name == "mlp":
-        return mlp(splits.n_features, splits.n_outputs, cfg.depth, cfg.width, cfg.activation)
-    if cfg.name == "linear":
-        return nn.Linear(splits.n_features, splits.n_outputs)
-    if cfg.name == "cnn":
-        return SmallCNN(splits.image_shape, splits.n_outputs, list(cfg.channels),
-                        cfg.kernel_size, cfg.hidden, cfg.activation)
-    raise ValueError(f"unknown model {cfg.name!r}")  # validate() rules this out
+# The built-in targets (conf/model/*.yaml), whose keys validation knows.
+MLP_TARGET = "wdsweep.models.mlp"
+LINEAR_TARGET = "wdsweep.models.linear"
+CNN_TARGET = "wdsweep.models.SmallCNN"
 
 
-def mlp(n_in: int, n_out: int, depth: int, width: int, activation: str) -> nn.Sequential:
-    """`depth` hidden layers of `width` units, then a linear read-out."""
-    layers, fan_in = [], n_in
+@dataclass(frozen=True)
+class DataInfo:
+    """The data's shapes, as the model's constructor is told them."""
+    n_features: int
+    n_outputs: int
+    task: str
+    image_shape: Optional[tuple] = None
+
+    def kwargs(self) -> Dict[str, Any]:
+        values = asdict(self)
+        values["image_shape"] = list(self.image_shape) if self.image_shape else None
+        return values
+
+
+def data_info_of(splits) -> DataInfo:
+    """The DataInfo of built splits (wdsweep.data.Splits)."""
+    return DataInfo(splits.n_features, splits.n_outputs, splits.task,
+                    tuple(splits.image_shape) if splits.image_shape else None)
+
+
+def model_label(cfg: DictConfig) -> str:
+    """`name` if the config has one, else the target's last name, lowercased."""
+    name = cfg.get("name") if isinstance(cfg, DictConfig) else None
+    if name:
+        return str(name)
+    return str(cfg.get("_target_", "model")).rsplit(".", 1)[-1].lower()
+
+
+def build_model(cfg: DictConfig, info: DataInfo) -> nn.Module:
+    """instantiate(cfg) with the data's shapes added as the target accepts them."""
+    from hydra._internal.utils import _locate as get_object  # hydra.utils.get_object logs errors too
+    from hydra.utils import instantiate
+
+    spec = OmegaConf.to_container(cfg, resolve=True)
+    spec.pop("name", None)
+    target = get_object(spec["_target_"])
+    given = {k: v for k, v in info.kwargs().items() if k not in spec and _accepts(target, k)}
+    model = instantiate(spec, _convert_="all", **given)
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model._target_={spec['_target_']!r} returned a {type(model).__name__}, "
+                        "not a torch.nn.Module")
+    return model
+
+
+def _accepts(target: Any, name: str) -> bool:
+    try:
+        params = inspect.signature(target).parameters
+    except (TypeError, ValueError):  # a builtin without a signature: offer nothing
+        return False
+    return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
+def model_problem(cfg: DictConfig, info: DataInfo) -> Optional[str]:
+    """Why this model cannot train on this data (one line naming the key), or None. Cached per
+    distinct (model, data shapes): a sweep of many lambdas and seeds checks it once."""
+    spec = json.dumps(OmegaConf.to_container(cfg, resolve=True), sort_keys=True, default=str)
+    return _model_problem(spec, info)
+
+
+@functools.lru_cache(maxsize=64)
+def _model_problem(spec_json: str, info: DataInfo) -> Optional[str]:
+    import torch
+
+    cfg = OmegaConf.create(json.loads(spec_json))
+    target = cfg.get("_target_")
+    try:
+        with torch.device("meta"):
+            model = build_model(cfg, info)
+    except Exception as err:  # noqa: BLE001 - whatever the user's constructor raises
+        return f"model._target_={target!r} is not allowed: a class or function that builds a " \
+               f"torch.nn.Module from the model config ({_one_line(err)})"
+    n = 2
+    x = torch.zeros(n, info.n_features, device="meta")
+    try:
+        with torch.no_grad():
+            out = model(x)
+    except Exception as err:  # noqa: BLE001
+        if "meta" in str(err).lower():
+            return None  # a forward pass the meta device cannot run (data-dependent code): trust it
+        return (f"model._target_={target!r} is not allowed: a model that takes a batch of the data's "
+                f"rows, shape ({n}, {info.n_features}) ({_one_line(err)})")
+    expected = [(n, info.n_outputs)] + ([(n,)] if info.task == "regression" and info.n_outputs == 1 else [])
+    shape = tuple(getattr(out, "shape", ()))
+    if shape not in expected:
+        what = f"{info.n_outputs} classes" if info.task == "classification" else f"{info.n_outputs} target(s)"
+        return (f"model._target_={target!r} is not allowed: an output of shape (batch, {info.n_outputs}) "
+                f"for this data ({what}); it gives {tuple(shape)} for a batch of {n}")
+    return None
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return f"{type(err).__name__}: {text[:300]}" if text else type(err).__name__
+
+
+# ------------------------------------------------------------------ the built-in models
+def mlp(n_features: int, n_outputs: int, depth: int = 3, width: int = 200,
+        activation: str = "relu") -> nn.Sequential:
+    """`depth` hidden layers of `width` units, then a linear read-out (the weight-decay
+    article's 1-200-200-200-1 net by default)."""
+    layers: List[nn.Module] = []
+    fan_in = n_features
     for _ in range(depth):
         layers += [nn.Linear(fan_in, width), _ACTIVATIONS[activation]()]
         fan_in = width
-    layers.append(nn.Linear(fan_in, n_out))
+    layers.append(nn.Linear(fan_in, n_outputs))
     return nn.Sequential(*layers)
+
+
+def linear(n_features: int, n_outputs: int) -> nn.Linear:
+    """One affine layer: its fits can be checked against closed forms (Ridge, Lasso)."""
+    return nn.Linear(n_features, n_outputs)
 
 
 class SmallCNN(nn.Module):
     """Same-padded convolutions, one 2x2 max-pool, a hidden dense layer and a read-out."""
 
-    def __init__(self, image_shape, n_out: int, channels: list, kernel_size: int,
-                 hidden: int, activation: str) -> None:
+    def __init__(self, image_shape: Optional[Sequence[int]], n_outputs: int, channels: Sequence[int] = (16, 32),
+                 kernel_size: int = 3, hidden: int = 64, activation: str = "relu") -> None:
         super().__init__()
+        if not image_shape:
+            raise ValueError("needs image data (data=digits, or data whose image_shape is known)")
         self.image_shape = tuple(image_shape)
         c_in, height, width = self.image_shape
-        convs = []
+        convs: List[nn.Module] = []
         for c_out in channels:
             convs += [nn.Conv2d(c_in, c_out, kernel_size, padding=kernel_size // 2),
                       _ACTIVATIONS[activation]()]
@@ -57,7 +177,7 @@ class SmallCNN(nn.Module):
         self.features = nn.Sequential(*convs, nn.MaxPool2d(2), nn.Flatten())
         n_flat = c_in * (height // 2) * (width // 2)
         self.head = nn.Sequential(nn.Linear(n_flat, hidden), _ACTIVATIONS[activation](),
-                                  nn.Linear(hidden, n_out))
+                                  nn.Linear(hidden, n_outputs))
 
     def forward(self, x):
         # The data hold flat feature rows; the image shape comes from the data set.

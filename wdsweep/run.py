@@ -21,7 +21,7 @@ from omegaconf import DictConfig
 
 import wdsweep
 from wdsweep.data import build_splits, derived_seed
-from wdsweep.models import build_model
+from wdsweep.models import build_model, data_info_of
 from wdsweep.monitors import ProgressBar, PruningReporter, TensorBoardLogger
 from wdsweep.optimizers import build_optimizer
 from wdsweep.regularizers import Regularizer
@@ -182,7 +182,7 @@ def _train(cfg: DictConfig, job_dir: Path, progress: bool, trial: Optional[Trial
            launcher_jobs: object, record: dict):
     torch.set_flush_denormal(cfg.trainer.flush_denormal)  # process-wide: set by every job
     splits = seed_and_draw_data(cfg)  # (drawn serially: the thread count does not matter yet)
-    model = build_model(cfg.model, splits)  # continues the global stream after the data draw
+    model = build_model(cfg.model, data_info_of(splits))  # continues the global stream after the data draw
     set_threads(record, cfg.trainer.threads, launcher_jobs, is_thread_independent(model))
     reg = cfg.reg
     regularizer = Regularizer(model, lam=reg.lam, p=reg.p, mode=reg.mode, scope=reg.scope,

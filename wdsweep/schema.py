@@ -27,7 +27,6 @@ IMPLS = ("auto", "manual", "loss", "optimizer")
 OBJECTIVES = ("val_error", "val_loss", "sparsity", "weight_norm")
 LOGGERS = ("none", "tensorboard")
 DATASETS = ("regression1d", "digits", "moons", "csv")
-MODELS = ("mlp", "linear", "cnn")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 # Data sets whose inputs are images, and so suit model=cnn.
 IMAGE_DATASETS = ("digits",)
@@ -90,14 +89,20 @@ class CsvConfig(DataConfig):
 
 
 # ---------------------------------------------------------------------------- model
+# A model is any `_target_` Hydra's instantiate can call (wdsweep.models explains how the
+# data's shapes reach it). These are the schemas of the built-in ones; a user's own
+# conf/model/<name>.yaml needs no schema: `_target_` and its keyword arguments.
 @dataclass
 class ModelConfig:
-    name: str = MISSING
+    _target_: str = MISSING
+    # wdsweep's label for charts and logs (not passed to the target).
+    name: Optional[str] = None
 
 
 @dataclass
 class MLPConfig(ModelConfig):
-    name: str = "mlp"
+    _target_: str = "wdsweep.models.mlp"
+    name: Optional[str] = "mlp"
     depth: int = 3
     width: int = 200
     activation: str = "relu"
@@ -105,12 +110,14 @@ class MLPConfig(ModelConfig):
 
 @dataclass
 class LinearConfig(ModelConfig):
-    name: str = "linear"
+    _target_: str = "wdsweep.models.linear"
+    name: Optional[str] = "linear"
 
 
 @dataclass
 class CNNConfig(ModelConfig):
-    name: str = "cnn"
+    _target_: str = "wdsweep.models.SmallCNN"
+    name: Optional[str] = "cnn"
     channels: List[int] = field(default_factory=lambda: [16, 32])
     kernel_size: int = 3
     hidden: int = 64

@@ -7,6 +7,9 @@ on one line: a batch larger than the training split.
 option, a value of the wrong type), which Hydra would print over several lines.
 
 No torch at import: Hydra's validating sweeper and callback call this before any job starts.
+The last check, that the model builds and fits the data, imports torch when it first runs
+(once per process; the jobs need it anyway) and builds each distinct model once, on the meta
+device.
 """
 from __future__ import annotations
 
@@ -17,14 +20,14 @@ import math
 import re
 import sys
 from pathlib import Path
-from typing import Any, List, NoReturn
+from typing import Any, List, NoReturn, Optional
 
 from hydra.errors import CompactHydraException, MissingConfigException
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, OmegaConfBaseException
 
 from wdsweep.schema import (
-    ACTIVATIONS, DATASETS, IMAGE_DATASETS, IMPLS, LOGGERS, MODELS, MODES, OBJECTIVES, OPTIMIZERS,
+    ACTIVATIONS, DATASETS, IMAGE_DATASETS, IMPLS, LOGGERS, MODES, OBJECTIVES, OPTIMIZERS,
     SCHEDULES, SCOPES, TASKS, has_native_decay,
 )
 
@@ -108,6 +111,7 @@ def validate(cfg: DictConfig) -> None:
     if check.problems:
         raise ConfigError("invalid config: " + "; ".join(check.problems))
     n_train = _validate_data_contents(cfg)
+    _validate_model_fits(cfg)
     _warn_batch_larger_than_train(cfg, n_train)
 
 
@@ -151,15 +155,18 @@ def _check_fractions(check: _Checker) -> None:
 
 
 def _validate_model(check: _Checker) -> None:
-    name = check.get("model.name")
-    if name not in MODELS:
-        check.fail("model", name, "one of " + ", ".join(MODELS))
+    """The keys of the built-in models; any other `_target_` must be importable. Whether it
+    builds, and fits the data, is _validate_model_fits's (it needs the data's shapes)."""
+    target = check.get("model._target_")
+    if not isinstance(target, str) or not target.strip():
+        check.fail("model._target_", target, "a dotted path to a class or function that builds a "
+                   "torch.nn.Module (conf/model/*.yaml)")
         return
-    if name == "mlp":
+    if target == "wdsweep.models.mlp":
         check.number("model.depth", low=1)
         check.number("model.width", low=1)
         check.choice("model.activation", ACTIVATIONS)
-    elif name == "cnn":
+    elif target == "wdsweep.models.SmallCNN":
         channels = check.get("model.channels")
         if not channels or any(c < 1 for c in channels):
             check.fail("model.channels", list(channels or []), "a non-empty list of positive ints")
@@ -172,6 +179,32 @@ def _validate_model(check: _Checker) -> None:
         if data in DATASETS and data not in IMAGE_DATASETS:
             check.fail("model", "cnn", "image data: data=" + " or data=".join(IMAGE_DATASETS)
                        + f" (got data={data})")
+    elif not target.startswith("wdsweep.models."):
+        problem = _import_problem(target)
+        if problem:
+            check.fail("model._target_", target, f"an importable class or function ({problem})")
+
+
+@functools.lru_cache(maxsize=64)
+def _import_problem(target: str) -> Optional[str]:
+    from hydra._internal.utils import _locate as get_object  # get_object would also log the error
+
+    try:
+        obj = get_object(target)
+    except Exception as err:  # noqa: BLE001 - ImportError, AttributeError, the module's own errors
+        return " ".join(str(err).split())[:300] or type(err).__name__
+    return None if callable(obj) else f"{type(obj).__name__} is not callable"
+
+
+def _validate_model_fits(cfg: DictConfig) -> None:
+    """Build the model once per distinct (model, data shapes), on the meta device, and run a
+    batch through it (wdsweep.models.model_problem); raise ConfigError if it cannot train here."""
+    from wdsweep.data import data_info
+    from wdsweep.models import model_problem
+
+    problem = model_problem(cfg.model, data_info(cfg.data))
+    if problem:
+        raise ConfigError(f"invalid config: {problem}")
 
 
 def _validate_optimizer(check: _Checker) -> None:

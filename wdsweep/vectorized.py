@@ -34,7 +34,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from wdsweep.data import SPLITS, derived_seed
-from wdsweep.models import _ACTIVATIONS, build_model
+from wdsweep.models import _ACTIVATIONS, LINEAR_TARGET, MLP_TARGET, build_model, data_info_of, model_label
 from wdsweep.monitors import PruningReporter
 from wdsweep.optimizers import lr_factor
 from wdsweep.regularizers import Regularizer, lp_elementwise, lp_grad, ordered_sum
@@ -62,8 +62,9 @@ def batch_signature(cfg: DictConfig) -> str:
 
 def unbatchable_reason(cfg: DictConfig) -> Optional[str]:
     """Why this job must run alone, or None if it can be a member of a batch."""
-    if cfg.model.name not in ("mlp", "linear"):
-        return f"model={cfg.model.name} is not batched (only mlp and linear)"
+    if cfg.model._target_ not in (MLP_TARGET, LINEAR_TARGET):
+        return (f"model={model_label(cfg.model)} ({cfg.model._target_}) is not batched "
+                "(only the built-in mlp and linear)")
     if cfg.logger.name != "none":
         return f"logger={cfg.logger.name} logs one model's weights per step"
     return None
@@ -280,7 +281,7 @@ def _train_sorted(cfgs: Sequence[DictConfig], dev: torch.device,
             member_splits = seed_and_draw_data(cfg)
             drawn[cfg.seed] = (member_splits, torch.get_rng_state(), np.random.get_state(),
                                random.getstate())
-        net = build_model(cfg.model, member_splits)
+        net = build_model(cfg.model, data_info_of(member_splits))
         splits.append(member_splits)
         nets.append(net)
         regs.append(Regularizer(net, lam=cfg.reg.lam, p=cfg.reg.p, mode=cfg.reg.mode,
@@ -298,7 +299,7 @@ def _train_sorted(cfgs: Sequence[DictConfig], dev: torch.device,
     y = {s: torch.stack([sp.y[s] for sp in splits]).to(dev) for s in SPLITS}
     if task == "regression":
         y = {s: v.view(len(cfgs), -1, 1) for s, v in y.items()}
-    net = _StackedNet(nets, first.model.activation if first.model.name == "mlp" else "relu", dev)
+    net = _StackedNet(nets, first.model.activation if first.model._target_ == MLP_TARGET else "relu", dev)
     members = _Members(cfgs, dev)
     trainer = _BatchedTrainer(first, net, members, x, y, task, samplers, dev)
     reporters: List[Optional[PruningReporter]] = []

@@ -1,0 +1,117 @@
+"""Your model: any `_target_` in the user's own folder and config dir, told the data's shapes,
+refused with one line before any job when it cannot build or does not fit the data."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import job_dirs, read_metrics, run_cli
+from wdsweep.models import DataInfo, build_model, model_label
+
+USER_MODULE = '''
+"""A user's own model, in the user's own folder."""
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self, n_features, n_outputs, hidden=32, dropout_free=True):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(n_features, hidden), nn.Tanh())
+        self.norm = nn.LayerNorm(hidden)
+        self.out = nn.Linear(hidden, n_outputs)
+
+    def forward(self, x):
+        return self.out(self.norm(self.body(x)))
+
+
+def not_a_module(n_features, n_outputs):
+    return {"n_features": n_features}
+
+
+def broken(n_features, n_outputs):
+    raise RuntimeError("the user's constructor fails")
+'''
+
+CONFIGS = {
+    "model/mynet.yaml": "_target_: mynet.Net\nhidden: 24\n",
+    "model/wrong_width.yaml": "_target_: mynet.Net\nn_outputs: 3\n",
+    "model/not_module.yaml": "_target_: mynet.not_a_module\n",
+    "model/broken.yaml": "_target_: mynet.broken\n",
+    "model/missing.yaml": "_target_: mynet.NoSuchNet\n",
+}
+
+
+@pytest.fixture
+def user_repo(tmp_path) -> Path:
+    """A folder as a user would have it: their module and their conf/, nothing of ours."""
+    (tmp_path / "mynet.py").write_text(USER_MODULE)
+    for name, text in CONFIGS.items():
+        path = tmp_path / "conf" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+    return tmp_path
+
+
+def test_the_target_gets_the_data_shapes_it_asks_for_and_the_config_wins(compose_cfg):
+    cfg = compose_cfg(["model=mlp", "model.depth=1", "model.width=8"])
+    assert cfg.model._target_ == "wdsweep.models.mlp" and model_label(cfg.model) == "mlp"
+    net = build_model(cfg.model, DataInfo(n_features=5, n_outputs=3, task="classification"))
+    assert net[0].in_features == 5 and net[-1].out_features == 3
+    cnn = build_model(compose_cfg(["model=cnn"]).model,
+                      DataInfo(n_features=64, n_outputs=10, task="classification", image_shape=(1, 8, 8)))
+    assert cnn(torch.zeros(2, 64)).shape == (2, 10)
+
+
+@pytest.mark.integration
+def test_a_users_model_from_their_own_folder_sweeps_and_is_analysed(user_repo):
+    proc = run_cli(["--config-dir", "conf", "-m", "model=mynet", "data=digits", "data.n_train=200",
+                    "reg.lam=0,1e-3", "reg.scope=weights,all", "trainer.steps=40", "trainer.eval_every=20",
+                    "hydra.sweep.dir=sweep"], cwd=user_repo)
+    assert proc.returncode == 0, proc.stderr
+    runs = [read_metrics(d) for d in job_dirs(user_repo / "sweep")]
+    assert len(runs) == 4 and all(r["status"] == "completed" for r in runs)
+    trained = [r for r in runs if "same_as" not in r]
+    weights_only = next(r for r in trained if r["config"]["reg"]["scope"] == "weights"
+                        and r["config"]["reg"]["lam"] > 0)
+    # Net: two Linear weights decay; their biases and the LayerNorm's weight and bias do not.
+    assert weights_only["decay"]["decayed_tensors"] == 2 and weights_only["decay"]["kept_tensors"] == 4
+    assert weights_only["decay"]["decayed_params"] == 64 * 24 + 24 * 10
+    assert weights_only["config"]["model"] == {"_target_": "mynet.Net", "hidden": 24}
+    done = subprocess.run([sys.executable, "-m", "analysis", "sweep", "--out", "report"], cwd=user_repo,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    import pandas as pd
+
+    table = pd.read_csv(user_repo / "report" / "runs.csv")
+    assert len(table) == 4 and set(table["model._target_"]) == {"mynet.Net"}
+    assert (user_repo / "report" / "test_error_vs_lambda.png").stat().st_size > 10_000
+
+    from analysis.figures import title_of
+    assert title_of(table).split(" · ")[1] == "net"  # the chart titles name the user's model
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("model,needles", [
+    ("wrong_width", ["model._target_='mynet.Net' is not allowed", "an output of shape (batch, 10)",
+                     "it gives (2, 3)"]),
+    ("not_module", ["model._target_='mynet.not_a_module' is not allowed", "not a torch.nn.Module"]),
+    ("broken", ["model._target_='mynet.broken' is not allowed", "the user's constructor fails"]),
+    ("missing", ["model._target_='mynet.NoSuchNet' is not allowed", "an importable class or function"]),
+])
+def test_a_model_that_cannot_train_here_is_one_line_before_any_job(user_repo, model, needles):
+    """In a sweep beside a good model: nothing trains, nothing is written."""
+    before = sorted(user_repo.rglob("*"))
+    proc = run_cli(["--config-dir", "conf", "-m", f"model=mynet,{model}", "data=digits",
+                    "trainer.steps=5", "hydra.sweep.dir=sweep"], cwd=user_repo)
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    assert sorted(p for p in user_repo.rglob("*") if "__pycache__" not in p.parts) == \
+        [p for p in before if "__pycache__" not in p.parts]
