@@ -94,6 +94,13 @@ def test_a_users_model_from_their_own_folder_sweeps_and_is_analysed(user_repo):
     from analysis.figures import title_of
     assert title_of(table).split(" · ")[1] == "net"  # the chart titles name the user's model
 
+    search = run_cli(["--config-dir", "conf", "-m", "model=mynet", "search=optuna", "data=digits",
+                      "data.n_train=200", "hydra.sweeper.n_trials=3", "trainer.steps=20",
+                      "trainer.eval_every=10", "hydra.sweep.dir=search"], cwd=user_repo)
+    assert search.returncode == 0, search.stderr
+    trials = [read_metrics(d) for d in job_dirs(user_repo / "search")]
+    assert len(trials) == 3 and all(t["config"]["model"]["_target_"] == "mynet.Net" for t in trials)
+
 
 @pytest.mark.integration
 @pytest.mark.parametrize("model,needles", [
