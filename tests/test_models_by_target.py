@@ -122,3 +122,48 @@ def test_a_model_that_cannot_train_here_is_one_line_before_any_job(user_repo, mo
         assert needle in lines[0], lines[0]
     assert sorted(p for p in user_repo.rglob("*") if "__pycache__" not in p.parts) == \
         [p for p in before if "__pycache__" not in p.parts]
+
+
+def test_resnet20_has_the_papers_shape_and_decays_only_its_kernels(compose_cfg):
+    """He et al.'s CIFAR ResNet-20 (option A shortcuts): 0.27M parameters; weights-only decay
+    takes the 19 convolution kernels and the read-out matrix, and keeps every BatchNorm gain
+    and shift and the read-out bias."""
+    from wdsweep.regularizers import Regularizer
+
+    cfg = compose_cfg(["model=resnet"])
+    net = build_model(cfg.model, DataInfo(n_features=3072, n_outputs=10, task="classification",
+                                          image_shape=(3, 32, 32)))
+    assert sum(p.numel() for p in net.parameters()) == 269_722
+    convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == 19 and all(m.bias is None for m in convs)
+    summary = Regularizer(net, lam=1e-4, p=2, mode="coupled", scope="weights", optimizer="sgd").summary()
+    assert (summary["decayed_tensors"], summary["decayed_params"]) == (20, 268_336)
+    assert (summary["kept_tensors"], summary["kept_params"]) == (39, 1_386)
+    assert net(torch.zeros(2, 3072)).shape == (2, 10)
+
+
+def test_resnet_evaluates_with_its_running_statistics(compose_cfg, tmp_path):
+    """Evaluation is in eval mode: BatchNorm uses the running statistics that training
+    updated, so the saved model, evaluated alone in eval mode, gives the recorded errors."""
+    from wdsweep.data import build_splits
+    from wdsweep.models import data_info_of
+    from wdsweep.run import run
+
+    cfg = compose_cfg(["model=resnet", "data=digits", "data.n_train=300", "trainer.steps=30",
+                       "trainer.eval_every=30", "trainer.batch_size=32", "optimizer.lr=0.05"])
+    run(cfg, tmp_path)
+    record = read_metrics(tmp_path)
+    assert record["status"] == "completed" and record["thread_independent"] is False
+    assert (record["decay"]["decayed_tensors"], record["decay"]["kept_tensors"]) == (20, 39)
+    splits = build_splits(cfg.data, cfg.seed, torch.Generator().manual_seed(cfg.seed))
+    net = build_model(cfg.model, data_info_of(splits))
+    state = torch.load(tmp_path / "model.pt", weights_only=True)
+    net.load_state_dict(state)
+    assert state["bn.running_mean"].abs().sum() > 0 and int(state["bn.num_batches_tracked"]) == 30
+    net.eval()
+    with torch.no_grad():
+        val = (net(splits.x["val"]).argmax(1) != splits.y["val"]).float().mean().item()
+        alone = net(splits.x["val"][:1])
+        in_batch = net(splits.x["val"][:7])[:1]
+    assert val == pytest.approx(record["val_error"], abs=1e-7)
+    torch.testing.assert_close(alone, in_batch)  # eval mode: no batch statistics

@@ -124,6 +124,14 @@ class CNNConfig(ModelConfig):
     activation: str = "relu"
 
 
+@dataclass
+class ResNetConfig(ModelConfig):
+    _target_: str = "wdsweep.models.ResNet"
+    name: Optional[str] = "resnet"
+    depth: int = 20
+    width: int = 16
+
+
 # ------------------------------------------------------------------------ optimizer
 @dataclass
 class OptimizerConfig:
@@ -232,7 +240,7 @@ _GROUP_SCHEMAS = {
         "moons": MoonsConfig,
         "csv": CsvConfig,
     },
-    "model": {"mlp": MLPConfig, "linear": LinearConfig, "cnn": CNNConfig},
+    "model": {"mlp": MLPConfig, "linear": LinearConfig, "cnn": CNNConfig, "resnet": ResNetConfig},
     "optimizer": {"sgd": SGDConfig, "adam": AdamConfig, "adamw": AdamWConfig},
     "reg": {"base": RegConfig},
     "trainer": {"base": TrainerConfig},
