@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -29,6 +30,12 @@ TIMING = {"train_seconds", "eval_seconds", "started_at", "finished_at", "run_id"
 def run_ids(sweep: Path) -> Dict[str, str]:
     return {job.name: read_metrics(job)["run_id"] for job in job_dirs(sweep)
             if (job / "metrics.json").exists()}
+
+
+def skipped_before_launch(outputs: List[str]) -> int:
+    """Jobs the sweepers found done before launching ("skipped k of N (already done)"; the
+    closing "sweep over: ..., k skipped" line repeats that count and is not read)."""
+    return sum(int(n) for out in outputs for n in re.findall(r"skipped (\d+) of \d+ \(already done\)", out))
 
 
 def start_sweep(args: List[str], cwd: Path, log: str = "sweep.log") -> subprocess.Popen:
@@ -148,8 +155,7 @@ def test_two_sweeps_over_overlapping_grids_in_one_folder_run_each_job_once(tmp_p
     assert all(r["status"] == "completed" for r in runs)
     trained = sum(out.count("| completed |") for out in outputs)
     waited = sum(out.count("already done (completed), not run again") for out in outputs)
-    skipped_up_front = sum(int(line.split("skipped ")[1].split(" ")[0])
-                           for out in outputs for line in out.splitlines() if "skipped " in line)
+    skipped_up_front = skipped_before_launch(outputs)
     # p=2 and p=3 are in both grids: each trained by one sweep, found done by the other.
     assert trained == 4 and waited + skipped_up_front == 2
 
@@ -266,7 +272,6 @@ def test_two_vectorized_sweeps_in_one_folder_train_each_job_once(tmp_path):
     assert len(runs) == 6 and all(r["status"] == "completed" and r["batched"] for r in runs)
     trained = sum(out.count("| completed |") for out in outputs)
     found_done = sum(out.count("already done (completed), not run again") for out in outputs)
-    skipped_up_front = sum(int(line.split("skipped ")[1].split(" ")[0])
-                           for out in outputs for line in out.splitlines() if "skipped " in line)
+    skipped_up_front = skipped_before_launch(outputs)
     assert trained == 6 and found_done + skipped_up_front == 6, outputs
     assert not list((tmp_path / "S").rglob("*.tmp"))

@@ -1,4 +1,5 @@
-"""Built-in and csv data sets, turned into in-memory tensor splits (train / val / test).
+"""Built-in and csv data sets, and `_target_` loaders (wdsweep.datasets), turned into
+in-memory tensor splits (train / val / test).
 
 Every set is small enough to live in memory as whole tensors, so training indexes tensors
 directly instead of going through a DataLoader.
@@ -58,7 +59,9 @@ def build_splits(cfg: DictConfig, seed: int, generator: torch.Generator) -> Spli
     """Build the splits of data set `cfg.name`. `seed` is the run's seed; cfg.seed overrides it."""
     import torch
 
-    data_seed = seed if cfg.seed is None else cfg.seed
+    data_seed = seed if cfg.get("seed") is None else cfg.seed
+    if "_target_" in cfg:
+        return _from_target(cfg, data_seed)
     if cfg.seed is not None:
         generator = torch.Generator().manual_seed(data_seed)
     builders = {"regression1d": _regression1d, "digits": _digits, "moons": _moons, "csv": _csv}
@@ -67,9 +70,12 @@ def build_splits(cfg: DictConfig, seed: int, generator: torch.Generator) -> Spli
 
 def data_info(cfg: DictConfig):
     """The shapes the model is told (wdsweep.models.DataInfo), without building tensors: known
-    for the built-in sets, read from the file for a csv (cached per file and its mtime)."""
-    from wdsweep.models import DataInfo
+    for the built-in sets, read from the file for a csv (cached per file and its mtime), from
+    the loaded splits for a `_target_` (cached)."""
+    from wdsweep.models import DataInfo, data_info_of
 
+    if "_target_" in cfg:
+        return data_info_of(_from_target(cfg, 0 if cfg.get("seed") is None else cfg.seed))
     if cfg.name == "regression1d":
         return DataInfo(n_features=1, n_outputs=1, task="regression")
     if cfg.name == "digits":
@@ -94,7 +100,9 @@ def _csv_info(cfg_json: str, mtime_ns: int, size: int):
 def check_data(cfg: DictConfig, seed: int) -> int:
     """Raise ConfigError if the data cannot be built, else return the number of training rows.
     Used by validate before any training: the same checks as the loaders, without tensors."""
-    data_seed = seed if cfg.seed is None else cfg.seed
+    data_seed = seed if cfg.get("seed") is None else cfg.seed
+    if "_target_" in cfg:
+        return len(_from_target(cfg, data_seed).y["train"])
     if cfg.name == "csv":
         return int((_csv_arrays(cfg, data_seed).split == "train").sum())
     if cfg.name == "digits":
@@ -106,6 +114,27 @@ def check_data(cfg: DictConfig, seed: int) -> int:
         _check_digits_n_train(cfg.n_train, sizes["train"])
         return sizes["train"] if cfg.n_train is None else cfg.n_train
     return cfg.n_train  # regression1d and moons draw exactly n_train rows
+
+
+def _from_target(cfg: DictConfig, data_seed: int) -> Splits:
+    """A `_target_` loader's splits (wdsweep.datasets), cached per config and seed: a sweep's
+    validation and its in-process jobs read the files once. A loader that fails is a
+    ConfigError naming data._target_."""
+    return _load_target(json.dumps(OmegaConf.to_container(cfg, resolve=True), sort_keys=True), data_seed)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_target(cfg_json: str, data_seed: int) -> Splits:
+    from wdsweep.datasets import load
+
+    cfg = OmegaConf.create(json.loads(cfg_json))
+    try:
+        return load(cfg, data_seed)
+    except Exception as err:  # noqa: BLE001 - the user's loader may raise anything
+        text = " ".join(str(err).split())[:300]
+        raise ConfigError(f"invalid config: data._target_={cfg._target_!r} is not allowed: a loader that "
+                          f"returns train, val and test splits (see wdsweep.datasets) "
+                          f"({type(err).__name__}: {text})") from None
 
 
 def _regression1d(cfg: DictConfig, data_seed: int, generator: torch.Generator) -> Splits:

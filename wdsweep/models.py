@@ -82,11 +82,24 @@ def build_model(cfg: DictConfig, info: DataInfo) -> nn.Module:
     spec.pop("name", None)
     target = get_object(spec["_target_"])
     given = {k: v for k, v in info.kwargs().items() if k not in spec and _accepts(target, k)}
-    model = instantiate(spec, _convert_="all", **given)
+    model = call_target(instantiate, spec, given)
     if not isinstance(model, nn.Module):
         raise TypeError(f"model._target_={spec['_target_']!r} returned a {type(model).__name__}, "
                         "not a torch.nn.Module")
     return model
+
+
+def call_target(instantiate, spec: dict, extra: dict) -> Any:
+    """instantiate(spec, **extra), raising what the target raised (out of memory, the user's
+    own error) rather than Hydra's InstantiationException around it."""
+    from hydra.errors import InstantiationException
+
+    try:
+        return instantiate(spec, _convert_="all", **extra)
+    except InstantiationException as err:
+        if err.__cause__ is not None:
+            raise err.__cause__
+        raise
 
 
 def _accepts(target: Any, name: str) -> bool:

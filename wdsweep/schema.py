@@ -88,6 +88,29 @@ class CsvConfig(DataConfig):
     test_fraction: float = 0.2
 
 
+# Loaders named by `_target_` (wdsweep.datasets explains the contract; a user's own
+# conf/data/<name>.yaml needs no schema). `name`, `seed` and `standardize` are wdsweep's keys.
+@dataclass
+class NpzConfig(DataConfig):
+    _target_: str = "wdsweep.datasets.npz"
+    name: str = "npz"
+    path: str = MISSING
+    task: Optional[str] = None  # null: classification for integer labels, else regression
+    val_fraction: float = 0.1  # carved from train by the seed when the file has no val split
+    standardize: bool = True
+
+
+@dataclass
+class ImageFolderConfig(DataConfig):
+    _target_: str = "wdsweep.datasets.image_folder"
+    name: str = "image_folder"
+    root: str = MISSING
+    mode: str = "RGB"  # or "L" for one grey channel
+    size: Optional[List[int]] = None  # [height, width] to resize to
+    val_fraction: float = 0.1
+    standardize: bool = True
+
+
 # ---------------------------------------------------------------------------- model
 # A model is any `_target_` Hydra's instantiate can call (wdsweep.models explains how the
 # data's shapes reach it). These are the schemas of the built-in ones; a user's own
@@ -239,6 +262,8 @@ _GROUP_SCHEMAS = {
         "digits": DigitsConfig,
         "moons": MoonsConfig,
         "csv": CsvConfig,
+        "npz": NpzConfig,
+        "image_folder": ImageFolderConfig,
     },
     "model": {"mlp": MLPConfig, "linear": LinearConfig, "cnn": CNNConfig, "resnet": ResNetConfig},
     "optimizer": {"sgd": SGDConfig, "adam": AdamConfig, "adamw": AdamWConfig},

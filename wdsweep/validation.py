@@ -116,6 +116,14 @@ def validate(cfg: DictConfig) -> None:
 
 
 def _validate_data(check: _Checker) -> None:
+    if "_target_" in check.cfg.data:  # a loader: its files are checked when it is called
+        target = check.get("data._target_")
+        if "seed" in check.cfg.data:
+            check.number("data.seed", low=0, high=2**63 - 1, optional=True)
+        problem = _import_problem(target) if isinstance(target, str) else "not a dotted path"
+        if problem:
+            check.fail("data._target_", target, f"an importable loader function ({problem})")
+        return
     name = check.get("data.name")
     if name not in DATASETS:
         check.fail("data", name, "one of " + ", ".join(DATASETS))
@@ -282,7 +290,7 @@ def _validate_data_contents(cfg: DictConfig) -> int:
 
 
 def _file_stamp(data: DictConfig) -> tuple[int, int] | None:
-    if data.name != "csv":
+    if data.get("name") != "csv" or "_target_" in data:
         return None
     stat = Path(data.path).expanduser().stat()  # _validate_data found the file
     return stat.st_mtime_ns, stat.st_size
@@ -304,7 +312,7 @@ def _warn_batch_larger_than_train(cfg: DictConfig, n_train: int) -> None:
     if batch is None or batch <= n_train:
         return
     message = (f"wdsweep: warning: trainer.batch_size={batch} is larger than the {n_train} rows of "
-               f"the training split (data={cfg.data.name}): allowed, but every step is then full-batch")
+               f"the training split (data={cfg.data.get('name') or cfg.data.get('_target_')}): allowed, but every step is then full-batch")
     # validate runs more than once per job (callback or sweeper, then the job): warn once.
     if message not in _WARNED:
         _WARNED.add(message)

@@ -63,8 +63,8 @@ def batch_signature(cfg: DictConfig) -> str:
 def unbatchable_reason(cfg: DictConfig) -> Optional[str]:
     """Why this job must run alone, or None if it can be a member of a batch."""
     if cfg.model._target_ not in (MLP_TARGET, LINEAR_TARGET):
-        return (f"model={model_label(cfg.model)} ({cfg.model._target_}) is not batched "
-                "(only the built-in mlp and linear)")
+        return (f"model={model_label(cfg.model)} is not batched (only the built-in mlp and "
+                f"linear; its target is {cfg.model._target_})")
     if cfg.logger.name != "none":
         return f"logger={cfg.logger.name} logs one model's weights per step"
     return None

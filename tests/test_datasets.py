@@ -1,0 +1,137 @@
+"""Your data: loaders by `_target_` on files the tests write (arrays, PNG images), a user's
+own loader returning torch Datasets, and one line for what cannot be loaded."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import read_metrics, run_cli
+from wdsweep.data import build_splits
+
+
+def write_images(root: Path, sizes=None, classes=("cat", "dog"), n=(12, 4)) -> None:
+    """Class folders of small PNGs whose brightness depends on the class (learnable)."""
+    rng = np.random.default_rng(0)
+    for split, count in zip(("train", "test"), n):
+        for label, name in enumerate(classes):
+            folder = root / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(count):
+                h, w = (sizes or {}).get((split, name, i), (10, 12))
+                pixels = (rng.random((h, w, 3)) * 120 + 100 * label).astype(np.uint8)
+                Image.fromarray(pixels).save(folder / f"{i}.png")
+
+
+def test_npz_val_is_carved_from_train_by_the_seed_never_from_test(compose_cfg, tmp_path):
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(250, 4)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64)
+    np.savez(tmp_path / "a.npz", x_train=x[:200], y_train=y[:200], x_test=x[200:], y_test=y[200:])
+    cfg = compose_cfg(["data=npz", f"data.path={tmp_path / 'a.npz'}", "data.standardize=false"])
+    splits = {seed: build_splits(cfg.data, seed, torch.Generator()) for seed in (0, 1)}
+    s = splits[0]
+    assert (len(s.y["train"]), len(s.y["val"]), len(s.y["test"])) == (180, 20, 50)
+    assert s.task == "classification" and s.n_outputs == 2 and s.n_features == 4
+    torch.testing.assert_close(s.x["test"], torch.from_numpy(x[200:]))  # the test split as given
+    rows = lambda t: {tuple(r) for r in t.numpy().round(6)}  # noqa: E731
+    assert rows(s.x["train"]) | rows(s.x["val"]) == rows(torch.from_numpy(x[:200]))
+    assert rows(s.x["val"]) != rows(splits[1].x["val"])  # another seed, another validation draw
+
+
+def test_npz_folder_with_its_own_val_and_regression_targets(compose_cfg, tmp_path):
+    rng = np.random.default_rng(2)
+    for split, n in (("train", 60), ("val", 20), ("test", 30)):
+        x = rng.normal(size=(n, 3))
+        np.savez(tmp_path / f"{split}.npz", x=x, y=x @ [1.0, -2.0, 0.5])
+    cfg = compose_cfg(["data=npz", f"data.path={tmp_path}"])
+    s = build_splits(cfg.data, 0, torch.Generator())
+    assert s.task == "regression" and s.n_outputs == 1 and len(s.y["val"]) == 20
+    assert s.y["train"].shape == (60, 1)
+    # standardized by the training split's statistics only
+    assert s.x["train"].mean(0).abs().max() < 1e-5 and s.x["val"].mean(0).abs().max() > 1e-3
+
+
+def test_image_folder_reads_classes_channels_first_and_trains_a_resnet(compose_cfg, tmp_path):
+    write_images(tmp_path / "img")
+    cfg = compose_cfg(["data=image_folder", f"data.root={tmp_path / 'img'}", "data.val_fraction=0.25"])
+    s = build_splits(cfg.data, 0, torch.Generator())
+    assert s.image_shape == (3, 10, 12) and s.n_features == 360 and s.n_outputs == 2
+    assert (len(s.y["train"]), len(s.y["val"]), len(s.y["test"])) == (18, 6, 8)
+    assert sorted(s.y["test"].tolist()) == [0] * 4 + [1] * 4
+    per_channel = s.x["train"].view(-1, 3, 120).mean(dim=(0, 2))
+    assert per_channel.abs().max() < 1e-4  # standardized per channel on train
+    grey = build_splits(compose_cfg(["data=image_folder", f"data.root={tmp_path / 'img'}", "data.mode=L",
+                                     "data.size=[8,8]"]).data, 0, torch.Generator())
+    assert grey.image_shape == (1, 8, 8)
+
+    from wdsweep.run import run
+    run(compose_cfg(["data=image_folder", f"data.root={tmp_path / 'img'}", "model=resnet",
+                     "trainer.steps=4", "trainer.eval_every=2"]), tmp_path / "job")
+    assert read_metrics(tmp_path / "job")["status"] == "completed"
+
+
+USER_LOADER = '''
+import torch
+from torch.utils.data import TensorDataset
+
+
+def load(n_train, seed):
+    g = torch.Generator().manual_seed(seed)
+    def split(n):
+        x = torch.randn(n, 6, generator=g)
+        return TensorDataset(x, (x.sum(1) > 0).long())
+    return {"train": split(n_train), "val": split(40), "test": split(40)}
+
+
+def bad(n_train):
+    return [1, 2, 3]
+'''
+
+
+@pytest.mark.integration
+def test_a_users_loader_from_their_own_folder(tmp_path):
+    (tmp_path / "myloader.py").write_text(USER_LOADER)
+    (tmp_path / "conf" / "data").mkdir(parents=True)
+    (tmp_path / "conf" / "data" / "mydata.yaml").write_text("_target_: myloader.load\nn_train: 120\n")
+    (tmp_path / "conf" / "data" / "baddata.yaml").write_text("_target_: myloader.bad\nn_train: 120\n")
+    proc = run_cli(["--config-dir", "conf", "-m", "data=mydata", "seed=0,1", "trainer.steps=30",
+                    "trainer.eval_every=10", "hydra.sweep.dir=sweep"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    records = [read_metrics(d) for d in sorted((tmp_path / "sweep").iterdir()) if (d / "metrics.json").exists()]
+    assert len(records) == 2 and all(r["status"] == "completed" for r in records)
+    assert records[0]["data_sizes"] == {"train": 120, "val": 40, "test": 40}
+    assert records[0]["val_error"] != records[1]["val_error"]  # the loader got each job's seed
+
+    bad = run_cli(["--config-dir", "conf", "-m", "data=mydata,baddata", "trainer.steps=5",
+                   "hydra.sweep.dir=bad"], cwd=tmp_path)
+    assert bad.returncode != 0 and not (tmp_path / "bad").exists()
+    (line,) = bad.stderr.strip().splitlines()
+    assert "data._target_='myloader.bad' is not allowed" in line and "train, val and test" in line
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("case,needle", [
+    ("sizes", "pixels, not 10x12 like the first image (set data.size)"),
+    ("no-test", "needs train/ and test/ folders"),
+])
+def test_image_folder_problems_are_one_line(tmp_path, case, needle):
+    root = tmp_path / "img"
+    if case == "sizes":
+        write_images(root, sizes={("train", "dog", 3): (9, 12)})
+    else:
+        write_images(root)
+        for f in (root / "test").rglob("*.png"):
+            os.remove(f)
+        for d in sorted((root / "test").rglob("*"), reverse=True):
+            d.rmdir()
+        (root / "test").rmdir()
+    proc = run_cli(["data=image_folder", f"data.root={root}", "trainer.steps=2"], cwd=tmp_path)
+    assert proc.returncode != 0
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("wdsweep: invalid config: data._target_=") and needle in line
+    assert not (tmp_path / "outputs").exists()
