@@ -61,7 +61,7 @@ def test_types_are_checked_at_composition(compose_cfg):
                      "(Value 'abc' of type 'str' could not be converted to Float)")),
     (["trainer.steps=1.5"], ("invalid config: trainer.steps=1.5 is not allowed: an integer "
                              "(Value '1.5' of type 'float' could not be converted to Integer)")),
-    (["model=resnet999"], "invalid config: model='resnet999' is not allowed: one of cnn, linear, mlp"),
+    (["model=resnet999"], "invalid config: model='resnet999' is not allowed: one of cnn, linear, mlp, resnet"),
     (["reg.nope=1"], ("invalid config: reg.nope=1 is not allowed: a key of reg: one of lam, p, mode, scope, "
                       "l1_ratio, eps, impl (Key 'nope' not in 'RegConfig'; to add a key: +reg.nope=...)")),
     (["+reg.lam=1"], ("invalid config: Could not append to config. An item is already at 'reg.lam'. "
