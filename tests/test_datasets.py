@@ -135,3 +135,31 @@ def test_image_folder_problems_are_one_line(tmp_path, case, needle):
     (line,) = proc.stderr.strip().splitlines()
     assert line.startswith("wdsweep: invalid config: data._target_=") and needle in line
     assert not (tmp_path / "outputs").exists()
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_a_large_split_is_evaluated_in_chunks_to_the_same_numbers(task):
+    """Past EVAL_ROWS rows a split is evaluated chunk by chunk; the loss and error are those
+    of one pass over the whole split (torch's own mean), to float rounding."""
+    from torch.nn import functional as F
+
+    from wdsweep.data import Splits
+    from wdsweep.regularizers import Regularizer
+    from wdsweep.training import EVAL_ROWS, evaluate
+
+    torch.manual_seed(0)
+    n = 2 * EVAL_ROWS + 123
+    x = torch.randn(n, 5)
+    y = (x[:, 0] > 0).long() if task == "classification" else x[:, :1] * 2
+    outputs = 2 if task == "classification" else 1
+    splits = Splits(task=task, x={s: x for s in ("train", "val", "test")},
+                    y={s: y for s in ("train", "val", "test")}, n_features=5, n_outputs=outputs)
+    net = torch.nn.Sequential(torch.nn.Linear(5, 16), torch.nn.ReLU(), torch.nn.Linear(16, outputs))
+    row = evaluate(net, splits, Regularizer(net, lam=0.0, p=2, mode="coupled", scope="weights",
+                                            optimizer="sgd"))
+    with torch.no_grad():
+        out = net(x)
+        loss = (F.cross_entropy(out, y) if task == "classification" else F.mse_loss(out, y)).item()
+        error = (out.argmax(1) != y).float().mean().item() if task == "classification" else loss
+    assert row["test_loss"] == pytest.approx(loss, rel=1e-5)
+    assert row["test_error"] == pytest.approx(error, rel=1e-6)

@@ -57,6 +57,11 @@ class TrainResult:
         return self.history[-1]
 
 
+# Splits larger than this are evaluated in chunks of this many rows, so that a convnet's
+# activations for a 10k-image test split never have to fit at once.
+EVAL_ROWS = 2048
+
+
 def data_loss(task: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     # Seed 1's MSELoss (mean) for regression; mean cross-entropy for classification.
     return F.mse_loss(out, y) if task == "regression" else F.cross_entropy(out, y)
@@ -69,12 +74,23 @@ def evaluate(model: nn.Module, splits: Splits, regularizer: Regularizer) -> dict
     model.eval()
     row = {}
     for split in SPLITS:
-        out = model(splits.x[split])
-        y = splits.y[split]
-        loss = float(data_loss(splits.task, out, y))
+        x, y = splits.x[split], splits.y[split]
+        if len(y) <= EVAL_ROWS:  # one pass, as the numbers have always been computed
+            out = model(x)
+            loss = float(data_loss(splits.task, out, y))
+            wrong = float((out.argmax(dim=1) != y).float().mean()) if splits.task != "regression" else loss
+        else:  # a large split in chunks: the mean of per-row losses, weighted by chunk size
+            loss_sum = wrong_sum = 0.0
+            for start in range(0, len(y), EVAL_ROWS):
+                out = model(x[start:start + EVAL_ROWS])
+                part = y[start:start + EVAL_ROWS]
+                loss_sum += float(data_loss(splits.task, out, part)) * len(part)
+                if splits.task != "regression":
+                    wrong_sum += float((out.argmax(dim=1) != part).sum())
+            loss = loss_sum / len(y)
+            wrong = loss if splits.task == "regression" else wrong_sum / len(y)
         row[f"{split}_loss"] = loss
-        row[f"{split}_error"] = loss if splits.task == "regression" else float(
-            (out.argmax(dim=1) != y).float().mean())
+        row[f"{split}_error"] = wrong
     row["reg_loss"] = regularizer.penalty()
     row["weight_norm"] = weight_norm(model)
     row["sparsity"] = regularizer.sparsity()
