@@ -163,3 +163,16 @@ def test_a_large_split_is_evaluated_in_chunks_to_the_same_numbers(task):
         error = (out.argmax(1) != y).float().mean().item() if task == "classification" else loss
     assert row["test_loss"] == pytest.approx(loss, rel=1e-5)
     assert row["test_error"] == pytest.approx(error, rel=1e-6)
+
+
+def test_npz_with_inf_is_refused_naming_the_loader_and_the_split(compose_cfg, tmp_path):
+    from wdsweep.validation import ConfigError, validate
+
+    x = np.ones((40, 3))
+    x[5, 1] = np.inf
+    np.savez(tmp_path / "bad.npz", x_train=np.ones((40, 3)), y_train=np.arange(40) % 2,
+             x_test=x, y_test=np.arange(40) % 2)
+    with pytest.raises(ConfigError) as info:
+        validate(compose_cfg(["data=npz", f"data.path={tmp_path / 'bad.npz'}"]))
+    assert "data._target_='wdsweep.datasets.npz' is not allowed" in str(info.value)
+    assert "test: inputs hold inf or NaN" in str(info.value)

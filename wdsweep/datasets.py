@@ -157,8 +157,12 @@ def to_splits(loaded: Any, standardize: bool = True):
             raise DataProblem(f"{s}: {len(x)} inputs and {len(y)} targets; needs as many, and at least one")
         if x.shape[1:] != x_train.shape[1:]:
             raise DataProblem(f"{s}: inputs of shape {x.shape[1:]}, train's are {x_train.shape[1:]}")
-        if not np.isfinite(x.astype(np.float64, copy=False)).all():
+        if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
             raise DataProblem(f"{s}: inputs hold inf or NaN")
+        if np.issubdtype(x.dtype, np.floating) and np.abs(x).max() > np.finfo(np.float32).max:
+            raise DataProblem(f"{s}: inputs beyond float32's range (|x| >= 3.4e38)")
+        if task == "regression" and not np.isfinite(np.asarray(y, dtype=np.float64)).all():
+            raise DataProblem(f"{s}: targets hold inf or NaN")
     if task == "classification":
         labels = np.concatenate([y for _, y in arrays.values()])
         if not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0:

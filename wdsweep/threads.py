@@ -64,7 +64,8 @@ def usable_cores() -> int:
 
 def _cgroup_quota() -> Optional[float]:
     try:
-        text = open("/sys/fs/cgroup/cpu.max").read().split()
+        with open("/sys/fs/cgroup/cpu.max") as limit:
+            text = limit.read().split()
     except OSError:
         return None
     if len(text) != 2 or text[0] == "max":
@@ -99,7 +100,8 @@ class _Snapshot:
 
 def _snapshot() -> Optional[_Snapshot]:
     try:
-        lines = open("/proc/stat").read().splitlines()
+        with open("/proc/stat") as stat:
+            lines = stat.read().splitlines()
     except OSError:
         return None
     allowed = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
