@@ -184,15 +184,22 @@ class _RunsCode:
         return os.system, (f"touch {self.marker}",)
 
 
+@pytest.fixture(scope="module")
+def seed_sweep(tmp_path_factory) -> Path:
+    """The weight-decay article's two runs, short: a sweep whose figures load model.pt."""
+    return sweep(tmp_path_factory.mktemp("seed"), "experiment=seed_regression", "trainer.steps=20",
+                 "trainer.eval_every=10", small=False)
+
+
 @pytest.mark.parametrize("damage", ["crafted", "truncated"])
-def test_a_crafted_or_truncated_model_file_is_one_line_and_runs_no_code(tmp_path, damage):
+def test_a_crafted_or_truncated_model_file_is_one_line_and_runs_no_code(tmp_path, damage, seed_sweep):
     """The analysis loads weights only: a model.pt that would run code under a full unpickle
     runs none (even with TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1), and a truncated one leaves out
     the figures that need it, with one line, while the rest of the report is made."""
     import torch
 
-    sweep_dir = sweep(tmp_path / "s", "experiment=seed_regression", "trainer.steps=20",
-                      "trainer.eval_every=10", small=False)
+    sweep_dir = tmp_path / "s"
+    shutil.copytree(seed_sweep, sweep_dir)
     marker = tmp_path / "code-ran"
     for job in job_dirs(sweep_dir):
         model = job / "model.pt"

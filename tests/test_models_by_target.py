@@ -70,7 +70,7 @@ def test_the_target_gets_the_data_shapes_it_asks_for_and_the_config_wins(compose
 @pytest.mark.integration
 def test_a_users_model_from_their_own_folder_sweeps_and_is_analysed(user_repo):
     proc = run_cli(["--config-dir", "conf", "-m", "model=mynet", "data=digits", "data.n_train=200",
-                    "reg.lam=0,1e-3", "reg.scope=weights,all", "trainer.steps=40", "trainer.eval_every=20",
+                    "reg.lam=0,1e-3", "reg.scope=weights,all", "trainer.steps=20", "trainer.eval_every=10",
                     "hydra.sweep.dir=sweep"], cwd=user_repo)
     assert proc.returncode == 0, proc.stderr
     runs = [read_metrics(d) for d in job_dirs(user_repo / "sweep")]
@@ -95,11 +95,11 @@ def test_a_users_model_from_their_own_folder_sweeps_and_is_analysed(user_repo):
     assert title_of(table).split(" · ")[1] == "net"  # the chart titles name the user's model
 
     search = run_cli(["--config-dir", "conf", "-m", "model=mynet", "search=optuna", "data=digits",
-                      "data.n_train=200", "hydra.sweeper.n_trials=3", "trainer.steps=20",
+                      "data.n_train=200", "hydra.sweeper.n_trials=2", "trainer.steps=10",
                       "trainer.eval_every=10", "hydra.sweep.dir=search"], cwd=user_repo)
     assert search.returncode == 0, search.stderr
     trials = [read_metrics(d) for d in job_dirs(user_repo / "search")]
-    assert len(trials) == 3 and all(t["config"]["model"]["_target_"] == "mynet.Net" for t in trials)
+    assert len(trials) == 2 and all(t["config"]["model"]["_target_"] == "mynet.Net" for t in trials)
 
 
 @pytest.mark.integration
