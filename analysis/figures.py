@@ -236,6 +236,9 @@ def regression_fits(runs: pd.DataFrame, out: Path) -> Chart:
     ax.scatter(splits.x["test"], splits.y["test"], s=40, alpha=0.6, marker="s", label="test")
     curves = []
     for run, style in zip(pair, ("-", "--")):
+        if "_target_" not in config.model:  # a sweep from before models were targets
+            raise FigureProblem(f"{Path(run['sweep']) / run['job']}: config.yaml has no model._target_ "
+                                "(made by an older wdsweep)")
         model = build_model(config.model, data_info_of(splits))
         model.load_state_dict(_state(run))
         with torch.no_grad():

@@ -167,3 +167,25 @@ def test_resnet_evaluates_with_its_running_statistics(compose_cfg, tmp_path):
         in_batch = net(splits.x["val"][:7])[:1]
     assert val == pytest.approx(record["val_error"], abs=1e-7)
     torch.testing.assert_close(alone, in_batch)  # eval mode: no batch statistics
+
+
+class _Squeezed(torch.nn.Module):
+    def __init__(self, n_features, n_outputs):
+        super().__init__()
+        self.out = torch.nn.Linear(n_features, n_outputs)
+
+    def forward(self, x):
+        return self.out(x).squeeze(-1)
+
+
+def test_a_regression_output_of_shape_n_is_refused(compose_cfg):
+    """Against (n, 1) targets an (n,) output would make the MSE an (n, n) broadcast."""
+    from omegaconf import OmegaConf
+
+    from wdsweep.models import model_problem
+
+    cfg = OmegaConf.create({"_target_": f"{__name__}._Squeezed"})
+    problem = model_problem(cfg, DataInfo(n_features=1, n_outputs=1, task="regression"))
+    assert problem and "an output of shape (batch, 1)" in problem and "it gives (2,)" in problem
+    assert model_problem(compose_cfg(["model=linear"]).model,
+                         DataInfo(n_features=1, n_outputs=1, task="regression")) is None

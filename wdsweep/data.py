@@ -127,14 +127,25 @@ def _from_target(cfg: DictConfig, data_seed: int) -> Splits:
 def _load_target(cfg_json: str, data_seed: int) -> Splits:
     from wdsweep.datasets import load
 
+    import random
+
+    import torch
+
     cfg = OmegaConf.create(json.loads(cfg_json))
+    # A loader that draws from the global generators would shift the model's init on a cache
+    # miss only: whether it ran would then change a job's weights. Its draws are undone.
+    py_state, np_state = random.getstate(), np.random.get_state()
     try:
-        return load(cfg, data_seed)
+        with torch.random.fork_rng(devices=[]):
+            return load(cfg, data_seed)
     except Exception as err:  # noqa: BLE001 - the user's loader may raise anything
         text = " ".join(str(err).split())[:300]
         raise ConfigError(f"invalid config: data._target_={cfg._target_!r} is not allowed: a loader that "
                           f"returns train, val and test splits (see wdsweep.datasets) "
                           f"({type(err).__name__}: {text})") from None
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)
 
 
 def _regression1d(cfg: DictConfig, data_seed: int, generator: torch.Generator) -> Splits:

@@ -139,9 +139,9 @@ def _model_problem(spec_json: str, info: DataInfo) -> Optional[str]:
             return None  # a forward pass the meta device cannot run (data-dependent code): trust it
         return (f"model._target_={target!r} is not allowed: a model that takes a batch of the data's "
                 f"rows, shape ({n}, {info.n_features}) ({_one_line(err)})")
-    expected = [(n, info.n_outputs)] + ([(n,)] if info.task == "regression" and info.n_outputs == 1 else [])
+    # (n,) is refused too: against (n, 1) targets the MSE would broadcast to an (n, n) matrix.
     shape = tuple(getattr(out, "shape", ()))
-    if shape not in expected:
+    if shape != (n, info.n_outputs):
         what = f"{info.n_outputs} classes" if info.task == "classification" else f"{info.n_outputs} target(s)"
         return (f"model._target_={target!r} is not allowed: an output of shape (batch, {info.n_outputs}) "
                 f"for this data ({what}); it gives {tuple(shape)} for a batch of {n}")

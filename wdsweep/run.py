@@ -183,7 +183,10 @@ def _train(cfg: DictConfig, job_dir: Path, progress: bool, trial: Optional[Trial
     torch.set_flush_denormal(cfg.trainer.flush_denormal)  # process-wide: set by every job
     splits = seed_and_draw_data(cfg)  # (drawn serially: the thread count does not matter yet)
     model = build_model(cfg.model, data_info_of(splits))  # continues the global stream after the data draw
-    set_threads(record, cfg.trainer.threads, launcher_jobs, is_thread_independent(model))
+    rows = len(splits.y["train"]) if cfg.trainer.batch_size is None else min(cfg.trainer.batch_size,
+                                                                              len(splits.y["train"]))
+    set_threads(record, cfg.trainer.threads, launcher_jobs,
+                is_thread_independent(model, rows * splits.n_outputs))
     reg = cfg.reg
     regularizer = Regularizer(model, lam=reg.lam, p=reg.p, mode=reg.mode, scope=reg.scope,
                               optimizer=cfg.optimizer.name, l1_ratio=reg.l1_ratio, eps=reg.eps,

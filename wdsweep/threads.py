@@ -52,7 +52,13 @@ def request_reproducible_gemm() -> None:
 
 
 def gemm_is_strict() -> bool:
-    return "STRICT" in os.environ.get("MKL_CBWR", "").upper()
+    """MKL's strict mode is asked for and torch's BLAS is MKL (an OpenBLAS or Accelerate build
+    ignores MKL_CBWR)."""
+    if "STRICT" not in os.environ.get("MKL_CBWR", "").upper():
+        return False
+    import torch
+
+    return torch.backends.mkl.is_available() and "BLAS_INFO=mkl" in torch.__config__.show()
 
 
 def usable_cores() -> int:
@@ -196,7 +202,11 @@ def _warn_busy_once(free: int, fixed: int) -> None:
                     "it faster here", free, fixed, fixed)
 
 
-def is_thread_independent(model) -> bool:
+# torch splits a reduction to one value over more than this many entries among its threads.
+PARALLEL_REDUCTION = 32768
+
+
+def is_thread_independent(model, batch_entries: int = 0) -> bool:
     """True when MKL's gemm is strict and the model holds only layers whose CPU kernels we
     have checked give the same bits at any thread count (tests/test_threads.py): dense layers,
     pointwise activations, containers. Anything else (convolutions, normalization, dropout,
@@ -205,4 +215,7 @@ def is_thread_independent(model) -> bool:
 
     checked = (nn.Linear, nn.Sequential, nn.Identity, nn.Flatten, nn.ReLU, nn.Tanh, nn.GELU,
                nn.SiLU, nn.Sigmoid, nn.LeakyReLU)
-    return gemm_is_strict() and all(type(m) in checked for m in model.modules())
+    # batch_entries: rows x outputs of a training batch. Past PARALLEL_REDUCTION the loss's mean
+    # and a bias gradient are such reductions, split among threads.
+    return (batch_entries < PARALLEL_REDUCTION and gemm_is_strict()
+            and all(type(m) in checked for m in model.modules()))

@@ -39,7 +39,7 @@ from wdsweep.monitors import PruningReporter
 from wdsweep.optimizers import lr_factor
 from wdsweep.regularizers import Regularizer, lp_elementwise, lp_grad, ordered_sum
 from wdsweep.run import objective_names, seed_and_draw_data
-from wdsweep.threads import job_threads
+from wdsweep.threads import gemm_is_strict, job_threads
 from wdsweep.training import BatchSampler, Callback, StopRun, TrainResult
 from wdsweep.trial_link import TrialLink
 
@@ -77,7 +77,8 @@ class Trained:
     decay: dict
     data_sizes: dict
     model_state: dict
-    threads: int  # torch threads the batch trained with (a batched model is thread-independent)
+    threads: int  # torch threads the batch trained with
+    thread_independent: bool  # stacked dense layers are, when MKL's gemm is strict
 
 
 def _decays_before_step(reg: DictConfig) -> bool:
@@ -291,7 +292,8 @@ def _train_sorted(cfgs: Sequence[DictConfig], dev: torch.device,
                                      torch.Generator().manual_seed(derived_seed(cfg.seed, "batches"))))
     # Stacked dense layers give the same bits at any thread count (tests/test_threads.py), so
     # the batch takes the cores that are free now (trainer.* is equal in a batch).
-    threads = job_threads(cfgs[0].trainer.threads, None, thread_independent=True)
+    independent = gemm_is_strict()
+    threads = job_threads(cfgs[0].trainer.threads, None, thread_independent=independent)
     torch.set_num_threads(threads)
     first = cfgs[0]
     task, steps, eval_every = splits[0].task, first.trainer.steps, first.trainer.eval_every
@@ -320,7 +322,7 @@ def _train_sorted(cfgs: Sequence[DictConfig], dev: torch.device,
                              eval_seconds=seconds[1] / len(cfgs), history=histories[k],
                              diverged_at_step=diverged_at, stop_reason=stop_reason)
         trained.append(Trained(result, reg.summary(), splits[k].sizes(), member_net.state_dict(),
-                               threads))
+                               threads, independent))
     return trained
 
 

@@ -312,8 +312,7 @@ class OptunaSweeperImpl(Sweeper):
             self.storage_obj.set_trial_user_attr(trial._trial_id, CANONICAL_ATTR, canonical)
             self.storage_obj.set_trial_user_attr(trial._trial_id, JOB_DIR_ATTR, str(sweep_dir / folder))
             job = job + [f"hydra.sweep.subdir={folder}"]
-            if canonical in finished:
-                self._record_twin(study, trial, job, finished[canonical])
+            if canonical in finished and self._record_twin(study, trial, job, finished[canonical]):
                 continue
             if self.dedupe and canonical in first_in_batch:
                 waiting.append((trial, job, first_in_batch[canonical]))
@@ -329,9 +328,8 @@ class OptunaSweeperImpl(Sweeper):
             job_index += len(runnable)
         for trial, job, source in waiting:
             source = self.storage_obj.get_trial(source._trial_id)
-            if source.state == TrialState.COMPLETE and self._source_dir(source) is not None:
-                self._record_twin(study, trial, job, source)
-            else:  # its twin was pruned or failed: this one trains after all
+            if not (source.state == TrialState.COMPLETE and self._record_twin(study, trial, job, source)):
+                # its twin was pruned or failed, or its result is gone: this one trains after all
                 returns = self.launcher.launch([self._linked(job, storage_spec, study, trial)],
                                                initial_job_idx=job_index)
                 state, values, reason = self._outcome(study, trial, returns[0])
@@ -369,15 +367,18 @@ class OptunaSweeperImpl(Sweeper):
         return Path(folder) if record is not None and record.get("status") in DONE_STATUSES else None
 
     def _record_twin(self, study: optuna.Study, trial: optuna.Trial, job: List[str],
-                     source: optuna.trial.FrozenTrial) -> None:
+                     source: optuna.trial.FrozenTrial) -> bool:
         """Write the trial's folder as a record of `source`'s result (through Hydra's run_job,
-        in this process) and tell Optuna the source's values."""
+        in this process) and tell Optuna the source's values. False, with nothing done, if the
+        source's finished result is no longer on disk: the trial then trains."""
         from hydra.core.utils import configure_log, setup_globals
 
         from wdsweep.canonical import RecordTwin
         from wdsweep.inprocess import run_sweep_job
 
         source_dir = self._source_dir(source)
+        if source_dir is None:
+            return False
         setup_globals()
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         cfg = self.hydra_context.config_loader.load_sweep_config(self.config, job)
@@ -387,7 +388,7 @@ class OptunaSweeperImpl(Sweeper):
         if task.record.get("status") != "completed":
             self._tell(study, trial._trial_id, trial.number, TrialState.FAIL, None,
                        f"could not record the result of trial {source.number}")
-            return
+            return True
         for key, value in source.user_attrs.items():
             if key.startswith("wdsweep_") and key not in (CANONICAL_ATTR, JOB_DIR_ATTR, HEARTBEAT_ATTR):
                 self.storage_obj.set_trial_user_attr(trial._trial_id, key, value)
@@ -395,6 +396,7 @@ class OptunaSweeperImpl(Sweeper):
         log.info("trial %d: the same configuration as trial %d, told its value (not trained)",
                  trial.number, source.number)
         self._tell(study, trial._trial_id, trial.number, TrialState.COMPLETE, list(source.values), None)
+        return True
 
     def _trial_overrides(self, trial: optuna.Trial, space: SearchSpace) -> List[str]:
         chosen: Dict[str, Any] = dict(trial.params)  # sampled by study.ask from the space

@@ -175,8 +175,10 @@ class ValidatingSweeper(BasicSweeper):
         first: Dict[str, _Job] = {}
         twin_of: Dict[int, _Job] = {}
         for job in jobs:
-            if job.canonical in first:
+            if job.canonical in first and first[job.canonical].folder != job.folder:
                 twin_of[job.index] = first[job.canonical]
+            elif job.canonical in first:
+                continue  # the same job twice (seed=1,1): one folder, resume runs it once
             else:
                 first[job.canonical] = job
         return twin_of

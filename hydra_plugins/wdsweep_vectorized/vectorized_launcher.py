@@ -57,7 +57,7 @@ class _RecordMember:
         overrides = list(hydra_cfg.overrides.task)
         t = self.trained
         record = start_record(cfg, overrides, config_hash(cfg))
-        record.update(torch_threads=t.threads, thread_independent=True, batched=True)
+        record.update(torch_threads=t.threads, thread_independent=t.thread_independent, batched=True)
         return record_trained(record, cfg, job_dir, overrides, t.result, t.decay, t.data_sizes,
                               t.model_state, TrialLink.from_env())
 
@@ -142,12 +142,20 @@ class VectorizedLauncher(Launcher):
         resume = bool(self.config.hydra.sweeper.get("resume", False))
         folders = {job[0]: Path(str(job[2].hydra.sweep.dir)) / str(job[2].hydra.sweep.subdir)
                    for job in chunk}
+        # flock on a second open file of one folder would wait on ourselves: each folder once;
+        # a later job of the same folder (the same job twice, dedupe off) runs after, alone.
+        first: Dict[str, int] = {}
         for index in sorted(folders, key=lambda i: str(folders[i])):
+            if str(folders[index]) in first:
+                continue
+            first[str(folders[index])] = index
             folders[index].mkdir(parents=True, exist_ok=True)
             locks.enter_context(job_lock(folders[index]))
         train, done = [], []
         for job in chunk:
-            if resume and done_record(folders[job[0]], config_hash(job[2])) is not None:
+            if first[str(folders[job[0]])] != job[0]:
+                done.append(job)  # runs alone once the locks are released, and finds itself done
+            elif resume and done_record(folders[job[0]], config_hash(job[2])) is not None:
                 done.append(job)
             else:
                 remove_stale_temp_files(folders[job[0]])
