@@ -15,8 +15,6 @@ kept tensors) are left out. No torch here: the grid sweeper calls it before laun
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import math
 import os
@@ -26,31 +24,27 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 log = logging.getLogger(__name__)
 
 # What a lam = 0 regularizer ignores.
 IDLE_REG_KEYS = ("p", "mode", "scope", "l1_ratio", "eps", "impl")
-SAME_AS = "same_as"
 
 
-def canonical_config(cfg: DictConfig) -> dict:
-    """The job config (without `hydra`) with what cannot matter set to one value."""
-    plain = {key: OmegaConf.to_container(value, resolve=True, throw_on_missing=True)
-             if OmegaConf.is_config(value) else value
-             for key, value in cfg.items() if key != "hydra"}
-    reg = plain.get("reg")
-    if isinstance(reg, dict) and reg.get("lam") == 0:
-        for key in IDLE_REG_KEYS:
-            if key in reg:
-                reg[key] = None
-    return plain
+def canonical_tree(tree: dict) -> dict:
+    """A resolved job config (wdsweep.results.job_tree) with what cannot matter set to one
+    value; `tree` itself is left as it is."""
+    reg = tree.get("reg")
+    if not (isinstance(reg, dict) and reg.get("lam") == 0):
+        return tree
+    return {**tree, "reg": {k: (None if k in IDLE_REG_KEYS else v) for k, v in reg.items()}}
 
 
 def canonical_hash(cfg: DictConfig) -> str:
-    text = json.dumps(canonical_config(cfg), sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    from wdsweep.results import digest, job_tree
+
+    return digest(canonical_tree(job_tree(cfg)))
 
 
 def write_twin_record(source_dir: Path, job_dir: Path, cfg: DictConfig, overrides: Sequence[str],

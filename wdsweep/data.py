@@ -59,7 +59,7 @@ def build_splits(cfg: DictConfig, seed: int, generator: torch.Generator) -> Spli
     """Build the splits of data set `cfg.name`. `seed` is the run's seed; cfg.seed overrides it."""
     import torch
 
-    data_seed = seed if cfg.get("seed") is None else cfg.seed
+    data_seed = _data_seed(cfg, seed)
     if "_target_" in cfg:
         return _from_target(cfg, data_seed)
     if cfg.seed is not None:
@@ -75,36 +75,43 @@ def data_info(cfg: DictConfig):
     from wdsweep.models import DataInfo, data_info_of
 
     if "_target_" in cfg:
-        return data_info_of(_from_target(cfg, 0 if cfg.get("seed") is None else cfg.seed))
+        return data_info_of(_from_target(cfg, _data_seed(cfg, 0)))
     if cfg.name == "regression1d":
         return DataInfo(n_features=1, n_outputs=1, task="regression")
     if cfg.name == "digits":
         return DataInfo(n_features=64, n_outputs=10, task="classification", image_shape=(1, 8, 8))
     if cfg.name == "moons":
         return DataInfo(n_features=2, n_outputs=2, task="classification")
-    path = Path(cfg.path).expanduser()
-    stat = path.stat()
-    return _csv_info(json.dumps(OmegaConf.to_container(cfg, resolve=True), sort_keys=True),
-                     stat.st_mtime_ns, stat.st_size)
-
-
-@functools.lru_cache(maxsize=16)
-def _csv_info(cfg_json: str, mtime_ns: int, size: int):
-    from wdsweep.models import DataInfo
-
-    cfg = OmegaConf.create(json.loads(cfg_json))
-    arrays = _csv_arrays(cfg, data_seed=0)
+    arrays = _checked_csv(cfg, _data_seed(cfg, 0))
     return DataInfo(n_features=int(arrays.x.shape[1]), n_outputs=int(arrays.n_outputs), task=cfg.task)
+
+
+def _data_seed(cfg: DictConfig, seed: int) -> int:
+    """The run's seed, unless data.seed fixes the data across seeds."""
+    return seed if cfg.get("seed") is None else cfg.seed
+
+
+def _checked_csv(cfg: DictConfig, data_seed: int) -> "_CsvArrays":
+    """_csv_arrays, read once per file version and seed: validation asks for the row count
+    (check_data) and for the shapes (data_info) of every job of a sweep."""
+    stat = Path(cfg.path).expanduser().stat()
+    return _csv_arrays_once(json.dumps(OmegaConf.to_container(cfg, resolve=True), sort_keys=True),
+                            data_seed, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=8)
+def _csv_arrays_once(cfg_json: str, data_seed: int, mtime_ns: int, size: int) -> "_CsvArrays":
+    return _csv_arrays(OmegaConf.create(json.loads(cfg_json)), data_seed)
 
 
 def check_data(cfg: DictConfig, seed: int) -> int:
     """Raise ConfigError if the data cannot be built, else return the number of training rows.
     Used by validate before any training: the same checks as the loaders, without tensors."""
-    data_seed = seed if cfg.get("seed") is None else cfg.seed
+    data_seed = _data_seed(cfg, seed)
     if "_target_" in cfg:
         return len(_from_target(cfg, data_seed).y["train"])
     if cfg.name == "csv":
-        return int((_csv_arrays(cfg, data_seed).split == "train").sum())
+        return int((_checked_csv(cfg, data_seed).split == "train").sum())
     if cfg.name == "digits":
         sizes = digits_split_sizes(cfg.val_fraction, cfg.test_fraction)
         for key, split in (("data.val_fraction", "val"), ("data.test_fraction", "test")):

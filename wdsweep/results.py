@@ -88,12 +88,21 @@ def resolved_config(cfg: DictConfig) -> dict:
     return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
 
 
-def config_hash(cfg: DictConfig) -> str:
-    """A short, stable digest of the resolved job config (key order does not matter). A
-    `hydra` node is left out, so the sweeper can hash a full config without copying it and
-    get what the job, which is handed the config without that node, will compute."""
-    resolved = {key: OmegaConf.to_container(value, resolve=True, throw_on_missing=True)
-                if OmegaConf.is_config(value) else value
-                for key, value in cfg.items() if key != "hydra"}
-    text = json.dumps(resolved, sort_keys=True, default=str)
+def job_tree(cfg: DictConfig) -> dict:
+    """The resolved job config as plain Python. A `hydra` node is left out, so the sweeper can
+    hash a full config without copying it and get what the job, which is handed the config
+    without that node, will compute."""
+    return {key: OmegaConf.to_container(value, resolve=True, throw_on_missing=True)
+            if OmegaConf.is_config(value) else value
+            for key, value in cfg.items() if key != "hydra"}
+
+
+def digest(tree: dict) -> str:
+    """A short, stable digest of a plain config tree (key order does not matter)."""
+    text = json.dumps(tree, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def config_hash(cfg: DictConfig) -> str:
+    """The digest of the resolved job config: what resume compares."""
+    return digest(job_tree(cfg))

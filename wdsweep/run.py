@@ -28,7 +28,7 @@ from wdsweep.regularizers import Regularizer
 from wdsweep.results import (METRICS_FILE, SCHEMA_VERSION, config_hash, resolved_config,
                              save_model, write_history, write_metrics)
 from wdsweep.resume import done_record, job_lock, remove_stale_temp_files
-from wdsweep.threads import fixed_threads, is_thread_independent, job_threads
+from wdsweep.threads import dependent_threads, is_thread_independent, job_threads
 from wdsweep.training import Callback, TrainResult, train
 from wdsweep.trial_link import TrialLink
 from wdsweep.validation import validate
@@ -54,7 +54,7 @@ def run(cfg: DictConfig, job_dir: Path, *, overrides: Sequence[str] = (), progre
     job_dir.mkdir(parents=True, exist_ok=True)
     with job_lock(job_dir):
         cfg_hash = config_hash(cfg)
-        done = (done_record(job_dir, cfg_hash, cfg.trainer.threads or fixed_threads(launcher_jobs))
+        done = (done_record(job_dir, cfg_hash, dependent_threads(cfg.trainer.threads, launcher_jobs))
                 if resume else None)
         if done is not None:
             log.info("%s | already done (%s), not run again", " ".join(overrides) or job_dir,

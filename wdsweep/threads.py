@@ -29,6 +29,7 @@ grid sweeper uses fixed_threads() to check finished jobs before launching any.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -51,9 +52,10 @@ def request_reproducible_gemm() -> None:
     os.environ.setdefault("MKL_CBWR", STRICT_GEMM)
 
 
+@functools.lru_cache(maxsize=1)
 def gemm_is_strict() -> bool:
     """MKL's strict mode is asked for and torch's BLAS is MKL (an OpenBLAS or Accelerate build
-    ignores MKL_CBWR)."""
+    ignores MKL_CBWR). Once per process: MKL reads MKL_CBWR once, and every job asks."""
     if "STRICT" not in os.environ.get("MKL_CBWR", "").upper():
         return False
     import torch
@@ -170,14 +172,18 @@ def start_watching() -> None:
         _free_cores = FreeCores()
 
 
+def dependent_threads(requested: Optional[int], n_jobs: object) -> int:
+    """The count a thread-dependent job runs with: trainer.threads, else fixed_threads. What
+    resume compares (wdsweep.resume.done_record)."""
+    return int(requested) if requested else fixed_threads(n_jobs)
+
+
 def job_threads(requested: Optional[int], n_jobs: object, thread_independent: bool) -> int:
     """The torch threads for one job: trainer.threads if set; else OMP_NUM_THREADS; else, for
     a thread-independent model, the free cores (at most the launcher's share); else the fixed
     count. See the module docstring."""
-    if requested:
-        return int(requested)
-    fixed = fixed_threads(n_jobs)
-    if os.environ.get("OMP_NUM_THREADS", "").isdigit():
+    fixed = dependent_threads(requested, n_jobs)
+    if requested or os.environ.get("OMP_NUM_THREADS", "").isdigit():
         return fixed
     start_watching()
     assert _free_cores is not None

@@ -236,17 +236,18 @@ class ValidatingSweeper(BasicSweeper):
         return job
 
     def _job(self, index: int, overrides: List[str], cfg: DictConfig) -> _Job:
-        from wdsweep.canonical import canonical_hash
-        from wdsweep.results import config_hash
+        from wdsweep.canonical import canonical_tree
+        from wdsweep.results import digest, job_tree
 
-        return _Job(index, overrides, self._folder(cfg), config_hash(cfg), self._threads(cfg),
-                    canonical_hash(cfg))
+        tree = job_tree(cfg)  # resolved once for both digests: this runs for every job
+        return _Job(index, overrides, self._folder(cfg), digest(tree), self._threads(cfg),
+                    digest(canonical_tree(tree)))
 
     @staticmethod
     def _threads(cfg: DictConfig) -> int:
-        from wdsweep.threads import fixed_threads
+        from wdsweep.threads import dependent_threads
 
-        return cfg.trainer.threads or fixed_threads(cfg.hydra.launcher.get("n_jobs"))
+        return dependent_threads(cfg.trainer.threads, cfg.hydra.launcher.get("n_jobs"))
 
     @staticmethod
     def _folder(cfg: DictConfig) -> Path:
@@ -309,6 +310,8 @@ SAME_AS_LABEL = "same as another job (not trained)"
 def _status(record: Optional[dict]) -> str:
     if record is None:
         return "no result"
-    if record.get("same_as") and record.get("status") in ("completed", "diverged"):
+    from wdsweep.resume import DONE_STATUSES
+
+    if record.get("same_as") and record.get("status") in DONE_STATUSES:
         return SAME_AS_LABEL
     return str(record.get("status", "no result"))
