@@ -1,9 +1,11 @@
-"""Many configurations of one MLP trained at once, as one batched model.
+"""Many configurations of one model trained at once, as one batched model.
 
-A regularization sweep trains the same small net again and again, varying only the
-regularizer, the seed and the learning rate. Here K such jobs become one model whose weights
-are stacked, (K, out, in), and whose layers are batched matrix products (`torch.baddbmm`):
-K small products become one larger one. Each member keeps everything of its own: its data
+A regularization sweep trains the same net again and again, varying only the regularizer,
+the seed and the learning rate. Here K such jobs become one model. Two paths build it:
+the built-in mlp and linear become stacked weights, (K, in, out), whose layers are batched
+matrix products (`torch.baddbmm`, K small products as one larger one, with gradients written
+in place: _StackedNet); any other module runs K times at once under `torch.func.vmap`
+(wdsweep.func_net.FuncNet: convolutions, BatchNorm, the user's own modules). Each member keeps everything of its own: its data
 draw, its initial weights and batch order (from its own seed, in the order wdsweep.run uses),
 its lam, p, mode, scope, l1_ratio and eps (as per-member tensors), its learning rate and
 schedule, its divergence (a member whose loss is not finite is recorded as diverged at
@@ -14,8 +16,9 @@ The optimizers are written out (SGD with momentum and Nesterov, Adam, AdamW) in 
 formulas, per member; so are the three decay modes. A member's metrics equal those of the same
 job run alone to float rounding (tests/test_vectorized.py: 1e-5).
 
-Only what equals a single job exactly is batched (see `unbatchable_reason`); the launcher in
-hydra_plugins/wdsweep_vectorized runs the rest as ordinary jobs.
+Only what equals a single job exactly is batched (see `unbatchable_reason` and
+`func_net.vectorize_problem`); the launcher in hydra_plugins/wdsweep_vectorized runs the rest
+as ordinary jobs, with a line saying why.
 """
 from __future__ import annotations
 
@@ -33,7 +36,8 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from torch.nn import functional as F
 
-from wdsweep.data import SPLITS, derived_seed
+from wdsweep.data import SPLITS, data_info, derived_seed
+from wdsweep.func_net import FuncNet, vectorize_problem
 from wdsweep.models import _ACTIVATIONS, LINEAR_TARGET, MLP_TARGET, build_model, data_info_of, model_label
 from wdsweep.monitors import PruningReporter
 from wdsweep.optimizers import lr_factor
@@ -61,13 +65,23 @@ def batch_signature(cfg: DictConfig) -> str:
 
 
 def unbatchable_reason(cfg: DictConfig) -> Optional[str]:
-    """Why this job must run alone, or None if it can be a member of a batch."""
-    if cfg.model._target_ not in (MLP_TARGET, LINEAR_TARGET):
-        return (f"model={model_label(cfg.model)} is not batched (only the built-in mlp and "
-                f"linear; its target is {cfg.model._target_})")
+    """Why this job must run alone, or None if it can be a member of a batch. Builds the model
+    once (and tries two copies of it under vmap) unless it is the built-in mlp or linear: call
+    it once per batch_signature."""
     if cfg.logger.name != "none":
         return f"logger={cfg.logger.name} logs one model's weights per step"
+    if _stacks(cfg):
+        return None
+    info = data_info(cfg.data)
+    problem = vectorize_problem(build_model(cfg.model, info), info.n_features)
+    if problem:
+        return f"model={model_label(cfg.model)} cannot be vectorized with torch.func ({problem})"
     return None
+
+
+def _stacks(cfg: DictConfig) -> bool:
+    """Whether the job's model takes the stacked-MLP path (else the general torch.func one)."""
+    return cfg.model._target_ in (MLP_TARGET, LINEAR_TARGET)
 
 
 @dataclass
@@ -78,7 +92,7 @@ class Trained:
     data_sizes: dict
     model_state: dict
     threads: int  # torch threads the batch trained with
-    thread_independent: bool  # stacked dense layers are, when MKL's gemm is strict
+    thread_independent: bool  # stacked dense layers are, when MKL's gemm is strict; vmap'ed modules not
 
 
 def _decays_before_step(reg: DictConfig) -> bool:
@@ -202,9 +216,12 @@ class _StackedNet:
     """The members' nets as stacked weights: layer i is (K, in, out), transposed from
     nn.Linear's (out, in) so that the weight gradient comes out of the batched product in
     the weight's own layout (with (K, out, in) every step paid a copy of every weight), and
-    (K, 1, out) biases."""
+    (K, 1, out) biases. Its interface is FuncNet's (wdsweep.func_net)."""
+
+    sinks_momentum = True  # its backward can write SGD's momentum buffers itself
 
     def __init__(self, nets: Sequence[nn.Module], activation: str, device: torch.device) -> None:
+        self.k = len(nets)
         per_net = [[m for m in net.modules() if isinstance(m, nn.Linear)] for net in nets]
         self.weights = [torch.stack([layers[i].weight.detach().t() for layers in per_net])
                         .contiguous().to(device) for i in range(len(per_net[0]))]
@@ -213,10 +230,41 @@ class _StackedNet:
         for q in self.params():
             q.requires_grad_(True)
         self.activation = _ACTIVATIONS[activation]()
+        self.is_matrix = [i % 2 == 0 for i in range(2 * len(self.weights))]
+        self._grads: List[torch.Tensor] = []
+        self._sinks: List[_GradientSink] = []
 
     def params(self) -> List[torch.Tensor]:
         """In nn.Module order: weight, bias of each layer."""
         return [q for pair in zip(self.weights, self.biases) for q in pair]
+
+    def sink_gradients(self, momentum: float) -> None:
+        """Make the backward write into buffers that live for the run: plain gradients
+        (momentum 0), or SGD's momentum buffers themselves."""
+        self._grads = [torch.zeros_like(q, requires_grad=False) for q in self.params()]
+        self._sinks = [_GradientSink(w, b, momentum) for w, b in zip(self._grads[0::2], self._grads[1::2])]
+
+    def train_outputs(self, x: torch.Tensor) -> torch.Tensor:
+        return self(x, self._sinks)
+
+    def grads(self) -> List[torch.Tensor]:
+        return self._grads
+
+    @torch.no_grad()
+    def outputs(self, x: torch.Tensor) -> torch.Tensor:
+        return self(x)
+
+    def snapshot(self, k: int) -> List[torch.Tensor]:
+        return [q[k].detach().cpu().clone() for q in self.params()]
+
+    @staticmethod
+    def load(net: nn.Module, tensors: List[torch.Tensor]) -> None:
+        """A member's weights (weight (in, out), bias per layer, as params()) into its own net."""
+        layers = [m for m in net.modules() if isinstance(m, nn.Linear)]
+        with torch.no_grad():
+            for layer, w, b in zip(layers, tensors[0::2], tensors[1::2]):
+                layer.weight.copy_(w.t())
+                layer.bias.copy_(b.view(-1))
 
     def __call__(self, x: torch.Tensor, sinks: Optional[Sequence[_GradientSink]] = None) -> torch.Tensor:
         """The members' outputs; with `sinks` (one per layer), a backward pass from them fills
@@ -227,16 +275,6 @@ class _StackedNet:
             if i < last:
                 x = self.activation(x)
         return x
-
-
-def _load(net: nn.Module, tensors: List[torch.Tensor]) -> None:
-    """A member's weights (weight (in, out), bias per layer, as _StackedNet.params) into its
-    own net."""
-    layers = [m for m in net.modules() if isinstance(m, nn.Linear)]
-    with torch.no_grad():
-        for layer, w, b in zip(layers, tensors[0::2], tensors[1::2]):
-            layer.weight.copy_(w.t())
-            layer.bias.copy_(b.view(-1))
 
 
 def _losses(task: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -291,8 +329,9 @@ def _train_sorted(cfgs: Sequence[DictConfig], dev: torch.device,
         samplers.append(BatchSampler(len(member_splits.y["train"]), cfg.trainer.batch_size,
                                      torch.Generator().manual_seed(derived_seed(cfg.seed, "batches"))))
     # Stacked dense layers give the same bits at any thread count (tests/test_threads.py), so
-    # the batch takes the cores that are free now (trainer.* is equal in a batch).
-    independent = gemm_is_strict()
+    # the batch takes the cores that are free now (trainer.* is equal in a batch); a vmap'ed
+    # module (convolutions) keeps the fixed count its job alone would use.
+    independent = _stacks(cfgs[0]) and gemm_is_strict()
     threads = job_threads(cfgs[0].trainer.threads, None, thread_independent=independent)
     torch.set_num_threads(threads)
     first = cfgs[0]
@@ -301,7 +340,10 @@ def _train_sorted(cfgs: Sequence[DictConfig], dev: torch.device,
     y = {s: torch.stack([sp.y[s] for sp in splits]).to(dev) for s in SPLITS}
     if task == "regression":
         y = {s: v.view(len(cfgs), -1, 1) for s, v in y.items()}
-    net = _StackedNet(nets, first.model.activation if first.model._target_ == MLP_TARGET else "relu", dev)
+    if _stacks(first):
+        net = _StackedNet(nets, first.model.activation if first.model._target_ == MLP_TARGET else "relu", dev)
+    else:
+        net = FuncNet(nets, dev)
     members = _Members(cfgs, dev)
     trainer = _BatchedTrainer(first, net, members, x, y, task, samplers, dev)
     reporters: List[Optional[PruningReporter]] = []
@@ -317,7 +359,7 @@ def _train_sorted(cfgs: Sequence[DictConfig], dev: torch.device,
     trained = []
     for k, (cfg, member_net, reg) in enumerate(zip(cfgs, nets, regs)):
         status, steps_done, diverged_at, tensors, stop_reason = outcomes[k]
-        _load(member_net, tensors)
+        net.load(member_net, tensors)
         result = TrainResult(status=status, steps=steps_done, train_seconds=seconds[0] / len(cfgs),
                              eval_seconds=seconds[1] / len(cfgs), history=histories[k],
                              diverged_at_step=diverged_at, stop_reason=stop_reason)
@@ -333,9 +375,10 @@ class _BatchedTrainer:
         self.net, self.m, self.x, self.y, self.task = net, members, x, y, task
         self.samplers, self.dev = samplers, dev
         self.k = len(samplers)
-        # Which stacked tensors each member decays: weights always, biases with scope=all.
-        self.decayed = [torch.ones_like(members.all_scope) if i % 2 == 0 else members.all_scope
-                        for i in range(len(net.params()))]
+        # Which stacked tensors each member decays: weights (dim >= 2) always, the others
+        # (biases, norm gains) with scope=all.
+        self.decayed = [torch.ones_like(members.all_scope) if matrix else members.all_scope
+                        for matrix in net.is_matrix]
 
         # Per tensor, each member's coefficient of the decay direction (None: nobody's).
         def coefficient(mode: torch.Tensor, mask: torch.Tensor):
@@ -353,13 +396,13 @@ class _BatchedTrainer:
                                    nesterov=bool(opt.get("nesterov")), betas=opt.get("betas"),
                                    eps=opt.get("eps"))
         # SGD with momentum and without Nesterov uses a gradient only to add it into the
-        # momentum buffer: the backward adds it there itself (see _SinkingLinear).
-        self.into_momentum = self.opt.name == "sgd" and bool(self.opt.momentum) and not self.opt.nesterov
-        self.grads = [torch.zeros_like(q, requires_grad=False) for q in net.params()]
+        # momentum buffer: the stacked MLP's backward adds it there itself (see _SinkingLinear).
+        self.into_momentum = (net.sinks_momentum and self.opt.name == "sgd" and bool(self.opt.momentum)
+                              and not self.opt.nesterov)
+        if net.sinks_momentum:
+            net.sink_gradients(self.opt.momentum if self.into_momentum else 0.0)
         self.scratch = [torch.empty_like(q, requires_grad=False) if c is not None or d is not None else None
                         for q, c, d in zip(net.params(), self.coupled_coef, self.decoupled_coef)]
-        beta = self.opt.momentum if self.into_momentum else 0.0
-        self.sinks = [_GradientSink(w, b, beta) for w, b in zip(self.grads[0::2], self.grads[1::2])]
         self.state: Dict[int, dict] = {}
         self.step_count = 0
 
@@ -368,7 +411,7 @@ class _BatchedTrainer:
     def evaluate(self) -> List[dict]:
         rows = [dict() for _ in range(self.k)]
         for split in SPLITS:
-            out = self.net(self.x[split])
+            out = self.net.outputs(self.x[split])
             losses = _losses(self.task, out, self.y[split])
             if self.task == "regression":
                 errors = losses
@@ -378,8 +421,9 @@ class _BatchedTrainer:
                 rows[k][f"{split}_loss"] = float(losses[k])
                 rows[k][f"{split}_error"] = float(errors[k])
         params = self.net.params()
-        matrices = params[0::2]
-        norms = torch.stack([ordered_sum(q.pow(2), keep=1) for q in matrices]).sum(0).sqrt()
+        matrices = [q for q, matrix in zip(params, self.net.is_matrix) if matrix]
+        norms = (torch.stack([ordered_sum(q.pow(2), keep=1) for q in matrices]).sum(0).sqrt() if matrices
+                 else torch.zeros(self.k, device=self.dev))
         penalty = torch.zeros(self.k, device=self.dev)
         zeros = torch.zeros(self.k, device=self.dev)
         total = torch.zeros(self.k, device=self.dev)
@@ -403,21 +447,24 @@ class _BatchedTrainer:
     # --------------------------------------------------------------- the optimizer
     @torch.no_grad()
     def update(self, lr: torch.Tensor) -> None:
-        """One optimizer step from the gradients the backward left in self.grads (for SGD
-        with momentum and without Nesterov, already the new momentum buffers)."""
+        """One optimizer step from the gradients the backward left in net.grads() (with
+        into_momentum, already the new momentum buffers)."""
         opt, m = self.opt, self.m
-        for i, (q, g, coupled, decoupled) in enumerate(zip(self.net.params(), self.grads,
+        for i, (q, g, coupled, decoupled) in enumerate(zip(self.net.params(), self.net.grads(),
                                                             self.coupled_coef, self.decoupled_coef)):
             if coupled is not None or decoupled is not None:
                 m.add_decay(q, g, lr, coupled, decoupled, self.scratch[i])
             state = self.state.setdefault(i, {})
             if opt.name == "sgd":
-                if opt.momentum and not self.into_momentum:  # Nesterov
+                if opt.momentum and not self.into_momentum:
                     if "buf" not in state:
                         state["buf"] = g.clone()
                     else:  # buf = momentum * buf + g, in one pass
                         torch.add(g, state["buf"], alpha=opt.momentum, out=state["buf"])
-                    g.add_(state["buf"], alpha=opt.momentum)  # g is rewritten by the next backward
+                    if opt.nesterov:
+                        g.add_(state["buf"], alpha=opt.momentum)  # g is rewritten by the next backward
+                    else:
+                        g = state["buf"]
                 q.addcmul_(lr, g, value=-1.0)
             else:  # adam, adamw (their own weight_decay is 0: the regularizer owns decay)
                 beta1, beta2 = opt.betas
@@ -457,8 +504,7 @@ class _BatchedTrainer:
                         outcomes[k] = (stop.status, step, None, snapshot(k), stop.reason)
                         alive[k] = False
 
-        def snapshot(k: int) -> List[torch.Tensor]:
-            return [q[k].detach().cpu().clone() for q in self.net.params()]
+        snapshot = self.net.snapshot
 
         record(0, range(self.k))
         x_train, y_train = self.x["train"], self.y["train"]
@@ -475,7 +521,7 @@ class _BatchedTrainer:
                 index = (torch.stack(rows).to(self.dev) + first_row).view(-1)  # each member's own rows
                 xb = x_flat.index_select(0, index).view(self.k, -1, *x_train.shape[2:])
                 yb = y_flat.index_select(0, index).view(self.k, -1, *y_train.shape[2:])
-            losses = _losses(self.task, self.net(xb, self.sinks), yb)
+            losses = _losses(self.task, self.net.train_outputs(xb), yb)
             finite = torch.isfinite(losses.detach())
             newly = (alive & ~finite).nonzero().view(-1).tolist()
             if newly:  # these members stop here, as a single job would: results of step - 1

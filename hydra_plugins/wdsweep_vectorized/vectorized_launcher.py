@@ -2,8 +2,10 @@
 (reg.*, seed, optimizer.lr, objective) are trained together as one batched model, in chunks
 of at most `max_batch`, in this process; each job then gets its folder, `.hydra/`, log,
 metrics.json, history.csv and model.pt exactly as if it had run alone (Hydra's own run_job
-writes them, with a task that records the member's result). Jobs that cannot be batched (a
-cnn, TensorBoard logging, a group of one) run as ordinary jobs, with a log line saying why; so
+writes them, with a task that records the member's result). The built-in mlp and linear are
+stacked; any other module is vmap'ed with torch.func (wdsweep.func_net). Jobs that cannot be
+batched (a module that draws random numbers in its forward, TensorBoard logging, a group of
+one) run as ordinary jobs, with a log line saying why; so
 do the jobs of a batch whose training raised (out of memory, say), each then failing or not on
 its own.
 
@@ -92,15 +94,18 @@ class VectorizedLauncher(Launcher):
         jobs = [(initial_job_idx + i, list(o), self._config(initial_job_idx + i, o))
                 for i, o in enumerate(job_overrides)]
         groups: Dict[str, List[tuple]] = {}
-        alone: List[tuple] = []
         for job in jobs:
-            reason = unbatchable_reason(job[2])
-            if reason:
-                log.info("#%d runs alone: %s", job[0], reason)
-                alone.append(job)
-            else:
-                groups.setdefault(batch_signature(job[2]), []).append(job)
+            groups.setdefault(batch_signature(job[2]), []).append(job)
+        alone: List[tuple] = []
         for members in groups.values():
+            # Equal signatures mean equal model, data and logger: one answer for the group
+            # (it builds the model once and tries it under vmap).
+            reason = unbatchable_reason(members[0][2])
+            if reason:
+                for job in members:
+                    log.info("#%d runs alone: %s", job[0], reason)
+                alone += members
+                continue
             if len(members) == 1:
                 log.info("#%d runs alone: no other job of this sweep differs from it only in "
                          "reg, seed or optimizer.lr", members[0][0])
