@@ -63,8 +63,21 @@ def test_image_folder_reads_classes_channels_first_and_trains_a_resnet(compose_c
     assert s.image_shape == (3, 10, 12) and s.n_features == 360 and s.n_outputs == 2
     assert (len(s.y["train"]), len(s.y["val"]), len(s.y["test"])) == (18, 6, 8)
     assert sorted(s.y["test"].tolist()) == [0] * 4 + [1] * 4
-    per_channel = s.x["train"].view(-1, 3, 120).mean(dim=(0, 2))
-    assert per_channel.abs().max() < 1e-4  # standardized per channel on train
+    # The pixels stay uint8 in memory, as the files hold them, channels first.
+    assert s.x["train"].dtype == torch.uint8 and s.x["test"].shape == (8, 360)
+    first_cat = np.asarray(Image.open(tmp_path / "img" / "test" / "cat" / "0.png")).transpose(2, 0, 1)
+    np.testing.assert_array_equal(s.x["test"][0].numpy(), first_cat.ravel())
+    # The model's inputs: standardized per channel by the training split's statistics
+    # (numpy in float64 as the reference).
+    train = s.x["train"].numpy().reshape(-1, 3, 120).astype(np.float64)
+    mean, std = train.mean(axis=(0, 2)), train.std(axis=(0, 2))
+    for split in ("train", "test"):
+        pixels = s.x[split].numpy().reshape(-1, 3, 120).astype(np.float64)
+        expected = ((pixels - mean[:, None]) / std[:, None]).reshape(len(pixels), -1)
+        np.testing.assert_allclose(s.inputs(split).numpy(), expected, rtol=1e-5, atol=1e-5)
+    raw = build_splits(compose_cfg(["data=image_folder", f"data.root={tmp_path / 'img'}",
+                                    "data.standardize=false"]).data, 0, torch.Generator())
+    np.testing.assert_allclose(raw.inputs("test").numpy(), s.x["test"].numpy() / 255.0, rtol=1e-6)
     grey = build_splits(compose_cfg(["data=image_folder", f"data.root={tmp_path / 'img'}", "data.mode=L",
                                      "data.size=[8,8]"]).data, 0, torch.Generator())
     assert grey.image_shape == (1, 8, 8)
@@ -176,3 +189,83 @@ def test_npz_with_inf_is_refused_naming_the_loader_and_the_split(compose_cfg, tm
         validate(compose_cfg(["data=npz", f"data.path={tmp_path / 'bad.npz'}"]))
     assert "data._target_='wdsweep.datasets.npz' is not allowed" in str(info.value)
     assert "test: inputs hold inf or NaN" in str(info.value)
+
+
+def test_augmentation_is_a_reflect_padded_crop_and_a_flip_of_each_image(compose_cfg):
+    cfg = compose_cfg(["data=digits", "data.augment=true", "data.crop_padding=2", "data.flip=true"])
+    s = build_splits(cfg.data, 0, torch.Generator())
+    x = s.inputs("train")[:300]
+    out = s.augment(x, torch.Generator().manual_seed(0)).numpy()
+    images, pad = x.numpy().reshape(-1, 8, 8), 2
+    padded = np.pad(images, ((0, 0), (pad, pad), (pad, pad)), mode="reflect")  # numpy's own reflect
+    seen_offsets, flips = set(), 0
+    for i, image in enumerate(out.reshape(-1, 8, 8)):
+        matches = [(top, left, flip) for top in range(2 * pad + 1) for left in range(2 * pad + 1)
+                   for flip in (False, True)
+                   if np.array_equal(image, (padded[i, :, ::-1] if flip else padded[i])[top:top + 8, left:left + 8])]
+        assert matches, f"image {i} is no crop of its padded (or mirrored) self"
+        seen_offsets.add(matches[0][:2])
+        flips += matches[0][2]
+    assert len(seen_offsets) == (2 * pad + 1) ** 2  # every offset is drawn
+    assert 100 < flips < 200  # about half are mirrored (300 images: 5 sigma is +-43)
+    again = s.augment(x, torch.Generator().manual_seed(0)).numpy()
+    np.testing.assert_array_equal(out, again)  # the job's seed gives the same draws
+    assert not np.array_equal(out, s.augment(x, torch.Generator().manual_seed(1)).numpy())
+
+
+@pytest.mark.parametrize("overrides, needle", [
+    (["data=npz", "data.augment=true"], "data.augment=true needs image data"),
+    (["data=digits", "data.augment=true", "data.crop_padding=8"], "data.crop_padding=8 is not allowed"),
+])
+def test_augmentation_that_cannot_apply_is_refused_in_one_line(compose_cfg, tmp_path, overrides, needle):
+    from wdsweep.validation import ConfigError, validate
+
+    x = np.random.default_rng(0).normal(size=(40, 3)).astype(np.float32)
+    np.savez(tmp_path / "t.npz", x_train=x[:30], y_train=(x[:30, 0] > 0).astype(np.int64),
+             x_test=x[30:], y_test=(x[30:, 0] > 0).astype(np.int64))
+    with pytest.raises(ConfigError) as info:
+        validate(compose_cfg([*overrides, f"data.path={tmp_path / 't.npz'}"] if "data=npz" in overrides
+                             else overrides))
+    assert needle in str(info.value) and "\n" not in str(info.value)
+
+
+def _torchvision_imports() -> bool:
+    try:
+        import torchvision.datasets  # noqa: F401
+    except Exception:  # noqa: BLE001 - absent, or a wheel built for another torch (as PyPI's is here)
+        return False
+    return True
+
+
+@pytest.mark.skipif(_torchvision_imports(), reason="torchvision imports here: the loader test runs instead")
+def test_data_torchvision_without_a_working_torchvision_is_one_line(compose_cfg):
+    from wdsweep.validation import ConfigError, validate
+
+    with pytest.raises(ConfigError) as info:
+        validate(compose_cfg(["data=torchvision", "data.name=MNIST"]))
+    assert "data=torchvision needs torchvision built for this torch" in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def write_mnist_idx(raw: Path, n_train: int = 60, n_test: int = 20) -> np.ndarray:
+    """MNIST's own IDX files (big-endian magic, sizes, then bytes), as torchvision reads them."""
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        labels = np.arange(n, dtype=np.uint8) % 3
+        images = (rng.random((n, 28, 28)) * 60 + labels[:, None, None] * 60).astype(np.uint8)
+        (raw / f"{prefix}-images-idx3-ubyte").write_bytes(
+            np.array([2051, n, 28, 28], ">i4").tobytes() + images.tobytes())
+        (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(np.array([2049, n], ">i4").tobytes() + labels.tobytes())
+    return images
+
+
+@pytest.mark.skipif(not _torchvision_imports(), reason="no torchvision built for this torch (PyPI's wheel "
+                    "links CUDA's torch libraries): see the README's data=torchvision")
+def test_data_torchvision_reads_mnist_files_and_carves_val_from_train(compose_cfg, tmp_path):
+    test_images = write_mnist_idx(tmp_path / "MNIST" / "raw")
+    cfg = compose_cfg(["data=torchvision", "data.name=MNIST", f"data.root={tmp_path}", "data.val_fraction=0.25"])
+    s = build_splits(cfg.data, 0, torch.Generator())
+    assert (len(s.y["train"]), len(s.y["val"]), len(s.y["test"])) == (45, 15, 20)
+    assert s.image_shape == (1, 28, 28) and s.x["test"].dtype == torch.uint8 and s.n_outputs == 3
+    np.testing.assert_array_equal(s.x["test"].numpy(), test_images.reshape(20, -1))  # the test set as given

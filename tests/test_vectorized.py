@@ -55,8 +55,9 @@ def alone(cfg, tmp_path, name) -> dict:
 @pytest.mark.parametrize("model, optimizer", [
     ("mlp", ["optimizer=sgd", "optimizer.lr=0.02"]), ("mlp", ["optimizer=adam", "optimizer.lr=0.003"]),
     ("cnn", ["optimizer=sgd", "optimizer.lr=0.02", "optimizer.nesterov=true"]),
-    ("cnn", ["optimizer=adam", "optimizer.lr=0.003"]), ("resnet", ["optimizer=sgd", "optimizer.lr=0.02"])],
-    ids=["mlp-sgd", "mlp-adam", "cnn-nesterov", "cnn-adam", "resnet-sgd"])
+    ("cnn", ["optimizer=adam", "optimizer.lr=0.003", "data.augment=true", "data.flip=true"]),
+    ("resnet", ["optimizer=sgd", "optimizer.lr=0.02"])],
+    ids=["mlp-sgd", "mlp-adam", "cnn-nesterov", "cnn-adam-augmented", "resnet-sgd"])
 def test_each_member_equals_its_job_run_alone(compose_cfg, tmp_path, model, optimizer):
     base = [*MODELS[model], *optimizer]
     members = every_mode_and_scope() if model == "resnet" else every_mode_scope_and_p()

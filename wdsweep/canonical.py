@@ -1,7 +1,8 @@
 """One training per distinct configuration: which jobs of a sweep would train the same thing.
 
 With reg.lam = 0 the regularizer does nothing, so reg.p, reg.mode, reg.scope, reg.l1_ratio,
-reg.eps and reg.impl cannot change a job's training (tests/test_canonical.py trains such jobs
+reg.eps and reg.impl cannot change a job's training (nor data.crop_padding and data.flip with
+data.augment=false) (tests/test_canonical.py trains such jobs
 and compares their numbers bit for bit). A grid that crosses lam=0 with them, as
 `experiment=lp_vs_global` does, would train the same network several times. The sweepers
 train the first job of each group of equal `canonical_hash` and write every other one as a
@@ -32,13 +33,19 @@ log = logging.getLogger(__name__)
 IDLE_REG_KEYS = ("p", "mode", "scope", "l1_ratio", "eps", "impl")
 
 
+# What data.augment=false ignores.
+IDLE_AUGMENT_KEYS = ("crop_padding", "flip")
+
+
 def canonical_tree(tree: dict) -> dict:
     """A resolved job config (wdsweep.results.job_tree) with what cannot matter set to one
     value; `tree` itself is left as it is."""
-    reg = tree.get("reg")
-    if not (isinstance(reg, dict) and reg.get("lam") == 0):
-        return tree
-    return {**tree, "reg": {k: (None if k in IDLE_REG_KEYS else v) for k, v in reg.items()}}
+    reg, data = tree.get("reg"), tree.get("data")
+    if isinstance(reg, dict) and reg.get("lam") == 0:
+        tree = {**tree, "reg": {k: (None if k in IDLE_REG_KEYS else v) for k, v in reg.items()}}
+    if isinstance(data, dict) and not data.get("augment"):
+        tree = {**tree, "data": {k: (None if k in IDLE_AUGMENT_KEYS else v) for k, v in data.items()}}
+    return tree
 
 
 def canonical_hash(cfg: DictConfig) -> str:

@@ -16,6 +16,7 @@ n_train) for validation, without torch: torch is imported only where tensors are
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import math
@@ -31,6 +32,8 @@ from wdsweep.validation import ConfigError
 if TYPE_CHECKING:
     import torch
 
+    from wdsweep.images import Augment, PixelScale
+
 SPLITS = ("train", "val", "test")
 # sklearn's bundled 8x8 digits; _digits checks that the file still holds this many.
 DIGITS_SIZE = 1797
@@ -39,14 +42,23 @@ DIGITS_SIZE = 1797
 @dataclass
 class Splits:
     task: str  # "regression" | "classification"
-    x: dict  # split name -> float32 tensor (n, n_features)
+    # split name -> float32 tensor (n, n_features), or uint8 image rows with `pixels` set:
+    # read the model's inputs through `inputs`.
+    x: dict
     y: dict  # split name -> float32 (n, 1) for regression, int64 (n,) for classification
     n_features: int
     n_outputs: int  # 1 for regression, the number of classes for classification
     image_shape: Optional[Tuple[int, int, int]] = None  # (channels, height, width)
+    pixels: Optional["PixelScale"] = None  # how uint8 rows become float inputs (wdsweep.images)
+    augment: Optional["Augment"] = None  # what a training batch goes through (data.augment)
 
     def sizes(self) -> dict:
         return {s: len(self.y[s]) for s in SPLITS}
+
+    def inputs(self, split: str, rows=None) -> "torch.Tensor":
+        """The model's float32 inputs for `rows` (an index tensor or a slice; all if None)."""
+        x = self.x[split] if rows is None else self.x[split][rows]
+        return x if self.pixels is None else self.pixels(x)
 
 
 def derived_seed(seed: int, purpose: str) -> int:
@@ -61,11 +73,18 @@ def build_splits(cfg: DictConfig, seed: int, generator: torch.Generator) -> Spli
 
     data_seed = _data_seed(cfg, seed)
     if "_target_" in cfg:
-        return _from_target(cfg, data_seed)
-    if cfg.seed is not None:
-        generator = torch.Generator().manual_seed(data_seed)
-    builders = {"regression1d": _regression1d, "digits": _digits, "moons": _moons, "csv": _csv}
-    return builders[cfg.name](cfg, data_seed, generator)
+        splits = _from_target(cfg, data_seed)
+    else:
+        if cfg.seed is not None:
+            generator = torch.Generator().manual_seed(data_seed)
+        builders = {"regression1d": _regression1d, "digits": _digits, "moons": _moons, "csv": _csv}
+        splits = builders[cfg.name](cfg, data_seed, generator)
+    if cfg.get("augment"):
+        from wdsweep.images import augment_of
+
+        # A copy: the target loaders' splits are cached and shared by configs that differ here.
+        splits = dataclasses.replace(splits, augment=augment_of(cfg, splits.image_shape))
+    return splits
 
 
 def data_info(cfg: DictConfig):

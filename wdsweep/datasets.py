@@ -12,17 +12,21 @@ with its keys as keyword arguments, plus `seed` (the data seed: the run's `seed`
                              the batch dimension when x has 4 dims (N, C, H, W)
 
 Classification labels are the integers 0..K-1; regression targets are (n,) or (n, k). wdsweep
-holds x as float32 rows, (n, features), in memory: images are flattened (the model reshapes
-them, as SmallCNN and ResNet do) and, with `data.standardize` (default true), scaled by the
-training split's mean and standard deviation, per channel for images,
-per column otherwise, so nothing of val or test leaks into them. A validation split is never
+holds x as float32 rows, (n, features), in memory (uint8 images as uint8 rows): images are
+flattened (the model reshapes them, as SmallCNN and ResNet do) and, with `data.standardize`
+(default true), scaled by the training split's mean and standard deviation, per channel for
+images, per column otherwise, so nothing of val or test leaks into them. A validation split is never
 carved from the test split: the built-in loaders carve it from the training split by the seed
-when the files have none. `name`, `seed` and `standardize` are wdsweep's keys, not passed on.
+when the files have none. `name`, `seed`, `standardize`, `augment`, `crop_padding` and `flip`
+are wdsweep's keys, not passed on (`name` is, to a loader that declares a `name` parameter).
 
 Shipped: `npz` (one .npz with x_train, y_train, x_test, y_test and optionally x_val, y_val;
-or a folder of train.npz, val.npz, test.npz holding x and y) and `image_folder` (a
+or a folder of train.npz, val.npz, test.npz holding x and y), `image_folder` (a
 torchvision-style folder: train/<class>/*.png, test/<class>/..., optionally val/<class>/...,
-read with Pillow).
+read with Pillow) and `torchvision` (a torchvision dataset class by name; an optional extra).
+
+Images given as uint8 (x of 4 dims, or with image_shape) stay uint8 in memory and are scaled
+per batch (wdsweep.images); `data.augment=true` then crops and flips training batches.
 """
 from __future__ import annotations
 
@@ -119,6 +123,59 @@ def image_folder(root: str, seed: int = 0, mode: str = "RGB", size: Optional[Seq
     return {**splits, "task": "classification", "image_shape": list(shape)}
 
 
+def torchvision(name: str, root: str = "~/.cache/wdsweep/torchvision", download: bool = False,
+                seed: int = 0, val_fraction: float = 0.1, options: Optional[dict] = None) -> dict:
+    """A torchvision dataset class by name (CIFAR10, MNIST, FashionMNIST, SVHN, ...): its
+    training and test sets, and a validation split carved from the training set by the seed
+    (never from the test set). `options` go to the class as keyword arguments. Classes that
+    keep their images as a uint8 `data` array (CIFAR, MNIST) are read without decoding each
+    image; others item by item (PIL images). Needs the optional extra: a torchvision build
+    that matches the installed torch."""
+    try:
+        import torchvision.datasets as catalogue
+    except Exception as err:  # noqa: BLE001 - a missing wheel, or one built for another torch
+        raise DataProblem(f"data=torchvision needs torchvision built for this torch (pip install "
+                          f"'wdsweep[torchvision]'); importing it failed: {type(err).__name__}: "
+                          f"{' '.join(str(err).split())[:200]}") from None
+    cls = getattr(catalogue, str(name), None)
+    if not isinstance(cls, type):
+        raise DataProblem(f"torchvision.datasets has no dataset class {name!r}")
+    import inspect
+
+    params = inspect.signature(cls).parameters
+    if "train" in params:
+        which = {"train": {"train": True}, "test": {"train": False}}
+    elif "split" in params:
+        which = {"train": {"split": "train"}, "test": {"split": "test"}}
+    else:
+        raise DataProblem(f"torchvision.datasets.{name} takes neither train= nor split=: "
+                          "wdsweep cannot tell its training set from its test set")
+    base = Path(root).expanduser()
+    splits = {}
+    for split, choice in which.items():
+        dataset = cls(root=str(base), download=bool(download), **choice, **(options or {}))
+        splits[split] = _torchvision_arrays(dataset, split)
+    splits["train"], splits["val"] = carve_val(*splits["train"], val_fraction, seed)
+    return {**splits, "task": "classification", "image_shape": list(splits["train"][0].shape[1:])}
+
+
+def _torchvision_arrays(dataset, split: str) -> Tuple[np.ndarray, np.ndarray]:
+    """(images (n, C, H, W) uint8, labels) of a torchvision dataset."""
+    data = getattr(dataset, "data", None)
+    labels = getattr(dataset, "targets", None)
+    if labels is None:
+        labels = getattr(dataset, "labels", None)
+    if data is not None and labels is not None and getattr(dataset, "transform", None) is None:
+        images = np.asarray(data.numpy() if hasattr(data, "numpy") else data)
+        if images.dtype == np.uint8 and images.ndim in (3, 4):
+            if images.ndim == 3:  # (n, H, W): one grey channel
+                images = images[:, None]
+            elif images.shape[-1] in (1, 3) and images.shape[1] not in (1, 3):  # (n, H, W, C)
+                images = images.transpose(0, 3, 1, 2)
+            return np.ascontiguousarray(images), np.asarray(labels, dtype=np.int64)
+    return _pair(dataset, split)
+
+
 def carve_val(x: np.ndarray, y: np.ndarray, fraction: float, seed: int):
     """Split the training arrays into train and val by the seed (stratified for class labels)."""
     from sklearn.model_selection import train_test_split
@@ -172,16 +229,24 @@ def to_splits(loaded: Any, standardize: bool = True):
             raise DataProblem("classification needs at least two classes")
     else:
         n_outputs = 1 if y_train.ndim == 1 else int(y_train.shape[1])
-    x32 = {s: x.astype(np.float32).reshape(len(x), -1) for s, (x, _) in arrays.items()}
-    if standardize:
-        x32 = _standardize(x32, image_shape)
+    pixels = None
+    if image_shape and all(x.dtype == np.uint8 for x, _ in arrays.values()):
+        # Images stay uint8 in memory; the model's inputs are scaled per batch (wdsweep.images).
+        from wdsweep.images import PixelScale
+
+        x_rows = {s: np.ascontiguousarray(x.reshape(len(x), -1)) for s, (x, _) in arrays.items()}
+        pixels = PixelScale.of(x_rows["train"], int(image_shape[0]), standardize)
+    else:
+        x_rows = {s: x.astype(np.float32).reshape(len(x), -1) for s, (x, _) in arrays.items()}
+        if standardize:
+            x_rows = _standardize(x_rows, image_shape)
     y_t = {}
     for s, (_, y) in arrays.items():
         y_t[s] = (torch.from_numpy(y.astype(np.int64)) if task == "classification"
                   else torch.from_numpy(y.astype(np.float32).reshape(len(y), -1)))
-    return Splits(task=task, x={s: torch.from_numpy(np.ascontiguousarray(v)) for s, v in x32.items()},
-                  y=y_t, n_features=int(x32["train"].shape[1]), n_outputs=n_outputs,
-                  image_shape=tuple(int(d) for d in image_shape) if image_shape else None)
+    return Splits(task=task, x={s: torch.from_numpy(np.ascontiguousarray(v)) for s, v in x_rows.items()},
+                  y=y_t, n_features=int(x_rows["train"].shape[1]), n_outputs=n_outputs,
+                  image_shape=tuple(int(d) for d in image_shape) if image_shape else None, pixels=pixels)
 
 
 def _pair(value: Any, split: str) -> Tuple[np.ndarray, np.ndarray]:
@@ -218,8 +283,19 @@ def _standardize(x: Dict[str, np.ndarray], image_shape) -> Dict[str, np.ndarray]
     return {s: ((v - mean) / std).astype(np.float32) for s, v in x.items()}
 
 
-# Keys of a data config that are wdsweep's, not the loader's.
-OWN_KEYS = ("name", "seed", "standardize")
+def _declares(target: Any, key: str) -> bool:
+    """Whether `target` names `key` among its parameters (not merely through **kwargs)."""
+    import inspect
+
+    try:
+        return key in inspect.signature(target).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+# Keys of a data config that are wdsweep's, not the loader's (`name` also goes to a loader
+# that declares a parameter of that name, as data=torchvision's class name).
+OWN_KEYS = ("name", "seed", "standardize", "augment", "crop_padding", "flip")
 
 
 def load(cfg, data_seed: int):
@@ -236,5 +312,7 @@ def load(cfg, data_seed: int):
         spec.pop(key, None)
     target = _locate(spec["_target_"])
     extra = {"seed": data_seed} if "seed" not in spec and _accepts(target, "seed") else {}
+    if "name" in cfg and _declares(target, "name"):  # data=torchvision's class name
+        extra["name"] = cfg.name
     loaded = call_target(instantiate, spec, extra)
     return to_splits(loaded, standardize=bool(cfg.get("standardize", True)))

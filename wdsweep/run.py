@@ -178,6 +178,11 @@ def set_threads(record: dict, requested: Optional[int], launcher_jobs: object,
     return threads
 
 
+def augment_generator(seed: int) -> torch.Generator:
+    """The job's own stream of augmentation draws (data.augment), apart from the batches'."""
+    return torch.Generator().manual_seed(derived_seed(seed, "augment"))
+
+
 def _train(cfg: DictConfig, job_dir: Path, progress: bool, trial: Optional[TrialLink],
            launcher_jobs: object, record: dict):
     torch.set_flush_denormal(cfg.trainer.flush_denormal)  # process-wide: set by every job
@@ -213,6 +218,7 @@ def _train(cfg: DictConfig, job_dir: Path, progress: bool, trial: Optional[Trial
         result = train(model, splits, optimizer, scheduler, regularizer,
                        steps=cfg.trainer.steps, batch_size=cfg.trainer.batch_size,
                        eval_every=cfg.trainer.eval_every, generator=batch_generator,
+                       augment_generator=augment_generator(cfg.seed),
                        callbacks=callbacks)
     finally:
         for cb in callbacks:

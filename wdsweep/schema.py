@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
-from typing import Any, List, Optional
+from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
@@ -63,6 +63,11 @@ class DigitsConfig(DataConfig):
     test_fraction: float = 0.2
     # Subsample the training split (stratified) so that overfitting, and so regularization, shows.
     n_train: Optional[int] = None
+    # On-the-fly augmentation of training batches (wdsweep.images); digits are not mirror
+    # images of themselves, and an 8x8 image takes at most 7 pixels of padding.
+    augment: bool = False
+    crop_padding: int = 1
+    flip: bool = False
 
 
 @dataclass
@@ -89,7 +94,8 @@ class CsvConfig(DataConfig):
 
 
 # Loaders named by `_target_` (wdsweep.datasets explains the contract; a user's own
-# conf/data/<name>.yaml needs no schema). `name`, `seed` and `standardize` are wdsweep's keys.
+# conf/data/<name>.yaml needs no schema). `name`, `seed`, `standardize`, `augment`,
+# `crop_padding` and `flip` are wdsweep's keys.
 @dataclass
 class NpzConfig(DataConfig):
     _target_: str = "wdsweep.datasets.npz"
@@ -98,6 +104,10 @@ class NpzConfig(DataConfig):
     task: Optional[str] = None  # null: classification for integer labels, else regression
     val_fraction: float = 0.1  # carved from train by the seed when the file has no val split
     standardize: bool = True
+    # With image arrays (x of 4 dims, or image_shape): on-the-fly augmentation (wdsweep.images).
+    augment: bool = False
+    crop_padding: int = 4
+    flip: bool = True
 
 
 @dataclass
@@ -109,6 +119,24 @@ class ImageFolderConfig(DataConfig):
     size: Optional[List[int]] = None  # [height, width] to resize to
     val_fraction: float = 0.1
     standardize: bool = True
+    # Random crop with reflect padding and horizontal flips of training batches (wdsweep.images).
+    augment: bool = False
+    crop_padding: int = 4
+    flip: bool = True
+
+
+@dataclass
+class TorchvisionConfig(DataConfig):
+    _target_: str = "wdsweep.datasets.torchvision"
+    name: str = "CIFAR10"  # a class of torchvision.datasets
+    root: str = "~/.cache/wdsweep/torchvision"
+    download: bool = False
+    val_fraction: float = 0.1  # carved from the training set by the seed
+    options: Optional[Dict[str, Any]] = None  # more keyword arguments for the class
+    standardize: bool = True
+    augment: bool = False
+    crop_padding: int = 4
+    flip: bool = True
 
 
 # ---------------------------------------------------------------------------- model
@@ -264,6 +292,7 @@ _GROUP_SCHEMAS = {
         "csv": CsvConfig,
         "npz": NpzConfig,
         "image_folder": ImageFolderConfig,
+        "torchvision": TorchvisionConfig,
     },
     "model": {"mlp": MLPConfig, "linear": LinearConfig, "cnn": CNNConfig, "resnet": ResNetConfig},
     "optimizer": {"sgd": SGDConfig, "adam": AdamConfig, "adamw": AdamWConfig},

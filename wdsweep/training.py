@@ -74,15 +74,15 @@ def evaluate(model: nn.Module, splits: Splits, regularizer: Regularizer) -> dict
     model.eval()
     row = {}
     for split in SPLITS:
-        x, y = splits.x[split], splits.y[split]
+        y = splits.y[split]
         if len(y) <= EVAL_ROWS:  # one pass, as the numbers have always been computed
-            out = model(x)
+            out = model(splits.inputs(split))
             loss = float(data_loss(splits.task, out, y))
             wrong = float((out.argmax(dim=1) != y).float().mean()) if splits.task != "regression" else loss
         else:  # a large split in chunks: the mean of per-row losses, weighted by chunk size
             loss_sum = wrong_sum = 0.0
             for start in range(0, len(y), EVAL_ROWS):
-                out = model(x[start:start + EVAL_ROWS])
+                out = model(splits.inputs(split, slice(start, start + EVAL_ROWS)))
                 part = y[start:start + EVAL_ROWS]
                 loss_sum += float(data_loss(splits.task, out, part)) * len(part)
                 if splits.task != "regression":
@@ -120,8 +120,11 @@ class BatchSampler:
 def train(model: nn.Module, splits: Splits, optimizer: torch.optim.Optimizer,
           scheduler: torch.optim.lr_scheduler.LRScheduler, regularizer: Regularizer, *,
           steps: int, batch_size: Optional[int], eval_every: int, generator: torch.Generator,
+          augment_generator: Optional[torch.Generator] = None,
           callbacks: Sequence[Callback] = ()) -> TrainResult:
-    x_train, y_train = splits.x["train"], splits.y["train"]
+    """`generator` draws the batches; `augment_generator` the augmentation of each (with
+    splits.augment set, data.augment)."""
+    y_train = splits.y["train"]
     sampler = BatchSampler(len(y_train), batch_size, generator)
     result = TrainResult(status="completed", steps=0, train_seconds=0.0, eval_seconds=0.0)
     start = time.perf_counter()
@@ -140,7 +143,9 @@ def train(model: nn.Module, splits: Splits, optimizer: torch.optim.Optimizer,
         record(0)
         for step in range(1, steps + 1):
             rows = sampler.next()
-            x, y = (x_train, y_train) if rows is None else (x_train[rows], y_train[rows])
+            x, y = splits.inputs("train", rows), (y_train if rows is None else y_train[rows])
+            if splits.augment is not None:
+                x = splits.augment(x, augment_generator)
             loss = data_loss(splits.task, model(x), y)
             loss_value = loss.item()
             if not math.isfinite(loss_value):

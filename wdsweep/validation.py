@@ -208,9 +208,11 @@ def _validate_model_fits(cfg: DictConfig) -> None:
     """Build the model once per distinct (model, data shapes), on the meta device, and run a
     batch through it (wdsweep.models.model_problem); raise ConfigError if it cannot train here."""
     from wdsweep.data import data_info
+    from wdsweep.images import augment_problem
     from wdsweep.models import model_problem
 
-    problem = model_problem(cfg.model, data_info(cfg.data))
+    info = data_info(cfg.data)
+    problem = augment_problem(cfg.data, info.image_shape) or model_problem(cfg.model, info)
     if problem:
         raise ConfigError(f"invalid config: {problem}")
 

@@ -42,7 +42,7 @@ from wdsweep.models import _ACTIVATIONS, LINEAR_TARGET, MLP_TARGET, build_model,
 from wdsweep.monitors import PruningReporter
 from wdsweep.optimizers import lr_factor
 from wdsweep.regularizers import Regularizer, lp_elementwise, lp_grad, ordered_sum
-from wdsweep.run import objective_names, seed_and_draw_data
+from wdsweep.run import augment_generator, objective_names, seed_and_draw_data
 from wdsweep.threads import gemm_is_strict, job_threads
 from wdsweep.training import BatchSampler, Callback, StopRun, TrainResult
 from wdsweep.trial_link import TrialLink
@@ -336,7 +336,8 @@ def _train_sorted(cfgs: Sequence[DictConfig], dev: torch.device,
     torch.set_num_threads(threads)
     first = cfgs[0]
     task, steps, eval_every = splits[0].task, first.trainer.steps, first.trainer.eval_every
-    x = {s: torch.stack([sp.x[s] for sp in splits]).to(dev) for s in SPLITS}
+    # uint8 images are scaled once here: a batch holds K members' floats anyway.
+    x = {s: torch.stack([sp.inputs(s) for sp in splits]).to(dev) for s in SPLITS}
     y = {s: torch.stack([sp.y[s] for sp in splits]).to(dev) for s in SPLITS}
     if task == "regression":
         y = {s: v.view(len(cfgs), -1, 1) for s, v in y.items()}
@@ -345,7 +346,9 @@ def _train_sorted(cfgs: Sequence[DictConfig], dev: torch.device,
     else:
         net = FuncNet(nets, dev)
     members = _Members(cfgs, dev)
-    trainer = _BatchedTrainer(first, net, members, x, y, task, samplers, dev)
+    augments = ([(sp.augment, augment_generator(cfg.seed)) for sp, cfg in zip(splits, cfgs)]
+                if splits[0].augment is not None else None)
+    trainer = _BatchedTrainer(first, net, members, x, y, task, samplers, dev, augments)
     reporters: List[Optional[PruningReporter]] = []
     try:  # built inside: if one cannot be made, those made before it are still closed
         for cfg, trial in zip(cfgs, trials):
@@ -371,9 +374,10 @@ def _train_sorted(cfgs: Sequence[DictConfig], dev: torch.device,
 class _BatchedTrainer:
     """wdsweep.training.train for K members at once."""
 
-    def __init__(self, cfg, net, members, x, y, task, samplers, dev) -> None:
+    def __init__(self, cfg, net, members, x, y, task, samplers, dev, augments=None) -> None:
         self.net, self.m, self.x, self.y, self.task = net, members, x, y, task
         self.samplers, self.dev = samplers, dev
+        self.augments = augments  # per member: (Augment, its generator), with data.augment
         self.k = len(samplers)
         # Which stacked tensors each member decays: weights (dim >= 2) always, the others
         # (biases, norm gains) with scope=all.
@@ -521,6 +525,9 @@ class _BatchedTrainer:
                 index = (torch.stack(rows).to(self.dev) + first_row).view(-1)  # each member's own rows
                 xb = x_flat.index_select(0, index).view(self.k, -1, *x_train.shape[2:])
                 yb = y_flat.index_select(0, index).view(self.k, -1, *y_train.shape[2:])
+            if self.augments is not None:  # each member draws from its own stream, as alone
+                xb = torch.stack([augment(xb[k].cpu(), gen).to(self.dev)
+                                  for k, (augment, gen) in enumerate(self.augments)])
             losses = _losses(self.task, self.net.train_outputs(xb), yb)
             finite = torch.isfinite(losses.detach())
             newly = (alive & ~finite).nonzero().view(-1).tolist()
