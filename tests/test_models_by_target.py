@@ -94,10 +94,13 @@ def test_a_users_model_from_their_own_folder_sweeps_and_is_analysed(user_repo):
     from analysis.figures import title_of
     assert title_of(table).split(" · ")[1] == "net"  # the chart titles name the user's model
 
+    # The search trains its two trials as one vmap'ed batch of the user's module.
     search = run_cli(["--config-dir", "conf", "-m", "model=mynet", "search=optuna", "data=digits",
-                      "data.n_train=200", "hydra.sweeper.n_trials=2", "trainer.steps=10",
-                      "trainer.eval_every=10", "hydra.sweep.dir=search"], cwd=user_repo)
+                      "data.n_train=200", "hydra.sweeper.n_trials=2", "hydra.sweeper.n_jobs=2",
+                      "hydra/launcher=vectorized", "trainer.steps=10", "trainer.eval_every=10",
+                      "hydra.sweep.dir=search"], cwd=user_repo)
     assert search.returncode == 0, search.stderr
+    assert "training 2 jobs as one batched model" in search.stdout + search.stderr
     trials = [read_metrics(d) for d in job_dirs(user_repo / "search")]
     assert len(trials) == 2 and all(t["config"]["model"]["_target_"] == "mynet.Net" for t in trials)
 
