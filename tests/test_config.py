@@ -100,6 +100,11 @@ def test_composition_errors_become_one_line(compose_cfg, overrides, line):
     (["optimizer.warmup_steps=5000"], r"optimizer.warmup_steps=5000 is not allowed: < trainer.steps"),
     (["objective=test_error"], r"objective='test_error' is not allowed: one of val_error, val_loss"),
     (["seed=-3"], r"seed=-3 is not allowed"),
+    # What cannot fit in this machine's memory, estimated before anything is allocated:
+    (["data=moons", "data.n_train=20000000000"], r"data.n_train=20000000000 is not allowed: the splits "
+     r"would need about 298.0 GiB of memory and .* GiB are available"),
+    (["model.width=1000000"], r"model=mlp is not allowed here: its 2,000,005,000,001 parameters need "
+     r"about 29,802.4 GiB"),
 ])
 def test_bad_values_are_named_with_what_is_allowed(compose_cfg, overrides, message):
     cfg = compose_cfg(overrides)

@@ -158,6 +158,10 @@ def test_range_edges_and_null_values():
     assert space.distributions["n"] == IntDistribution(1, 1)
     with pytest.raises(SearchSpaceError, match="needs a positive step"):
         parse_search_space({}, ["x=range(5,1,-1)"])
+    # An int interval holds the integers inside it, not its ends truncated.
+    assert parse_search_space({}, ["w=tag(int, interval(1.5, 4.9))"]).distributions["w"] == IntDistribution(2, 4)
+    with pytest.raises(SearchSpaceError, match=r"w: tag\(int, interval\(1.2, 1.8\)\) holds no integer"):
+        parse_search_space({}, ["w=tag(int, interval(1.2, 1.8))"])
     from hydra_plugins.wdsweep_optuna._impl import _override_value
     assert _override_value(None) == "null" and _override_value("a b") == "'a b'"
     assert _override_value(1e-05) == "1e-05" and _override_value(3) == "3"

@@ -93,7 +93,12 @@ def to_distribution(override: Override) -> BaseDistribution:
         if "log" in tags and low <= 0:
             raise SearchSpaceError(f"{key}: a log interval needs low > 0, got interval({low}, {high})")
         if "int" in tags:
-            return IntDistribution(int(low), int(high), log="log" in tags)
+            # The integers inside [low, high]: int() would truncate interval(1.2, 1.8) to {1},
+            # a value outside it, and interval(0.5, 0.9) to a single 0.
+            first, last = math.ceil(low), math.floor(high)
+            if first > last:
+                raise SearchSpaceError(f"{key}: tag(int, interval({low}, {high})) holds no integer")
+            return IntDistribution(first, last, log="log" in tags)
         return FloatDistribution(float(low), float(high), log="log" in tags)
     raise SearchSpaceError(f"{key}: {override.input_line!r} is not a sweep Optuna can search "
                            f"(use choice, range, interval or tag(log, interval(...)))")
