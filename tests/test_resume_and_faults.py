@@ -275,3 +275,35 @@ def test_two_vectorized_sweeps_in_one_folder_train_each_job_once(tmp_path):
     skipped_up_front = skipped_before_launch(outputs)
     assert trained == 6 and found_done + skipped_up_front == 6, outputs
     assert not list((tmp_path / "S").rglob("*.tmp"))
+
+
+@pytest.mark.integration
+def test_ctrl_c_and_sigterm_stop_a_sweep_cleanly_and_the_same_command_resumes(tmp_path):
+    """Each signal: its exit code (130, 143), one line saying how to resume, no traceback, no
+    temporary file; the finished jobs are kept and never trained again; a done job leaves no
+    lock file behind."""
+    command = [sys.executable, "-m", "wdsweep", "-m", "seed=0,1,2", "trainer.steps=1500", "hydra.sweep.dir=S"]
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    finished: Dict[str, bytes] = {}
+    for signum, code, name in ((signal.SIGINT, 130, "Ctrl-C"), (signal.SIGTERM, 143, "SIGTERM")):
+        proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 120
+        while len(list((tmp_path / "S").rglob("metrics.json"))) <= len(finished):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.stderr else ""
+            time.sleep(0.1)
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == code and "Traceback" not in err, err
+        assert err.strip().splitlines()[-1].startswith(f"wdsweep: stopped by {name}; finished jobs are kept")
+        assert not [p for p in (tmp_path / "S").rglob("*") if ".tmp" in p.name]
+        for record in (tmp_path / "S").rglob("metrics.json"):
+            assert finished.setdefault(str(record), record.read_bytes()) == record.read_bytes()
+            assert not (record.parent / ".wdsweep.lock").exists()
+    done = run_cli(command[3:], cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    records = list((tmp_path / "S").rglob("metrics.json"))
+    assert len(records) == 3 and all(json.loads(r.read_text())["status"] == "completed" for r in records)
+    for path, content in finished.items():  # kept, not trained again
+        assert Path(path).read_bytes() == content
+    assert not list((tmp_path / "S").rglob(".wdsweep.lock"))

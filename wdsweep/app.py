@@ -10,6 +10,7 @@ program with one line rather than Hydra's report over several.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -52,13 +53,31 @@ def task(cfg: DictConfig) -> float:
 _hydra_main = hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")(task)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the process is, as Ctrl-C raises KeyboardInterrupt: the same
+    clean-up runs (job locks released, temporary files removed, joblib's workers stopped)."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated()
+
+
 def main() -> None:
     from wdsweep.threads import start_watching
 
-    start_watching()  # the first job's thread decision measures the CPU from here (wdsweep.threads)
-    check_override_syntax(sys.argv[1:])
-    check_composition(sys.argv[1:])
-    _hydra_main()
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        start_watching()  # the first job's thread decision measures the CPU from here (wdsweep.threads)
+        check_override_syntax(sys.argv[1:])
+        check_composition(sys.argv[1:])
+        _hydra_main()
+    except KeyboardInterrupt as stop:
+        # A job writes metrics.json last and atomically: the one interrupted left no result,
+        # so the same command trains it again and skips the finished ones.
+        what = "SIGTERM" if isinstance(stop, Terminated) else "Ctrl-C"
+        print(f"wdsweep: stopped by {what}; finished jobs are kept, and the same command again "
+              "resumes the sweep (hydra.sweeper.resume=true, the default)", file=sys.stderr)
+        sys.exit(143 if isinstance(stop, Terminated) else 130)
 
 
 def check_override_syntax(argv: list) -> None:

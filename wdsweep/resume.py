@@ -55,11 +55,19 @@ def done_record(job_dir: Path, cfg_hash: str, fixed_threads: Optional[int] = Non
 def job_lock(job_dir: Path) -> Iterator[None]:
     """Hold the job folder's lock: a second process running the same job (two sweeps over
     overlapping grids) waits here, then finds the job done. The kernel releases the lock when
-    its holder dies, even by SIGKILL, so a killed sweep never leaves a job locked."""
-    fd = os.open(Path(job_dir) / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
+    its holder dies, even by SIGKILL, so a killed sweep never leaves a job locked.
+
+    A job that ends done (completed, diverged) takes its lock file away, still holding it:
+    a process that was waiting on the old file, or opens a new one, finds the job done and
+    leaves it. A failed or interrupted job keeps the file, as the next run of it will."""
+    path = Path(job_dir) / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
+        record = read_record(job_dir)
+        if record is not None and record.get("status") in DONE_STATUSES:
+            path.unlink(missing_ok=True)
     finally:
         os.close(fd)  # closing releases the lock
 
