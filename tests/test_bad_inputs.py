@@ -55,7 +55,7 @@ CASES = [
     ("batch-negative", "wdsweep", ["trainer.batch_size=-4"],
      ["trainer.batch_size=-4", "a finite number in [1, inf] or null"]),
     ("csv-missing", "wdsweep", ["data=csv", "data.path=missing.csv", "data.target=y"],
-     ["data.path='missing.csv'", "an existing csv file (not found)"]),
+     ["data.path='missing.csv'", "an existing csv file (not found: "]),
     ("csv-no-target", "wdsweep", ["data=csv", "data.path=no_target.csv", "data.target=price"],
      ["data.target='price'", "a column of the file: a, b, y"]),
     ("csv-non-numeric", "wdsweep", ["data=csv", "data.path=non_numeric.csv", "data.target=y"],

@@ -128,3 +128,13 @@ def test_a_failed_single_run_exits_non_zero_and_records_why(tmp_path):
     assert proc.returncode != 0
     metrics = read_metrics(tmp_path / "job")
     assert metrics["status"] == "failed" and "allocate" in metrics["error"]
+
+
+def test_a_relative_data_path_is_the_users_even_when_hydra_changes_into_the_job_folder(tmp_path):
+    rows = "".join(f"{i / 10},{i / 5}\n" for i in range(60))
+    (tmp_path / "mine.csv").write_text("x,y\n" + rows)
+    proc = run_cli(["-m", "data=csv", "data.path=mine.csv", "data.target=y", "hydra.job.chdir=true",
+                    "seed=0", *FAST], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    (job,) = job_dirs(tmp_path / "multirun")
+    assert read_metrics(job)["status"] == "completed"

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Optional, Tuple
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from wdsweep.datasets import user_path
 from wdsweep.validation import ConfigError
 
 if TYPE_CHECKING:
@@ -113,7 +114,7 @@ def _data_seed(cfg: DictConfig, seed: int) -> int:
 def _checked_csv(cfg: DictConfig, data_seed: int) -> "_CsvArrays":
     """_csv_arrays, read once per file version and seed: validation asks for the row count
     (check_data) and for the shapes (data_info) of every job of a sweep."""
-    stat = Path(cfg.path).expanduser().stat()
+    stat = user_path(cfg.path).stat()
     return _csv_arrays_once(json.dumps(OmegaConf.to_container(cfg, resolve=True), sort_keys=True),
                             data_seed, stat.st_mtime_ns, stat.st_size)
 
@@ -305,7 +306,7 @@ def _csv_arrays(cfg: DictConfig, data_seed: int) -> _CsvArrays:
     """Read and check the file: every problem is a ConfigError naming the key and the file."""
     import pandas as pd
 
-    path = Path(cfg.path).expanduser()
+    path = user_path(cfg.path)
 
     def fail(key: str, value, allowed: str) -> ConfigError:
         return ConfigError(f"invalid config: {key}={value!r} is not allowed: {allowed} (file {path})")

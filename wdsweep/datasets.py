@@ -39,6 +39,14 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 Arrays = Dict[str, Tuple[np.ndarray, np.ndarray]]
 
 
+def user_path(path: str) -> Path:
+    """A path as the user wrote it: relative to where the command ran, also inside a job that
+    Hydra moved into its output folder (hydra.job.chdir=true), and with ~ expanded."""
+    from hydra.utils import to_absolute_path
+
+    return Path(to_absolute_path(str(Path(str(path)).expanduser())))
+
+
 class DataProblem(ValueError):
     """What is wrong with the user's files, in one line (validation names the key)."""
 
@@ -46,7 +54,7 @@ class DataProblem(ValueError):
 def npz(path: str, seed: int = 0, task: Optional[str] = None, val_fraction: float = 0.1) -> dict:
     """A user's arrays: one .npz file with x_train, y_train, x_test, y_test (x_val, y_val
     optional), or a folder holding train.npz, test.npz (val.npz optional), each with x and y."""
-    root = Path(path).expanduser()
+    root = user_path(path)
     if root.is_dir():
         splits = {}
         for split in ("train", "val", "test"):
@@ -82,7 +90,7 @@ def image_folder(root: str, seed: int = 0, mode: str = "RGB", size: Optional[Seq
     [height, width] to resize to, else every image must have the first one's size."""
     from PIL import Image
 
-    base = Path(root).expanduser()
+    base = user_path(root)
     if not (base / "train").is_dir() or not (base / "test").is_dir():
         raise DataProblem(f"{base}: needs train/ and test/ folders of class folders")
     classes = sorted(p.name for p in (base / "train").iterdir() if p.is_dir())
@@ -150,7 +158,7 @@ def torchvision(name: str, root: str = "~/.cache/wdsweep/torchvision", download:
     else:
         raise DataProblem(f"torchvision.datasets.{name} takes neither train= nor split=: "
                           "wdsweep cannot tell its training set from its test set")
-    base = Path(root).expanduser()
+    base = user_path(root)
     splits = {}
     for split, choice in which.items():
         dataset = cls(root=str(base), download=bool(download), **choice, **(options or {}))

@@ -149,9 +149,11 @@ def _validate_data(check: _Checker) -> None:
         check.choice("data.task", TASKS)
         check.require("data.target", "the name of the target column, e.g. data.target=y")
         if check.require("data.path", "a csv file, e.g. data.path=my_data.csv"):
-            path = Path(check.get("data.path")).expanduser()
+            from wdsweep.datasets import user_path
+
+            path = user_path(check.get("data.path"))
             if not path.is_file():
-                check.fail("data.path", str(path), "an existing csv file (not found)")
+                check.fail("data.path", check.get("data.path"), f"an existing csv file (not found: {path})")
 
 
 def _check_fractions(check: _Checker) -> None:
@@ -298,7 +300,9 @@ def _validate_data_contents(cfg: DictConfig) -> int:
 def _file_stamp(data: DictConfig) -> tuple[int, int] | None:
     if data.get("name") != "csv" or "_target_" in data:
         return None
-    stat = Path(data.path).expanduser().stat()  # _validate_data found the file
+    from wdsweep.datasets import user_path
+
+    stat = user_path(data.path).stat()  # _validate_data found the file
     return stat.st_mtime_ns, stat.st_size
 
 
