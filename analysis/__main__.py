@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from analysis.collect import collect, status_counts
+from wdsweep.trial_link import hide_password
 
 
 def main(argv=None) -> int:
@@ -69,7 +70,8 @@ def main(argv=None) -> int:
                 print(f"analysis: {line}", file=sys.stderr)
                 collection.problems.append(line)
     figures += optuna_charts(runs, out)[1]
-    command = "python -m analysis " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    # The report names its command; a storage URL's password stays out of it.
+    command = "python -m analysis " + " ".join(shlex.quote(hide_password(a)) for a in (argv or sys.argv[1:]))
     report = write_report(runs, status_counts(runs), figures, out, command, collection.problems)
     print(f"analysis: {len(runs)} runs -> {report} ({time.perf_counter() - tic:.1f} s)")
     return 0

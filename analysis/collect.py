@@ -6,6 +6,8 @@ status and where it lives. A job with no metrics.json (still running, or killed)
 status `incomplete`; a corrupt metrics.json is a row with status `unreadable` and a one-line
 message; a job whose config cannot be read is left out, with a one-line message. A source with
 no runs at all is a one-line message too. An Optuna storage (a journal file or a storage URL) gives one row per trial.
+A storage URL's password is used to connect and nowhere else: rows and messages name the URL
+with the password masked (postgresql://me:***@host/db).
 Rows from sweeps with different config keys merge; keys a run lacks are empty (NaN).
 """
 from __future__ import annotations
@@ -18,6 +20,8 @@ from typing import Any, Dict, Iterable, List, Sequence
 
 import pandas as pd
 import yaml
+
+from wdsweep.trial_link import hide_password
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +65,9 @@ def collect(sources: Iterable[str]) -> Collection:
             problems.append(f"{source}: no such journal file")
         elif path.suffix == ".journal" or "://" in source:
             found = collect_optuna(source, problems)
-            if not found and not any(p.startswith(f"{source}: ") for p in problems):
-                problems.append(f"{source}: no trials found (no study in this storage)")
+            shown = hide_password(source)
+            if not found and not any(p.startswith(f"{shown}: ") for p in problems):
+                problems.append(f"{shown}: no trials found (no study in this storage)")
             rows.extend(found)
         else:
             problems.append(f"{source}: not a sweep folder, a .journal file or a storage URL")
@@ -135,20 +140,22 @@ def collect_optuna(spec: str, problems: List[str]) -> List[Dict[str, Any]]:
     """One row per trial of every study in an Optuna storage."""
     import optuna
 
-    from wdsweep.trial_link import open_storage
+    from wdsweep.trial_link import open_storage, split_password
 
+    shown, password = split_password(spec)  # rows and messages never hold the password
     try:
         storage = open_storage(spec)
         summaries = optuna.get_all_study_summaries(storage)
     except Exception as err:  # noqa: BLE001 - a bad storage is a message, not a crash
         err = getattr(err, "orig", None) or err  # SQLAlchemy's wrapper: the driver says it best
-        problems.append(f"{spec}: cannot read the Optuna storage ({type(err).__name__}: {_one_line(err)})")
+        line = hide_password(f"{type(err).__name__}: {_one_line(err)}", password)
+        problems.append(f"{shown}: cannot read the Optuna storage ({line})")
         return []
     rows = []
     for summary in summaries:
         study = optuna.load_study(study_name=summary.study_name, storage=storage)
         for trial in study.get_trials(deepcopy=False):
-            row: Dict[str, Any] = {"sweep": spec, "job": f"{summary.study_name}/trial-{trial.number:05d}",
+            row: Dict[str, Any] = {"sweep": shown, "job": f"{summary.study_name}/trial-{trial.number:05d}",
                                    "study": summary.study_name, "trial": trial.number,
                                    "trial_state": trial.state.name}
             row.update(trial.params)

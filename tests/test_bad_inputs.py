@@ -33,6 +33,9 @@ CSV_FILES = {
     "huge_feature.csv": "a,b,y\n" + "1,2,3\n" + "4,5,6\n1e300,8,9\n" * 3,
 }
 
+# A storage password no output may show.
+SECRET = "Pw-never-shown-3141"
+
 # id, program, arguments, the texts the one line must hold (the key with the bad value, and
 # what is allowed).
 CASES = [
@@ -82,6 +85,13 @@ CASES = [
       "hydra.sweeper.n_trials=1"],
      ["hydra.sweeper.storage='postgresql://nobody@127.0.0.1:1/x'",
       "an Optuna storage this process can open and write", "Connection refused"]),
+    # A password in a storage URL is never shown: the one line names the URL masked.
+    ("optuna-postgres-password-unreachable", "wdsweep",
+     ["-m", "search=optuna", f"hydra.sweeper.storage=postgresql://nobody:{SECRET}@127.0.0.1:1/x",
+      "hydra.sweeper.n_trials=1"],
+     ["hydra.sweeper.storage='postgresql://nobody:***@127.0.0.1:1/x'", "Connection refused"]),
+    ("analysis-postgres-password-unreachable", "analysis", [f"postgresql://nobody:{SECRET}@127.0.0.1:1/x"],
+     ["postgresql://nobody:***@127.0.0.1:1/x: cannot read the Optuna storage", "Connection refused"]),
     ("optuna-sqlite-no-folder", "wdsweep",
      ["-m", "search=optuna", "hydra.sweeper.storage=sqlite:///no_such_folder/x.db",
       "hydra.sweeper.n_trials=1"],
@@ -119,6 +129,7 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, program, args, needl
 
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr + proc.stdout
+    assert SECRET not in proc.stderr + proc.stdout
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith(f"{program}: "), lines[0]

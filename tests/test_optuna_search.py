@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import optuna
@@ -19,6 +20,8 @@ from optuna.trial import TrialState
 
 from conftest import read_metrics, run_cli
 from hydra_plugins.wdsweep_optuna._search_space import SearchSpaceError, parse_search_space
+from wdsweep.journal import repair_torn_tail, torn_tail_start
+from wdsweep.trial_link import ENV_PASSWORD, hide_password, split_password, with_password
 
 QUICK = ["trainer.steps=30", "trainer.eval_every=10", "model.depth=1", "model.width=16"]
 
@@ -347,3 +350,87 @@ def test_a_second_study_may_not_take_over_a_sweep_folder(tmp_path):
     assert {p: p.read_bytes() for p in (tmp_path / "S").rglob("metrics.json")} == before
     again = search(tmp_path, "hydra.sweep.dir=S", "hydra.sweeper.study_name=first", n_trials=3)
     assert again.returncode == 0, again.stderr  # the same study resumes in its own folder
+
+
+@pytest.fixture
+def postgres_user_with_password():
+    """(URL, password) of a role of its own with a password, owning a database of its own, on
+    the CI server (its URL's role may create roles); both dropped afterwards."""
+    admin = os.environ.get("WDSWEEP_TEST_POSTGRES_URL")
+    if not admin:
+        pytest.skip("no PostgreSQL server: set WDSWEEP_TEST_POSTGRES_URL (.ci/run starts one)")
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    name, password = f"wds_{uuid.uuid4().hex[:10]}", f"pw-{uuid.uuid4().hex}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {name} LOGIN PASSWORD '{password}'")
+        conn.execute(f"CREATE DATABASE {name} OWNER {name}")
+    url = make_url(admin).set(username=name, password=password, database=name)
+    try:
+        yield url.render_as_string(hide_password=False), password
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            conn.execute(f"DROP ROLE IF EXISTS {name}")
+
+
+@pytest.mark.integration
+def test_a_storage_password_is_in_no_file_and_no_output(tmp_path, postgres_user_with_password):
+    """A real search and its analysis on a PostgreSQL storage whose URL holds the password: the
+    jobs reach the database (they record their results on their trials), and the password is
+    in no file under the sweep and analysis folders and in no line either printed."""
+    url, password = postgres_user_with_password
+    masked = url.replace(f":{password}@", ":***@")
+    sweep = search(tmp_path, f"hydra.sweeper.storage={url}", "hydra.sweeper.study_name=secret",
+                   "hydra.sweep.dir=S", "trainer.steps=5", "trainer.eval_every=5", n_trials=2)
+    assert sweep.returncode == 0, sweep.stderr
+    report = subprocess.run([sys.executable, "-m", "analysis", url, "--out", "report"], cwd=tmp_path,
+                            env={**os.environ, "MPLBACKEND": "Agg"}, capture_output=True, text=True, timeout=240)
+    assert report.returncode == 0, report.stderr
+
+    for proc in (sweep, report):
+        assert password not in proc.stdout + proc.stderr
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert {"multirun.yaml", "hydra.yaml", "optimization_results.yaml", "runs.csv", "report.md"} <= {p.name for p in files}
+    assert [p for p in files if password.encode() in p.read_bytes()] == []
+    assert yaml.safe_load((tmp_path / "S" / "optimization_results.yaml").read_text())["storage"] == masked
+    assert masked in (tmp_path / "report" / "report.md").read_text()
+
+    study = optuna.load_study(study_name="secret", storage=url)
+    assert states(study)[TrialState.COMPLETE] == 2
+    assert all("wdsweep_test_error" in t.user_attrs for t in study.trials)  # written by the jobs
+
+
+@pytest.mark.parametrize("content,start", [
+    (b"", None), (b'{"a":1}\n', None), (b'{"a":1}\n{"b":2}\n', None),
+    (b'{"a":1}\n{"b"', 8),               # no newline: a write cut short
+    (b'{"a":1}\n{"b"\n', 8),             # a newline, but not JSON
+    (b'{"a":1}\n\n', 8),                 # an empty last line, which Optuna cannot read either
+    (b'{"a', 0),                         # the very first record torn
+    (b'{"a":1}\n' + b"x" * 200_000, 8),  # longer than one block read back from the end
+])
+def test_a_journal_is_torn_when_its_last_line_is_not_a_whole_record(tmp_path, capsys, content, start):
+    journal = tmp_path / "s.journal"
+    journal.write_bytes(content)
+    assert torn_tail_start(journal) == start
+    copy = repair_torn_tail(journal)
+    if start is None:
+        assert copy is None and journal.read_bytes() == content and not capsys.readouterr().err
+    else:
+        assert journal.read_bytes() == content[:start] and copy.read_bytes() == content[start:]
+        assert capsys.readouterr().err.count("wdsweep: warning:") == 1
+
+
+@pytest.mark.parametrize("url,public,password", [
+    ("postgresql://me:pw@host:5432/db", "postgresql://me:***@host:5432/db", "pw"),
+    ("postgresql+psycopg://me:p%40ss/w:x@host/db", "postgresql+psycopg://me:***@host/db", "p%40ss/w:x"),
+    ("postgresql://me@host/db", "postgresql://me@host/db", None),      # PGPASSWORD or ~/.pgpass
+    ("postgresql://host:5432/db", "postgresql://host:5432/db", None),
+    ("/runs/optuna/s.journal", "/runs/optuna/s.journal", None),
+])
+def test_a_storage_password_is_masked_and_put_back_only_in_memory(monkeypatch, url, public, password):
+    assert split_password(url) == (public, password)
+    assert hide_password(f"x='{url}' and more", password) == f"x='{public}' and more"
+    monkeypatch.setenv(ENV_PASSWORD, password or "unused")
+    assert with_password(public) == url

@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Dict, List
 
@@ -307,3 +309,128 @@ def test_ctrl_c_and_sigterm_stop_a_sweep_cleanly_and_the_same_command_resumes(tm
     for path, content in finished.items():  # kept, not trained again
         assert Path(path).read_bytes() == content
     assert not list((tmp_path / "S").rglob(".wdsweep.lock"))
+
+
+SEARCH = ["search=optuna", "trainer.steps=5", "trainer.eval_every=5", "hydra.sweep.dir=S"]
+
+
+def study_in(journal: Path, name: str) -> optuna.Study:
+    """The study as Optuna's own journal backend reads it (not wdsweep's)."""
+    return optuna.load_study(study_name=name, storage=optuna.storages.JournalStorage(JournalFileBackend(str(journal))))
+
+
+def complete_values(study: optuna.Study) -> Dict[int, float]:
+    return {t.number: t.value for t in study.trials if t.state == TrialState.COMPLETE}
+
+
+def every_line_whole(journal: Path) -> bool:
+    data = journal.read_bytes()
+    return data.endswith(b"\n") and all(json.loads(line) is not None for line in data.splitlines())
+
+
+def torn_warnings(proc: subprocess.CompletedProcess) -> List[str]:
+    return [line for line in proc.stderr.splitlines() if line.startswith("wdsweep: warning:") and "torn record" in line]
+
+
+def test_a_torn_journal_tail_is_cut_kept_and_the_study_resumes(tmp_path):
+    """A kill mid-append leaves the journal's last record without its end. Optuna reads past it
+    but would append after it, and the journal would then be unreadable: the resume cuts it
+    off (keeping its bytes beside the journal, with one warning) before its first append."""
+    args = [*SEARCH, "hydra.sweeper.study_name=torn"]
+    assert run_cli(["-m", *args, "hydra.sweeper.n_trials=1"], cwd=tmp_path).returncode == 0
+    journal = tmp_path / "multirun" / "optuna" / "torn.journal"
+    before = complete_values(study_in(journal, "torn"))
+    assert len(before) == 1
+    whole = journal.read_bytes()
+    journal.write_bytes(whole[:-5])  # the last record loses its last bytes, newline included
+    torn = whole[whole[:-1].rfind(b"\n") + 1:-5]
+
+    resumed = run_cli(["-m", *args, "hydra.sweeper.n_trials=2"], cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    (warning,) = torn_warnings(resumed)
+    assert str(journal) in warning and f"({len(torn)} bytes" in warning
+    (copy,) = journal.parent.glob("torn.journal.torn-*")
+    assert copy.read_bytes() == torn and str(copy) in warning
+    study = study_in(journal, "torn")
+    # The first run's trials are all still there with their values (a cut tell is told again
+    # from the trial's metrics.json), and the resume added its trial.
+    assert {n: v for n, v in complete_values(study).items() if n in before} == before
+    assert len(study.trials) == 2 and all(t.state == TrialState.COMPLETE for t in study.trials)
+    assert every_line_whole(journal)
+
+    again = run_cli(["-m", *args, "hydra.sweeper.n_trials=2"], cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert not torn_warnings(again) and len(study_in(journal, "torn").trials) == 2
+
+
+def test_a_journal_torn_by_a_full_disk_is_repaired_once_there_is_room(tmp_path, small_disk):
+    """The journal on a real 256 KiB tmpfs filled to the last byte: the sweep's append is cut
+    short at the end of the journal's last page. The sweep stops with one line (not waiting
+    for the trial it cannot tell), and once there is room the same command resumes with the
+    study whole."""
+    args = [*SEARCH, "hydra.sweeper.study_name=full", f"hydra.sweeper.storage_dir={small_disk / 'optuna'}"]
+    assert run_cli(["-m", *args, "hydra.sweeper.n_trials=1"], cwd=tmp_path).returncode == 0
+    journal = small_disk / "optuna" / "full.journal"
+    before = complete_values(study_in(journal, "full"))
+    filler = small_disk / "filler"
+    with open(filler, "wb", buffering=0) as handle:
+        with pytest.raises(OSError, match="No space left"):
+            while True:
+                handle.write(b"x" * 512)
+
+    full = run_cli(["-m", *args, "hydra.sweeper.n_trials=2"], cwd=tmp_path)
+    assert full.returncode == 1 and "Traceback" not in full.stdout + full.stderr
+    last = full.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"wdsweep: search stopped: the Optuna storage {journal} cannot be written")
+    assert "No space left on device" in last
+    assert not journal.read_bytes().endswith(b"\n")  # the full disk did tear the journal
+
+    filler.unlink()
+    # stale_after_seconds=1: the stopped sweep's trial is failed at once, not after 60 s
+    resumed = run_cli(["-m", *args, "hydra.sweeper.n_trials=2", "hydra.sweeper.stale_after_seconds=1"],
+                      cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert len(torn_warnings(resumed)) == 1
+    assert len(list(journal.parent.glob("full.journal.torn-*"))) == 1
+    study = study_in(journal, "full")
+    assert {n: v for n, v in complete_values(study).items() if n in before} == before
+    assert len(study.trials) == 2 and all(t.state != TrialState.RUNNING for t in study.trials)
+    assert every_line_whole(journal)
+
+
+def test_a_trial_killed_between_its_metrics_and_its_tell_is_told_from_its_metrics(tmp_path):
+    """What a sweep killed right after its job wrote metrics.json leaves behind: a RUNNING trial
+    with the sweeper's attributes and a fresh heartbeat, and the job's finished folder. The
+    resume tells it COMPLETE with the recorded value at once, instead of waiting 60 s for its
+    heartbeat to go stale and failing it."""
+    args = [*SEARCH, "hydra.sweeper.study_name=k"]
+    assert run_cli(["-m", *args, "hydra.sweeper.n_trials=1"], cwd=tmp_path).returncode == 0
+    journal = tmp_path / "multirun" / "optuna" / "k.journal"
+    storage = optuna.storages.JournalStorage(JournalFileBackend(str(journal)))
+    study = optuna.load_study(study_name="k", storage=storage)
+    done = study.trials[0]
+    # The killed sweep's trial, asked as the sweeper asks (the same point, so the same job)...
+    study.enqueue_trial(done.params)
+    trial = study.ask(done.distributions)
+    folder = tmp_path / "S" / f"trial-{trial.number:05d}"
+    storage.set_trial_user_attr(trial._trial_id, "wdsweep_canonical", done.user_attrs["wdsweep_canonical"])
+    storage.set_trial_user_attr(trial._trial_id, "wdsweep_job_dir", str(folder))
+    storage.set_trial_user_attr(trial._trial_id, "wdsweep_heartbeat", time.time())
+    # ...and its job's folder, as that job wrote it: its own trial link and times.
+    shutil.copytree(tmp_path / "S" / "trial-00000", folder)
+    record = read_metrics(folder)
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    record.update(started_at=now, finished_at=now, optuna={"study": "k", "trial_id": trial._trial_id})
+    (folder / "metrics.json").write_text(json.dumps(record))
+
+    tic = time.perf_counter()
+    resumed = run_cli(["-m", *args, "hydra.sweeper.n_trials=2"], cwd=tmp_path)
+    took = time.perf_counter() - tic
+    assert resumed.returncode == 0, resumed.stderr
+    assert took < 30, f"the resume waited ({took:.0f} s)"
+    trials = optuna.load_study(study_name="k", storage=storage).trials
+    assert len(trials) == 2  # told, not run again
+    told = trials[trial.number]
+    assert told.state == TrialState.COMPLETE and told.value == record["objective"]
+    assert told.user_attrs["wdsweep_test_error"] == record["test_error"]
+    assert told.user_attrs["wdsweep_status"] == "completed"

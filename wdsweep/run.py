@@ -236,18 +236,19 @@ def _finish(record: dict, cfg: DictConfig, job_dir: Path, trial: Optional[TrialL
     record["config"] = resolved_config(cfg)
     if trial is not None:
         record["optuna"] = {"study": trial.study_name, "trial_id": trial.trial_id}
+        # Before metrics.json: once that file is there the job is done with the study, and a
+        # sweep that finds the trial still RUNNING (its own sweep killed) tells it from the file.
+        trial.record(record)
     try:
         write_metrics(job_dir, record)
     except OSError as err:
         log.error("could not write %s: %s: %s; this job has no result", job_dir / METRICS_FILE,
                   type(err).__name__, err)
         record.update(status="failed", objective=None, error=f"{type(err).__name__}: {err}")
-        written = False
-    else:
-        written = True
-    if trial is not None:
-        trial.record(record)
-    return written
+        if trial is not None:
+            trial.record(record)
+        return False
+    return True
 
 
 def _log_summary(record: dict, overrides: Sequence[str]) -> None:

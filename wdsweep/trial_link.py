@@ -3,6 +3,13 @@ objective every evaluation so the pruner can stop the job, and record how the jo
 the trial. The sweeper passes storage, study and trial id through environment variables
 (hydra.job.env_set), which every Hydra launcher carries to the job, whatever the process.
 
+A storage password never travels that way: Hydra writes env_set into every job's hydra.yaml.
+A storage URL that holds one (postgresql://me:pw@host/db) is written and passed everywhere in
+its masked form (postgresql://me:***@host/db), and the password itself goes to the jobs in
+the process environment (ENV_PASSWORD, which every launcher's job processes inherit), where
+open_storage puts it back into the URL, in memory only. Without a password in the URL (the
+driver's own PGPASSWORD or ~/.pgpass) there is nothing to hide.
+
 No torch here: the sweeper plugin uses open_storage and build_pruner too. The reporting
 callback is monitors.PruningReporter.
 """
@@ -10,23 +17,59 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from dataclasses import dataclass
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 ENV_STORAGE = "WDSWEEP_OPTUNA_STORAGE"
 ENV_STUDY = "WDSWEEP_OPTUNA_STUDY"
 ENV_TRIAL = "WDSWEEP_OPTUNA_TRIAL_ID"
+# The password of a storage URL, as written in the URL (percent-encoded), for the jobs: never
+# in a config, a file or a log line.
+ENV_PASSWORD = "WDSWEEP_OPTUNA_STORAGE_PASSWORD"
+MASK = "***"
 PRUNER_ATTR = "wdsweep_pruner"  # study user attr: the pruner config, so jobs build the same one
+
+# scheme://user:PASSWORD@ ... : the password is what lies between the user's colon and the "@"
+# (SQLAlchemy's own reading of a URL; a password holding "@" must be percent-encoded there too).
+_URL_PASSWORD = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.\-]*://[^:/@\s]*:)(?P<password>[^@\s]*)@")
+
+
+def split_password(url: str) -> Tuple[str, Optional[str]]:
+    """postgresql://me:pw@host/db -> ("postgresql://me:***@host/db", "pw"); (url, None) when the
+    URL holds no password (or only the mask)."""
+    match = _URL_PASSWORD.search(url)
+    if match is None or match["password"] == MASK:
+        return url, None
+    return url[:match.start("password")] + MASK + url[match.end("password"):], match["password"]
+
+
+def hide_password(text: str, password: Optional[str] = None) -> str:
+    """`text` (a URL, a log or error line) with every URL password masked, and `password`, if
+    given, wherever else it appears (a driver may quote its connection string)."""
+    text = _URL_PASSWORD.sub(lambda m: m["head"] + MASK + "@", text)
+    return text.replace(password, MASK) if password else text
+
+
+def with_password(url: str) -> str:
+    """The URL to connect with: a masked password is replaced by ENV_PASSWORD, when set."""
+    match = _URL_PASSWORD.search(url)
+    password = os.environ.get(ENV_PASSWORD)
+    if match is None or match["password"] != MASK or not password:
+        return url
+    return url[:match.start("password")] + password + url[match.end("password"):]
 
 
 def open_storage(spec: str):
-    """An Optuna storage from a URL (sqlite:///..., postgresql://...) or a journal file path."""
+    """An Optuna storage from a URL (sqlite:///..., postgresql://..., its password masked or
+    not) or a journal file path (its torn tail cut before anything is appended: wdsweep.journal)."""
     import optuna
-    from optuna.storages.journal import JournalFileBackend
+
+    from wdsweep.journal import TailSafeJournalBackend
 
     if "://" in spec:
-        return optuna.storages.get_storage(spec)
-    return optuna.storages.JournalStorage(JournalFileBackend(spec))
+        return optuna.storages.get_storage(with_password(spec))
+    return optuna.storages.JournalStorage(TailSafeJournalBackend(spec))
 
 
 def build_pruner(conf: Optional[Dict[str, Any]]):
@@ -68,9 +111,14 @@ class TrialLink:
 
     def record(self, metrics: dict) -> None:
         """How the job ended, as trial user attributes the sweeper and the analysis read."""
-        storage = open_storage(self.storage)
-        for key in ("status", "test_error", "val_error", "steps", "diverged_at_step", "error"):
-            value = metrics.get(key)
-            if isinstance(value, float) and not math.isfinite(value):
-                value = None
-            storage.set_trial_user_attr(self.trial_id, f"wdsweep_{key}", value)
+        record_attrs(open_storage(self.storage), self.trial_id, metrics)
+
+
+def record_attrs(storage, trial_id: int, metrics: dict) -> None:
+    """A job's metrics.json fields as the trial's user attributes (wdsweep_status, ...): by the
+    job, or by a sweep that tells a trial from its job's metrics.json."""
+    for key in ("status", "test_error", "val_error", "steps", "diverged_at_step", "error"):
+        value = metrics.get(key)
+        if isinstance(value, float) and not math.isfinite(value):
+            value = None
+        storage.set_trial_user_attr(trial_id, f"wdsweep_{key}", value)

@@ -12,8 +12,14 @@ ended, until the study holds n_trials finished trials.
 - The study lives in a journal file (or any Optuna storage URL) at a path derived from the
   study name, so the same command resumes it. Several sweep processes on one storage share
   the budget: "count, then ask" happens under a lock, so n_trials is exact.
-- While its trials run, the sweeper writes a heartbeat on them; a RUNNING trial whose heartbeat
-  is older than stale_after_seconds belonged to a killed sweep and is failed on the next start.
+- While its trials run, the sweeper writes a heartbeat on them. A RUNNING trial that no sweep
+  will tell (its sweep was killed) is settled by the next sweep on the study: at once, as its
+  job ended, if the job's metrics.json is in the trial's folder (a kill between that file and
+  the tell); else failed, once its heartbeat is older than stale_after_seconds.
+- A password in the storage URL is taken out before anything is written or launched: the
+  sweeper's config (saved by this sweeper as multirun.yaml, and by Hydra in every job's
+  hydra.yaml) and every log line get the masked URL, postgresql://me:***@host/db, and the jobs
+  get the password through the process environment (wdsweep.trial_link.ENV_PASSWORD).
 """
 import contextlib
 import fcntl
@@ -25,19 +31,21 @@ import os
 import re
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, NoReturn, Optional, Sequence, Tuple
 
 import optuna
 from hydra.core.plugins import Plugins
 from hydra.errors import HydraException
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from omegaconf.errors import OmegaConfBaseException
 from optuna.trial import TrialState
 
 from hydra_plugins.wdsweep_optuna._search_space import SearchSpace, SearchSpaceError, parse_search_space
+from wdsweep.trial_link import ENV_PASSWORD, hide_password, split_password, with_password
 from wdsweep.validation import ConfigError, composition_error_line  # torch-free; loaded only when the sweeper runs
 
 log = logging.getLogger(__name__)
@@ -49,6 +57,8 @@ JOB_DIR_ATTR = "wdsweep_job_dir"  # the trial's folder, for a later trial that s
 SAME_AS_ATTR = "wdsweep_same_as"  # the number of the trial whose result this one shares
 REASON_ATTR = "wdsweep_fail_reason"
 RESULTS_FILE = "optimization_results.yaml"
+# A job's metrics.json that started this long before its trial was asked is an older run's.
+RECORD_CLOCK_SLACK_SECONDS = 10.0
 
 
 class OptunaSweeperImpl(Sweeper):
@@ -70,7 +80,9 @@ class OptunaSweeperImpl(Sweeper):
         self.dedupe = dedupe
         self.space = SearchSpace()
         self.storage_obj: Optional[optuna.storages.BaseStorage] = None
-        self.storage_spec = ""  # the storage URL or journal path in use, set by sweep()
+        self.storage_spec = ""  # the storage URL (password masked) or journal path in use, set by sweep()
+        self.password: Optional[str] = None  # the storage URL's password, kept out of every output
+        self.untold: Optional[str] = None  # why a trial could not be told, if one could not
         self.config: Optional[DictConfig] = None
         self.hydra_context: Optional[HydraContext] = None
         self.launcher = None
@@ -89,6 +101,7 @@ class OptunaSweeperImpl(Sweeper):
 
     # ------------------------------------------------------------------ the sweep
     def sweep(self, arguments: List[str]) -> Any:
+        self._take_password_out_of_storage()
         self._check_settings()
         try:
             space = parse_search_space(self.params, arguments)
@@ -106,29 +119,72 @@ class OptunaSweeperImpl(Sweeper):
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
 
         heartbeat = _Heartbeat(self.storage_obj, self.heartbeat_seconds)
-        job_index = 0
         try:
-            while True:
-                with lock.held():
-                    self._fail_stale_trials(study)  # a cooperating sweep may have been killed
-                    trials = self._ask_batch(study)
-                if not trials:
-                    if not _count(study, (TrialState.RUNNING,)):
-                        break
-                    # The budget is taken, but other sweeps' trials still run: wait for them to
-                    # finish, or to go stale, so that the study ends with n_trials finished.
-                    time.sleep(min(self.heartbeat_seconds, 5.0))
-                    continue
-                heartbeat.add(trials)
-                try:
-                    job_index = self._run_batch(study, space, storage_spec, trials, job_index)
-                finally:
-                    heartbeat.remove(trials)
-                self._check_failure_rate(study)
+            self._run_to_budget(study, lock, space, storage_spec, heartbeat)
+        except _storage_errors() as err:  # the storage went away or filled up mid-sweep
+            self._stop_unwritable(hide_password(_one_line(err), self.password))
         finally:
             heartbeat.stop()
         self._write_results(study, sweep_dir)
         return None
+
+    def _run_to_budget(self, study: optuna.Study, lock: "_AskLock", space: SearchSpace, storage_spec: str,
+                       heartbeat: "_Heartbeat") -> None:
+        """Ask, run and tell batches of trials until the study holds n_trials finished ones."""
+        job_index = 0
+        waited_for: set = set()
+        while True:
+            with lock.held():
+                self._settle_orphaned_trials(study)  # a cooperating sweep may have been killed
+                trials = self._ask_batch(study)
+            self._stop_if_untold()
+            if not trials:
+                running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+                if not running:
+                    return
+                # The budget is taken, but other sweeps' trials still run: wait for them to
+                # finish, or to go stale, so that the study ends with n_trials finished.
+                self._say_waiting(running, waited_for)
+                time.sleep(min(self.heartbeat_seconds, 5.0))
+                continue
+            heartbeat.add(trials)
+            try:
+                job_index = self._run_batch(study, space, storage_spec, trials, job_index)
+            finally:
+                heartbeat.remove(trials)
+            self._stop_if_untold()
+            self._check_failure_rate(study)
+
+    def _stop_if_untold(self) -> None:
+        """A trial this sweep could not tell would stay RUNNING, and the sweep would wait for
+        it forever: the storage cannot be written (a full disk, a lost server). Stop."""
+        if self.untold:
+            self._stop_unwritable(self.untold)
+
+    def _stop_unwritable(self, problem: str) -> NoReturn:
+        ConfigError(f"search stopped: the Optuna storage {self.storage_spec} cannot be written ({problem}); "
+                    "the study keeps every trial told before: run the same command again to resume once "
+                    "it can be written").exit()
+
+    def _take_password_out_of_storage(self) -> None:
+        """Keep a storage URL's password out of everything written or logged (see the module).
+
+        Hydra saves the sweeper's config (multirun.yaml here, each job's .hydra/hydra.yaml in
+        run_job) with hydra.sweeper.storage and the command line's hydra.overrides.hydra, and
+        composes every job from those overrides: both get the masked URL before the first is
+        saved or composed. The password goes to os.environ, which every launcher's job
+        processes inherit (in-process, joblib's workers, submitit's jobs), and open_storage puts
+        it back into the URL in memory. A user who would rather not type it at all gives
+        postgresql://me@host/db and PGPASSWORD or ~/.pgpass, which the driver reads."""
+        public, password = split_password(self.storage) if self.storage else (self.storage, None)
+        if password is None:
+            return
+        self.storage, self.password = public, password
+        os.environ[ENV_PASSWORD] = password
+        hydra_cfg = self.config.hydra
+        with read_write(hydra_cfg), open_dict(hydra_cfg):
+            hydra_cfg.sweeper.storage = public
+            hydra_cfg.overrides.hydra = [hide_password(o, password) for o in hydra_cfg.overrides.hydra]
 
     @staticmethod
     def _check_sweep_dir_is_ours(sweep_dir: Path, study_name: str) -> None:
@@ -225,8 +281,8 @@ class OptunaSweeperImpl(Sweeper):
                 with lock.held():  # two processes creating one RDB schema or study at once would collide
                     return lock, self._open_study(study_name, storage_spec, space)
             except _storage_errors() as err:
-                problem = _one_line(err)
-        key, value = ("storage", _hide_password(self.storage)) if self.storage else ("storage_dir", self.storage_dir)
+                problem = hide_password(_one_line(err), self.password)
+        key, value = ("storage", self.storage) if self.storage else ("storage_dir", self.storage_dir)
         ConfigError(f"invalid config: hydra.sweeper.{key}={value!r} is not allowed: an Optuna storage "
                     f"this process can open and write ({problem})").exit()
 
@@ -243,12 +299,11 @@ class OptunaSweeperImpl(Sweeper):
             ConfigError(f"invalid search: study {study_name!r} in {storage_spec} was created with directions "
                         f"{[d.name.lower() for d in study.directions]}, not {self.directions}").exit()
         study.set_user_attr(PRUNER_ATTR, self.pruner_conf)
-        self._fail_stale_trials(study)
+        self._settle_orphaned_trials(study)
         if not existing:
             for point in self.enqueue:
                 study.enqueue_trial(point, skip_if_exists=True)
-        log.info("study %r in %s: %d trials already, %d finished; running to %d", study_name,
-                 _hide_password(storage_spec),
+        log.info("study %r in %s: %d trials already, %d finished; running to %d", study_name, storage_spec,
                  n_existing, _count(study, FINISHED), self.n_trials)
         return study
 
@@ -269,15 +324,54 @@ class OptunaSweeperImpl(Sweeper):
             return optuna.samplers.GPSampler(seed=seed, **conf)
         raise SearchSpaceError(f"hydra/sweeper/sampler={name!r}: tpe, random, grid, cmaes or gp")
 
-    def _fail_stale_trials(self, study: optuna.Study) -> None:
+    def _settle_orphaned_trials(self, study: optuna.Study) -> None:
+        """Tell the RUNNING trials no sweep will tell. Called between batches, when none of this
+        sweep's own trials run, so every RUNNING trial is another sweep's: one whose job has
+        finished (its metrics.json is in the trial's folder; its sweep was killed before the
+        tell) is told at once how the job ended, without waiting for its heartbeat to go
+        stale; one without is failed once its heartbeat is older than stale_after_seconds.
+        Telling a live sweep's finished trial first is harmless: its own tell is then skipped."""
         now = time.time()
         for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            beat = trial.user_attrs.get(HEARTBEAT_ATTR)
-            started = trial.datetime_start.timestamp() if trial.datetime_start else now
-            last = beat if beat is not None else started
+            record = _finished_record(trial)
+            if record is not None:
+                self._tell_from_record(study, trial, record)
+                continue
+            last = _last_sign_of_life(trial, now)
             if now - last > self.stale_after_seconds:
                 self._tell(study, trial._trial_id, trial.number, TrialState.FAIL, None,
                            f"stale: its sweep stopped (no heartbeat for {now - last:.0f} s)")
+
+    def _tell_from_record(self, study: optuna.Study, trial: optuna.trial.FrozenTrial, record: dict) -> None:
+        """Tell a trial how its job ended, from the job's metrics.json, as the sweep that ran it
+        would have: its objective for a completed job, PRUNED, or FAIL with the reason; and
+        the job's own user attributes, in case the kill also came before the job wrote them."""
+        from wdsweep.trial_link import record_attrs
+
+        state, values, reason = _outcome_of_record(record, len(self.directions))
+        try:
+            record_attrs(self.storage_obj, trial._trial_id, record)
+            same_as = re.fullmatch(r"trial-(\d+)", Path(str(record.get("same_as", ""))).name)
+            if same_as:  # a record of another trial's result (dedupe), written before the kill
+                self.storage_obj.set_trial_user_attr(trial._trial_id, SAME_AS_ATTR, int(same_as[1]))
+        except optuna.exceptions.UpdateFinishedTrialError:
+            return  # its own sweep told it meanwhile
+        log.info("trial %d: its sweep stopped after its job ended (%s in %s): told %s%s", trial.number,
+                 record.get("status"), trial.user_attrs.get(JOB_DIR_ATTR), state.name,
+                 f" {values}" if values else "")
+        self._tell(study, trial._trial_id, trial.number, state, values, reason)
+
+    def _say_waiting(self, running: List[optuna.trial.FrozenTrial], said: set) -> None:
+        """One line per set of trials this sweep waits for, so that no wait is silent."""
+        numbers = tuple(sorted(t.number for t in running))
+        if numbers in said:
+            return
+        said.add(numbers)
+        now = time.time()
+        ages = ", ".join(f"{t.number} ({now - _last_sign_of_life(t, now):.0f} s ago)" for t in running)
+        log.info("the study's budget is taken; waiting for the trials other sweeps run (last heartbeat: "
+                 "%s). A trial whose heartbeat is older than hydra.sweeper.stale_after_seconds=%g "
+                 "belonged to a killed sweep and is failed then", ages, self.stale_after_seconds)
 
     def _ask_batch(self, study: optuna.Study) -> List[optuna.Trial]:
         """Up to n_jobs new trials, never more than the study's budget leaves, counting the
@@ -389,10 +483,13 @@ class OptunaSweeperImpl(Sweeper):
             self._tell(study, trial._trial_id, trial.number, TrialState.FAIL, None,
                        f"could not record the result of trial {source.number}")
             return True
-        for key, value in source.user_attrs.items():
-            if key.startswith("wdsweep_") and key not in (CANONICAL_ATTR, JOB_DIR_ATTR, HEARTBEAT_ATTR):
-                self.storage_obj.set_trial_user_attr(trial._trial_id, key, value)
-        self.storage_obj.set_trial_user_attr(trial._trial_id, SAME_AS_ATTR, source.number)
+        try:
+            for key, value in source.user_attrs.items():
+                if key.startswith("wdsweep_") and key not in (CANONICAL_ATTR, JOB_DIR_ATTR, HEARTBEAT_ATTR):
+                    self.storage_obj.set_trial_user_attr(trial._trial_id, key, value)
+            self.storage_obj.set_trial_user_attr(trial._trial_id, SAME_AS_ATTR, source.number)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            return True  # another sweep told it from the record just written
         log.info("trial %d: the same configuration as trial %d, told its value (not trained)",
                  trial.number, source.number)
         self._tell(study, trial._trial_id, trial.number, TrialState.COMPLETE, list(source.values), None)
@@ -431,14 +528,27 @@ class OptunaSweeperImpl(Sweeper):
 
     def _tell(self, study: optuna.Study, trial_id: int, number: int, state: TrialState,
               values: Optional[List[float]], reason: Optional[str]) -> None:
-        """Tell Optuna; a failure to tell is logged, never raised: the sweep goes on."""
+        """Tell Optuna; a failure to tell is logged, never raised: the sweep goes on. A trial
+        another sweep already told (it found this one's job finished) is left as told."""
         try:
             if reason:
                 self.storage_obj.set_trial_user_attr(trial_id, REASON_ATTR, reason)
                 log.warning("trial %d: %s (%s)", number, state.name, reason)
             study.tell(number, values, state=state, skip_if_finished=True)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            log.info("trial %d: already told by another sweep", number)
         except Exception as err:  # noqa: BLE001
-            log.error("could not tell Optuna how trial %d ended (%s): %s", number, state.name, err)
+            log.error("could not tell Optuna how trial %d ended (%s): %s", number, state.name,
+                      hide_password(str(err), self.password))
+            if self._still_running(trial_id):  # (a sampler may raise after the state was stored)
+                self.untold = (f"trial {number} could not be told {state.name}: "
+                               f"{hide_password(_one_line(err), self.password)}")
+
+    def _still_running(self, trial_id: int) -> bool:
+        try:
+            return self.storage_obj.get_trial(trial_id).state == TrialState.RUNNING
+        except Exception:  # noqa: BLE001 - a storage that cannot even be read
+            return True
 
     def _check_failure_rate(self, study: optuna.Study) -> None:
         finished = _count(study, FINISHED)
@@ -524,9 +634,50 @@ def _one_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {' '.join(str(err).split())}"
 
 
-def _hide_password(url: str) -> str:
-    """postgresql://me:secret@host/db -> postgresql://me:***@host/db, for messages and logs."""
-    return re.sub(r"(://[^:/@]+:)[^@/]*@", r"\1***@", url)
+def _finished_record(trial: optuna.trial.FrozenTrial) -> Optional[dict]:
+    """The metrics.json of the trial's job if that job finished (any status), else None. The
+    record must be this trial's: it names the trial (or is a record of another trial's result,
+    written by the sweeper) and its job started after the trial was asked, not an older run
+    in a folder of the same name."""
+    from wdsweep.resume import read_record
+
+    folder = trial.user_attrs.get(JOB_DIR_ATTR)
+    record = read_record(Path(folder)) if folder else None
+    if record is None or record.get("status") not in ("completed", "pruned", "diverged", "failed"):
+        return None
+    link = record.get("optuna")
+    if not (link.get("trial_id") == trial._trial_id if isinstance(link, dict) else "same_as" in record):
+        return None
+    try:
+        started = datetime.fromisoformat(str(record.get("started_at"))).timestamp()
+    except ValueError:
+        return None
+    asked = trial.datetime_start.timestamp() if trial.datetime_start else started
+    return record if started >= asked - RECORD_CLOCK_SLACK_SECONDS else None
+
+
+def _outcome_of_record(record: dict, n_directions: int
+                       ) -> Tuple[TrialState, Optional[List[float]], Optional[str]]:
+    """How a job ended, from its metrics.json, as the sweeper's _outcome reads a job's return."""
+    status = record.get("status")
+    if status == "pruned":
+        return TrialState.PRUNED, None, None
+    if status != "completed":
+        detail = record.get("error") or (f"at step {record.get('diverged_at_step')}" if status == "diverged" else "")
+        return TrialState.FAIL, None, f"{status} {detail}".strip()
+    value = record.get("objective")
+    values = list(value) if isinstance(value, list) else [value]
+    if len(values) != n_directions or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
+        return TrialState.FAIL, None, f"metrics.json holds the objective {value!r} for {n_directions} directions"
+    return TrialState.COMPLETE, [float(v) for v in values], None
+
+
+def _last_sign_of_life(trial: optuna.trial.FrozenTrial, now: float) -> float:
+    """When the trial's sweep last wrote its heartbeat (or asked it)."""
+    beat = trial.user_attrs.get(HEARTBEAT_ATTR)
+    if beat is not None:
+        return beat
+    return trial.datetime_start.timestamp() if trial.datetime_start else now
 
 
 def _count(study: optuna.Study, states: Sequence[TrialState]) -> int:
@@ -567,7 +718,7 @@ class _AskLock:
             import sqlalchemy
             from sqlalchemy.pool import NullPool
 
-            self.engine = sqlalchemy.create_engine(storage_spec, poolclass=NullPool)
+            self.engine = sqlalchemy.create_engine(with_password(storage_spec), poolclass=NullPool)
             self.key = int(hashlib.sha1(study_name.encode()).hexdigest()[:15], 16)
         elif storage_spec.startswith("sqlite:///"):
             self.path = Path(storage_spec[len("sqlite:///"):] + ".asklock")
