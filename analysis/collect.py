@@ -71,10 +71,66 @@ def collect(sources: Iterable[str]) -> Collection:
             rows.extend(found)
         else:
             problems.append(f"{source}: not a sweep folder, a .journal file or a storage URL")
-    frame = pd.DataFrame(rows)
+    rows = _once_per_trial(rows)
+    frame = _split_objectives(pd.DataFrame(rows))
     if not frame.empty:
         frame = frame[[c for c in _leading(frame)] + [c for c in frame.columns if c not in _leading(frame)]]
     return Collection(frame, problems)
+
+
+def _once_per_trial(rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """A trial given twice, as a job folder and as a trial of its study's storage (the sweep
+    folder and its journal), is one row: the folder's, with the study's trial number and state."""
+    # (decided before the loop: a folder row takes a trial_state from its twin in it)
+    from_storage = {id(row) for row in rows if "trial_state" in row}
+    folders = {row["_job_dir"]: row for row in rows if row.get("_job_dir") and id(row) not in from_storage}
+    merged, kept = 0, []
+    for row in rows:
+        twin = folders.get(row.get("_job_dir")) if id(row) in from_storage else None
+        if twin is not None:
+            twin.update({k: row[k] for k in ("study", "trial", "trial_state")})
+            merged += 1
+        else:
+            kept.append(row)
+    if merged:
+        log.info("%d trials found both in a sweep folder and in their study's storage: counted once", merged)
+    for row in kept:
+        row.pop("_job_dir", None)
+    return kept
+
+
+def _trial_key(job_dir: Path, study: Any) -> Any:
+    """What names one trial's job in both sources: its study and the last two parts of its
+    folder (the sweep folder's name and trial-NNNNN). The whole path would not do: the sweep
+    may have stored it relative to where it ran, and the analysis may run elsewhere."""
+    return (str(study), *Path(job_dir).parts[-2:]) if study else None
+
+
+def _study_of(metrics_file: Path) -> Any:
+    try:
+        link = json.loads(metrics_file.read_text()).get("optuna")
+    except (OSError, ValueError, AttributeError, UnicodeDecodeError):
+        return None
+    return link.get("study") if isinstance(link, dict) else None
+
+
+def _split_objectives(frame: pd.DataFrame) -> pd.DataFrame:
+    """A multi-objective run's objective is a list: it goes to `objectives` (as text), and
+    `objective`, which the charts and the report rank by, stays empty for it."""
+    if frame.empty or "objective" not in frame:
+        return frame
+    several = frame["objective"].map(lambda v: isinstance(v, (list, tuple)))
+    if several.any():
+        frame = frame.copy()
+        frame["objectives"] = frame["objective"].where(several).map(
+            lambda v: " ".join(f"{x:.6g}" if isinstance(x, (int, float)) else str(x) for x in v)
+            if isinstance(v, (list, tuple)) else None)
+        frame["objective"] = pd.to_numeric(frame["objective"].where(~several), errors="coerce")
+    return frame
+
+
+# What a wdsweep job's config holds at its top level: a folder without them is another tool's.
+JOB_GROUPS = ("model", "data", "optimizer", "reg", "trainer")
 
 
 def _leading(frame: pd.DataFrame) -> List[str]:
@@ -94,7 +150,12 @@ def collect_sweep(root: Path, problems: List[str]) -> List[Dict[str, Any]]:
         if not isinstance(config, dict):
             problems.append(f"{config_file}: unreadable config ({config}); job skipped")
             continue
+        missing = [g for g in JOB_GROUPS if not isinstance(config.get(g), dict)]
+        if missing:  # another tool's job folder, or a config cut short
+            problems.append(f"{config_file}: not a wdsweep job's config (no {', '.join(missing)}); job skipped")
+            continue
         row.update(flatten(config))
+        row["_job_dir"] = _trial_key(job, _study_of(job / "metrics.json"))
         overrides = _read_overrides(job / ".hydra" / "overrides.yaml", problems)
         if overrides is not None:
             row["overrides"] = overrides
@@ -160,6 +221,8 @@ def collect_optuna(spec: str, problems: List[str]) -> List[Dict[str, Any]]:
                                    "trial_state": trial.state.name}
             row.update(trial.params)
             attrs = trial.user_attrs
+            if attrs.get("wdsweep_job_dir"):
+                row["_job_dir"] = _trial_key(Path(attrs["wdsweep_job_dir"]), summary.study_name)
             row["status"] = attrs.get("wdsweep_status") or {"RUNNING": "incomplete", "WAITING": "incomplete",
                                                              "PRUNED": "pruned", "FAIL": "failed"}.get(
                                                                  trial.state.name, "completed")

@@ -127,6 +127,10 @@ def _optuna_section(trials: pd.DataFrame) -> List[str]:
              "|---|---|---|---|---|---|"]
     for study, group in trials.groupby("study"):
         done = group[group["objective"].notna()]
+        if done.empty and "objectives" in group and group["objectives"].notna().any():
+            lines.append(f"| {study} | {len(group)} | multi-objective: no single best (its Pareto front is "
+                         f"in optimization_results.yaml) | | | |")
+            continue
         if done.empty:
             lines.append(f"| {study} | {len(group)} | | | | |")
             continue
