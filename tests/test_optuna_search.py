@@ -434,3 +434,13 @@ def test_a_storage_password_is_masked_and_put_back_only_in_memory(monkeypatch, u
     assert hide_password(f"x='{url}' and more", password) == f"x='{public}' and more"
     monkeypatch.setenv(ENV_PASSWORD, password or "unused")
     assert with_password(public) == url
+
+
+@pytest.mark.integration
+def test_a_search_whose_every_trial_failed_exits_non_zero_with_one_line(tmp_path):
+    proc = search(tmp_path, "optimizer.lr=1e30", "reg.lam=tag(log,interval(1e-4,1))", n_trials=2)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("wdsweep: search ended without a completed trial: 2 trials, 2 failed"), last
+    assert [t.state for t in only_study(tmp_path).trials] == [TrialState.FAIL] * 2
+    assert results_files(tmp_path)  # the results are still written

@@ -126,7 +126,18 @@ class OptunaSweeperImpl(Sweeper):
         finally:
             heartbeat.stop()
         self._write_results(study, sweep_dir)
+        self._fail_if_nothing_completed(study)
         return None
+
+    def _fail_if_nothing_completed(self, study: optuna.Study) -> None:
+        """A search none of whose trials completed has no answer: say so and exit non-zero
+        (below min_trials_for_failure_rate the failure-rate stop does not look)."""
+        trials = study.get_trials(deepcopy=False)
+        if trials and not any(t.state == TrialState.COMPLETE for t in trials):
+            reasons = [t.user_attrs.get(REASON_ATTR) for t in trials if t.user_attrs.get(REASON_ATTR)]
+            ConfigError(f"search ended without a completed trial: {len(trials)} trials, "
+                        f"{_count(study, (TrialState.FAIL,))} failed"
+                        + (f" (first reason: {reasons[0]})" if reasons else "")).exit()
 
     def _run_to_budget(self, study: optuna.Study, lock: "_AskLock", space: SearchSpace, storage_spec: str,
                        heartbeat: "_Heartbeat") -> None:
