@@ -126,6 +126,11 @@ def test_job_dir_names_are_safe_stable_and_distinct():
     assert "/" not in a and a != b and a == job_dir_name("data.path=/a/b.csv")
     long = job_dir_name("x=" + "9" * 500)
     assert len(long) <= 120 and long != job_dir_name("x=" + "9" * 499)
+    # One number, one folder: reg.p=1,2 then reg.p=1.0,2.0 finds the first run's results.
+    assert job_dir_name("reg.p=1.0,seed=1") == job_dir_name("reg.p=1,seed=1") == "reg.p=1,seed=1"
+    assert job_dir_name("reg.lam=1e-3") == job_dir_name("reg.lam=0.001") == "reg.lam=0.001"
+    assert job_dir_name("reg.lam=0.1234567891") != job_dir_name("reg.lam=0.1234567892")  # no rounding
+    assert job_dir_name("seed=12345678901234567891") == "seed=12345678901234567891"  # ints as typed
 
 
 def test_resolved_config_has_no_missing_values(compose_cfg):
