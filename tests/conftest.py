@@ -33,12 +33,26 @@ def compose_cfg():
     return _compose
 
 
-def run_cli(args: Sequence[str], cwd: Path, timeout: float = 240, env_extra: dict | None = None
-            ) -> subprocess.CompletedProcess:
+# An address-space limit under which a model of width 20000 (1.6 GB per weight matrix) cannot be
+# allocated, while the up-front memory check (which reads the machine's free memory) passes it:
+# a real allocation failure after validation.
+SMALL_ADDRESS_SPACE = 3 * 2**30
+BIG_MODEL = ["model.depth=2", "model.width=20000"]
+
+
+def run_cli(args: Sequence[str], cwd: Path, timeout: float = 240, env_extra: dict | None = None,
+            address_space: int | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONHASHSEED": "0", **(env_extra or {})}
     env.pop("HYDRA_FULL_ERROR", None)
+
+    def limit() -> None:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
+
     return subprocess.run([sys.executable, "-m", "wdsweep", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True, timeout=timeout,
+                          preexec_fn=limit if address_space else None)
 
 
 def job_dirs(sweep_root: Path) -> List[Path]:

@@ -9,7 +9,7 @@ import torch
 import yaml
 from torch import nn
 
-from conftest import job_dirs, read_metrics, run_cli
+from conftest import BIG_MODEL, SMALL_ADDRESS_SPACE, job_dirs, read_metrics, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -104,17 +104,17 @@ def test_same_config_twice_gives_identical_metrics(tmp_path):
 
 
 def test_diverged_and_failed_jobs_do_not_stop_the_sweep_but_fail_its_exit_status(tmp_path):
-    # width 10**6 asks torch for a 4 TB matrix: a real failure after validation.
-    proc = run_cli(["-m", "model.depth=2", "model.width=1000000,16", "optimizer.lr=1e4,0.01",
-                    "trainer.steps=40", "trainer.eval_every=10"], cwd=tmp_path)
+    # width 20000 under a 3 GB address space: a real allocation failure after validation.
+    proc = run_cli(["-m", "model.depth=2", "model.width=20000,16", "optimizer.lr=1e4,0.01",
+                    "trainer.steps=40", "trainer.eval_every=10"], cwd=tmp_path, address_space=SMALL_ADDRESS_SPACE)
     assert proc.returncode == 1
     last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith("wdsweep: 2 of 4 jobs failed") and last.count("model.width=1000000") == 2
+    assert last.startswith("wdsweep: 2 of 4 jobs failed") and last.count("model.width=20000") == 2
     runs = {(r["config"]["model"]["width"], r["config"]["optimizer"]["lr"]): r
             for r in map(read_metrics, job_dirs(tmp_path / "multirun"))}
     assert len(runs) == 4
     for lr in (1e4, 0.01):
-        failed = runs[(1000000, lr)]
+        failed = runs[(20000, lr)]
         assert failed["status"] == "failed" and "RuntimeError" in failed["error"]
         assert failed["objective"] is None
     diverged = runs[(16, 1e4)]
@@ -124,7 +124,7 @@ def test_diverged_and_failed_jobs_do_not_stop_the_sweep_but_fail_its_exit_status
 
 
 def test_a_failed_single_run_exits_non_zero_and_records_why(tmp_path):
-    proc = run_cli(["model.depth=2", "model.width=1000000", "hydra.run.dir=job"], cwd=tmp_path)
+    proc = run_cli([*BIG_MODEL, "hydra.run.dir=job"], cwd=tmp_path, address_space=SMALL_ADDRESS_SPACE)
     assert proc.returncode != 0
     metrics = read_metrics(tmp_path / "job")
     assert metrics["status"] == "failed" and "allocate" in metrics["error"]

@@ -16,7 +16,7 @@ from omegaconf import open_dict
 from torch import nn
 
 from analysis.collect import collect
-from conftest import job_dirs, read_metrics, run_cli
+from conftest import BIG_MODEL, SMALL_ADDRESS_SPACE, job_dirs, read_metrics, run_cli
 from wdsweep.run import run
 from wdsweep.vectorized import batch_signature, train_batched, unbatchable_reason
 
@@ -186,9 +186,10 @@ def test_optuna_rounds_train_as_batches_and_the_pruner_stops_single_members(tmp_
 
 @pytest.mark.integration
 def test_a_batch_that_cannot_train_falls_back_to_one_job_at_a_time(tmp_path):
-    # width 10**6 asks torch for a 4 TB matrix: the batch fails, then each job fails alone.
-    proc = run_cli(["-m", "model.depth=2", "model.width=1000000", "reg.p=1,2", "trainer.steps=5",
-                    "hydra/launcher=vectorized"], cwd=tmp_path)
+    # Two stacked members of width 20000 cannot be allocated in 3 GB: the batch fails, then each
+    # job fails alone.
+    proc = run_cli(["-m", *BIG_MODEL, "reg.p=1,2", "trainer.steps=5", "hydra/launcher=vectorized"],
+                   cwd=tmp_path, address_space=SMALL_ADDRESS_SPACE)
     assert proc.returncode == 1
     assert "batched training failed (RuntimeError" in proc.stdout + proc.stderr
     records = [read_metrics(j) for j in job_dirs(tmp_path / "multirun")]

@@ -312,29 +312,29 @@ def _csv_arrays(cfg: DictConfig, data_seed: int) -> _CsvArrays:
         return ConfigError(f"invalid config: {key}={value!r} is not allowed: {allowed} (file {path})")
 
     if not path.is_file():
-        raise fail("data.path", str(path), "an existing csv file (not found)")
+        raise fail("data.path", cfg.path, "an existing csv file (not found)")
     try:
         frame = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise fail("data.path", str(path), f"a readable csv file ({type(err).__name__}: {err})".replace("\n", " "))
+        raise fail("data.path", cfg.path, f"a readable csv file ({type(err).__name__}: {err})".replace("\n", " "))
     if cfg.target not in frame.columns:
         raise fail("data.target", cfg.target, "a column of the file: " + ", ".join(map(str, frame.columns)))
 
     feature_columns = [c for c in frame.columns if c not in (cfg.target, "split")]
     if not feature_columns:
-        raise fail("data.path", str(path), "a file with at least one feature column besides the target")
+        raise fail("data.path", cfg.path, "a file with at least one feature column besides the target")
     non_numeric = [str(c) for c in feature_columns if not pd.api.types.is_numeric_dtype(frame[c])]
     if non_numeric:
-        raise fail("data.path", str(path), "numeric feature columns only; non-numeric: " + ", ".join(non_numeric))
+        raise fail("data.path", cfg.path, "numeric feature columns only; non-numeric: " + ", ".join(non_numeric))
     with_gaps = [str(c) for c in [*feature_columns, cfg.target] if frame[c].isna().any()]
     if with_gaps:
-        raise fail("data.path", str(path), "no missing values; missing in: " + ", ".join(with_gaps))
+        raise fail("data.path", cfg.path, "no missing values; missing in: " + ", ".join(with_gaps))
 
     numeric = [*feature_columns, *([cfg.target] if cfg.task == "regression" else [])]
     bad = _first_unrepresentable(frame, [c for c in numeric if pd.api.types.is_numeric_dtype(frame[c])])
     if bad:
         column, row, value = bad
-        raise fail("data.path", str(path), "finite numbers within float32's range (|x| < 3.4e38); "
+        raise fail("data.path", cfg.path, "finite numbers within float32's range (|x| < 3.4e38); "
                    f"column {column} row {row} holds {value:g}")
 
     split = _csv_split_labels(frame, cfg, data_seed, fail)
