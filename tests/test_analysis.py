@@ -1,7 +1,6 @@
 """The analysis stage on real sweeps: python -m wdsweep -m ..., then python -m analysis."""
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -173,23 +172,6 @@ def test_optuna_study_and_grid_are_analysed_together(grid, tmp_path):
     assert sorted(trials["trial"]) == [0, 1, 2] and trials["test_error"].notna().all()
     assert len(runs) == 24 + 3
     assert png_is_drawn(out / "optuna_search.png")
-
-
-def test_a_multi_objective_study_is_reported_without_a_single_best(tmp_path):
-    proc = run_cli(["-m", "search=optuna", "hydra.sweeper.n_trials=2", "hydra.sweeper.study_name=mo",
-                    "hydra.sweeper.direction=[minimize,minimize]", "objective=[val_error,weight_norm]", *SMALL],
-                   cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    (study_sweep,) = [p.parent for p in (tmp_path / "multirun").glob("*/*/optimization_results.yaml")]
-    out = tmp_path / "out"
-    proc = run_analysis(study_sweep, tmp_path / "multirun" / "optuna" / "mo.journal", "--out", out)
-    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
-    runs = pd.read_csv(out / "runs.csv")
-    assert len(runs) == 2 and runs["objective"].isna().all()
-    for _, row in runs.iterrows():  # both objectives, as the job recorded them
-        record = json.loads((study_sweep / row["job"] / "metrics.json").read_text())
-        assert [float(v) for v in row["objectives"].split()] == pytest.approx(record["objective"], rel=1e-5)
-    assert "| mo | 2 | multi-objective: no single best" in (out / "report.md").read_text()
 
 
 def test_another_tools_or_a_cut_config_is_one_line_and_not_a_row(grid, tmp_path):

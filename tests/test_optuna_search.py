@@ -12,6 +12,7 @@ import uuid
 from pathlib import Path
 
 import optuna
+import pandas as pd
 import pytest
 import yaml
 from optuna.distributions import FloatDistribution, IntDistribution
@@ -264,6 +265,19 @@ def test_multi_objective_search_writes_the_pareto_front(tmp_path):
     study = only_study(tmp_path)
     assert {t["number"] for t in results["pareto_front"]} == {t.number for t in study.best_trials}
     assert all(len(t.values) == 2 for t in study.trials)
+    # The analysis of the sweep folder and its journal: each trial once, both objectives, and
+    # no single best (it used to crash ranking lists).
+    (journal,) = (tmp_path / "multirun" / "optuna").glob("*.journal")
+    done = subprocess.run([sys.executable, "-m", "analysis", str(results_path.parent), str(journal),
+                           "--out", str(tmp_path / "out")], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "MPLBACKEND": "Agg"})
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    runs = pd.read_csv(tmp_path / "out" / "runs.csv")
+    assert len(runs) == 4 and runs["objective"].isna().all()
+    for _, row in runs.iterrows():  # both objectives, as the job recorded them
+        record = read_metrics(results_path.parent / row["job"])
+        assert [float(v) for v in row["objectives"].split()] == pytest.approx(record["objective"], rel=1e-5)
+    assert f"| {study.study_name} | 4 | multi-objective: no single best" in (tmp_path / "out" / "report.md").read_text()
 
 
 @pytest.mark.integration

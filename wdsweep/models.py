@@ -13,8 +13,9 @@ those the target declares (or to all, if it takes **kwargs), unless the config s
 label is the target's last name, lowercased. The built-in `mlp`, `linear` and `cnn` are
 ordinary targets of this module. Before any job of a sweep trains, `model_problem` builds
 each distinct model once on the meta device (no memory, no random draws) and runs a batch
-of the data's shape through it, so a target that cannot be imported or built, or whose
-output does not fit the data, is refused with one line.
+of the data's shape through it (for real, on the CPU, when the model is small: cheaper than
+loading torch's meta kernels; with the global generators' state restored), so a target that
+cannot be imported or built, or whose output does not fit the data, is refused with one line.
 
 Layers are created in forward order so that, from the same RNG state, the MLP's initial
 weights are those of the weight-decay article's `nn.Sequential` of the same shape.
@@ -117,6 +118,10 @@ def model_problem(cfg: DictConfig, info: DataInfo) -> Optional[str]:
     return _model_problem(spec, info)
 
 
+# Up to this many parameters (64 MB of float32) the check runs the model for real, not on meta.
+REAL_CHECK_PARAMETERS = 16_000_000
+
+
 @functools.lru_cache(maxsize=64)
 def _model_problem(spec_json: str, info: DataInfo) -> Optional[str]:
     import torch
@@ -130,7 +135,18 @@ def _model_problem(spec_json: str, info: DataInfo) -> Optional[str]:
         return f"model._target_={target!r} is not allowed: a class or function that builds a " \
                f"torch.nn.Module from the model config ({_one_line(err)})"
     n = 2
-    x = torch.zeros(n, info.n_features, device="meta")
+    device = "meta"
+    if sum(p.numel() for p in model.parameters()) <= REAL_CHECK_PARAMETERS:
+        # A forward on the meta device loads torch's meta decompositions (sympy, dynamo:
+        # about 2 s per process); a small model is cheaper to build and run for real, on
+        # numbers drawn aside from the global generators.
+        try:
+            with torch.random.fork_rng(devices=[]):
+                model = build_model(cfg, info)
+            device = "cpu"
+        except Exception:  # noqa: BLE001 - built on meta, not here (memory): check on meta
+            pass
+    x = torch.zeros(n, info.n_features, device=device)
     try:
         with torch.no_grad():
             out = model(x)
