@@ -1,6 +1,6 @@
 """`python -m analysis [SWEEP_DIR_OR_STORAGE...] [--out DIR]`: the runs table, charts and report.
 
-With no source, the newest sweep under ./multirun. With no --out the report lands in
+With no source, the newest sweep under ./multirun (multirun/<date>/<time> or multirun/<name>). With no --out the report lands in
 <first sweep>/analysis. Problems with single files (a corrupt
 metrics.json, a folder with no runs) are one-line messages, and the rest of the report is made;
 the exit status is non-zero only when nothing at all could be read.
@@ -17,21 +17,28 @@ from analysis.collect import collect, status_counts
 from wdsweep.trial_link import hide_password
 
 
+def newest_sweep(root: Path):
+    """The sweep folder under `root` whose multirun.yaml is newest: Hydra's dated folders
+    (multirun/<date>/<time>) and named ones (hydra.sweep.dir=multirun/mine) alike; None if none."""
+    sweeps = [*root.glob("*/*/multirun.yaml"), *root.glob("*/multirun.yaml")]
+    return max(sweeps, key=lambda p: p.stat().st_mtime).parent if sweeps else None
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m analysis", description=__doc__.splitlines()[0])
     parser.add_argument("sources", nargs="*",
                         help="sweep folders (multirun/<date>/<time>), journal files or storage URLs; "
-                             "default: the newest sweep under ./multirun")
+                             "default: the newest sweep under ./multirun, dated or named")
     parser.add_argument("--out", type=Path, default=None, help="report folder (default: <first sweep>/analysis)")
     args = parser.parse_args(argv)
     tic = time.perf_counter()
     if not args.sources:
-        sweeps = sorted(Path("multirun").glob("*/*/multirun.yaml"), key=lambda p: p.stat().st_mtime)
-        if not sweeps:
+        newest = newest_sweep(Path("multirun"))
+        if newest is None:
             print("analysis: no sweep under ./multirun; name one: python -m analysis multirun/<date>/<time>",
                   file=sys.stderr)
             return 1
-        args.sources = [str(sweeps[-1].parent)]
+        args.sources = [str(newest)]
 
     collection = collect(args.sources)
     for problem in collection.problems:

@@ -238,3 +238,14 @@ def test_a_crafted_or_truncated_model_file_is_one_line_and_runs_no_code(tmp_path
     assert "weight_histograms not drawn" in proc.stderr and not (out / "weight_histograms.png").exists()
     report = (out / "report.md").read_text()
     assert "unreadable model.pt" in report and (out / "runs.csv").is_file()
+
+
+def test_with_no_source_the_newest_sweep_is_taken_dated_or_named(tmp_path):
+    from analysis.__main__ import newest_sweep
+
+    assert newest_sweep(tmp_path / "multirun") is None
+    for i, folder in enumerate(("multirun/2026-12-01/10-00-00", "multirun/mysweep", "multirun/2026-12-02/09-00-00")):
+        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder / "multirun.yaml").write_text("{}")
+        os.utime(tmp_path / folder / "multirun.yaml", (1_000_000 + i, 1_000_000 + (10 if folder.endswith("mysweep") else i)))
+    assert newest_sweep(tmp_path / "multirun") == tmp_path / "multirun" / "mysweep"
