@@ -123,16 +123,20 @@ def test_resume_skips_what_is_done_reruns_what_changed_and_can_be_forced(tmp_pat
     second = run_ids(tmp_path / "S")
     assert len(second) == 3 and all(second[job] == first[job] for job in first)
 
-    # An incomplete job (no metrics.json) and a failed one run again; the others do not.
+    # An incomplete job (no metrics.json), a failed one and one whose history.csv was cut
+    # short run again (the grown sweep above showed that done ones do not).
     (p1,) = [j for j in job_dirs(tmp_path / "S") if j.name.startswith("experiment=short,reg.p=1")]
     (p2,) = [j for j in job_dirs(tmp_path / "S") if j.name.startswith("experiment=short,reg.p=2")]
+    (p3,) = [j for j in job_dirs(tmp_path / "S") if j.name.startswith("experiment=short,reg.p=3")]
     (p1 / "metrics.json").unlink()
     failed = read_metrics(p2) | {"status": "failed"}
     (p2 / "metrics.json").write_text(json.dumps(failed))
+    history = (p3 / "history.csv").read_bytes()
+    (p3 / "history.csv").write_bytes(history[: len(history) // 2])
     assert sweep("reg.p=1,2,3").returncode == 0
     third = run_ids(tmp_path / "S")
-    assert third[p1.name] != second[p1.name] and third[p2.name] != second[p2.name]
-    assert [job for job in third if third[job] == second[job]] == ["experiment=short,reg.p=3"]
+    assert all(third[job.name] != second[job.name] for job in (p1, p2, p3))
+    assert len((p3 / "history.csv").read_text().splitlines()) == read_metrics(p3)["history_rows"] + 1
 
     # The preset changes: every job's config hash changes, so every job runs again.
     preset.write_text("# @package _global_\ntrainer:\n  steps: 30\n  eval_every: 10\n")

@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 from typing import Iterator, Optional
 
-from wdsweep.results import METRICS_FILE
+from wdsweep.results import HISTORY_FILE, METRICS_FILE
 
 DONE_STATUSES = ("completed", "diverged")
 LOCK_FILE = ".wdsweep.lock"
@@ -45,10 +45,27 @@ def done_record(job_dir: Path, cfg_hash: str, fixed_threads: Optional[int] = Non
         return None
     if record.get("config_hash") != cfg_hash:
         return None
+    if not _history_whole(Path(job_dir), record):
+        return None
     if (fixed_threads is not None and record.get("thread_independent") is False
             and record.get("torch_threads") != fixed_threads):
         return None
     return record
+
+
+def _history_whole(job_dir: Path, record: dict) -> bool:
+    """Whether history.csv still holds the rows metrics.json counted (records from before
+    history_rows was written pass): a file cut short by hand or by a disk makes the job run
+    again rather than be taken as done."""
+    rows = record.get("history_rows")
+    if rows is None:
+        return True
+    try:
+        with open(job_dir / HISTORY_FILE, "rb") as history:
+            lines = history.read().splitlines()
+    except OSError:
+        return False
+    return len(lines) == rows + 1 and all(line.count(b",") == lines[0].count(b",") for line in lines)
 
 
 @contextlib.contextmanager

@@ -122,6 +122,7 @@ def record_trained(record: dict, cfg: DictConfig, job_dir: Path, overrides: Sequ
         stop_reason=result.stop_reason,
         decay=decay,
         data_sizes=data_sizes,
+        history_rows=len(result.history),  # what resume checks history.csv against
     )
     try:
         write_history(job_dir, result.history)
