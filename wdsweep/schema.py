@@ -57,15 +57,22 @@ class Regression1dConfig(DataConfig):
 
 
 @dataclass
-class DigitsConfig(DataConfig):
+class ImageDataConfig(DataConfig):
+    """Data that may hold images: on-the-fly augmentation of training batches (wdsweep.images),
+    a random crop with reflect padding and horizontal flips, off by default."""
+    augment: bool = False
+    crop_padding: int = 4
+    flip: bool = True
+
+
+@dataclass
+class DigitsConfig(ImageDataConfig):
     name: str = "digits"
     val_fraction: float = 0.2
     test_fraction: float = 0.2
     # Subsample the training split (stratified) so that overfitting, and so regularization, shows.
     n_train: Optional[int] = None
-    # On-the-fly augmentation of training batches (wdsweep.images); digits are not mirror
-    # images of themselves, and an 8x8 image takes at most 7 pixels of padding.
-    augment: bool = False
+    # Digits are not mirror images of themselves, and an 8x8 image takes little padding.
     crop_padding: int = 1
     flip: bool = False
 
@@ -97,21 +104,17 @@ class CsvConfig(DataConfig):
 # conf/data/<name>.yaml needs no schema). `name`, `seed`, `standardize`, `augment`,
 # `crop_padding` and `flip` are wdsweep's keys.
 @dataclass
-class NpzConfig(DataConfig):
+class NpzConfig(ImageDataConfig):
     _target_: str = "wdsweep.datasets.npz"
     name: str = "npz"
     path: str = MISSING
     task: Optional[str] = None  # null: classification for integer labels, else regression
     val_fraction: float = 0.1  # carved from train by the seed when the file has no val split
     standardize: bool = True
-    # With image arrays (x of 4 dims, or image_shape): on-the-fly augmentation (wdsweep.images).
-    augment: bool = False
-    crop_padding: int = 4
-    flip: bool = True
 
 
 @dataclass
-class ImageFolderConfig(DataConfig):
+class ImageFolderConfig(ImageDataConfig):
     _target_: str = "wdsweep.datasets.image_folder"
     name: str = "image_folder"
     root: str = MISSING
@@ -119,14 +122,10 @@ class ImageFolderConfig(DataConfig):
     size: Optional[List[int]] = None  # [height, width] to resize to
     val_fraction: float = 0.1
     standardize: bool = True
-    # Random crop with reflect padding and horizontal flips of training batches (wdsweep.images).
-    augment: bool = False
-    crop_padding: int = 4
-    flip: bool = True
 
 
 @dataclass
-class TorchvisionConfig(DataConfig):
+class TorchvisionConfig(ImageDataConfig):
     _target_: str = "wdsweep.datasets.torchvision"
     name: str = "CIFAR10"  # a class of torchvision.datasets
     root: str = "~/.cache/wdsweep/torchvision"
@@ -134,9 +133,6 @@ class TorchvisionConfig(DataConfig):
     val_fraction: float = 0.1  # carved from the training set by the seed
     options: Optional[Dict[str, Any]] = None  # more keyword arguments for the class
     standardize: bool = True
-    augment: bool = False
-    crop_padding: int = 4
-    flip: bool = True
 
 
 # ---------------------------------------------------------------------------- model
