@@ -5,8 +5,9 @@ the seed and the learning rate. Here K such jobs become one model. Two paths bui
 the built-in mlp and linear become stacked weights, (K, in, out), whose layers are batched
 matrix products (`torch.baddbmm`, K small products as one larger one, with gradients written
 in place: _StackedNet); any other module runs K times at once under `torch.func.vmap`
-(wdsweep.func_net.FuncNet: convolutions, BatchNorm, the user's own modules). Each member keeps everything of its own: its data
-draw, its initial weights and batch order (from its own seed, in the order wdsweep.run uses),
+(wdsweep.func_net.FuncNet: convolutions, BatchNorm, the user's own modules). Each member
+keeps everything of its own: its data draw (and its augmentation draws), its initial
+weights and batch order (from its own seed, in the order wdsweep.run uses),
 its lam, p, mode, scope, l1_ratio and eps (as per-member tensors), its learning rate and
 schedule, its divergence (a member whose loss is not finite is recorded as diverged at
 that step and no longer counted; the others go on), and its Optuna trial, whose pruner may
