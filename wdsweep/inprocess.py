@@ -4,7 +4,7 @@ import gc
 import logging
 from typing import Any, Sequence
 
-from hydra.core.utils import JobReturn, filter_overrides, run_job
+from hydra.core.utils import JobReturn, JobStatus, filter_overrides, run_job
 from hydra.types import HydraContext
 from omegaconf import DictConfig, open_dict
 
@@ -43,5 +43,20 @@ def run_sweep_job(hydra_context: HydraContext, task: Any, cfg: DictConfig, index
                   overrides: Sequence[str]) -> JobReturn:
     """One job of a sweep through Hydra's own run_job, logged as the basic launcher logs it."""
     log.info("\t#%d : %s", index, " ".join(filter_overrides(overrides)))
-    return run_job(hydra_context=hydra_context, task_function=task, config=cfg,
-                   job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
+    try:
+        return run_job(hydra_context=hydra_context, task_function=task, config=cfg,
+                       job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
+    except OSError as err:
+        # run_job makes the job's folder and writes its .hydra/ files before the task runs, and
+        # raises if it cannot (a folder turned read-only, a full disk). That is this job's
+        # failure, not the sweep's: it has no result (resume runs it again) and the sweep goes
+        # on to its summary, which names it.
+        log.error("#%d could not start: its folder cannot be written (%s: %s)", index,
+                  type(err).__name__, err)
+        failed = JobReturn(overrides=list(overrides), cfg=cfg, status=JobStatus.FAILED)
+        failed.return_value = FolderNotWritable(err)  # as Hydra keeps what a task raised
+        return failed
+
+
+class FolderNotWritable(OSError):
+    """Why a job of a sweep could not start (run_sweep_job): the sweep reports it and goes on."""

@@ -138,6 +138,8 @@ class ValidatingSweeper(BasicSweeper):
         self._configs.clear()
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
 
+        from wdsweep.inprocess import FolderNotWritable
+
         returns = []
         for start, batch in self._batches(pending):
             if type(self.launcher) is BasicLauncher:
@@ -145,7 +147,8 @@ class ValidatingSweeper(BasicSweeper):
             else:
                 results = self.launcher.launch(batch, initial_job_idx=start)
             for r in results:
-                _ = r.return_value  # re-raises what a job raised, as the basic sweeper does
+                if not isinstance(r._return_value, FolderNotWritable):  # counted in the summary
+                    _ = r.return_value  # re-raises what a job raised, as the basic sweeper does
             returns.append(results)
         if twins:
             returns.append(self._record_twins(twins, twin_of))
@@ -300,7 +303,7 @@ class ValidatingSweeper(BasicSweeper):
         if failed:
             more = f" and {len(failed) - 3} more" if len(failed) > 3 else ""
             sys.exit(f"wdsweep: {len(failed)} of {len(jobs)} jobs failed, the others are kept "
-                     f"(the error is in each job's metrics.json or log): "
+                     f"(each one's metrics.json or log, or this sweep's log for one that could not start, says why): "
                      f"{', '.join(failed[:3])}{more}")
 
 
