@@ -471,3 +471,42 @@ def test_a_sweep_folder_turned_read_only_mid_sweep_fails_the_jobs_left_not_the_s
     rerun = run_cli(command[3:], cwd=tmp_path)
     assert rerun.returncode == 0, rerun.stderr
     assert f"skipped {len(done)} of 3 (already done)" in rerun.stdout + rerun.stderr
+
+
+def _processes_with(marker: str) -> List[int]:
+    """The pids whose environment holds `marker` (the sweep's and its workers', inherited)."""
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if marker.encode() in environ.read_bytes():
+                found.append(int(environ.parent.name))
+        except OSError:  # gone meanwhile, or not ours to read
+            pass
+    return found
+
+
+def test_joblib_workers_end_with_a_sweep_killed_by_sigkill(tmp_path):
+    """No handler runs on SIGKILL: the workers must notice that their sweep is gone (they are
+    reparented), or they would train to the end beside the re-run."""
+    marker = f"WDSWEEP_TEST_MARK=sigkill-{os.getpid()}-{time.monotonic_ns()}"
+    key, value = marker.split("=")
+    command = [sys.executable, "-m", "wdsweep", "-m", "seed=0,1,2,3", "trainer.steps=1000000",
+               "trainer.eval_every=100000", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+               f"hydra.sweep.dir={tmp_path / 'S'}"]
+    proc = subprocess.Popen(command, cwd=tmp_path, env={**os.environ, key: value},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while len(list((tmp_path / "S").glob("*/.hydra/config.yaml"))) < 2:  # both workers have a job
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.1)
+    assert len(_processes_with(marker)) >= 3  # the sweep and its two workers
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 30
+    while _processes_with(marker) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = _processes_with(marker)
+    for pid in left:  # do not leave them to the next test
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"workers still running after their sweep was killed: {left}"
+    assert not list((tmp_path / "S").rglob("metrics.json"))

@@ -37,6 +37,9 @@ def task(cfg: DictConfig) -> float:
     """One job: train and record it, return its objective (see wdsweep.run)."""
     from wdsweep.run import run  # deferred: torch is not needed to print --help or --cfg
 
+    from wdsweep.lifeline import watch_parent
+
+    watch_parent()  # a joblib worker ends with its sweep, even one killed with SIGKILL
     hydra_cfg = HydraConfig.get()
     single = hydra_cfg.mode == RunMode.RUN
     # Our grid sweeper skips finished jobs before launching; the job checks again under its
@@ -65,7 +68,10 @@ def _terminate(signum, frame) -> None:
 def main() -> None:
     from wdsweep.threads import start_watching
 
+    from wdsweep.lifeline import mark_main_process
+
     signal.signal(signal.SIGTERM, _terminate)
+    mark_main_process()
     try:
         start_watching()  # the first job's thread decision measures the CPU from here (wdsweep.threads)
         check_override_syntax(sys.argv[1:])
