@@ -40,30 +40,48 @@ def skipped_before_launch(outputs: List[str]) -> int:
     return sum(int(n) for out in outputs for n in re.findall(r"skipped (\d+) of \d+ \(already done\)", out))
 
 
-def start_sweep(args: List[str], cwd: Path, log: str = "sweep.log") -> subprocess.Popen:
+def start_sweep(args: List[str], cwd: Path, log: str = "sweep.log", env_extra: dict | None = None
+                ) -> subprocess.Popen:
     """Start a sweep in its own process group (so a kill reaches its workers too), its output
     in cwd/log (a pipe nobody reads would fill and stall it)."""
-    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    env = {**os.environ, "PYTHONHASHSEED": "0", **(env_extra or {})}
     env.pop("HYDRA_FULL_ERROR", None)
     with open(cwd / log, "w") as out:
         return subprocess.Popen([sys.executable, "-m", "wdsweep", "-m", *args], cwd=cwd, env=env,
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def kill_when(proc: subprocess.Popen, ready: Callable[[], bool], timeout: float = 180) -> None:
-    """SIGKILL the sweep's whole process group as soon as ready() says so."""
+def kill_when(proc: subprocess.Popen, ready: Callable[[], bool], timeout: float = 180,
+              group: bool = True) -> None:
+    """SIGKILL the sweep's whole process group (or its main process alone) as soon as ready()
+    says so."""
     deadline = time.time() + timeout
     while not ready():
         assert proc.poll() is None, "the sweep ended before it was killed"
         assert time.time() < deadline, "the sweep made no progress"
         time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
+    if group:
+        os.killpg(proc.pid, signal.SIGKILL)
+    else:
+        proc.kill()
     proc.wait()
 
 
-def kill_after(proc: subprocess.Popen, sweep: Path, finished: int) -> None:
+def kill_after(proc: subprocess.Popen, sweep: Path, finished: int, group: bool = True) -> None:
     """SIGKILL the sweep once `finished` jobs have written metrics.json."""
-    kill_when(proc, lambda: len(list(sweep.glob("*/metrics.json"))) >= finished)
+    kill_when(proc, lambda: len(list(sweep.glob("*/metrics.json"))) >= finished, group=group)
+
+
+def processes_with(marker: str) -> List[int]:
+    """The pids whose environment holds `marker` (a sweep's and its workers', inherited)."""
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if marker.encode() in environ.read_bytes():
+                found.append(int(environ.parent.name))
+        except OSError:  # gone meanwhile, or not ours to read
+            pass
+    return found
 
 
 def result_files_whole(sweep: Path) -> None:
@@ -77,12 +95,24 @@ def result_files_whole(sweep: Path) -> None:
 
 def test_killed_grids_lose_nothing_rerun_only_the_rest_and_agree_across_launchers(tmp_path):
     """The same grid is killed mid-sweep under the basic launcher and under joblib with two
-    workers, then re-run; the two sweeps then agree job by job, bit for bit."""
+    workers, then re-run; the two sweeps then agree job by job, bit for bit. Under joblib only
+    the main process is killed, as SIGKILL from outside would: no handler runs, and its workers
+    must notice that they were orphaned and end (wdsweep.lifeline), not train on beside the
+    re-run."""
     launchers = {"basic": [], "joblib": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]}
     for name, launcher in launchers.items():
         sweep = tmp_path / name
         args = [*GRID, *launcher, f"hydra.sweep.dir={sweep}"]
-        kill_after(start_sweep(args, tmp_path), sweep, finished=2)
+        marker = f"WDSWEEP_TEST_MARK=killed-{name}-{os.getpid()}-{time.monotonic_ns()}"
+        proc = start_sweep(args, tmp_path, env_extra=dict([marker.split("=")]))
+        kill_after(proc, sweep, finished=2, group=name == "basic")
+        deadline = time.monotonic() + 30
+        while processes_with(marker) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        left = processes_with(marker)
+        for pid in left:  # not left to the next test
+            os.kill(pid, signal.SIGKILL)
+        assert not left, f"workers still running after their sweep was killed: {left}"
         result_files_whole(sweep)
         before = run_ids(sweep)
         assert 2 <= len(before) < 6
@@ -472,41 +502,3 @@ def test_a_sweep_folder_turned_read_only_mid_sweep_fails_the_jobs_left_not_the_s
     assert rerun.returncode == 0, rerun.stderr
     assert f"skipped {len(done)} of 3 (already done)" in rerun.stdout + rerun.stderr
 
-
-def _processes_with(marker: str) -> List[int]:
-    """The pids whose environment holds `marker` (the sweep's and its workers', inherited)."""
-    found = []
-    for environ in Path("/proc").glob("[0-9]*/environ"):
-        try:
-            if marker.encode() in environ.read_bytes():
-                found.append(int(environ.parent.name))
-        except OSError:  # gone meanwhile, or not ours to read
-            pass
-    return found
-
-
-def test_joblib_workers_end_with_a_sweep_killed_by_sigkill(tmp_path):
-    """No handler runs on SIGKILL: the workers must notice that their sweep is gone (they are
-    reparented), or they would train to the end beside the re-run."""
-    marker = f"WDSWEEP_TEST_MARK=sigkill-{os.getpid()}-{time.monotonic_ns()}"
-    key, value = marker.split("=")
-    command = [sys.executable, "-m", "wdsweep", "-m", "seed=0,1,2,3", "trainer.steps=1000000",
-               "trainer.eval_every=100000", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
-               f"hydra.sweep.dir={tmp_path / 'S'}"]
-    proc = subprocess.Popen(command, cwd=tmp_path, env={**os.environ, key: value},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while len(list((tmp_path / "S").glob("*/.hydra/config.yaml"))) < 2:  # both workers have a job
-        assert proc.poll() is None and time.monotonic() < deadline
-        time.sleep(0.1)
-    assert len(_processes_with(marker)) >= 3  # the sweep and its two workers
-    proc.kill()
-    proc.wait()
-    deadline = time.monotonic() + 30
-    while _processes_with(marker) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    left = _processes_with(marker)
-    for pid in left:  # do not leave them to the next test
-        os.kill(pid, signal.SIGKILL)
-    assert not left, f"workers still running after their sweep was killed: {left}"
-    assert not list((tmp_path / "S").rglob("metrics.json"))
