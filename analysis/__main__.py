@@ -84,5 +84,10 @@ def main(argv=None) -> int:
     return 0
 
 
-if __name__ == "__main__":
+def command() -> None:
+    """The `wdsweep-analysis` console script: `python -m analysis` under a name of its own."""
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    command()

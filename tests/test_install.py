@@ -38,3 +38,11 @@ def test_wheel_runs_from_any_directory(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "wdsweep", "-m", "reg.p=1,0"], cwd=work, env=env,
                          capture_output=True, text=True, timeout=300)
     assert bad.returncode != 0 and "reg.p=0.0 is not allowed" in bad.stderr  # the plugin validated
+    # A user's own `analysis` package in the working folder shadows ours for `python -m
+    # analysis`; the console script still runs ours.
+    (work / "analysis").mkdir()
+    (work / "analysis" / "__init__.py").write_text("raise SystemExit('the user analysis ran')\n")
+    report = subprocess.run([site / "bin" / "wdsweep-analysis", str(work / "multirun"), "--out", "report"],
+                            cwd=work, env=env, capture_output=True, text=True, timeout=300)
+    assert report.returncode == 0, report.stderr
+    assert (work / "report" / "runs.csv").read_text().count("\n") == 3  # a header and the two jobs
