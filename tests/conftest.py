@@ -9,9 +9,12 @@ import os
 # slow everything down many times over. (Set before anything imports torch.)
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+import contextlib
+import io
 import json
 import subprocess
 import sys
+from types import SimpleNamespace
 from pathlib import Path
 from typing import List, Sequence
 
@@ -62,3 +65,16 @@ def job_dirs(sweep_root: Path) -> List[Path]:
 
 def read_metrics(job_dir: Path) -> dict:
     return json.loads((job_dir / "metrics.json").read_text())
+
+
+def run_analysis(*args: str) -> SimpleNamespace:
+    """`python -m analysis ARGS` in this process: its exit status and what it printed. The
+    command line itself (a fresh process, its one-line errors) is tested in test_bad_inputs.py
+    and test_install.py; here a process start (seconds, for pandas, seaborn and torch) would
+    buy nothing."""
+    from analysis.__main__ import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([str(a) for a in args])
+    return SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())

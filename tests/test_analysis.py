@@ -14,7 +14,7 @@ import pytest
 from analysis.collect import collect, status_counts
 from analysis.figures import headline_chart
 from analysis.report import best_lambdas
-from conftest import job_dirs, run_cli
+from conftest import job_dirs, run_analysis, run_cli
 
 pytestmark = pytest.mark.integration
 SMALL = ["trainer.steps=30", "trainer.eval_every=10", "model.depth=1", "model.width=16"]
@@ -32,11 +32,6 @@ def grid(tmp_path_factory) -> Path:
     """24 jobs: lambda x scope x p x seed, on seed 1's data."""
     return sweep(tmp_path_factory.mktemp("grid"), "reg.lam=0,0.01,1", "reg.scope=weights,all",
                  "reg.p=1,2", "seed=0,1")
-
-
-def run_analysis(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "analysis", *map(str, args)], capture_output=True,
-                          text=True, timeout=300)
 
 
 def test_every_job_is_one_row_with_its_own_config(grid):
@@ -90,7 +85,7 @@ def test_headline_chart_draws_one_line_per_scope_and_p_over_the_swept_lambdas(gr
     assert image.std() > 0.05  # not blank
 
 
-def test_cli_writes_table_charts_and_a_report_naming_the_known_winner(tmp_path):
+def test_the_analysis_writes_table_charts_and_a_report_naming_the_known_winner(tmp_path):
     # lambda = 100 crushes a linear fit to a constant: the winner can only be lambda = 0.001.
     known = sweep(tmp_path / "known", "model=linear", "reg.lam=0,0.001,100", "seed=0,1,2",
                   "trainer.steps=300", "trainer.eval_every=100", small=False)

@@ -3,12 +3,10 @@ change nothing (checked here by training them), and a sweep writes the others as
 from __future__ import annotations
 
 import csv
-import subprocess
-import sys
 
 import pytest
 
-from conftest import job_dirs, read_metrics, run_cli
+from conftest import job_dirs, read_metrics, run_analysis, run_cli
 from wdsweep.canonical import canonical_hash
 from wdsweep.run import run
 
@@ -73,8 +71,7 @@ def test_a_sweep_trains_each_distinct_config_once_and_records_the_rest(tmp_path)
     assert {d: read_metrics(d)["run_id"] for d in dirs} == {d: r["run_id"] for d, r in records.items()}
 
     analysis = tmp_path / "analysis"
-    done = subprocess.run([sys.executable, "-m", "analysis", str(tmp_path / "sweep"), "--out", str(analysis)],
-                          capture_output=True, text=True, cwd=tmp_path)
+    done = run_analysis(tmp_path / "sweep", "--out", analysis)
     assert done.returncode == 0, done.stderr
     with open(analysis / "runs.csv") as f:
         rows = list(csv.DictReader(f))

@@ -19,7 +19,7 @@ from optuna.distributions import FloatDistribution, IntDistribution
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
-from conftest import read_metrics, run_cli
+from conftest import read_metrics, run_analysis, run_cli
 from hydra_plugins.wdsweep_optuna._search_space import SearchSpaceError, parse_search_space
 from wdsweep.journal import repair_torn_tail, torn_tail_start
 from wdsweep.trial_link import ENV_PASSWORD, hide_password, split_password, with_password
@@ -268,9 +268,7 @@ def test_multi_objective_search_writes_the_pareto_front(tmp_path):
     # The analysis of the sweep folder and its journal: each trial once, both objectives, and
     # no single best (it used to crash ranking lists).
     (journal,) = (tmp_path / "multirun" / "optuna").glob("*.journal")
-    done = subprocess.run([sys.executable, "-m", "analysis", str(results_path.parent), str(journal),
-                           "--out", str(tmp_path / "out")], cwd=tmp_path, capture_output=True, text=True,
-                          timeout=300, env={**os.environ, "MPLBACKEND": "Agg"})
+    done = run_analysis(results_path.parent, journal, "--out", tmp_path / "out")
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
     runs = pd.read_csv(tmp_path / "out" / "runs.csv")
     assert len(runs) == 4 and runs["objective"].isna().all()

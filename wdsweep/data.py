@@ -21,7 +21,6 @@ import functools
 import json
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Tuple
 
 import numpy as np

@@ -19,7 +19,6 @@ import json
 import math
 import re
 import sys
-from pathlib import Path
 from typing import Any, List, NoReturn, Optional
 
 from hydra.errors import CompactHydraException, MissingConfigException
