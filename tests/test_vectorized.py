@@ -41,7 +41,8 @@ def every_mode_scope_and_p():
 
 
 def every_mode_and_scope():
-    """One p per mode and scope, each p twice: the ResNet's share of the grid above."""
+    """Each mode and scope once, with p in {1, 2, 3} spread over them (p=3 not with proximal,
+    which takes 1 and 2): the ResNet's share of the grid above."""
     for (mode, scope), p in zip(itertools.product(("coupled", "decoupled", "proximal"), ("weights", "all")),
                                 (1, 2, 2, 3, 1, 2)):
         yield [f"reg.mode={mode}", f"reg.scope={scope}", f"reg.p={p}", f"seed={p}", "reg.lam=0.03"]
