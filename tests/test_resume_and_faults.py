@@ -471,10 +471,11 @@ def test_a_trial_killed_between_its_metrics_and_its_tell_is_told_from_its_metric
 
 
 def test_a_sweep_folder_turned_read_only_mid_sweep_fails_the_jobs_left_not_the_sweep(tmp_path):
-    """A read-only bind mount over the sweep folder once the first job is done: the jobs that
-    cannot make their folders fail one by one (no traceback), the sweep ends with its summary
-    naming them, and the finished job is kept; with the folder writable again, the same
-    command runs only those."""
+    """Once the first job is done the sweep folder takes no new entry (chattr +i: even root
+    cannot add to it; a read-only remount would race with the files the sweep holds open):
+    the jobs that cannot make their folders fail one by one (no traceback), the sweep ends
+    with its summary naming them, and the finished job is kept; with the folder writable
+    again, the same command runs only those."""
     sweep = tmp_path / "S"
     command = [sys.executable, "-m", "wdsweep", "-m", "seed=0,1,2", "trainer.steps=1000", f"hydra.sweep.dir={sweep}"]
     proc = subprocess.Popen(command, cwd=tmp_path, env={**os.environ, "PYTHONHASHSEED": "0"},
@@ -483,22 +484,20 @@ def test_a_sweep_folder_turned_read_only_mid_sweep_fails_the_jobs_left_not_the_s
     while not list(sweep.rglob("metrics.json")):
         assert proc.poll() is None and time.monotonic() < deadline
         time.sleep(0.05)
-    bound = subprocess.run(["mount", "--bind", str(sweep), str(sweep)], capture_output=True, text=True)
-    if bound.returncode != 0:
+    frozen = subprocess.run(["chattr", "+i", str(sweep)], capture_output=True, text=True)
+    if frozen.returncode != 0:
         proc.kill()
-        pytest.skip(f"cannot bind-mount here: {bound.stderr.strip()}")
+        pytest.skip(f"cannot make a folder immutable here: {frozen.stderr.strip()}")
     try:
-        subprocess.run(["mount", "-o", "remount,bind,ro", str(sweep)], check=True)
         out, err = proc.communicate(timeout=120)
     finally:
-        subprocess.run(["umount", "-l", str(sweep)], check=False)
+        subprocess.run(["chattr", "-i", str(sweep)], check=False)
     assert proc.returncode == 1 and "Traceback" not in err, err
     done = [read_metrics(job)["seed"] for job in job_dirs(sweep) if (job / "metrics.json").exists()]
     assert len(done) >= 1
     last = err.strip().splitlines()[-1]
     assert last.startswith(f"wdsweep: {3 - len(done)} of 3 jobs failed"), last
-    assert "could not start: its folder cannot be written (OSError: [Errno 30] Read-only file system" in out
+    assert "could not start: its folder cannot be written (PermissionError: [Errno 1] Operation not permitted" in out
     rerun = run_cli(command[3:], cwd=tmp_path)
     assert rerun.returncode == 0, rerun.stderr
     assert f"skipped {len(done)} of 3 (already done)" in rerun.stdout + rerun.stderr
-
