@@ -11,12 +11,10 @@ cannot fit, and what it passes may still not.
 """
 from __future__ import annotations
 
-import functools
-import json
 from pathlib import Path
 from typing import Optional
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 GIB = 2**30
 # weights, gradients, and the optimizer's two per-parameter buffers, in float32
@@ -74,19 +72,3 @@ def _label(model: DictConfig) -> str:
 
     return model_label(model)
 
-
-def parameter_count(model: DictConfig, info) -> int:
-    """The model's parameter count, built on the meta device (no memory); cached per spec."""
-    spec = json.dumps(OmegaConf.to_container(model, resolve=True), sort_keys=True, default=str)
-    return _parameter_count(spec, info)
-
-
-@functools.lru_cache(maxsize=64)
-def _parameter_count(spec_json: str, info) -> int:
-    import torch
-
-    from wdsweep.models import build_model
-
-    with torch.device("meta"):
-        model = build_model(OmegaConf.create(json.loads(spec_json)), info)
-    return sum(p.numel() for p in model.parameters())

@@ -111,11 +111,31 @@ def _accepts(target: Any, name: str) -> bool:
     return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
 
 
+def _spec_json(cfg: DictConfig) -> str:
+    """A model config as a cache key."""
+    return json.dumps(OmegaConf.to_container(cfg, resolve=True), sort_keys=True, default=str)
+
+
+@functools.lru_cache(maxsize=64)
+def _meta_model(spec_json: str, info: DataInfo) -> nn.Module:
+    """The model built on the meta device (no memory, no random draws), once per distinct
+    (model, data shapes): the fit check and the memory check share it. Raises what the
+    target raises (not cached)."""
+    import torch
+
+    with torch.device("meta"):
+        return build_model(OmegaConf.create(json.loads(spec_json)), info)
+
+
+def parameter_count(cfg: DictConfig, info: DataInfo) -> int:
+    """The model's parameter count, from its meta build."""
+    return sum(p.numel() for p in _meta_model(_spec_json(cfg), info).parameters())
+
+
 def model_problem(cfg: DictConfig, info: DataInfo) -> Optional[str]:
     """Why this model cannot train on this data (one line naming the key), or None. Cached per
     distinct (model, data shapes): a sweep of many lambdas and seeds checks it once."""
-    spec = json.dumps(OmegaConf.to_container(cfg, resolve=True), sort_keys=True, default=str)
-    return _model_problem(spec, info)
+    return _model_problem(_spec_json(cfg), info)
 
 
 # Up to this many parameters (64 MB of float32) the check runs the model for real, not on meta.
@@ -129,8 +149,7 @@ def _model_problem(spec_json: str, info: DataInfo) -> Optional[str]:
     cfg = OmegaConf.create(json.loads(spec_json))
     target = cfg.get("_target_")
     try:
-        with torch.device("meta"):
-            model = build_model(cfg, info)
+        model = _meta_model(spec_json, info)
     except Exception as err:  # noqa: BLE001 - whatever the user's constructor raises
         return f"model._target_={target!r} is not allowed: a class or function that builds a " \
                f"torch.nn.Module from the model config ({_one_line(err)})"

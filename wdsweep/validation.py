@@ -215,7 +215,8 @@ def _validate_model_fits(cfg: DictConfig) -> None:
     info = data_info(cfg.data)
     problem = augment_problem(cfg.data, info.image_shape) or model_problem(cfg.model, info)
     if not problem:  # the model builds: does it fit, with the data, in memory?
-        from wdsweep.memory import memory_problem, parameter_count
+        from wdsweep.memory import memory_problem
+        from wdsweep.models import parameter_count
 
         problem = memory_problem(cfg, info.n_features, parameter_count(cfg.model, info))
     if problem:
