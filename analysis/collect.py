@@ -83,10 +83,10 @@ def _once_per_trial(rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     folder and its journal), is one row: the folder's, with the study's trial number and state."""
     # (decided before the loop: a folder row takes a trial_state from its twin in it)
     from_storage = {id(row) for row in rows if "trial_state" in row}
-    folders = {row["_job_dir"]: row for row in rows if row.get("_job_dir") and id(row) not in from_storage}
+    folders = {row["_trial_key"]: row for row in rows if row.get("_trial_key") and id(row) not in from_storage}
     merged, kept = 0, []
     for row in rows:
-        twin = folders.get(row.get("_job_dir")) if id(row) in from_storage else None
+        twin = folders.get(row.get("_trial_key")) if id(row) in from_storage else None
         if twin is not None:
             twin.update({k: row[k] for k in ("study", "trial", "trial_state")})
             merged += 1
@@ -95,7 +95,7 @@ def _once_per_trial(rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     if merged:
         log.info("%d trials found both in a sweep folder and in their study's storage: counted once", merged)
     for row in kept:
-        row.pop("_job_dir", None)
+        row.pop("_trial_key", None)
     return kept
 
 
@@ -104,14 +104,6 @@ def _trial_key(job_dir: Path, study: Any) -> Any:
     folder (the sweep folder's name and trial-NNNNN). The whole path would not do: the sweep
     may have stored it relative to where it ran, and the analysis may run elsewhere."""
     return (str(study), *Path(job_dir).parts[-2:]) if study else None
-
-
-def _study_of(metrics_file: Path) -> Any:
-    try:
-        link = json.loads(metrics_file.read_text()).get("optuna")
-    except (OSError, ValueError, AttributeError, UnicodeDecodeError):
-        return None
-    return link.get("study") if isinstance(link, dict) else None
 
 
 def _split_objectives(frame: pd.DataFrame) -> pd.DataFrame:
@@ -155,11 +147,12 @@ def collect_sweep(root: Path, problems: List[str]) -> List[Dict[str, Any]]:
             problems.append(f"{config_file}: not a wdsweep job's config (no {', '.join(missing)}); job skipped")
             continue
         row.update(flatten(config))
-        row["_job_dir"] = _trial_key(job, _study_of(job / "metrics.json"))
         overrides = _read_overrides(job / ".hydra" / "overrides.yaml", problems)
         if overrides is not None:
             row["overrides"] = overrides
-        row.update(_read_metrics(job / "metrics.json", problems))
+        metrics = _read_metrics(job / "metrics.json", problems)
+        row["_trial_key"] = _trial_key(job, metrics.pop("_study", None))
+        row.update(metrics)
         rows.append(row)
     return rows
 
@@ -179,7 +172,8 @@ def _read_overrides(path: Path, problems: list[str]) -> str | None:
 def _read_metrics(path: Path, problems: list[str]) -> dict[str, Any]:
     """The status and metrics of one job. A missing file is a job still running or killed;
     a corrupt one (half-written, edited, not a JSON object) is reported and the run kept as
-    `unreadable`, so one bad file never stops the analysis."""
+    `unreadable`, so one bad file never stops the analysis. `_study` names an Optuna trial's
+    study (the caller pops it)."""
     if not path.is_file():
         return {"status": "incomplete"}
     try:
@@ -190,7 +184,9 @@ def _read_metrics(path: Path, problems: list[str]) -> dict[str, Any]:
     if problem is not None:
         problems.append(f"{path}: corrupt metrics.json ({problem}); run kept as unreadable")
         return {"status": "unreadable"}
-    return {"status": metrics.get("status", "unreadable"), **{k: metrics[k] for k in METRICS if k in metrics}}
+    link = metrics.get("optuna")  # an Optuna trial's job names its study (see _once_per_trial)
+    return {"status": metrics.get("status", "unreadable"), **{k: metrics[k] for k in METRICS if k in metrics},
+            "_study": link.get("study") if isinstance(link, dict) else None}
 
 
 def _one_line(err: BaseException) -> str:
@@ -222,7 +218,7 @@ def collect_optuna(spec: str, problems: List[str]) -> List[Dict[str, Any]]:
             row.update(trial.params)
             attrs = trial.user_attrs
             if attrs.get("wdsweep_job_dir"):
-                row["_job_dir"] = _trial_key(Path(attrs["wdsweep_job_dir"]), summary.study_name)
+                row["_trial_key"] = _trial_key(Path(attrs["wdsweep_job_dir"]), summary.study_name)
             row["status"] = attrs.get("wdsweep_status") or {"RUNNING": "incomplete", "WAITING": "incomplete",
                                                              "PRUNED": "pruned", "FAIL": "failed"}.get(
                                                                  trial.state.name, "completed")

@@ -1,9 +1,9 @@
 """One training per distinct configuration: which jobs of a sweep would train the same thing.
 
 With reg.lam = 0 the regularizer does nothing, so reg.p, reg.mode, reg.scope, reg.l1_ratio,
-reg.eps and reg.impl cannot change a job's training (nor data.crop_padding and data.flip with
-data.augment=false) (tests/test_canonical.py trains such jobs
-and compares their numbers bit for bit). A grid that crosses lam=0 with them, as
+reg.eps and reg.impl cannot change a job's training (tests/test_canonical.py trains such jobs
+and compares their numbers bit for bit); nor can data.crop_padding and data.flip with
+data.augment=false. A grid that crosses lam=0 with them, as
 `experiment=lp_vs_global` does, would train the same network several times. The sweepers
 train the first job of each group of equal `canonical_hash` and write every other one as a
 record of that result (`same_as` in its metrics.json, naming the job that trained, and

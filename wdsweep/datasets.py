@@ -291,16 +291,6 @@ def _standardize(x: Dict[str, np.ndarray], image_shape) -> Dict[str, np.ndarray]
     return {s: ((v - mean) / std).astype(np.float32) for s, v in x.items()}
 
 
-def _declares(target: Any, key: str) -> bool:
-    """Whether `target` names `key` among its parameters (not merely through **kwargs)."""
-    import inspect
-
-    try:
-        return key in inspect.signature(target).parameters
-    except (TypeError, ValueError):
-        return False
-
-
 # Keys of a data config that are wdsweep's, not the loader's (`name` also goes to a loader
 # that declares a parameter of that name, as data=torchvision's class name).
 OWN_KEYS = ("name", "seed", "standardize", "augment", "crop_padding", "flip")
@@ -320,7 +310,7 @@ def load(cfg, data_seed: int):
         spec.pop(key, None)
     target = _locate(spec["_target_"])
     extra = {"seed": data_seed} if "seed" not in spec and _accepts(target, "seed") else {}
-    if "name" in cfg and _declares(target, "name"):  # data=torchvision's class name
+    if "name" in cfg and _accepts(target, "name", through_kwargs=False):  # data=torchvision's class name
         extra["name"] = cfg.name
     loaded = call_target(instantiate, spec, extra)
     return to_splits(loaded, standardize=bool(cfg.get("standardize", True)))

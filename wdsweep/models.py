@@ -103,12 +103,15 @@ def call_target(instantiate, spec: dict, extra: dict) -> Any:
         raise
 
 
-def _accepts(target: Any, name: str) -> bool:
+def _accepts(target: Any, name: str, through_kwargs: bool = True) -> bool:
+    """Whether `target` takes a keyword argument `name`: a parameter of that name, or (with
+    through_kwargs) a **kwargs."""
     try:
         params = inspect.signature(target).parameters
     except (TypeError, ValueError):  # a builtin without a signature: offer nothing
         return False
-    return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    return name in params or (through_kwargs and any(p.kind is inspect.Parameter.VAR_KEYWORD
+                                                     for p in params.values()))
 
 
 def _spec_json(cfg: DictConfig) -> str:
