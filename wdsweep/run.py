@@ -212,7 +212,7 @@ def _train(cfg: DictConfig, job_dir: Path, progress: bool, trial: Optional[Trial
     try:  # built inside: if one cannot be made, those made before it are still closed
         if progress and cfg.trainer.progress:
             callbacks.append(ProgressBar(cfg.trainer.steps))
-        if trial is not None:
+        if trial is not None and trial.reports:
             callbacks.append(PruningReporter(trial, objective_names(cfg)[0]))
         if cfg.logger.name == "tensorboard":
             callbacks.append(TensorBoardLogger(job_dir / "tensorboard", cfg.logger.histogram_every))
@@ -237,6 +237,9 @@ def _finish(record: dict, cfg: DictConfig, job_dir: Path, trial: Optional[TrialL
     record["config"] = resolved_config(cfg)
     if trial is not None:
         record["optuna"] = {"study": trial.study_name, "trial_id": trial.trial_id}
+        if not trial.reports:  # a seed of a replicated trial, or a finalist: the sweeper tells
+            record["optuna"]["role"] = trial.role
+    if trial is not None and trial.reports:
         # Before metrics.json: once that file is there the job is done with the study, and a
         # sweep that finds the trial still RUNNING (its own sweep killed) tells it from the file.
         trial.record(record)
@@ -246,7 +249,7 @@ def _finish(record: dict, cfg: DictConfig, job_dir: Path, trial: Optional[TrialL
         log.error("could not write %s: %s: %s; this job has no result", job_dir / METRICS_FILE,
                   type(err).__name__, err)
         record.update(status="failed", objective=None, error=f"{type(err).__name__}: {err}")
-        if trial is not None:
+        if trial is not None and trial.reports:
             trial.record(record)
         return False
     return True

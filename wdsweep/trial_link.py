@@ -24,6 +24,13 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 ENV_STORAGE = "WDSWEEP_OPTUNA_STORAGE"
 ENV_STUDY = "WDSWEEP_OPTUNA_STUDY"
 ENV_TRIAL = "WDSWEEP_OPTUNA_TRIAL_ID"
+# What the job is to its trial (ROLES): absent means "trial".
+ENV_ROLE = "WDSWEEP_OPTUNA_ROLE"
+# trial: the job is the trial: it reports to the pruner and records how it ended on the trial.
+# replicate: one seed of a replicated trial (hydra.sweeper.seeds); finalist: a fresh-seed re-run
+# of a finished trial (hydra.sweeper.finalists). Those two only name their trial in metrics.json:
+# the sweeper reads each one's metrics.json and tells the trial one number for all its seeds.
+ROLES = ("trial", "replicate", "finalist")
 # The password of a storage URL, as written in the URL (percent-encoded), for the jobs: never
 # in a config, a file or a log line.
 ENV_PASSWORD = "WDSWEEP_OPTUNA_STORAGE_PASSWORD"
@@ -77,7 +84,7 @@ def build_pruner(conf: Optional[Dict[str, Any]]):
 
     conf = dict(conf or {"name": "none"})
     name = conf.pop("name")
-    if name == "none":
+    if name in ("none", "wilcoxon"):  # wilcoxon prunes between a trial's seeds: the sweeper's job
         return optuna.pruners.NopPruner()
     cls = {"median": optuna.pruners.MedianPruner,
            "successive_halving": optuna.pruners.SuccessiveHalvingPruner,
@@ -90,6 +97,12 @@ class TrialLink:
     storage: str
     study_name: str
     trial_id: int
+    role: str = "trial"
+
+    @property
+    def reports(self) -> bool:
+        """Whether the job reports to the pruner and records its ending on the trial."""
+        return self.role == "trial"
 
     @classmethod
     def from_env(cls, env: Optional[Mapping[str, Any]] = None) -> Optional["TrialLink"]:
@@ -98,7 +111,8 @@ class TrialLink:
         env = os.environ if env is None else env
         if ENV_TRIAL not in env:
             return None
-        return cls(str(env[ENV_STORAGE]), str(env[ENV_STUDY]), int(env[ENV_TRIAL]))
+        return cls(str(env[ENV_STORAGE]), str(env[ENV_STUDY]), int(env[ENV_TRIAL]),
+                   str(env.get(ENV_ROLE, "trial")))
 
     def connect(self):
         """The trial as an optuna.Trial, in a study carrying the sweep's pruner."""

@@ -353,7 +353,8 @@ def _train_sorted(cfgs: Sequence[DictConfig], dev: torch.device,
     reporters: List[Optional[PruningReporter]] = []
     try:  # built inside: if one cannot be made, those made before it are still closed
         for cfg, trial in zip(cfgs, trials):
-            reporters.append(PruningReporter(trial, objective_names(cfg)[0]) if trial else None)
+            reporters.append(PruningReporter(trial, objective_names(cfg)[0])
+                             if trial and trial.reports else None)
         histories, outcomes, seconds = trainer.run(steps, eval_every, reporters)
     finally:
         for reporter in reporters:

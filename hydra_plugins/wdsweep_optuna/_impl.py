@@ -40,15 +40,19 @@ from hydra.core.plugins import Plugins
 from hydra.errors import HydraException
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict, read_write
 from omegaconf.errors import OmegaConfBaseException
 from optuna.trial import TrialState
 
+from hydra_plugins.wdsweep_optuna import _replicates as rep
 from hydra_plugins.wdsweep_optuna._search_space import SearchSpace, SearchSpaceError, parse_search_space
 from wdsweep.trial_link import ENV_PASSWORD, hide_password, split_password, with_password
 from wdsweep.validation import ConfigError, composition_error_line  # torch-free; loaded only when the sweeper runs
 
 log = logging.getLogger(__name__)
+# Optuna's own INFO lines ("Using an existing study ...", "Trial 3 finished ...") repeat what the
+# sweeper logs in its own words, and go to stderr, where a one-line error must stand alone.
+optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 HEARTBEAT_ATTR = "wdsweep_heartbeat"
@@ -56,6 +60,7 @@ CANONICAL_ATTR = "wdsweep_canonical"  # wdsweep.canonical's hash of the trial's 
 JOB_DIR_ATTR = "wdsweep_job_dir"  # the trial's folder, for a later trial that shares its result
 SAME_AS_ATTR = "wdsweep_same_as"  # the number of the trial whose result this one shares
 REASON_ATTR = "wdsweep_fail_reason"
+REPLICATION_ATTR = "wdsweep_replication"  # study attr: the seeds each trial's value aggregates
 RESULTS_FILE = "optimization_results.yaml"
 # A job's metrics.json that started this long before its trial was asked is an older run's.
 RECORD_CLOCK_SLACK_SECONDS = 10.0
@@ -66,7 +71,9 @@ class OptunaSweeperImpl(Sweeper):
                  storage: Optional[str], storage_dir: str, n_trials: int, n_jobs: int,
                  max_failure_rate: float, min_trials_for_failure_rate: int,
                  params: Optional[DictConfig], custom_search_space: Optional[str], enqueue: List[Any],
-                 heartbeat_seconds: float, stale_after_seconds: float, dedupe: bool = True) -> None:
+                 heartbeat_seconds: float, stale_after_seconds: float, dedupe: bool = True,
+                 seeds: Any = None, aggregate: str = "mean", se_k: float = 1.0, finalists: int = 0,
+                 finalist_seeds: Any = 5) -> None:
         self.sampler_conf = OmegaConf.to_container(sampler, resolve=True)
         self.pruner_conf = OmegaConf.to_container(pruner, resolve=True)
         self.directions = [direction] if isinstance(direction, str) else list(direction)
@@ -78,6 +85,12 @@ class OptunaSweeperImpl(Sweeper):
         self.enqueue = [dict(p) for p in OmegaConf.to_container(OmegaConf.create(list(enqueue)))] if enqueue else []
         self.heartbeat_seconds, self.stale_after_seconds = heartbeat_seconds, stale_after_seconds
         self.dedupe = dedupe
+        # Replicated search and finalists (_replicates); seeds is checked in _check_settings.
+        self.seeds_conf = OmegaConf.to_container(seeds) if isinstance(seeds, DictConfig | ListConfig) else seeds
+        self.finalist_seeds_conf = (OmegaConf.to_container(finalist_seeds)
+                                    if isinstance(finalist_seeds, ListConfig) else finalist_seeds)
+        self.seeds: Optional[List[int]] = None
+        self.aggregate, self.se_k, self.finalists = aggregate, se_k, finalists
         self.space = SearchSpace()
         self.storage_obj: Optional[optuna.storages.BaseStorage] = None
         self.storage_spec = ""  # the storage URL (password masked) or journal path in use, set by sweep()
@@ -109,7 +122,7 @@ class OptunaSweeperImpl(Sweeper):
         except SearchSpaceError as err:
             ConfigError(f"invalid search space: {err}").exit()
         self.space = space
-        study_name = self.study_name or default_study_name(space)
+        study_name = self.study_name or default_study_name(space, self._replication())
         storage_spec = self.storage_spec = (
             self.storage or str((Path(self.storage_dir) / f"{study_name}.journal").resolve()))
         sweep_dir = Path(self.config.hydra.sweep.dir)
@@ -119,14 +132,17 @@ class OptunaSweeperImpl(Sweeper):
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
 
         heartbeat = _Heartbeat(self.storage_obj, self.heartbeat_seconds)
+        job_index = 0
         try:
-            self._run_to_budget(study, lock, space, storage_spec, heartbeat)
+            job_index = self._run_to_budget(study, lock, space, storage_spec, heartbeat)
         except _storage_errors() as err:  # the storage went away or filled up mid-sweep
             self._stop_unwritable(hide_password(_one_line(err), self.password))
         finally:
             heartbeat.stop()
         self._write_results(study, sweep_dir)
         self._fail_if_nothing_completed(study)
+        if self.finalists:
+            self._run_finalists(study, sweep_dir, storage_spec, job_index)
         return None
 
     def _fail_if_nothing_completed(self, study: optuna.Study) -> None:
@@ -140,8 +156,9 @@ class OptunaSweeperImpl(Sweeper):
                         + (f" (first reason: {reasons[0]})" if reasons else "")).exit()
 
     def _run_to_budget(self, study: optuna.Study, lock: "_AskLock", space: SearchSpace, storage_spec: str,
-                       heartbeat: "_Heartbeat") -> None:
-        """Ask, run and tell batches of trials until the study holds n_trials finished ones."""
+                       heartbeat: "_Heartbeat") -> int:
+        """Ask, run and tell batches of trials until the study holds n_trials finished ones;
+        return how many jobs this sweep launched."""
         job_index = 0
         waited_for: set = set()
         while True:
@@ -152,15 +169,16 @@ class OptunaSweeperImpl(Sweeper):
             if not trials:
                 running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
                 if not running:
-                    return
+                    return job_index
                 # The budget is taken, but other sweeps' trials still run: wait for them to
                 # finish, or to go stale, so that the study ends with n_trials finished.
                 self._say_waiting(running, waited_for)
                 time.sleep(min(self.heartbeat_seconds, 5.0))
                 continue
             heartbeat.add(trials)
+            run_batch = self._run_batch if self.seeds is None else self._run_replicated_batch
             try:
-                job_index = self._run_batch(study, space, storage_spec, trials, job_index)
+                job_index = run_batch(study, space, storage_spec, trials, job_index)
             finally:
                 heartbeat.remove(trials)
             self._stop_if_untold()
@@ -248,13 +266,56 @@ class OptunaSweeperImpl(Sweeper):
         for key in ("heartbeat_seconds", "stale_after_seconds"):
             if not getattr(self, key) > 0:
                 fail(key, getattr(self, key), "a number > 0")
+        problems += self._replication_problems()
         if problems:
             ConfigError("invalid config: " + "; ".join(problems)).exit()
+
+    def _replication_problems(self) -> List[str]:
+        """hydra.sweeper.seeds, aggregate, se_k, finalists, finalist_seeds and the pruner that
+        goes with them, each problem as one line (see _replicates)."""
+        problems = []
+
+        def fail(key: str, value: Any, allowed: str) -> None:
+            problems.append(f"{key}={value!r} is not allowed: {allowed}")
+
+        try:
+            self.seeds = rep.seed_list(self.seeds_conf, "seeds")
+        except ValueError:
+            fail("hydra.sweeper.seeds", self.seeds_conf,
+                 "null, a count >= 1, or a list of distinct seeds >= 0 (each trial trains them all)")
+        if self.aggregate not in rep.AGGREGATES:
+            fail("hydra.sweeper.aggregate", self.aggregate, "mean or mean_se")
+        if not (isinstance(self.se_k, (int, float)) and math.isfinite(self.se_k) and self.se_k >= 0):
+            fail("hydra.sweeper.se_k", self.se_k, "a finite number >= 0")
+        if isinstance(self.finalists, bool) or not isinstance(self.finalists, int) or self.finalists < 0:
+            fail("hydra.sweeper.finalists", self.finalists, "an integer >= 0")
+        elif self.finalists and len(self.directions) > 1:
+            fail("hydra.sweeper.finalists", self.finalists,
+                 "0 for a multi-objective search (its trials have no single ranking)")
+        try:
+            rep.fresh_seeds(self.finalist_seeds_conf, self.seeds or [])
+        except ValueError as err:
+            fail("hydra.sweeper.finalist_seeds", self.finalist_seeds_conf,
+                 f"a count >= 1 or a list of distinct seeds >= 0 the search does not use ({err})")
+        pruner = self.pruner_conf.get("name")
+        if pruner == "wilcoxon" and (self.seeds is None or len(self.seeds) < 2):
+            fail("hydra/sweeper/pruner", pruner, "wilcoxon prunes between a trial's seeds: set "
+                 "hydra.sweeper.seeds to 2 or more seeds, or pick another pruner")
+        elif pruner == "wilcoxon" and len(self.directions) > 1:
+            fail("hydra/sweeper/pruner", pruner, "none for a multi-objective search (Optuna prunes "
+                 "single-objective studies only)")
+        elif self.seeds is not None and pruner not in ("none", "wilcoxon"):
+            fail("hydra/sweeper/pruner", pruner, "none or wilcoxon with hydra.sweeper.seeds (the other "
+                 "pruners stop one run by its training steps, and a replicated trial is several runs)")
+        return problems
 
     def _check_setup(self, space: SearchSpace) -> None:
         if not space.distributions and not self.custom_search_space:
             raise SearchSpaceError("nothing to search: give hydra.sweeper.params or sweep entries "
                                    "such as reg.lam='tag(log,interval(1e-5,1e-1))'")
+        if self.seeds is not None and "seed" in space.distributions:
+            raise SearchSpaceError("hydra.sweeper.params.seed is not allowed to be searched with "
+                                   "hydra.sweeper.seeds: each trial trains every listed seed")
         for point in self.enqueue:
             self._check_enqueued(point, space)
         if self.sampler_conf["name"] == "grid":
@@ -309,6 +370,13 @@ class OptunaSweeperImpl(Sweeper):
         if [d.name.lower() for d in study.directions] != self.directions:
             ConfigError(f"invalid search: study {study_name!r} in {storage_spec} was created with directions "
                         f"{[d.name.lower() for d in study.directions]}, not {self.directions}").exit()
+        replication = self._replication()
+        if existing and study.user_attrs.get(REPLICATION_ATTR) != replication:
+            # Values aggregated over other seeds (or one seed) are not comparable with these.
+            ConfigError(f"invalid search: study {study_name!r} in {storage_spec} was run with "
+                        f"{_replication_text(study.user_attrs.get(REPLICATION_ATTR))}, not "
+                        f"{_replication_text(replication)}: give another hydra.sweeper.study_name").exit()
+        study.set_user_attr(REPLICATION_ATTR, replication)
         study.set_user_attr(PRUNER_ATTR, self.pruner_conf)
         self._settle_orphaned_trials(study)
         if not existing:
@@ -443,13 +511,226 @@ class OptunaSweeperImpl(Sweeper):
         return job_index
 
     @staticmethod
-    def _linked(job: List[str], storage_spec: str, study: optuna.Study, trial: optuna.Trial) -> List[str]:
+    def _linked(job: List[str], storage_spec: str, study: optuna.Study, trial: Any,
+                role: str = "trial") -> List[str]:
         """The job's overrides with its trial link (wdsweep.trial_link), carried by env_set."""
-        from wdsweep.trial_link import ENV_STORAGE, ENV_STUDY, ENV_TRIAL
+        from wdsweep.trial_link import ENV_ROLE, ENV_STORAGE, ENV_STUDY, ENV_TRIAL
 
-        return job + [f"++hydra.job.env_set.{ENV_STORAGE}={_quote(storage_spec)}",
-                      f"++hydra.job.env_set.{ENV_STUDY}={_quote(study.study_name)}",
-                      f"++hydra.job.env_set.{ENV_TRIAL}={trial._trial_id}"]
+        link = [f"++hydra.job.env_set.{ENV_STORAGE}={_quote(storage_spec)}",
+                f"++hydra.job.env_set.{ENV_STUDY}={_quote(study.study_name)}",
+                f"++hydra.job.env_set.{ENV_TRIAL}={trial._trial_id}"]
+        return job + link + ([f"++hydra.job.env_set.{ENV_ROLE}={role}"] if role != "trial" else [])
+
+    # ------------------------------------------------------- replicated trials (_replicates)
+    def _run_replicated_batch(self, study: optuna.Study, space: SearchSpace, storage_spec: str,
+                              trials: List[optuna.Trial], job_index: int) -> int:
+        """Each asked trial trains every seed of hydra.sweeper.seeds and is told their aggregate.
+        Without the Wilcoxon pruner all the batch's seeds go to the launcher at once (one
+        batched model under hydra/launcher=vectorized); with it, one seed per round, and a
+        trial the pruner stops after a round runs no more seeds."""
+        from wdsweep.canonical import canonical_hash
+        from wdsweep.validation import validate
+
+        sweep_dir = Path(str(self.config.hydra.sweep.dir)).absolute()
+        twins = self._finished_replicated_by_canonical(study) if self.dedupe else {}
+        active: List[rep.Replicated] = []
+        for trial in trials:
+            folder = f"trial-{trial.number:05d}"
+            try:
+                job = [o for o in self._trial_overrides(trial, space) if not o.startswith("seed=")]
+                cfg = self.hydra_context.config_loader.load_sweep_config(self.config, job + [f"seed={self.seeds[0]}"])
+                validate(cfg)
+                canonical = canonical_hash(cfg) + f"|seeds={self.seeds}"
+            except Exception as err:  # noqa: BLE001 - composition, validation or the hook: this trial fails
+                self._tell(study, trial._trial_id, trial.number, TrialState.FAIL, None, _fail_reason(err))
+                continue
+            for key, value in ((CANONICAL_ATTR, canonical), (JOB_DIR_ATTR, str(sweep_dir / folder)),
+                               (rep.SEEDS_ATTR, self.seeds)):
+                self.storage_obj.set_trial_user_attr(trial._trial_id, key, value)
+            if canonical in twins:
+                self._tell_replicated_twin(study, trial, twins[canonical])
+                continue
+            active.append(rep.Replicated(trial, job, folder))
+        wilcoxon = self._wilcoxon_pruner()
+        rounds = [[s] for s in self.seeds] if wilcoxon else [self.seeds]
+        for seeds in rounds:
+            launched = [(r, s) for r in active for s in seeds]
+            if not launched:
+                break
+            overrides = [self._linked(r.seed_job(s), storage_spec, study, r.trial, "replicate") for r, s in launched]
+            returns = self.launcher.launch(overrides, initial_job_idx=job_index)
+            job_index += len(launched)
+            for (r, s), ret in zip(launched, returns):
+                self._take_seed(r, s, ret, sweep_dir / r.folder / f"seed-{s}")
+            for r in active:
+                if r.failed is None and wilcoxon is not None and len(r.values) < len(self.seeds):
+                    frozen = self.storage_obj.get_trial(r.trial._trial_id)
+                    if wilcoxon.prune(study, frozen):
+                        r.pruned = f"pruned by WilcoxonPruner after seeds {sorted(r.values)}"
+            active_next = []
+            for r in active:
+                if r.failed is not None or r.pruned is not None:
+                    self._tell_replicated(study, r)
+                else:
+                    active_next.append(r)
+            active = active_next
+        for r in active:
+            self._tell_replicated(study, r)
+        return job_index
+
+    def _take_seed(self, r: "rep.Replicated", seed: int, ret: Any, job_dir: Path) -> None:
+        """Keep one seed's outcome on the trial: its values as the intermediate value at
+        step = seed (what WilcoxonPruner compares), or the trial's failure."""
+        state, values, reason, record = rep.seed_outcome(ret, job_dir, len(self.directions))
+        if state != TrialState.COMPLETE:
+            r.failed = r.failed or f"seed {seed}: {reason or state.name.lower()}"
+            return
+        r.values[seed] = values
+        r.val_errors[seed] = rep.finite_or_none(record.get("val_error"))
+        r.test_errors[seed] = rep.finite_or_none(record.get("test_error"))
+        if len(self.directions) == 1:
+            self.storage_obj.set_trial_intermediate_value(r.trial._trial_id, seed, values[0])
+
+    def _tell_replicated(self, study: optuna.Study, r: "rep.Replicated") -> None:
+        """Tell a replicated trial its aggregate (or PRUNED, or FAIL), with the per-seed values
+        and the means of the seeds' validation and test errors as user attributes."""
+        def mean(values: Dict[int, Optional[float]]) -> Optional[float]:
+            kept = [v for v in values.values() if v is not None]
+            return sum(kept) / len(kept) if kept else None
+
+        status = "failed" if r.failed else "pruned" if r.pruned else "completed"
+        attrs = {rep.SEED_VALUES_ATTR: {str(s): v for s, v in r.values.items()},
+                 rep.SEED_TEST_ATTR: {str(s): v for s, v in r.test_errors.items()},
+                 "wdsweep_status": status, "wdsweep_val_error": mean(r.val_errors),
+                 "wdsweep_test_error": mean(r.test_errors)}
+        try:
+            for key, value in attrs.items():
+                self.storage_obj.set_trial_user_attr(r.trial._trial_id, key, value)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            return  # told meanwhile (a cooperating sweep settled it)
+        if r.failed:
+            self._tell(study, r.trial._trial_id, r.trial.number, TrialState.FAIL, None, r.failed)
+        elif r.pruned:
+            log.info("trial %d: %s", r.trial.number, r.pruned)
+            self._tell(study, r.trial._trial_id, r.trial.number, TrialState.PRUNED, None, None)
+        else:
+            values = rep.aggregate([r.values[s] for s in self.seeds], self.directions, self.aggregate, self.se_k)
+            self._tell(study, r.trial._trial_id, r.trial.number, TrialState.COMPLETE, values, None)
+
+    def _finished_replicated_by_canonical(self, study: optuna.Study) -> Dict[str, optuna.trial.FrozenTrial]:
+        found: Dict[str, optuna.trial.FrozenTrial] = {}
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            key = t.user_attrs.get(CANONICAL_ATTR)
+            if key and key not in found and rep.SEED_VALUES_ATTR in t.user_attrs:
+                found[key] = t
+        return found
+
+    def _tell_replicated_twin(self, study: optuna.Study, trial: optuna.Trial,
+                              source: optuna.trial.FrozenTrial) -> None:
+        """A replicated trial whose configuration and seeds a finished trial already trained is
+        told that trial's values and seeds, and trains nothing (it has no folder of its own)."""
+        try:
+            for key, value in source.user_attrs.items():
+                if key.startswith("wdsweep_") and key not in (CANONICAL_ATTR, JOB_DIR_ATTR, HEARTBEAT_ATTR):
+                    self.storage_obj.set_trial_user_attr(trial._trial_id, key, value)
+            self.storage_obj.set_trial_user_attr(trial._trial_id, SAME_AS_ATTR, source.number)
+            for step, value in source.intermediate_values.items():
+                self.storage_obj.set_trial_intermediate_value(trial._trial_id, step, value)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            return
+        log.info("trial %d: the same configuration and seeds as trial %d, told its value (not trained)",
+                 trial.number, source.number)
+        self._tell(study, trial._trial_id, trial.number, TrialState.COMPLETE, list(source.values), None)
+
+    def _replication(self) -> Optional[dict]:
+        """What each trial's value aggregates (None: one run, the config's seed)."""
+        if self.seeds is None:
+            return None
+        return {"seeds": list(self.seeds), "aggregate": self.aggregate,
+                **({"se_k": float(self.se_k)} if self.aggregate == "mean_se" else {})}
+
+    def _wilcoxon_pruner(self) -> Optional[optuna.pruners.BasePruner]:
+        import warnings
+
+        conf = dict(self.pruner_conf)
+        if conf.pop("name") != "wilcoxon":
+            return None
+        with warnings.catch_warnings():  # experimental since Optuna 3.6; we pin its use in tests
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.pruners.WilcoxonPruner(**conf)
+
+    # ------------------------------------------------------------ finalists (_replicates)
+    def _run_finalists(self, study: optuna.Study, sweep_dir: Path, storage_spec: str, job_index: int) -> None:
+        """Re-run the m best trials (distinct configurations) on seeds the search never used,
+        and write finalists.yaml (see _replicates). Jobs already done in an earlier run of the
+        same command are not trained again (their folders are kept, as any job's)."""
+        used = self.seeds or sorted({int(self.config.seed)} | {
+            int(t.params["seed"]) for t in study.get_trials(deepcopy=False) if "seed" in t.params})
+        seeds = rep.fresh_seeds(self.finalist_seeds_conf, used)
+        best = self._best_distinct(study, self.finalists)
+        if not best:
+            return
+        log.info("finalists: trials %s on fresh seeds %s", [t.number for t in best], seeds)
+        launched = []
+        for t in best:
+            job = [o for o in self._trial_overrides(t, self.space) if not o.startswith("seed=")]
+            folder = f"{rep.FINALISTS_DIR}/trial-{t.number:05d}"
+            for s in seeds:
+                launched.append((t, s, self._linked(job + [f"seed={s}", f"hydra.sweep.subdir={folder}/seed-{s}"],
+                                                    storage_spec, study, t, "finalist")))
+        returns = self.launcher.launch([o for _, _, o in launched], initial_job_idx=job_index)
+        rows = []
+        for t in best:
+            seed_rows = []
+            for (trial, s, _), ret in zip(launched, returns):
+                if trial.number != t.number:
+                    continue
+                state, values, reason, record = rep.seed_outcome(
+                    ret, sweep_dir / rep.FINALISTS_DIR / f"trial-{t.number:05d}" / f"seed-{s}", 1)
+                seed_rows.append({"seed": s, "status": (record or {}).get("status", "failed"),
+                                  "objective": values[0] if values else None,
+                                  "val_error": rep.finite_or_none((record or {}).get("val_error")),
+                                  "test_error": rep.finite_or_none((record or {}).get("test_error")),
+                                  **({"reason": reason} if reason else {})})
+            rows.append(self._finalist_summary(t, seed_rows))
+        results = {"study_name": study.study_name, "direction": self.directions[0],
+                   "search_seeds": list(used), "fresh_seeds": seeds, "finalists": rows}
+        OmegaConf.save(OmegaConf.create(results), sweep_dir / rep.FINALISTS_FILE)
+        for row in rows:
+            fresh = row["fresh"]["objective"]
+            log.info("finalist trial %d: search value %.4g, fresh seeds %s (n=%d)", row["trial"],
+                     row["search_value"], "no completed seed" if fresh is None else
+                     f"{fresh['mean']:.4g}" + ("" if fresh["low"] is None else
+                                               f" [{fresh['low']:.4g}, {fresh['high']:.4g}]"), len(seeds))
+
+    def _best_distinct(self, study: optuna.Study, m: int) -> List[optuna.trial.FrozenTrial]:
+        """The m best completed trials by value, one per distinct configuration (a trial told
+        another's value, same_as, is that configuration again)."""
+        complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                    if SAME_AS_ATTR not in t.user_attrs]
+        sign = 1.0 if self.directions[0] == "minimize" else -1.0
+        chosen, seen = [], set()
+        for t in sorted(complete, key=lambda t: (sign * t.value, t.number)):
+            key = t.user_attrs.get(CANONICAL_ATTR, t.number)
+            if key not in seen:
+                seen.add(key)
+                chosen.append(t)
+        return chosen[:m]
+
+    @staticmethod
+    def _finalist_summary(trial: optuna.trial.FrozenTrial, seed_rows: List[dict]) -> dict:
+        completed = [r for r in seed_rows if r["status"] == "completed" and r["objective"] is not None]
+
+        def stat(key: str) -> Optional[dict]:
+            values = [r[key] for r in completed if r[key] is not None]
+            return rep.interval(values) if values else None
+
+        fresh = {k: stat(k) for k in ("objective", "val_error", "test_error")}
+        optimism = None if fresh["objective"] is None else fresh["objective"]["mean"] - trial.value
+        return {"trial": trial.number, "params": dict(trial.params), "search_value": float(trial.value),
+                "search_test_error": rep.finite_or_none(trial.user_attrs.get("wdsweep_test_error")),
+                "fresh": fresh, "fresh_minus_search": optimism,
+                "seeds_completed": len(completed), "per_seed": seed_rows}
 
     def _finished_by_canonical(self, study: optuna.Study) -> Dict[str, optuna.trial.FrozenTrial]:
         """Completed trials with a result on disk, by canonical config hash (the first of each)."""
@@ -570,6 +851,9 @@ class OptunaSweeperImpl(Sweeper):
             "same_as_another_trial": sum(SAME_AS_ATTR in t.user_attrs for t in trials),
             "directions": [d.name.lower() for d in study.directions],
         }
+        if self.seeds is not None:  # a replicated search: each value aggregates these seeds
+            results.update(seeds=list(self.seeds), aggregate=self.aggregate,
+                           **({"se_k": self.se_k} if self.aggregate == "mean_se" else {}))
         complete = [t for t in trials if t.state == TrialState.COMPLETE]
         if complete and len(study.directions) == 1:
             best = study.best_trial
@@ -579,6 +863,12 @@ class OptunaSweeperImpl(Sweeper):
                                        for t in study.best_trials]
         OmegaConf.save(OmegaConf.create(results), sweep_dir / RESULTS_FILE)
         log.info("%s: %s", RESULTS_FILE, {k: v for k, v in results.items() if k != "pareto_front"})
+
+
+def _replication_text(replication: Optional[dict]) -> str:
+    if not replication:
+        return "one seed per trial"
+    return f"seeds {replication['seeds']} aggregated by {replication['aggregate']}"
 
 
 def _fail_reason(err: Exception) -> str:
@@ -592,9 +882,12 @@ def _fail_reason(err: Exception) -> str:
     return f"{type(err).__name__}: {' '.join(str(err).split())}"
 
 
-def default_study_name(space: SearchSpace) -> str:
-    """wdsweep-<digest of the search space and the fixed overrides>: the same command, the same study."""
+def default_study_name(space: SearchSpace, replication: Optional[dict] = None) -> str:
+    """wdsweep-<digest of the search space, the fixed overrides and, for a replicated search,
+    its seeds and aggregate>: the same command, the same study; other seeds, another study."""
     text = repr(sorted((k, repr(v)) for k, v in space.distributions.items())) + repr(sorted(space.fixed.items()))
+    if replication:
+        text += repr(sorted(replication.items()))
     return "wdsweep-" + hashlib.sha1(text.encode()).hexdigest()[:10]
 
 

@@ -1,6 +1,6 @@
 """The sweeper's config schema, registered in Hydra's ConfigStore: hydra/sweeper=wdsweep_optuna,
 with its samplers (hydra/sweeper/sampler=tpe|random|grid|cmaes|gp) and pruners
-(hydra/sweeper/pruner=none|median|successive_halving|hyperband) as config groups."""
+(hydra/sweeper/pruner=none|median|successive_halving|hyperband|wilcoxon) as config groups."""
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
@@ -82,6 +82,17 @@ class HyperbandPrunerConf(PrunerConf):
 
 
 @dataclass
+class WilcoxonPrunerConf(PrunerConf):
+    """Optuna's WilcoxonPruner, between the seeds of a replicated trial (hydra.sweeper.seeds):
+    after each seed, a trial whose per-seed values are worse than the best trial's on the same
+    seeds (one-sided Wilcoxon signed-rank, p < p_threshold) runs no more seeds."""
+
+    name: str = "wilcoxon"
+    p_threshold: float = 0.1
+    n_startup_steps: int = 2
+
+
+@dataclass
 class OptunaSweeperConf:
     _target_: str = "hydra_plugins.wdsweep_optuna.optuna_sweeper.OptunaSweeper"
     defaults: List[Any] = field(default_factory=lambda: [{"sampler": "tpe"}, {"pruner": "none"}])
@@ -116,6 +127,22 @@ class OptunaSweeperConf:
     # A trial whose canonical config a finished trial already trained (the same values, or
     # reg.lam=0 with other idle reg keys) is told that trial's values instead of training.
     dedupe: bool = True
+    # Replicated search. null: each trial trains one run, with the config's seed. A count n
+    # (seeds 0..n-1) or a list of seeds: each trial trains every one of them (batched by
+    # hydra/launcher=vectorized) and is told their aggregate; the per-seed values are trial
+    # user attributes and intermediate values (step = seed), their runs job folders
+    # trial-NNNNN/seed-S.
+    seeds: Any = None
+    # mean: the mean over seeds; mean_se: the mean plus se_k standard errors towards the
+    # worse side (a config that is good on average but erratic ranks lower).
+    aggregate: str = "mean"
+    se_k: float = 1.0
+    # After the search, re-run the m best trials (distinct configurations) on seeds the
+    # search never used, into finalists/trial-NNNNN/seed-S; finalists.yaml compares their
+    # fresh-seed errors with the search's own values (the winner's curse, measured).
+    finalists: int = 0
+    # A count n (the n smallest seeds the search did not use) or a list of unused seeds.
+    finalist_seeds: Any = 5
 
 
 _cs = ConfigStore.instance()
@@ -125,5 +152,5 @@ for _name, _node in {"tpe": TPESamplerConf, "random": RandomSamplerConf, "grid":
     _cs.store(group="hydra/sweeper/sampler", name=_name, node=_node, provider="wdsweep")
 for _name, _node in {"none": PrunerConf, "median": MedianPrunerConf,
                      "successive_halving": SuccessiveHalvingPrunerConf,
-                     "hyperband": HyperbandPrunerConf}.items():
+                     "hyperband": HyperbandPrunerConf, "wilcoxon": WilcoxonPrunerConf}.items():
     _cs.store(group="hydra/sweeper/pruner", name=_name, node=_node, provider="wdsweep")

@@ -1,0 +1,148 @@
+"""Replicated trials and fresh-seed finalists, for the Optuna sweeper (see _impl).
+
+A search that trains one seed per trial fits its sampler to single-seed noise and picks its
+"best" trial on a lucky draw. With hydra.sweeper.seeds each trial trains every listed seed
+(launched together, so hydra/launcher=vectorized trains them as one batched model) and is told
+one number for them: their mean, or mean + se_k standard errors towards the worse side
+(aggregate=mean_se). Each seed's run is an ordinary job folder, trial-NNNNN/seed-S, and each
+seed's value is kept on the trial as an intermediate value (step = the seed) and in the user
+attribute wdsweep_seed_values.
+
+With hydra/sweeper/pruner=wilcoxon the seeds are run one at a time across the round's trials,
+and after each seed Optuna's WilcoxonPruner compares the trial's per-seed values with the best
+trial's on the same seeds: a trial that is significantly worse runs no more seeds (PRUNED).
+
+A seed that fails or diverges fails its trial: a configuration that blows up on one seed in
+three is not one to recommend, whatever the other two say.
+
+hydra.sweeper.finalists=m re-runs the m best trials (distinct configurations) on seeds the
+search never used, into finalists/trial-NNNNN/seed-S, and writes finalists.yaml: each finalist's
+search value beside its fresh-seed validation and test error with 95% t-intervals, and the
+optimism of the search's value (fresh mean - search value), which is the winner's curse.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+log = logging.getLogger(__name__)
+
+SEED_VALUES_ATTR = "wdsweep_seed_values"  # {seed: objective values}, for the seeds that ran
+SEED_TEST_ATTR = "wdsweep_seed_test_errors"  # {seed: test error}
+SEEDS_ATTR = "wdsweep_seeds"  # the seeds the trial was to train
+AGGREGATES = ("mean", "mean_se")
+FINALISTS_DIR = "finalists"
+FINALISTS_FILE = "finalists.yaml"
+
+
+def seed_list(value: Any, key: str) -> Optional[List[int]]:
+    """hydra.sweeper.seeds (or finalist_seeds) as a list: a count n gives 0..n-1. None stays
+    None. Raises ValueError with the allowed values for anything else."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValueError(f"{key}={value!r}")
+    if isinstance(value, int):
+        if value < 1:
+            raise ValueError(f"{key}={value!r}")
+        return list(range(value))
+    try:
+        seeds = list(value)
+    except TypeError:
+        raise ValueError(f"{key}={value!r}") from None
+    if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds) \
+            or len(set(seeds)) != len(seeds):
+        raise ValueError(f"{key}={seeds!r}")
+    return seeds
+
+
+def fresh_seeds(spec: Any, used: Sequence[int]) -> List[int]:
+    """The finalists' seeds: a count n gives the n smallest seeds not in `used`; a list is
+    taken as it is, and must not meet `used` (ValueError naming the overlap)."""
+    if isinstance(spec, int) and not isinstance(spec, bool):
+        if spec < 1:
+            raise ValueError(f"finalist_seeds={spec!r}")
+        seeds, candidate = [], 0
+        while len(seeds) < spec:
+            if candidate not in used:
+                seeds.append(candidate)
+            candidate += 1
+        return seeds
+    seeds = seed_list(spec, "finalist_seeds")
+    overlap = sorted(set(seeds) & set(used))
+    if overlap:
+        raise ValueError(f"finalist_seeds={seeds!r} (seeds {overlap} were used by the search)")
+    return seeds
+
+
+def aggregate(per_seed: Sequence[Sequence[float]], directions: Sequence[str], how: str, se_k: float
+              ) -> List[float]:
+    """One value per objective from each seed's values: the mean, or for mean_se the mean plus
+    se_k standard errors (sample std / sqrt(n)) in the worse direction of that objective."""
+    values = []
+    for i, direction in enumerate(directions):
+        column = [float(v[i]) for v in per_seed]
+        mean = sum(column) / len(column)
+        if how == "mean_se" and len(column) > 1:
+            se = math.sqrt(sum((x - mean) ** 2 for x in column) / (len(column) - 1) / len(column))
+            mean += se_k * se if direction == "minimize" else -se_k * se
+        values.append(mean)
+    return values
+
+
+def interval(values: Sequence[float]) -> Dict[str, Any]:
+    """Mean, sample std and 95% t-interval of per-seed values (no interval below 2 values)."""
+    from scipy import stats
+
+    n = len(values)
+    mean = sum(values) / n
+    if n < 2:
+        return {"mean": mean, "std": None, "low": None, "high": None, "n": n}
+    std = math.sqrt(sum((x - mean) ** 2 for x in values) / (n - 1))
+    half = float(stats.t.ppf(0.975, n - 1)) * std / math.sqrt(n)
+    return {"mean": mean, "std": std, "low": mean - half, "high": mean + half, "n": n}
+
+
+@dataclass
+class Replicated:
+    """One asked trial of a replicated search, while its seeds run."""
+
+    trial: Any  # optuna.Trial
+    job: List[str]  # the trial's overrides, without seed and folder
+    folder: str  # trial-NNNNN, relative to the sweep folder
+    values: Dict[int, List[float]] = field(default_factory=dict)
+    test_errors: Dict[int, Optional[float]] = field(default_factory=dict)
+    val_errors: Dict[int, Optional[float]] = field(default_factory=dict)
+    failed: Optional[str] = None
+    pruned: Optional[str] = None
+
+    def seed_job(self, seed: int) -> List[str]:
+        return self.job + [f"seed={seed}", f"hydra.sweep.subdir={self.folder}/seed-{seed}"]
+
+
+def seed_outcome(ret: Any, job_dir: Path, n_directions: int):
+    """(state, values, reason, record) of one seed's job, from its metrics.json (the job
+    records no attributes on the trial: it shares the trial with its sibling seeds)."""
+    from optuna.trial import TrialState
+
+    from hydra_plugins.wdsweep_optuna._impl import _how_it_ended
+    from wdsweep.resume import read_record
+
+    try:
+        ret.return_value
+    except Exception as err:  # noqa: BLE001 - the job raised: this seed failed
+        return TrialState.FAIL, None, f"job raised {type(err).__name__}: {err}", None
+    record = read_record(job_dir) or {}
+    state, values, reason = _how_it_ended(record.get("status"), record.get("error"),
+                                          record.get("diverged_at_step"), record.get("objective"),
+                                          n_directions, "metrics.json holds")
+    if not record:
+        state, values, reason = TrialState.FAIL, None, f"no metrics.json in {job_dir}"
+    return state, values, reason, record
+
+
+def finite_or_none(value: Any) -> Optional[float]:
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None

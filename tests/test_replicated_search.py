@@ -1,0 +1,132 @@
+"""Replicated search (hydra.sweeper.seeds), the Wilcoxon pruner between seeds, and finalists on
+fresh seeds, with real studies in real journals driven by `python -m wdsweep -m search=optuna`.
+Every number is checked against what the jobs wrote (their metrics.json) and against Optuna's
+own study and scipy, never against the sweeper's own arithmetic."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+import yaml
+from optuna.trial import TrialState
+from scipy import stats
+
+from conftest import read_metrics, run_cli
+from test_optuna_search import QUICK, only_study, results_files
+
+# One batch of three trials, two seeds each, on the vectorized launcher; then the two best on
+# two fresh seeds.
+REPLICATED = ["hydra/launcher=vectorized", "hydra.sweeper.seeds=[0,1]", "hydra.sweeper.aggregate=mean_se",
+              "hydra.sweeper.se_k=1.5", "hydra.sweeper.n_jobs=3", "hydra.sweeper.finalists=2",
+              "hydra.sweeper.finalist_seeds=2"]
+
+
+def search(cwd: Path, *args: str, n_trials: int = 3):
+    return run_cli(["-m", "search=optuna", f"hydra.sweeper.n_trials={n_trials}", "hydra.sweeper.sampler.seed=0",
+                    *QUICK, *args], cwd=cwd, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def replicated(tmp_path_factory):
+    cwd = tmp_path_factory.mktemp("replicated")
+    proc = search(cwd, *REPLICATED)
+    assert proc.returncode == 0, proc.stderr
+    (results,) = results_files(cwd)
+    return cwd, results.parent, only_study(cwd)
+
+
+@pytest.mark.integration
+def test_each_trial_is_told_the_aggregate_of_its_seeds_runs(replicated):
+    _, sweep, study = replicated
+    assert len(study.trials) == 3 and all(t.state == TrialState.COMPLETE for t in study.trials)
+    for trial in study.trials:
+        folder = sweep / f"trial-{trial.number:05d}"
+        runs = {s: read_metrics(folder / f"seed-{s}") for s in (0, 1)}
+        for s, record in runs.items():
+            assert record["config"]["seed"] == s and record["status"] == "completed"
+            assert record["optuna"] == {"study": study.study_name, "trial_id": trial._trial_id, "role": "replicate"}
+            assert record["config"]["reg"]["lam"] == pytest.approx(trial.params["reg.lam"])
+        values = np.array([runs[s]["objective"] for s in (0, 1)])
+        # mean_se with se_k=1.5: the mean plus 1.5 standard errors (minimizing: towards worse)
+        expected = values.mean() + 1.5 * values.std(ddof=1) / math.sqrt(len(values))
+        assert trial.value == pytest.approx(expected, rel=1e-12)
+        assert trial.intermediate_values == {s: pytest.approx(runs[s]["objective"]) for s in (0, 1)}
+        assert trial.user_attrs["wdsweep_test_error"] == pytest.approx(np.mean([r["test_error"] for r in runs.values()]))
+    # the three trials' six seeds were trained as one batched model
+    assert all(read_metrics(p.parent).get("batched") for p in sweep.glob("trial-*/seed-*/metrics.json"))
+    results = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    assert results["seeds"] == [0, 1] and results["best_trial_number"] == study.best_trial.number
+
+
+@pytest.mark.integration
+def test_finalists_are_the_best_trials_rerun_on_fresh_seeds(replicated):
+    _, sweep, study = replicated
+    report = yaml.safe_load((sweep / "finalists.yaml").read_text())
+    best_two = sorted(study.trials, key=lambda t: t.value)[:2]  # Optuna's own ranking
+    assert [f["trial"] for f in report["finalists"]] == [t.number for t in best_two]
+    assert report["fresh_seeds"] == [2, 3] and not set(report["fresh_seeds"]) & {0, 1}
+    for finalist, trial in zip(report["finalists"], best_two):
+        runs = [read_metrics(sweep / "finalists" / f"trial-{trial.number:05d}" / f"seed-{s}") for s in (2, 3)]
+        assert [r["config"]["seed"] for r in runs] == [2, 3]
+        assert runs[0]["config"]["reg"]["lam"] == pytest.approx(trial.params["reg.lam"])
+        assert all(r["optuna"]["role"] == "finalist" for r in runs)
+        for key in ("val_error", "test_error"):
+            values = [r[key] for r in runs]
+            low, high = stats.t.interval(0.95, len(values) - 1, loc=np.mean(values), scale=stats.sem(values))
+            fresh = finalist["fresh"][key]
+            assert fresh["mean"] == pytest.approx(np.mean(values)) and fresh["n"] == 2
+            assert (fresh["low"], fresh["high"]) == (pytest.approx(low), pytest.approx(high))
+        assert finalist["search_value"] == trial.value
+        assert finalist["fresh_minus_search"] == pytest.approx(np.mean([r["objective"] for r in runs]) - trial.value)
+    # the finalists are not trials: the study still holds the three searched ones
+    assert len(only_study(replicated[0]).trials) == 3
+
+
+@pytest.mark.integration
+def test_a_study_is_not_resumed_with_other_seeds(replicated):
+    cwd, _, study = replicated
+    proc = search(cwd, *REPLICATED[:1], "hydra.sweeper.seeds=[0,1,2]", f"hydra.sweeper.study_name={study.study_name}",
+                  "hydra.sweep.dir=multirun/other", n_trials=4)
+    assert proc.returncode == 1
+    (line,) = proc.stderr.strip().splitlines()
+    assert "seeds [0, 1]" in line and "seeds [0, 1, 2]" in line and "study_name" in line
+    assert len(only_study(cwd).trials) == 3  # nothing was asked
+
+
+@pytest.mark.integration
+def test_the_wilcoxon_pruner_stops_a_trial_that_is_worse_on_the_same_seeds(tmp_path):
+    # A good point first, then one that decays every weight to nothing; 4 seeds, pruning allowed
+    # from the 2nd (with 2 paired seeds the smallest one-sided Wilcoxon p is 0.25).
+    good, bad = "{reg.lam: 1e-6, reg.p: 2.0, reg.mode: coupled, reg.scope: weights}", \
+        "{reg.lam: 0.1, reg.p: 1.0, reg.mode: coupled, reg.scope: all}"
+    proc = search(tmp_path, "hydra.sweeper.seeds=4", "hydra/sweeper/pruner=wilcoxon",
+                  "hydra.sweeper.pruner.p_threshold=0.3", f"+hydra.sweeper.enqueue=[{good},{bad}]", n_trials=2)
+    assert proc.returncode == 0, proc.stderr
+    study = only_study(tmp_path)
+    first, second = study.trials
+    assert first.state == TrialState.COMPLETE and second.state == TrialState.PRUNED
+    (sweep,) = {p.parent for p in results_files(tmp_path)}
+    ran = sorted(p.name for p in (sweep / "trial-00001").iterdir())
+    assert ran == ["seed-0", "seed-1"]  # pruned after its second seed: seeds 2 and 3 never trained
+    assert len(list((sweep / "trial-00000").iterdir())) == 4
+    steps = sorted(second.intermediate_values)
+    worse = [second.intermediate_values[s] - first.intermediate_values[s] for s in steps]
+    assert stats.wilcoxon(worse, alternative="greater").pvalue < 0.3  # scipy agrees it is worse
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("args,key", [
+    (["hydra.sweeper.seeds=2", "hydra/sweeper/pruner=median"], "hydra/sweeper/pruner='median'"),
+    (["hydra/sweeper/pruner=wilcoxon"], "hydra/sweeper/pruner='wilcoxon'"),
+    (["hydra.sweeper.seeds=[0,0]"], "hydra.sweeper.seeds=[0, 0]"),
+    (["hydra.sweeper.seeds=[0,1]", "hydra.sweeper.finalist_seeds=[1,5]"], "hydra.sweeper.finalist_seeds=[1, 5]"),
+])
+def test_bad_replication_settings_are_one_line_before_any_trial(tmp_path, args, key):
+    proc = search(tmp_path, *args)
+    assert proc.returncode == 1
+    (line,) = proc.stderr.strip().splitlines()
+    assert key in line and "is not allowed" in line
+    assert not (tmp_path / "multirun" / "optuna").exists() or not any((tmp_path / "multirun" / "optuna").glob("*.journal"))
