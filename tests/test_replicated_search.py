@@ -79,7 +79,7 @@ def test_finalists_are_the_best_trials_rerun_on_fresh_seeds(replicated):
             fresh = finalist["fresh"][key]
             assert fresh["mean"] == pytest.approx(np.mean(values)) and fresh["n"] == 2
             assert (fresh["low"], fresh["high"]) == (pytest.approx(low), pytest.approx(high))
-        assert finalist["search_value"] == trial.value
+        assert finalist["search_value"] == trial.value and finalist["name"] == f"trial-{trial.number:05d}"
         assert finalist["fresh_minus_search"] == pytest.approx(np.mean([r["objective"] for r in runs]) - trial.value)
     # the finalists are not trials: the study still holds the three searched ones
     assert len(only_study(replicated[0]).trials) == 3
@@ -130,3 +130,30 @@ def test_bad_replication_settings_are_one_line_before_any_trial(tmp_path, args, 
     (line,) = proc.stderr.strip().splitlines()
     assert key in line and "is not allowed" in line
     assert not (tmp_path / "multirun" / "optuna").exists() or not any((tmp_path / "multirun" / "optuna").glob("*.journal"))
+
+
+@pytest.mark.integration
+def test_a_grid_reruns_its_best_configurations_on_fresh_seeds(tmp_path):
+    proc = run_cli(["-m", "reg.lam=0,1e-3,3e-2", "reg.p=1", "seed=0,1", *QUICK, "hydra.sweeper.finalists=2",
+                    "hydra.sweeper.finalist_seeds=[7,8]", "hydra.sweep.dir=multirun/grid"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    sweep = tmp_path / "multirun" / "grid"
+    grid = [read_metrics(p.parent) for p in sweep.glob("*/metrics.json")]  # finalists/ is one level down
+    assert len(grid) == 6
+    by_lam: dict = {}
+    for record in grid:
+        by_lam.setdefault(record["config"]["reg"]["lam"], []).append(record["objective"])
+    ranked = sorted(by_lam, key=lambda lam: np.mean(by_lam[lam]))[:2]
+    report = yaml.safe_load((sweep / "finalists.yaml").read_text())
+    assert report["search_seeds"] == [0, 1] and report["fresh_seeds"] == [7, 8]
+    assert len(report["finalists"]) == 2
+    for finalist, lam in zip(report["finalists"], ranked):
+        assert finalist["search_value"] == pytest.approx(np.mean(by_lam[lam]))
+        runs = [read_metrics(p.parent) for p in sorted((sweep / "finalists" / finalist["name"]).glob("seed-*/metrics.json"))]
+        assert [r["config"]["seed"] for r in runs] == [7, 8]
+        assert all(r["config"]["reg"]["lam"] == lam for r in runs)
+        values = [r["test_error"] for r in runs]
+        low, high = stats.t.interval(0.95, 1, loc=np.mean(values), scale=stats.sem(values))
+        fresh = finalist["fresh"]["test_error"]
+        assert (fresh["mean"], fresh["low"], fresh["high"]) == (pytest.approx(np.mean(values)), pytest.approx(low),
+                                                                pytest.approx(high))

@@ -45,6 +45,7 @@ from omegaconf.errors import OmegaConfBaseException
 from optuna.trial import TrialState
 
 from hydra_plugins.wdsweep_optuna import _replicates as rep
+from wdsweep.finalists import finite_or_none, fresh_seeds, seed_list
 from hydra_plugins.wdsweep_optuna._search_space import SearchSpace, SearchSpaceError, parse_search_space
 from wdsweep.trial_link import ENV_PASSWORD, hide_password, split_password, with_password
 from wdsweep.validation import ConfigError, composition_error_line  # torch-free; loaded only when the sweeper runs
@@ -279,7 +280,7 @@ class OptunaSweeperImpl(Sweeper):
             problems.append(f"{key}={value!r} is not allowed: {allowed}")
 
         try:
-            self.seeds = rep.seed_list(self.seeds_conf, "seeds")
+            self.seeds = seed_list(self.seeds_conf, "seeds")
         except ValueError:
             fail("hydra.sweeper.seeds", self.seeds_conf,
                  "null, a count >= 1, or a list of distinct seeds >= 0 (each trial trains them all)")
@@ -293,7 +294,7 @@ class OptunaSweeperImpl(Sweeper):
             fail("hydra.sweeper.finalists", self.finalists,
                  "0 for a multi-objective search (its trials have no single ranking)")
         try:
-            rep.fresh_seeds(self.finalist_seeds_conf, self.seeds or [])
+            fresh_seeds(self.finalist_seeds_conf, self.seeds or [])
         except ValueError as err:
             fail("hydra.sweeper.finalist_seeds", self.finalist_seeds_conf,
                  f"a count >= 1 or a list of distinct seeds >= 0 the search does not use ({err})")
@@ -586,8 +587,8 @@ class OptunaSweeperImpl(Sweeper):
             r.failed = r.failed or f"seed {seed}: {reason or state.name.lower()}"
             return
         r.values[seed] = values
-        r.val_errors[seed] = rep.finite_or_none(record.get("val_error"))
-        r.test_errors[seed] = rep.finite_or_none(record.get("test_error"))
+        r.val_errors[seed] = finite_or_none(record.get("val_error"))
+        r.test_errors[seed] = finite_or_none(record.get("test_error"))
         if len(self.directions) == 1:
             self.storage_obj.set_trial_intermediate_value(r.trial._trial_id, seed, values[0])
 
@@ -662,11 +663,13 @@ class OptunaSweeperImpl(Sweeper):
     # ------------------------------------------------------------ finalists (_replicates)
     def _run_finalists(self, study: optuna.Study, sweep_dir: Path, storage_spec: str, job_index: int) -> None:
         """Re-run the m best trials (distinct configurations) on seeds the search never used,
-        and write finalists.yaml (see _replicates). Jobs already done in an earlier run of the
-        same command are not trained again (their folders are kept, as any job's)."""
+        and write finalists.yaml (wdsweep.finalists). Jobs already done by an earlier run of
+        the same command are not trained again (their folders are kept, as any job's)."""
+        from wdsweep import finalists
+
         used = self.seeds or sorted({int(self.config.seed)} | {
             int(t.params["seed"]) for t in study.get_trials(deepcopy=False) if "seed" in t.params})
-        seeds = rep.fresh_seeds(self.finalist_seeds_conf, used)
+        seeds = finalists.fresh_seeds(self.finalist_seeds_conf, used)
         best = self._best_distinct(study, self.finalists)
         if not best:
             return
@@ -674,34 +677,22 @@ class OptunaSweeperImpl(Sweeper):
         launched = []
         for t in best:
             job = [o for o in self._trial_overrides(t, self.space) if not o.startswith("seed=")]
-            folder = f"{rep.FINALISTS_DIR}/trial-{t.number:05d}"
             for s in seeds:
-                launched.append((t, s, self._linked(job + [f"seed={s}", f"hydra.sweep.subdir={folder}/seed-{s}"],
-                                                    storage_spec, study, t, "finalist")))
-        returns = self.launcher.launch([o for _, _, o in launched], initial_job_idx=job_index)
-        rows = []
-        for t in best:
-            seed_rows = []
-            for (trial, s, _), ret in zip(launched, returns):
-                if trial.number != t.number:
-                    continue
-                state, values, reason, record = rep.seed_outcome(
-                    ret, sweep_dir / rep.FINALISTS_DIR / f"trial-{t.number:05d}" / f"seed-{s}", 1)
-                seed_rows.append({"seed": s, "status": (record or {}).get("status", "failed"),
-                                  "objective": values[0] if values else None,
-                                  "val_error": rep.finite_or_none((record or {}).get("val_error")),
-                                  "test_error": rep.finite_or_none((record or {}).get("test_error")),
-                                  **({"reason": reason} if reason else {})})
-            rows.append(self._finalist_summary(t, seed_rows))
-        results = {"study_name": study.study_name, "direction": self.directions[0],
-                   "search_seeds": list(used), "fresh_seeds": seeds, "finalists": rows}
-        OmegaConf.save(OmegaConf.create(results), sweep_dir / rep.FINALISTS_FILE)
-        for row in rows:
-            fresh = row["fresh"]["objective"]
-            log.info("finalist trial %d: search value %.4g, fresh seeds %s (n=%d)", row["trial"],
-                     row["search_value"], "no completed seed" if fresh is None else
-                     f"{fresh['mean']:.4g}" + ("" if fresh["low"] is None else
-                                               f" [{fresh['low']:.4g}, {fresh['high']:.4g}]"), len(seeds))
+                folder = f"{finalists.FINALISTS_DIR}/trial-{t.number:05d}/seed-{s}"
+                launched.append((t, s, folder, self._linked(job + [f"seed={s}", f"hydra.sweep.subdir={folder}"],
+                                                            storage_spec, study, t, "finalist")))
+        returns = self.launcher.launch([o for *_, o in launched], initial_job_idx=job_index)
+        rows: Dict[int, List[dict]] = {t.number: [] for t in best}
+        for (t, s, folder, _), ret in zip(launched, returns):
+            _, values, reason, record = rep.seed_outcome(ret, sweep_dir / folder, 1)
+            rows[t.number].append(finalists.seed_row(s, record, values[0] if values else None, reason))
+        entries = [finalists.summary(f"trial-{t.number:05d}", dict(t.params), t.value, rows[t.number],
+                                     trial=t.number,
+                                     search_test_error=finite_or_none(t.user_attrs.get("wdsweep_test_error")))
+                   for t in best]
+        finalists.write(sweep_dir, self.directions[0], used, seeds, entries, study_name=study.study_name)
+        for entry in entries:
+            log.info("%s", finalists.log_line(entry))
 
     def _best_distinct(self, study: optuna.Study, m: int) -> List[optuna.trial.FrozenTrial]:
         """The m best completed trials by value, one per distinct configuration (a trial told
@@ -716,21 +707,6 @@ class OptunaSweeperImpl(Sweeper):
                 seen.add(key)
                 chosen.append(t)
         return chosen[:m]
-
-    @staticmethod
-    def _finalist_summary(trial: optuna.trial.FrozenTrial, seed_rows: List[dict]) -> dict:
-        completed = [r for r in seed_rows if r["status"] == "completed" and r["objective"] is not None]
-
-        def stat(key: str) -> Optional[dict]:
-            values = [r[key] for r in completed if r[key] is not None]
-            return rep.interval(values) if values else None
-
-        fresh = {k: stat(k) for k in ("objective", "val_error", "test_error")}
-        optimism = None if fresh["objective"] is None else fresh["objective"]["mean"] - trial.value
-        return {"trial": trial.number, "params": dict(trial.params), "search_value": float(trial.value),
-                "search_test_error": rep.finite_or_none(trial.user_attrs.get("wdsweep_test_error")),
-                "fresh": fresh, "fresh_minus_search": optimism,
-                "seeds_completed": len(completed), "per_seed": seed_rows}
 
     def _finished_by_canonical(self, study: optuna.Study) -> Dict[str, optuna.trial.FrozenTrial]:
         """Completed trials with a result on disk, by canonical config hash (the first of each)."""

@@ -16,9 +16,8 @@ A seed that fails or diverges fails its trial: a configuration that blows up on 
 three is not one to recommend, whatever the other two say.
 
 hydra.sweeper.finalists=m re-runs the m best trials (distinct configurations) on seeds the
-search never used, into finalists/trial-NNNNN/seed-S, and writes finalists.yaml: each finalist's
-search value beside its fresh-seed validation and test error with 95% t-intervals, and the
-optimism of the search's value (fresh mean - search value), which is the winner's curse.
+search never used, into finalists/trial-NNNNN/seed-S, and writes finalists.yaml
+(wdsweep.finalists, shared with the grid sweeper).
 """
 from __future__ import annotations
 
@@ -28,54 +27,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
+
 log = logging.getLogger(__name__)
 
 SEED_VALUES_ATTR = "wdsweep_seed_values"  # {seed: objective values}, for the seeds that ran
 SEED_TEST_ATTR = "wdsweep_seed_test_errors"  # {seed: test error}
 SEEDS_ATTR = "wdsweep_seeds"  # the seeds the trial was to train
 AGGREGATES = ("mean", "mean_se")
-FINALISTS_DIR = "finalists"
-FINALISTS_FILE = "finalists.yaml"
-
-
-def seed_list(value: Any, key: str) -> Optional[List[int]]:
-    """hydra.sweeper.seeds (or finalist_seeds) as a list: a count n gives 0..n-1. None stays
-    None. Raises ValueError with the allowed values for anything else."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        raise ValueError(f"{key}={value!r}")
-    if isinstance(value, int):
-        if value < 1:
-            raise ValueError(f"{key}={value!r}")
-        return list(range(value))
-    try:
-        seeds = list(value)
-    except TypeError:
-        raise ValueError(f"{key}={value!r}") from None
-    if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds) \
-            or len(set(seeds)) != len(seeds):
-        raise ValueError(f"{key}={seeds!r}")
-    return seeds
-
-
-def fresh_seeds(spec: Any, used: Sequence[int]) -> List[int]:
-    """The finalists' seeds: a count n gives the n smallest seeds not in `used`; a list is
-    taken as it is, and must not meet `used` (ValueError naming the overlap)."""
-    if isinstance(spec, int) and not isinstance(spec, bool):
-        if spec < 1:
-            raise ValueError(f"finalist_seeds={spec!r}")
-        seeds, candidate = [], 0
-        while len(seeds) < spec:
-            if candidate not in used:
-                seeds.append(candidate)
-            candidate += 1
-        return seeds
-    seeds = seed_list(spec, "finalist_seeds")
-    overlap = sorted(set(seeds) & set(used))
-    if overlap:
-        raise ValueError(f"finalist_seeds={seeds!r} (seeds {overlap} were used by the search)")
-    return seeds
 
 
 def aggregate(per_seed: Sequence[Sequence[float]], directions: Sequence[str], how: str, se_k: float
@@ -91,19 +49,6 @@ def aggregate(per_seed: Sequence[Sequence[float]], directions: Sequence[str], ho
             mean += se_k * se if direction == "minimize" else -se_k * se
         values.append(mean)
     return values
-
-
-def interval(values: Sequence[float]) -> Dict[str, Any]:
-    """Mean, sample std and 95% t-interval of per-seed values (no interval below 2 values)."""
-    from scipy import stats
-
-    n = len(values)
-    mean = sum(values) / n
-    if n < 2:
-        return {"mean": mean, "std": None, "low": None, "high": None, "n": n}
-    std = math.sqrt(sum((x - mean) ** 2 for x in values) / (n - 1))
-    half = float(stats.t.ppf(0.975, n - 1)) * std / math.sqrt(n)
-    return {"mean": mean, "std": std, "low": mean - half, "high": mean + half, "n": n}
 
 
 @dataclass
@@ -142,7 +87,3 @@ def seed_outcome(ret: Any, job_dir: Path, n_directions: int):
     if not record:
         state, values, reason = TrialState.FAIL, None, f"no metrics.json in {job_dir}"
     return state, values, reason, record
-
-
-def finite_or_none(value: Any) -> Optional[float]:
-    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None

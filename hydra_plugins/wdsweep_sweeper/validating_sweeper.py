@@ -25,6 +25,7 @@ submitit) are handed the jobs' overrides as usual.
 """
 
 import logging
+import math
 import sys
 from collections import Counter
 from dataclasses import dataclass
@@ -56,6 +57,12 @@ class ValidatingSweeperConf(BasicSweeperConf):
     # Train each distinct configuration once (wdsweep.canonical): with reg.lam=0, jobs that
     # differ only in reg.p/mode/scope/... become records of the first one's result.
     dedupe: bool = True
+    # After the grid, train its `finalists` best configurations (lowest mean objective over
+    # their seeds) again on `finalist_seeds` fresh seeds (a count: the smallest seeds the grid
+    # did not use; or a list) into finalists/<config>/seed-S, and write finalists.yaml
+    # (wdsweep.finalists): the winner's curse, measured.
+    finalists: int = 0
+    finalist_seeds: Any = 5
 
 
 ConfigStore.instance().store(group="hydra/sweeper", name="wdsweep_grid",
@@ -74,9 +81,12 @@ class _Job:
 
 class ValidatingSweeper(BasicSweeper):
     def __init__(self, max_batch_size: Any = None, params: Any = None, resume: bool = True,
-                 dedupe: bool = True) -> None:
+                 dedupe: bool = True, finalists: int = 0, finalist_seeds: Any = 5) -> None:
         super().__init__(max_batch_size=max_batch_size, params=params)
         self.resume, self.dedupe = resume, dedupe
+        self.finalists = finalists
+        self.finalist_seeds = (OmegaConf.to_container(finalist_seeds) if OmegaConf.is_list(finalist_seeds)
+                               else finalist_seeds)
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction,
               config: DictConfig) -> None:
@@ -102,6 +112,7 @@ class ValidatingSweeper(BasicSweeper):
             from wdsweep.inprocess import prepare_for_many_jobs
 
             prepare_for_many_jobs()
+        self._check_finalist_settings()
         loader = self.hydra_context.config_loader
         self.composer = loader.composer(self.config)  # the launcher's too: one set of templates
         self._configs: dict = {}  # job index -> its validated config, for running in-process
@@ -138,22 +149,107 @@ class ValidatingSweeper(BasicSweeper):
         self._configs.clear()
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
 
-        from wdsweep.inprocess import FolderNotWritable
-
         returns = []
         for start, batch in self._batches(pending):
-            if type(self.launcher) is BasicLauncher:
-                results = self._run_here(batch, start)
-            else:
-                results = self.launcher.launch(batch, initial_job_idx=start)
-            for r in results:
-                if not isinstance(r._return_value, FolderNotWritable):  # counted in the summary
-                    _ = r.return_value  # re-raises what a job raised, as the basic sweeper does
-            returns.append(results)
+            returns.append(self._launch(batch, start))
         if twins:
             returns.append(self._record_twins(twins, twin_of))
-        self._report(jobs, pending + twins)
+        launched = pending + twins
+        if self.finalists:
+            finalists, ran = self._run_finalists(jobs, done)
+            jobs, launched = jobs + finalists, launched + ran
+        self._report(jobs, launched)
         return returns
+
+    def _launch(self, batch: List[List[str]], start: int) -> List[JobReturn]:
+        from wdsweep.inprocess import FolderNotWritable
+
+        if type(self.launcher) is BasicLauncher:
+            results = self._run_here(batch, start)
+        else:
+            results = self.launcher.launch(batch, initial_job_idx=start)
+        for r in results:
+            if not isinstance(r._return_value, FolderNotWritable):  # counted in the summary
+                _ = r.return_value  # re-raises what a job raised, as the basic sweeper does
+        return results
+
+    def _check_finalist_settings(self) -> None:
+        from wdsweep.finalists import fresh_seeds
+        from wdsweep.validation import ConfigError
+
+        if isinstance(self.finalists, bool) or not isinstance(self.finalists, int) or self.finalists < 0:
+            ConfigError(f"invalid config: hydra.sweeper.finalists={self.finalists!r} is not allowed: "
+                        "an integer >= 0").exit()
+        if self.finalists and OmegaConf.is_list(self.config.objective):
+            ConfigError(f"invalid config: hydra.sweeper.finalists={self.finalists} is not allowed: 0 with a "
+                        "list of objectives (the grid's configurations then have no single ranking)").exit()
+        try:
+            fresh_seeds(self.finalist_seeds, [])
+        except ValueError:
+            ConfigError(f"invalid config: hydra.sweeper.finalist_seeds={self.finalist_seeds!r} is not allowed: "
+                        "a count >= 1 or a list of distinct seeds >= 0").exit()
+
+    def _run_finalists(self, jobs: List[_Job], done) -> Tuple[List[_Job], List[_Job]]:
+        """Train the grid's best configurations again on fresh seeds (see ValidatingSweeperConf)
+        and write finalists.yaml. A configuration is the grid's overrides without `seed`; it
+        ranks by its mean objective over its seeds, and only if every seed completed. Returns
+        the finalist jobs and those of them it ran (the others were done by an earlier run of
+        the same command)."""
+        from wdsweep import finalists
+        from wdsweep.resume import read_record
+        from wdsweep.validation import ConfigError
+
+        groups: Dict[Tuple[str, ...], List[Tuple[_Job, Optional[dict]]]] = {}
+        for job in jobs:
+            rest = tuple(o for o in job.overrides if not o.split("=", 1)[0].lstrip("+") == "seed")
+            groups.setdefault(rest, []).append((job, read_record(job.folder)))
+        used = sorted({int(r["seed"]) for members in groups.values() for _, r in members if r and "seed" in r}
+                      | {int(self.config.seed)})
+        try:
+            seeds = finalists.fresh_seeds(self.finalist_seeds, used)
+        except ValueError as err:
+            ConfigError(f"invalid config: hydra.sweeper.finalist_seeds={self.finalist_seeds!r} is not allowed: "
+                        f"seeds the grid did not use ({err})").exit()
+        ranked = []
+        for rest, members in groups.items():
+            records = [r for _, r in members]
+            values = [r.get("objective") if r else None for r in records]
+            if not all(r and r.get("status") == "completed" and isinstance(v, (int, float)) and math.isfinite(v)
+                       for r, v in zip(records, values)):
+                continue
+            if all(r.get("same_as") for r in records):
+                continue  # a record of another configuration's result (reg.lam=0 twins)
+            ranked.append((sum(values) / len(values), rest, members))
+        ranked.sort(key=lambda item: (item[0], item[1]))
+        chosen = ranked[:self.finalists]
+        start = max((j.index for j in jobs), default=-1) + 1
+        planned: List[Tuple[str, int, _Job]] = []
+        for value, rest, members in chosen:
+            name = ",".join(p for p in members[0][0].folder.name.split(",") if not p.startswith("seed=")) or "default"
+            for s in seeds:
+                folder = f"{finalists.FINALISTS_DIR}/{name}/seed-{s}".replace("\\", "\\\\").replace("'", "\\'")
+                overrides = list(rest) + [f"seed={s}", f"hydra.sweep.subdir='{folder}'"]  # quoted: = and ,
+                planned.append((name, s, self._checked_job(start + len(planned), overrides)))
+        log.info("finalists: the %d best of %d configurations on fresh seeds %s", len(chosen), len(ranked), seeds)
+        todo = [job for _, _, job in planned if not done(job)]
+        for job in todo:  # run from the configs just validated, as the grid's own jobs
+            if job.index in self._configs:
+                self.hydra_context.config_loader.keep(self.config, job.overrides, self._configs[job.index])
+        self._configs.clear()
+        for batch_start, batch in self._batches(todo):
+            self._launch(batch, batch_start)
+        entries = []
+        for value, rest, members in chosen:
+            name = next(n for n, _, job in planned if job.overrides[:len(rest)] == list(rest))
+            rows = [finalists.seed_row(s, read_record(job.folder), (read_record(job.folder) or {}).get("objective"),
+                                       None) for n, s, job in planned if n == name]
+            entries.append(finalists.summary(name, {"overrides": list(rest)}, value, rows,
+                                             search_seeds=len(members)))
+        finalists.write(Path(self.config.hydra.sweep.dir), "minimize", used, seeds, entries,
+                        objective=str(self.config.objective))
+        for entry in entries:
+            log.info("%s", finalists.log_line(entry))
+        return [job for _, _, job in planned], todo
 
     @staticmethod
     def _check_distinct_folders(jobs: List[_Job]) -> None:
