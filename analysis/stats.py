@@ -112,7 +112,9 @@ def power(n: int, effect: float, alpha: float = ALPHA) -> float:
         return math.nan
     df, nc = n - 1, abs(effect) * math.sqrt(n)
     crit = stats.t.ppf(1 - alpha / 2, df)
-    return float(stats.nct.sf(crit, df, nc) + stats.nct.cdf(-crit, df, nc))
+    # The lower tail as P(T > crit) under -nc, by symmetry: scipy's nct.cdf returns NaN far
+    # out in that tail for small df (df = 1, nc = 11: power would be NaN, not 0.63).
+    return float(stats.nct.sf(crit, df, nc) + stats.nct.sf(crit, df, -nc))
 
 
 def detectable_difference(n: int, sd: float, alpha: float = ALPHA, target: float = POWER) -> float:
