@@ -194,6 +194,11 @@ class Comparisons:
             self.made[key].wilcoxon_holm = self.made[original].wilcoxon_holm
 
     @property
+    def wilcoxon(self) -> bool:
+        """Whether any comparison had the pairs for a Wilcoxon test (then the tables show it)."""
+        return any(not math.isnan(c.wilcoxon_holm) for c in self.made.values())
+
+    @property
     def tests(self) -> int:
         return sum(c.tested for c in self.tested_once())
 
@@ -215,6 +220,16 @@ def _p(p: float) -> str:
 
 def _lam(lam: float) -> str:
     return "0 (no decay)" if lam == 0 else f"{lam:g}"
+
+
+def _p_is(p: float) -> str:
+    """p in a sentence: "p = 0.034", "p < 0.001"."""
+    text = _p(p)
+    return f"p {text}" if text.startswith("<") else f"p = {text}"
+
+
+def _wilcoxon(c: Comparison) -> str:
+    return _p(c.wilcoxon_holm) if c.result is not None else "–"
 
 
 def _interval(r: Optional[stats.Paired]) -> str:
@@ -285,23 +300,28 @@ def _question(pairs, keys: List[str], grid: pd.DataFrame, comparisons: Compariso
     lines += [
         "Each scope at its own best λ (chosen on mean validation error, λ = 0 included), compared on test "
         "error, paired over seeds: difference = weight-only − global (negative: weight-only is lower). "
-        f"p: paired t-test, Holm-adjusted over the {comparisons.tests} tests of this report.", "",
+        f"p: paired t-test, Holm-adjusted over the {comparisons.tests} tests of this report"
+        + (WILCOXON_NOTE if comparisons.wilcoxon else "") + ". The verdict follows the adjusted p at 0.05; "
+        "\"within noise\" says these seeds cannot tell the two apart, not that they are equal.", "",
         "| " + "".join(f"{_short(k)} | " for k in rest)
-        + "weight-only λ | global λ | weight-only test | global test | difference | 95% interval | p (Holm) | seeds | verdict |",
-        "|" + "---|" * (len(rest) + 9)]
+        + "weight-only λ | global λ | weight-only test | global test | difference | 95% interval | p (Holm) | "
+        + ("Wilcoxon p (Holm) | " if comparisons.wilcoxon else "") + "seeds | verdict |",
+        "|" + "---|" * (len(rest) + 9 + comparisons.wilcoxon)]
+    w_cell = (lambda c: f"{_wilcoxon(c)} | ") if comparisons.wilcoxon else (lambda c: "")
     said = []
     for w, a, c in pairs:
         cells = "| " + _setting_cells(w.setting, rest) + f"{_lam(w.config.lam)} | {_lam(a.config.lam)} | "
         if c is None:
             lines.append(cells + f"{_num(w.config.test.mean())} | {_num(a.config.test.mean())} | 0 | – | – | "
-                         f"{len(w.config.test)} | both choose no decay: the same runs |")
+                         + ("– | " if comparisons.wilcoxon else "")
+                         + f"{len(w.config.test)} | both choose no decay: the same runs |")
             said.append("both choose no decay")
             continue
         r = c.result
         verdict = c.verdict("weight-only lower", "weight-only higher")
         said.append(verdict)
         lines.append(cells + f"{_num(c.a.test[r_index(c)].mean())} | {_num(c.b.test[r_index(c)].mean())} | "
-                     f"{_num(r.mean, True) if r else '–'} | {_interval(r)} | {_p(c.p_holm)} | "
+                     f"{_num(r.mean, True) if r else '–'} | {_interval(r)} | {_p(c.p_holm)} | {w_cell(c)}"
                      f"{r.n if r else 0} | {verdict} |")
     lines += ["", _question_summary(said), ""]
     tested = [(_label(w.setting, rest), c) for w, _, c in pairs
@@ -325,7 +345,7 @@ def _question_summary(said: List[str]) -> str:
     lower = sum(s == "weight-only lower" for s in said)
     higher = sum(s == "weight-only higher" for s in said)
     if lower + higher == 0:
-        return (f"In none of the {total} settings does the test error of weight-only and global decay differ "
+        return (f"In none of the {total} setting(s) does the test error of weight-only and global decay differ "
                 "beyond noise: this sweep does not tell them apart.")
     parts = []
     if lower:
@@ -334,7 +354,7 @@ def _question_summary(said: List[str]) -> str:
         parts.append(f"global decay has the lower test error in {higher}")
     rest = total - lower - higher
     tail = f"; the other {rest} are within noise, untested or the same runs" if rest else ""
-    return f"Of {total} settings, {' and '.join(parts)} (after Holm's correction){tail}."
+    return f"Of {total} setting(s), {' and '.join(parts)} (after Holm's correction){tail}."
 
 
 def _label(setting: pd.Series, keys: List[str]) -> str:
@@ -373,6 +393,8 @@ def _needed(r: stats.Paired) -> str:
 
 
 CAP = 100  # the most seeds a suggestion goes up to
+WILCOXON_NOTE = ("; beside it, where 6 or more seeds differ, Wilcoxon's signed-rank p, Holm-adjusted the same way, "
+                 "as a check that needs no normal differences")
 
 
 def _against_no_decay(rows, keys: List[str], comparisons: Comparisons) -> List[str]:
@@ -382,19 +404,23 @@ def _against_no_decay(rows, keys: List[str], comparisons: Comparisons) -> List[s
     lines += ["Each setting at its best λ against no decay (λ = 0, the same seeds), on test error: "
               "difference = decay − no decay (negative: decay is lower).", "",
               "| " + "".join(f"{_short(k)} | " for k in keys)
-              + "best λ | test error | no decay | difference | 95% interval | p (Holm) | seeds | verdict |",
-              "|" + "---|" * (len(keys) + 8)]
+              + "best λ | test error | no decay | difference | 95% interval | p (Holm) | "
+              + ("Wilcoxon p (Holm) | " if comparisons.wilcoxon else "") + "seeds | verdict |",
+              "|" + "---|" * (len(keys) + 8 + comparisons.wilcoxon)]
+    none = "– | " if comparisons.wilcoxon else ""
     for b, c in rows:
         cells = "| " + _setting_cells(b.setting, keys) + f"{_lam(b.config.lam)} | "
         if b.no_decay is None:
-            lines.append(cells + f"{_num(b.config.test.mean())} | – | – | – | – | {len(b.config.test)} | no baseline run |")
+            lines.append(cells + f"{_num(b.config.test.mean())} | – | – | – | – | {none}{len(b.config.test)} | "
+                         "no baseline run |")
         elif c is None:
             lines.append(cells + f"{_num(b.config.test.mean())} | {_num(b.no_decay.test.mean())} | 0 | – | – | "
-                         f"{len(b.config.test)} | chooses no decay |")
+                         f"{none}{len(b.config.test)} | chooses no decay |")
         else:
             r, seeds = c.result, r_index(c)
             lines.append(cells + f"{_num(c.a.test[seeds].mean())} | {_num(c.b.test[seeds].mean())} | "
-                         f"{_num(r.mean, True) if r else '–'} | {_interval(r)} | {_p(c.p_holm)} | {r.n if r else 0} | "
+                         f"{_num(r.mean, True) if r else '–'} | {_interval(r)} | {_p(c.p_holm)} | "
+                         + (f"{_wilcoxon(c)} | " if comparisons.wilcoxon else "") + f"{r.n if r else 0} | "
                          f"{c.verdict('decay lower', 'decay higher')} |")
     return lines + [""]
 
@@ -445,10 +471,10 @@ def _lowest_section(lowest: Lowest) -> List[str]:
     if verdict == "lower":
         head = head.replace(first.name, f"**{first.name}**", 1)
         return lines + [head + f" Its test error is lower than the runner-up's: {numbers}, 95% interval "
-                        f"{_interval(r)}, p = {_p(c.p_holm)} (Holm), {r.n} paired seeds.", ""]
+                        f"{_interval(r)}, {_p_is(c.p_holm)} (Holm), {r.n} paired seeds.", ""]
     if verdict == "higher":
         return lines + [head + f" Yet its test error is higher than the runner-up's: {numbers}, 95% interval "
-                        f"{_interval(r)}, p = {_p(c.p_holm)} (Holm), {r.n} paired seeds: no winner.", ""]
+                        f"{_interval(r)}, {_p_is(c.p_holm)} (Holm), {r.n} paired seeds: no winner.", ""]
     if r.n == 1:
         why = "on one seed, with no interval or test: run more seeds to know"
     elif r.identical:
@@ -456,7 +482,7 @@ def _lowest_section(lowest: Lowest) -> List[str]:
     elif r.constant:
         why = f"the same difference on every seed, with no spread to test it by ({numbers})"
     else:
-        why = f"{numbers}, 95% interval {_interval(r)}, p = {_p(c.p_holm)} (Holm), {r.n} paired seeds"
+        why = f"{numbers}, 95% interval {_interval(r)}, {_p_is(c.p_holm)} (Holm), {r.n} paired seeds"
     return lines + [head + f" Its test error is not distinguishable from the runner-up's: {why}.", ""]
 
 

@@ -163,9 +163,16 @@ def test_the_experiments_question_comes_first_and_a_clear_win_is_lower_with_its_
     expected = multipletests(raw, method="holm")[1][0]
     assert cells[8] == ("< 0.001" if expected < 0.001 else f"{expected:.2g}")
     assert "weight-only decay has the lower test error in 1 (after Holm's correction)" in text
+    # with 6 seeds, Wilcoxon's signed-rank p beside it, Holm-adjusted over the comparisons with 6
+    # non-zero differences (global vs no decay ties on seed 3: it has 5, and no Wilcoxon test)
+    signed_rank = [scipy_stats.wilcoxon(x, y).pvalue for x, y in ((w, a), (a, base), (w, base))
+                   if np.count_nonzero(np.abs(x - y) > 1e-9) >= 6]
+    assert len(signed_rank) == 2
+    assert "Wilcoxon p (Holm)" in text
+    assert cells[9] == f"{multipletests(signed_rank, method='holm')[1][0]:.2g}"
     # and the winner on validation is bold only because its lead is beyond noise on test
     assert "**coupled L2 on weights only at λ = 0.01** has the lowest mean validation error" in text
-    assert "Its test error is lower than the runner-up's" in text
+    assert "Its test error is lower than the runner-up's" in text and "p = <" not in text
     assert_rounded(text)
 
 
@@ -200,7 +207,7 @@ def test_a_difference_within_noise_is_called_so_and_the_lowest_is_not_bold(tmp_p
     cells = table_row(text, "Weight-only against global decay", "| coupled | 2 |")
     low, high = map(float, cells[7].strip("[]").split(", "))
     assert cells[-1] == "within noise" and low < 0 < high
-    assert "In none of the 1 settings does the test error of weight-only and global decay differ beyond noise" \
+    assert "In none of the 1 setting(s) does the test error of weight-only and global decay differ beyond noise" \
         in text
     assert "**" not in text
     assert ("coupled L2 on weights only at λ = 0.01 has the lowest mean validation error (0.0457 over 6 seed(s)); "
