@@ -116,7 +116,7 @@ def _best(candidates: List[Tuple[pd.Series, Dict[float, Config]]]) -> List[Best]
 def best_lambdas(runs: pd.DataFrame) -> pd.DataFrame:
     """Per setting: the λ with the lowest mean validation error (λ = 0 included; of exactly tied
     λs the smallest, the others in `tied`), with the spread over seeds of its val and test error."""
-    if not len(runs) or not {"reg.lam", "val_error", "test_error", *GROUP} <= set(runs.columns):
+    if not len(runs) or not {"reg.lam", "val_error", "test_error", "status", *GROUP} <= set(runs.columns):
         return pd.DataFrame()
     keys = settings(runs)
     rows = []
@@ -260,7 +260,7 @@ def _grid_sections(grid: pd.DataFrame) -> List[str]:
     scope_rows = _scope_pairs(bests, keys, comparisons)
     decay_rows = [(b, comparisons.add(b.config, b.no_decay) if b.no_decay and b.config.lam > 0 else None)
                   for b in bests]
-    lowest = _lowest(bests, comparisons)
+    lowest = _lowest(_candidates(_usable(grid), keys), comparisons)
     comparisons.correct()
 
     lines = _question(scope_rows, keys, grid, comparisons)
@@ -432,14 +432,14 @@ class Lowest:
     comparison: Optional[Comparison]
 
 
-def _lowest(bests: List[Best], comparisons: Comparisons) -> Lowest:
-    """The configuration with the lowest mean validation error over every setting's best and no
-    decay; configurations that are the same runs count once."""
+def _lowest(candidates, comparisons: Comparisons) -> Lowest:
+    """The configuration with the lowest mean validation error of all (every setting at every λ,
+    and no decay), against the next lowest, which may be the same setting at another λ;
+    configurations that are the same runs (no decay) count once."""
     distinct: Dict[Tuple, Config] = {}
-    for b in bests:
-        for c in (b.config, b.no_decay):
-            if c is not None:
-                distinct.setdefault(c.identity, c)
+    for _, configs in candidates:
+        for c in configs.values():
+            distinct.setdefault(c.identity, c)
     ranked = sorted(distinct.values(), key=lambda c: c.val.mean())  # stable: ties keep their order
     low = ranked[0].val.mean()
     tied = [c for c in ranked if c.val.mean() - low <= stats.TOL]
@@ -458,10 +458,10 @@ def _lowest_section(lowest: Lowest) -> List[str]:
         return lines + [f"No single winner: {names} tie exactly on mean validation error ({_num(first.val.mean())}); "
                         f"their test errors are {tests}.", ""]
     if lowest.runner_up is None:
-        return lines + [f"{first.name} is the only configuration: validation error {val}.", ""]
+        return lines + [f"{_cap(first.name)} is the only configuration: validation error {val}.", ""]
     c, r = lowest.comparison, lowest.comparison.result
     second = lowest.runner_up
-    head = (f"{first.name} has the lowest mean validation error ({val}); the runner-up is {second.name} "
+    head = (f"{_cap(first.name)} has the lowest mean validation error ({val}); the runner-up is {second.name} "
             f"({_num(second.val.mean())}).")
     if r is None:
         return lines + [head + " They share no seed, so their test errors are not compared.", ""]
@@ -469,7 +469,7 @@ def _lowest_section(lowest: Lowest) -> List[str]:
                f"difference {_num(r.mean, True)}")
     verdict = c.verdict("lower", "higher")
     if verdict == "lower":
-        head = head.replace(first.name, f"**{first.name}**", 1)
+        head = f"**{_cap(first.name)}**" + head[len(first.name):]
         return lines + [head + f" Its test error is lower than the runner-up's: {numbers}, 95% interval "
                         f"{_interval(r)}, {_p_is(c.p_holm)} (Holm), {r.n} paired seeds.", ""]
     if verdict == "higher":
@@ -486,12 +486,18 @@ def _lowest_section(lowest: Lowest) -> List[str]:
     return lines + [head + f" Its test error is not distinguishable from the runner-up's: {why}.", ""]
 
 
+def _cap(text: str) -> str:
+    """A name that opens a sentence ("No decay has ...")."""
+    return text[:1].upper() + text[1:]
+
+
 def _best_table(bests: List[Best], keys: List[str]) -> List[str]:
     extra = [k for k in keys if k not in GROUP]
     ties = any(b.tied for b in bests)
     lines = ["## Best λ per regularizer (chosen on validation error)", "",
              "Mean ± std over seeds [95% t-interval of the mean]. λ = 0 is a candidate: a best λ of 0 means "
-             "no decay does best on validation." + (" Exactly tied λs are named; the smallest is taken." if ties else ""),
+             "no decay does best on validation."
+             + (" Exactly tied λs are named; the smallest is taken." if ties else ""),
              "",
              "| mode | scope | p | " + "".join(f"{k} | " for k in extra)
              + "best λ | val error | test error | seeds |" + (" tied on validation with |" if ties else ""),
@@ -507,7 +513,9 @@ def _best_table(bests: List[Best], keys: List[str]) -> List[str]:
 def _power(comparisons: Comparisons) -> List[str]:
     made = [c for c in comparisons.tested_once() if c.result is not None]
     lines = ["## What the seeds can detect", ""]
-    if not made or max(c.result.n for c in made) < 2:
+    if not made:
+        return lines + ["No two configurations were compared on shared seeds: nothing to detect.", ""]
+    if max(c.result.n for c in made) < 2:
         return lines + ["One seed per configuration: no comparison has an interval or a test, and no difference "
                         "can be told from noise. Run more seeds (seed=0,1,2,... in the sweep).", ""]
     lines += [f"Paired t-test, α = 0.05 two-sided, power 0.8 (before Holm's correction, which asks for more), "

@@ -171,7 +171,7 @@ def test_the_experiments_question_comes_first_and_a_clear_win_is_lower_with_its_
     assert "Wilcoxon p (Holm)" in text
     assert cells[9] == f"{multipletests(signed_rank, method='holm')[1][0]:.2g}"
     # and the winner on validation is bold only because its lead is beyond noise on test
-    assert "**coupled L2 on weights only at λ = 0.01** has the lowest mean validation error" in text
+    assert "**Coupled L2 on weights only at λ = 0.01** has the lowest mean validation error" in text
     assert "Its test error is lower than the runner-up's" in text and "p = <" not in text
     assert_rounded(text)
 
@@ -210,7 +210,7 @@ def test_a_difference_within_noise_is_called_so_and_the_lowest_is_not_bold(tmp_p
     assert "In none of the 1 setting(s) does the test error of weight-only and global decay differ beyond noise" \
         in text
     assert "**" not in text
-    assert ("coupled L2 on weights only at λ = 0.01 has the lowest mean validation error (0.0457 over 6 seed(s)); "
+    assert ("Coupled L2 on weights only at λ = 0.01 has the lowest mean validation error (0.0457 over 6 seed(s)); "
             "the runner-up is coupled L2 on all parameters at λ = 0.01 (0.0507). Its test error is not "
             "distinguishable from the runner-up's") in text
     # the power line: what 6 seeds could detect, and how many the difference seen would need
@@ -218,7 +218,7 @@ def test_a_difference_within_noise_is_called_so_and_the_lowest_is_not_bold(tmp_p
     detect = TTestPower().solve_power(effect_size=None, nobs=6, alpha=0.05, power=0.8) * diff.std(ddof=1)
     need = math.ceil(TTestPower().solve_power(effect_size=abs(diff.mean()) / diff.std(ddof=1), nobs=None,
                                               alpha=0.05, power=0.8))
-    assert need > 100 and f"Power: with 6 seeds" in text
+    assert need > 100 and "Power: with 6 seeds" in text
     assert f"mode=coupled, p=2: {detect:.4f} (seen {abs(diff.mean()):.4f}; not reachable within 100 seeds)" in text
     assert_rounded(text)
 
@@ -238,7 +238,8 @@ def test_no_decay_can_be_the_best_lambda(tmp_path):
     assert table_row(text, "Against no decay", "| coupled | all |")[-1] == "chooses no decay"
     assert table_row(text, "Weight-only against global decay", "| coupled | 2 |")[2:4] == ["0.01", "0 (no decay)"]
     # the best-λ table shows the spread over seeds, val and test: mean ± std [95% interval]
-    (val, test, seeds) = table_row(text, "Best λ per regularizer (chosen on validation error)", "| coupled | all |")[4:7]
+    best = table_row(text, "Best λ per regularizer (chosen on validation error)", "| coupled | all |")
+    val, test, seeds = best[4:7]
     low, high = stats.interval(BASE_VAL)
     assert val == f"{np.mean(BASE_VAL):.4f} ± {np.std(BASE_VAL, ddof=1):.4f} [{low:.4f}, {high:.4f}]"
     assert test.startswith(f"{np.mean(BASE_TEST):.4f} ± ") and seeds == "6"
