@@ -258,3 +258,31 @@ def test_a_single_seed_gets_no_interval_and_says_so(tmp_path):
     assert "One seed per configuration: no comparison has an interval or a test" in text
     assert "0.0500 (one seed)" in text and "**" not in text
     assert_rounded(text)
+
+
+def test_no_decay_lowest_against_the_next_lambda_of_the_same_setting(tmp_path):
+    # one setting, as a sweep of λ alone: λ = 0 edges out λ = 0.001 on validation, λ = 100 is far off
+    seeds = [0, 1, 2]
+    runs = runs_table({
+        ("weights", 2.0, 0.001): (shifted(BASE_VAL[:3], 0.0001), shifted(BASE_TEST[:3], [0.0003, -0.0001, 0.0002])),
+        ("weights", 2.0, 100.0): (shifted(BASE_VAL[:3], 0.5), shifted(BASE_TEST[:3], 0.5)),
+    }, seeds, scopes=("weights",), baseline=(BASE_VAL[:3], BASE_TEST[:3]))
+    text = report(runs, tmp_path)
+    assert best_lambdas(runs)["reg.lam"].tolist() == [0.0]
+    lowest = section(text, "Lowest validation error")
+    assert lowest.strip().startswith("No decay has the lowest mean validation error (0.0676 over 3 seed(s)); the runner-up "
+                             "is coupled L2 on weights only at λ = 0.001 (0.0677). Its test error is not "
+                             "distinguishable from the runner-up's: ")
+    assert "**" not in text
+    power = section(text, "What the seeds can detect")
+    assert "| no decay − coupled L2 on weights only at λ = 0.001 | 3 |" in power and "One seed" not in power
+    assert_rounded(text)
+
+
+def test_a_sweep_of_one_configuration_compares_nothing_and_says_so(tmp_path):
+    runs = runs_table({("weights", 2.0, 0.01): (BASE_VAL[:2], BASE_TEST[:2])}, [0, 1], scopes=("weights",))
+    text = report(runs, tmp_path)
+    assert "Coupled L2 on weights only at λ = 0.01 is the only configuration: validation error 0.0583 over 2" in text
+    assert "No λ = 0 run shares the other keys of a decayed setting: there is no baseline." in text
+    assert "No two configurations were compared on shared seeds: nothing to detect." in text
+    assert "One seed" not in text and "**" not in text
