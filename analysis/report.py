@@ -1,21 +1,37 @@
-"""report.md: which regularizer won, at which lambda, by how much, and how sure we are.
+"""report.md: the experiment's answer first, then how sure each stated comparison is.
 
-Every choice is made on validation error; test error is only reported. The winner is the
-(mode, scope, p, lambda) with the lowest mean validation error over seeds; the gain is its mean
-test error below the lambda = 0 baseline's, with a 95% interval from the per-seed differences
-when both were run on the same seeds.
+The rules behind every sentence (the statistics themselves are analysis/stats.py's):
+- Every choice is made on validation error; every comparison is made on test error, which no
+  choice has seen.
+- A configuration is a setting and a λ; a setting is the mode, scope and p, and any other key
+  the sweep varied (optimizer.lr, ...). Seeds are averaged over, never these. At λ = 0 the reg.*
+  keys change nothing, so "no decay" is one configuration per value of the other keys, and a
+  candidate λ of every setting.
+- A setting's best λ has the lowest mean validation error over seeds, λ = 0 included (then it
+  says "no decay"). λs tied exactly (within stats.TOL) are all named, and the smallest is taken:
+  no more decay than the data ask for. Overall, configurations tied at the lowest validation
+  error are all named: no row order picks a winner.
+- Two configurations are compared on the seeds both ran, pair by pair: the mean difference of
+  test error, its 95% t-interval, and the paired t-test's p-value Holm-adjusted over every test
+  this report makes. The words follow the adjusted p at 0.05: "lower" or "higher", else
+  "within noise"; one seed, or the same difference on every seed, gets no test and says so.
+- The power figures take the spread of the paired differences seen as the true one, which is
+  itself uncertain with few seeds: they say what the design can see, not what is true.
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import pandas as pd
 
+from analysis import stats
 from analysis.collect import matching, varying_keys
 
 GROUP = ["reg.mode", "reg.scope", "reg.p"]
+SCOPE_WORDS = {"weights": "weights only", "all": "all parameters"}
 
 
 def settings(runs: pd.DataFrame) -> List[str]:
@@ -24,42 +40,495 @@ def settings(runs: pd.DataFrame) -> List[str]:
     return GROUP + [k for k in varying_keys(runs) if k not in GROUP]
 
 
+def _others(keys: List[str]) -> List[str]:
+    """The keys that still matter at λ = 0, where every reg.* key is idle."""
+    return [k for k in keys if not k.startswith("reg.")]
+
+
+def _usable(runs: pd.DataFrame) -> pd.DataFrame:
+    done = runs[(runs["status"] == "completed") & runs["val_error"].notna() & runs["test_error"].notna()]
+    return done if "seed" in done else done.assign(seed=0)  # no seed key: one seed
+
+
+@dataclass
+class Config:
+    """One configuration's runs: validation and test error per seed (a seed run twice, as by
+    two overlapping sweeps, counts once, at its mean)."""
+    name: str
+    lam: float
+    identity: Tuple  # equal for configurations that are the same runs
+    val: pd.Series
+    test: pd.Series
+
+
+def _config(rows: pd.DataFrame, name: str, lam: float, identity: Tuple) -> Config:
+    by_seed = rows.groupby("seed")
+    return Config(name, lam, identity, by_seed["val_error"].mean(), by_seed["test_error"].mean())
+
+
+def _name(row: pd.Series, keys: List[str], lam: float) -> str:
+    extra = "".join(f", {k}={row[k]}" for k in keys if k not in GROUP and (lam > 0 or not k.startswith("reg.")))
+    if lam == 0:
+        return "no decay" + extra
+    scope = SCOPE_WORDS.get(row["reg.scope"], row["reg.scope"])
+    return f"{row['reg.mode']} L{row['reg.p']:g} on {scope} at λ = {lam:g}" + extra
+
+
+def _candidates(done: pd.DataFrame, keys: List[str]) -> List[Tuple[pd.Series, Dict[float, Config]]]:
+    """Per setting (a key combination with a λ > 0 run of its own): its configurations by λ,
+    λ = 0 being the no-decay runs of its other keys, whatever their reg.* keys say."""
+    others = _others(keys)
+    out = []
+    for _, group in done[done["reg.lam"] > 0].groupby(keys, dropna=False, sort=True):
+        row = group.iloc[0]
+        configs = {}
+        base = done[matching(done, row, others) & (done["reg.lam"] == 0)]
+        if len(base):
+            configs[0.0] = _config(base, _name(row, keys, 0.0), 0.0,
+                                   ("no decay",) + tuple(str(row[k]) for k in others))
+        for lam, rows in group.groupby("reg.lam"):
+            lam = float(lam)
+            configs[lam] = _config(rows, _name(row, keys, lam), lam,
+                                   tuple(str(row[k]) for k in keys) + (lam,))
+        out.append((row, configs))
+    return out
+
+
+@dataclass
+class Best:
+    """A setting's best λ on validation, with the λs tied with it."""
+    setting: pd.Series
+    config: Config
+    tied: List[float]
+    no_decay: Optional[Config]
+
+
+def _best(candidates: List[Tuple[pd.Series, Dict[float, Config]]]) -> List[Best]:
+    out = []
+    for row, configs in candidates:
+        means = {lam: c.val.mean() for lam, c in configs.items()}
+        low = min(means.values())
+        tied = sorted(lam for lam, m in means.items() if m - low <= stats.TOL)
+        out.append(Best(row, configs[tied[0]], tied[1:], configs.get(0.0)))
+    return out
+
+
 def best_lambdas(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per setting: the lambda with the lowest mean validation error, and its test error."""
-    done = runs[(runs["status"] == "completed") & (runs["reg.lam"] > 0)]
+    """Per setting: the λ with the lowest mean validation error (λ = 0 included; of exactly tied
+    λs the smallest, the others in `tied`), with the spread over seeds of its val and test error."""
+    if not len(runs) or not {"reg.lam", "val_error", "test_error", "status", *GROUP} <= set(runs.columns):
+        return pd.DataFrame()
     keys = settings(runs)
     rows = []
-    for key, group in done.groupby(keys, dropna=False):
-        by_lam = group.groupby("reg.lam")
-        best_lam = by_lam["val_error"].mean().idxmin()
-        chosen = group[group["reg.lam"] == best_lam]
-        rows.append(dict(zip(keys, key), **{
-            "reg.lam": best_lam,
-            "val_error": chosen["val_error"].mean(),
-            "test_error": chosen["test_error"].mean(),
-            "test_error_std": chosen["test_error"].std(ddof=1) if len(chosen) > 1 else float("nan"),
-            "seeds": chosen["seed"].nunique() if "seed" in chosen else len(chosen),
-        }))
+    for best in _best(_candidates(_usable(runs), keys)):
+        c = best.config
+        row = {k: best.setting[k] for k in keys}
+        row.update({"reg.lam": c.lam, "tied": best.tied, "seeds": len(c.val)})
+        for metric, values in (("val_error", c.val), ("test_error", c.test)):
+            low, high = stats.interval(values)
+            row.update({metric: values.mean(), f"{metric}_std": values.std(ddof=1) if len(values) > 1 else math.nan,
+                        f"{metric}_low": low, f"{metric}_high": high})
+        rows.append(row)
     table = pd.DataFrame(rows)
-    return table.sort_values("val_error").reset_index(drop=True) if len(table) else table
+    # stable: settings tied on validation keep their key order, and the table says they tie
+    return table.sort_values("val_error", kind="stable").reset_index(drop=True) if len(table) else table
 
 
-def paired_gain(runs: pd.DataFrame, winner: pd.Series) -> Optional[Dict[str, float]]:
-    """Baseline minus winner test error per shared seed: mean and 95% t-interval."""
-    from scipy import stats
+@dataclass
+class Comparison:
+    """a against b on test error, paired over the seeds both ran: a - b."""
+    a: Config
+    b: Config
+    result: Optional[stats.Paired]  # None: no shared seed
+    p_holm: float = math.nan
+    wilcoxon_holm: float = math.nan
 
-    done = runs[runs["status"] == "completed"]
-    others = [k for k in settings(runs) if not k.startswith("reg.")]  # at lam = 0, reg.* is moot
-    base = done[matching(done, winner, others) & (done["reg.lam"] == 0)].groupby("seed")["test_error"].mean()
-    win = done[matching(done, winner, settings(runs) + ["reg.lam"])].groupby("seed")["test_error"].mean()
-    shared = base.index.intersection(win.index)
-    if len(shared) == 0:
-        return None
-    diff = base[shared] - win[shared]
-    half = float(stats.t.ppf(0.975, len(diff) - 1) * diff.std(ddof=1) / math.sqrt(len(diff))) \
-        if len(diff) > 1 else float("nan")
-    return {"mean": float(diff.mean()), "low": float(diff.mean() - half), "high": float(diff.mean() + half),
-            "seeds": len(diff), "baseline": float(base[shared].mean())}
+    @property
+    def tested(self) -> bool:
+        return self.result is not None and not math.isnan(self.result.p)
+
+    def verdict(self, lower: str, higher: str) -> str:
+        """What the numbers support, in words: `lower`/`higher` name a below/above b."""
+        r = self.result
+        if r is None:
+            return "no shared seed: not compared"
+        if r.identical:
+            return "the same on every seed" if r.n > 1 else "the same (one seed: untested)"
+        if r.n == 1:
+            return "one seed: no interval or test"
+        if r.constant:
+            return f"{lower if r.mean < 0 else higher} by the same amount on every seed (no spread: untested)"
+        if self.p_holm < stats.ALPHA:
+            return lower if r.mean < 0 else higher
+        return "within noise"
+
+
+@dataclass
+class Comparisons:
+    """Every comparison the report states, each pair of configurations tested once (b against a
+    is a against b, flipped), for Holm's correction over all the tests made."""
+    made: Dict[Tuple, Comparison] = field(default_factory=dict)
+    twins: Dict[Tuple, Tuple] = field(default_factory=dict)  # a flipped pair -> the one tested
+
+    def add(self, a: Config, b: Config) -> Comparison:
+        key, flipped = (a.identity, b.identity), (b.identity, a.identity)
+        if key not in self.made:
+            shared = a.test.index.intersection(b.test.index)
+            result = stats.paired(a.test[shared], b.test[shared]) if len(shared) else None
+            self.made[key] = Comparison(a, b, result)
+            if flipped in self.made and flipped not in self.twins:
+                self.twins[key] = flipped
+        return self.made[key]
+
+    def tested_once(self) -> List[Comparison]:
+        return [c for key, c in self.made.items() if key not in self.twins]
+
+    def correct(self) -> None:
+        once = self.tested_once()
+        for attr, field_ in (("p", "p_holm"), ("wilcoxon_p", "wilcoxon_holm")):
+            raw = [getattr(c.result, attr) if c.result is not None else math.nan for c in once]
+            for comparison, adjusted in zip(once, stats.holm(raw)):
+                setattr(comparison, field_, adjusted)
+        for key, original in self.twins.items():  # the same test: the same adjusted p
+            self.made[key].p_holm = self.made[original].p_holm
+            self.made[key].wilcoxon_holm = self.made[original].wilcoxon_holm
+
+    @property
+    def wilcoxon(self) -> bool:
+        """Whether any comparison had the pairs for a Wilcoxon test (then the tables show it)."""
+        return any(not math.isnan(c.wilcoxon_holm) for c in self.made.values())
+
+    @property
+    def tests(self) -> int:
+        return sum(c.tested for c in self.tested_once())
+
+
+# Numbers as far as they are supported: error rates are shares of a few hundred to a few
+# thousand predictions, so 4 decimals; a p-value to 2 significant digits.
+def _num(x: float, signed: bool = False) -> str:
+    if x is None or math.isnan(x):
+        return "–"
+    text = f"{x:+.4f}" if signed else f"{x:.4f}"
+    return "0" if float(text) == 0 else text  # never -0.0000
+
+
+def _p(p: float) -> str:
+    if math.isnan(p):
+        return "–"
+    return "< 0.001" if p < 0.001 else f"{p:.2g}"
+
+
+def _lam(lam: float) -> str:
+    return "0 (no decay)" if lam == 0 else f"{lam:g}"
+
+
+def _p_is(p: float) -> str:
+    """p in a sentence: "p = 0.034", "p < 0.001"."""
+    text = _p(p)
+    return f"p {text}" if text.startswith("<") else f"p = {text}"
+
+
+def _wilcoxon(c: Comparison) -> str:
+    return _p(c.wilcoxon_holm) if c.result is not None else "–"
+
+
+def _interval(r: Optional[stats.Paired]) -> str:
+    if r is None or r.n < 2 or math.isnan(r.low):
+        return "–"
+    return f"[{_num(r.low, True)}, {_num(r.high, True)}]"
+
+
+def _spread(values: pd.Series) -> str:
+    """mean ± std [95% interval] of one configuration's values over its seeds."""
+    if len(values) < 2:
+        return f"{_num(values.mean())} (one seed)"
+    low, high = stats.interval(values)
+    return f"{_num(values.mean())} ± {_num(values.std(ddof=1))} [{_num(low)}, {_num(high)}]"
+
+
+def _grid_sections(grid: pd.DataFrame) -> List[str]:
+    """The sections on the grid's runs, the experiment's question first."""
+    needed = {"reg.lam", "val_error", "test_error", "status", *GROUP}
+    if not len(grid) or not needed <= set(grid.columns):
+        return []
+    keys = settings(grid)
+    bests = _best(_candidates(_usable(grid), keys))
+    if not bests:
+        return []
+    comparisons = Comparisons()
+    # Registered in the order stated; the p-values are adjusted once all are known.
+    scope_rows = _scope_pairs(bests, keys, comparisons)
+    decay_rows = [(b, comparisons.add(b.config, b.no_decay) if b.no_decay and b.config.lam > 0 else None)
+                  for b in bests]
+    lowest = _lowest(_candidates(_usable(grid), keys), comparisons)
+    comparisons.correct()
+
+    lines = _question(scope_rows, keys, grid, comparisons)
+    lines += _against_no_decay(decay_rows, keys, comparisons)
+    lines += _lowest_section(lowest)
+    lines += _best_table(bests, keys)
+    lines += _power(comparisons)
+    return lines
+
+
+def _scope_pairs(bests: List[Best], keys: List[str], comparisons: Comparisons):
+    """Per setting but its scope: weight-only at its best λ against global at its own."""
+    rest = [k for k in keys if k != "reg.scope"]
+    by = {}
+    for b in bests:
+        by.setdefault(tuple(str(b.setting[k]) for k in rest), {})[b.setting["reg.scope"]] = b
+    pairs = []
+    for scopes in by.values():
+        if "weights" in scopes and "all" in scopes:
+            w, a = scopes["weights"], scopes["all"]
+            same = w.config.identity == a.config.identity  # both no decay: the same runs
+            pairs.append((w, a, None if same else comparisons.add(w.config, a.config)))
+    return pairs
+
+
+def _setting_cells(setting: pd.Series, keys: List[str]) -> str:
+    return "".join(f"{setting[k]:g} | " if k == "reg.p" else f"{setting[k]} | " for k in keys)
+
+
+def _question(pairs, keys: List[str], grid: pd.DataFrame, comparisons: Comparisons) -> List[str]:
+    lines = ["## Weight-only against global decay", ""]
+    if not pairs:
+        ran = sorted(set(grid.loc[grid["reg.lam"] > 0, "reg.scope"].dropna().map(str)))
+        return lines + [f"Not answered by this sweep: its decayed runs have scope {', '.join(ran) or 'none'}, "
+                        "and the question needs both reg.scope=weights and reg.scope=all.", ""]
+    rest = [k for k in keys if k != "reg.scope"]
+    lines += [
+        "Each scope at its own best λ (chosen on mean validation error, λ = 0 included), compared on test "
+        "error, paired over seeds: difference = weight-only − global (negative: weight-only is lower). "
+        f"p: paired t-test, Holm-adjusted over the {comparisons.tests} tests of this report"
+        + (WILCOXON_NOTE if comparisons.wilcoxon else "") + ". The verdict follows the adjusted p at 0.05; "
+        "\"within noise\" says these seeds cannot tell the two apart, not that they are equal.", "",
+        "| " + "".join(f"{_short(k)} | " for k in rest)
+        + "weight-only λ | global λ | weight-only test | global test | difference | 95% interval | p (Holm) | "
+        + ("Wilcoxon p (Holm) | " if comparisons.wilcoxon else "") + "seeds | verdict |",
+        "|" + "---|" * (len(rest) + 9 + comparisons.wilcoxon)]
+    w_cell = (lambda c: f"{_wilcoxon(c)} | ") if comparisons.wilcoxon else (lambda c: "")
+    said = []
+    for w, a, c in pairs:
+        cells = "| " + _setting_cells(w.setting, rest) + f"{_lam(w.config.lam)} | {_lam(a.config.lam)} | "
+        if c is None:
+            lines.append(cells + f"{_num(w.config.test.mean())} | {_num(a.config.test.mean())} | 0 | – | – | "
+                         + ("– | " if comparisons.wilcoxon else "")
+                         + f"{len(w.config.test)} | both choose no decay: the same runs |")
+            said.append("both choose no decay")
+            continue
+        r = c.result
+        verdict = c.verdict("weight-only lower", "weight-only higher")
+        said.append(verdict)
+        lines.append(cells + f"{_num(c.a.test[r_index(c)].mean())} | {_num(c.b.test[r_index(c)].mean())} | "
+                     f"{_num(r.mean, True) if r else '–'} | {_interval(r)} | {_p(c.p_holm)} | {w_cell(c)}"
+                     f"{r.n if r else 0} | {verdict} |")
+    lines += ["", _question_summary(said), ""]
+    tested = [(_label(w.setting, rest), c) for w, _, c in pairs
+              if c is not None and c.result is not None and c.result.n > 1]
+    if tested:
+        lines += [_power_line(tested), ""]
+    return lines
+
+
+def r_index(c: Comparison) -> pd.Index:
+    """The seeds a comparison is made on."""
+    return c.a.test.index.intersection(c.b.test.index)
+
+
+def _short(key: str) -> str:
+    return {"reg.mode": "mode", "reg.scope": "scope", "reg.p": "p"}.get(key, key)
+
+
+def _question_summary(said: List[str]) -> str:
+    total = len(said)
+    lower = sum(s == "weight-only lower" for s in said)
+    higher = sum(s == "weight-only higher" for s in said)
+    if lower + higher == 0:
+        return (f"In none of the {total} setting(s) does the test error of weight-only and global decay differ "
+                "beyond noise: this sweep does not tell them apart.")
+    parts = []
+    if lower:
+        parts.append(f"weight-only decay has the lower test error in {lower}")
+    if higher:
+        parts.append(f"global decay has the lower test error in {higher}")
+    rest = total - lower - higher
+    tail = f"; the other {rest} are within noise, untested or the same runs" if rest else ""
+    return f"Of {total} setting(s), {' and '.join(parts)} (after Holm's correction){tail}."
+
+
+def _label(setting: pd.Series, keys: List[str]) -> str:
+    return ", ".join(f"{_short(k)}={setting[k]:g}" if k == "reg.p" else f"{_short(k)}={setting[k]}" for k in keys)
+
+
+def _power_line(tested: List[Tuple[str, Comparison]]) -> str:
+    """What the seeds can see, for the question's comparisons."""
+    parts = []
+    for label, c in tested:
+        r = c.result
+        detect = stats.detectable_difference(r.n, r.sd)
+        if r.identical:
+            parts.append(f"{label}: the same on every seed")
+        elif math.isnan(detect):
+            parts.append(f"{label}: no spread to judge by")
+        else:
+            parts.append(f"{label}: {_num(detect)} (seen {_num(abs(r.mean))}; {_needed(r)})")
+    n = sorted({c.result.n for _, c in tested})
+    return (f"Power: with {'/'.join(map(str, n))} seeds and the paired spread seen, the smallest difference "
+            f"a paired t-test detects (α = 0.05 two-sided, power 0.8, before Holm's correction, which asks for "
+            f"more) is {'; '.join(parts)}.")
+
+
+def _needed(r: stats.Paired) -> str:
+    if r.n < 2:
+        return "one seed: no spread to judge by"
+    if abs(r.mean) <= stats.TOL:
+        return "no difference seen, so no number of seeds to suggest"
+    if not r.sd > stats.TOL:
+        return "no spread to judge by"
+    if stats.power(r.n, abs(r.mean) / r.sd) >= stats.POWER:
+        return f"{r.n} seeds already suffice to detect it"
+    n = stats.seeds_needed(r.mean, r.sd, cap=CAP)
+    return f"about {n} seeds to detect it" if n else f"not reachable within {CAP} seeds"
+
+
+CAP = 100  # the most seeds a suggestion goes up to
+WILCOXON_NOTE = ("; beside it, where 6 or more seeds differ, Wilcoxon's signed-rank p, Holm-adjusted the same way, "
+                 "as a check that needs no normal differences")
+
+
+def _against_no_decay(rows, keys: List[str], comparisons: Comparisons) -> List[str]:
+    lines = ["## Against no decay", ""]
+    if not any(b.no_decay for b, _ in rows):
+        return lines + ["No λ = 0 run shares the other keys of a decayed setting: there is no baseline.", ""]
+    lines += ["Each setting at its best λ against no decay (λ = 0, the same seeds), on test error: "
+              "difference = decay − no decay (negative: decay is lower).", "",
+              "| " + "".join(f"{_short(k)} | " for k in keys)
+              + "best λ | test error | no decay | difference | 95% interval | p (Holm) | "
+              + ("Wilcoxon p (Holm) | " if comparisons.wilcoxon else "") + "seeds | verdict |",
+              "|" + "---|" * (len(keys) + 8 + comparisons.wilcoxon)]
+    none = "– | " if comparisons.wilcoxon else ""
+    for b, c in rows:
+        cells = "| " + _setting_cells(b.setting, keys) + f"{_lam(b.config.lam)} | "
+        if b.no_decay is None:
+            lines.append(cells + f"{_num(b.config.test.mean())} | – | – | – | – | {none}{len(b.config.test)} | "
+                         "no baseline run |")
+        elif c is None:
+            lines.append(cells + f"{_num(b.config.test.mean())} | {_num(b.no_decay.test.mean())} | 0 | – | – | "
+                         f"{none}{len(b.config.test)} | chooses no decay |")
+        else:
+            r, seeds = c.result, r_index(c)
+            lines.append(cells + f"{_num(c.a.test[seeds].mean())} | {_num(c.b.test[seeds].mean())} | "
+                         f"{_num(r.mean, True) if r else '–'} | {_interval(r)} | {_p(c.p_holm)} | "
+                         + (f"{_wilcoxon(c)} | " if comparisons.wilcoxon else "") + f"{r.n if r else 0} | "
+                         f"{c.verdict('decay lower', 'decay higher')} |")
+    return lines + [""]
+
+
+@dataclass
+class Lowest:
+    tied: List[Config]  # more than one: an exact tie, no winner
+    runner_up: Optional[Config]
+    comparison: Optional[Comparison]
+
+
+def _lowest(candidates, comparisons: Comparisons) -> Lowest:
+    """The configuration with the lowest mean validation error of all (every setting at every λ,
+    and no decay), against the next lowest, which may be the same setting at another λ;
+    configurations that are the same runs (no decay) count once."""
+    distinct: Dict[Tuple, Config] = {}
+    for _, configs in candidates:
+        for c in configs.values():
+            distinct.setdefault(c.identity, c)
+    ranked = sorted(distinct.values(), key=lambda c: c.val.mean())  # stable: ties keep their order
+    low = ranked[0].val.mean()
+    tied = [c for c in ranked if c.val.mean() - low <= stats.TOL]
+    if len(tied) > 1 or len(ranked) == 1:
+        return Lowest(tied, None, None)
+    return Lowest(tied, ranked[1], comparisons.add(ranked[0], ranked[1]))
+
+
+def _lowest_section(lowest: Lowest) -> List[str]:
+    lines = ["## Lowest validation error", ""]
+    first = lowest.tied[0]
+    val = f"{_num(first.val.mean())} over {len(first.val)} seed(s)"
+    if len(lowest.tied) > 1:
+        names = ", ".join(c.name for c in lowest.tied[:-1]) + f" and {lowest.tied[-1].name}"
+        tests = ", ".join(_num(c.test.mean()) for c in lowest.tied)
+        return lines + [f"No single winner: {names} tie exactly on mean validation error ({_num(first.val.mean())}); "
+                        f"their test errors are {tests}.", ""]
+    if lowest.runner_up is None:
+        return lines + [f"{_cap(first.name)} is the only configuration: validation error {val}.", ""]
+    c, r = lowest.comparison, lowest.comparison.result
+    second = lowest.runner_up
+    head = (f"{_cap(first.name)} has the lowest mean validation error ({val}); the runner-up is {second.name} "
+            f"({_num(second.val.mean())}).")
+    if r is None:
+        return lines + [head + " They share no seed, so their test errors are not compared.", ""]
+    numbers = (f"test error {_num(c.a.test[r_index(c)].mean())} against {_num(c.b.test[r_index(c)].mean())}, "
+               f"difference {_num(r.mean, True)}")
+    verdict = c.verdict("lower", "higher")
+    if verdict == "lower":
+        head = f"**{_cap(first.name)}**" + head[len(first.name):]
+        return lines + [head + f" Its test error is lower than the runner-up's: {numbers}, 95% interval "
+                        f"{_interval(r)}, {_p_is(c.p_holm)} (Holm), {r.n} paired seeds.", ""]
+    if verdict == "higher":
+        return lines + [head + f" Yet its test error is higher than the runner-up's: {numbers}, 95% interval "
+                        f"{_interval(r)}, {_p_is(c.p_holm)} (Holm), {r.n} paired seeds: no winner.", ""]
+    if r.n == 1:
+        why = "on one seed, with no interval or test: run more seeds to know"
+    elif r.identical:
+        why = "the same test error on every seed"
+    elif r.constant:
+        why = f"the same difference on every seed, with no spread to test it by ({numbers})"
+    else:
+        why = f"{numbers}, 95% interval {_interval(r)}, {_p_is(c.p_holm)} (Holm), {r.n} paired seeds"
+    return lines + [head + f" Its test error is not distinguishable from the runner-up's: {why}.", ""]
+
+
+def _cap(text: str) -> str:
+    """A name that opens a sentence ("No decay has ...")."""
+    return text[:1].upper() + text[1:]
+
+
+def _best_table(bests: List[Best], keys: List[str]) -> List[str]:
+    extra = [k for k in keys if k not in GROUP]
+    ties = any(b.tied for b in bests)
+    lines = ["## Best λ per regularizer (chosen on validation error)", "",
+             "Mean ± std over seeds [95% t-interval of the mean]. λ = 0 is a candidate: a best λ of 0 means "
+             "no decay does best on validation."
+             + (" Exactly tied λs are named; the smallest is taken." if ties else ""),
+             "",
+             "| mode | scope | p | " + "".join(f"{k} | " for k in extra)
+             + "best λ | val error | test error | seeds |" + (" tied on validation with |" if ties else ""),
+             "|---|---|---|" + "---|" * len(extra) + "---|---|---|---|" + ("---|" if ties else "")]
+    for b in sorted(bests, key=lambda b: b.config.val.mean()):  # stable: equal ones keep key order
+        c = b.config
+        lines.append(f"| {_setting_cells(b.setting, GROUP + extra)}{_lam(c.lam)} | {_spread(c.val)} | "
+                     f"{_spread(c.test)} | {len(c.val)} |"
+                     + (f" {', '.join(_lam(t) for t in b.tied) or '–'} |" if ties else ""))
+    return lines + [""]
+
+
+def _power(comparisons: Comparisons) -> List[str]:
+    made = [c for c in comparisons.tested_once() if c.result is not None]
+    lines = ["## What the seeds can detect", ""]
+    if not made:
+        return lines + ["No two configurations were compared on shared seeds: nothing to detect.", ""]
+    if max(c.result.n for c in made) < 2:
+        return lines + ["One seed per configuration: no comparison has an interval or a test, and no difference "
+                        "can be told from noise. Run more seeds (seed=0,1,2,... in the sweep).", ""]
+    lines += [f"Paired t-test, α = 0.05 two-sided, power 0.8 (before Holm's correction, which asks for more), "
+              "taking the spread of the paired differences seen as the true one. \"Detectable\" is the smallest "
+              f"true difference the seeds run would find; \"seeds needed\" is for the difference seen (up to {CAP}).",
+              "", "| comparison | seeds | std of differences | detectable | difference seen | seeds needed |",
+              "|---|---|---|---|---|---|"]
+    for c in made:
+        r = c.result
+        detect = stats.detectable_difference(r.n, r.sd)
+        lines.append(f"| {c.a.name} − {c.b.name} | {r.n} | {_num(r.sd)} | {_num(detect)} | {_num(r.mean, True)} | "
+                     f"{_needed(r)} |")
+    return lines + [""]
 
 
 def write_report(runs: pd.DataFrame, counts: Dict[str, int], figures: List[Path], out: Path,
@@ -67,25 +536,11 @@ def write_report(runs: pd.DataFrame, counts: Dict[str, int], figures: List[Path]
     lines = ["# Regularization sweep report", "", f"Made by: `{command}`", ""]
     trials = runs[runs["trial"].notna()] if "trial" in runs else runs.iloc[0:0]
     grid = runs[runs["trial"].isna()] if "trial" in runs else runs
-    needed = {"reg.lam", "val_error", "test_error", *GROUP}
-    table = best_lambdas(grid) if len(grid) and needed <= set(grid.columns) else pd.DataFrame()
-    if len(table):
-        winner = table.iloc[0]
-        lines += ["## The answer", "", _winner_sentence(grid, winner), ""]
-        extra = [k for k in settings(grid) if k not in GROUP]
-        lines += ["## Best λ per regularizer (chosen on validation error)", "",
-                  "| mode | scope | p | " + "".join(f"{k} | " for k in extra)
-                  + "best λ | val error | test error (mean ± std) | seeds |",
-                  "|---|---|---|" + "---|" * len(extra) + "---|---|---|---|"]
-        for _, row in table.iterrows():
-            std = "" if math.isnan(row["test_error_std"]) else f" ± {row['test_error_std']:.4f}"
-            lines.append(f"| {row['reg.mode']} | {row['reg.scope']} | {row['reg.p']:g} | "
-                         + "".join(f"{row[k]} | " for k in extra)
-                         + f"{row['reg.lam']:g} | {row['val_error']:.4f} | {row['test_error']:.4f}{std} | "
-                         f"{row['seeds']} |")
-        lines.append("")
+    sections = _grid_sections(grid)
+    if sections:
+        lines += sections
     elif trials.empty:
-        lines += ["No completed run with λ > 0 and a validation error: nothing to compare.", ""]
+        lines += ["No completed run with λ > 0 and a validation and test error: nothing to compare.", ""]
     if not trials.empty:
         lines += _optuna_section(trials)
     lines += ["## Runs", "", "| " + " | ".join(counts) + " |", "|" + "---|" * len(counts),
@@ -101,24 +556,6 @@ def write_report(runs: pd.DataFrame, counts: Dict[str, int], figures: List[Path]
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path
-
-
-def _winner_sentence(runs: pd.DataFrame, winner: pd.Series) -> str:
-    scope = {"weights": "weights only", "all": "all parameters"}.get(winner["reg.scope"], winner["reg.scope"])
-    name = f"{winner['reg.mode']} L{winner['reg.p']:g} decay on {scope} at λ = {winner['reg.lam']:g}"
-    name += "".join(f", {k}={winner[k]}" for k in settings(runs) if k not in GROUP)
-    text = (f"**{name}** has the lowest validation error ({winner['val_error']:.4f}); its test error is "
-            f"{winner['test_error']:.4f} over {winner['seeds']} seed(s).")
-    gain = paired_gain(runs, winner)
-    if gain is None:
-        return text + " No λ = 0 run shares its seeds, so there is no baseline to compare with."
-    text += f" Without decay the test error is {gain['baseline']:.4f}: a gain of {gain['mean']:+.4f}"
-    if math.isnan(gain["low"]):
-        return text + " on a single seed, so there is no interval: run more seeds to know how sure this is."
-    verdict = ("lower than" if gain["low"] > 0 else "higher than" if gain["high"] < 0
-               else "not distinguishable from")
-    return (text + f", 95% interval [{gain['low']:+.4f}, {gain['high']:+.4f}] over {gain['seeds']} paired "
-            f"seeds, so the winner's test error is {verdict} the baseline's.")
 
 
 def _optuna_section(trials: pd.DataFrame) -> List[str]:
