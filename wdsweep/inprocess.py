@@ -42,7 +42,11 @@ def numbered(cfg: DictConfig, index: int) -> DictConfig:
 def run_sweep_job(hydra_context: HydraContext, task: Any, cfg: DictConfig, index: int,
                   overrides: Sequence[str]) -> JobReturn:
     """One job of a sweep through Hydra's own run_job, logged as the basic launcher logs it."""
-    log.info("\t#%d : %s", index, " ".join(filter_overrides(overrides)))
+    shown = [o for o in filter_overrides(overrides) if not o.lstrip("+~").startswith("hydra.")]
+    log.info("\t#%d : %s", index, " ".join(shown))
+    # The sweeper's plumbing (its trial link through hydra.job.env_set, the folder of a
+    # replicated seed) says nothing a reader needs at the normal level.
+    log.debug("\t#%d : all overrides: %s", index, " ".join(overrides))
     try:
         return run_job(hydra_context=hydra_context, task_function=task, config=cfg,
                        job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")

@@ -495,7 +495,7 @@ class OptunaSweeperImpl(Sweeper):
             runnable.append(trial)
             overrides.append(self._linked(job, storage_spec, study, trial))
         if runnable:
-            returns = self.launcher.launch(overrides, initial_job_idx=job_index)
+            returns = self._launch(overrides, initial_job_idx=job_index)
             for trial, ret in zip(runnable, returns):
                 state, values, reason = self._outcome(study, trial, ret)
                 self._tell(study, trial._trial_id, trial.number, state, values, reason)
@@ -504,12 +504,34 @@ class OptunaSweeperImpl(Sweeper):
             source = self.storage_obj.get_trial(source._trial_id)
             if not (source.state == TrialState.COMPLETE and self._record_twin(study, trial, job, source)):
                 # its twin was pruned or failed, or its result is gone: this one trains after all
-                returns = self.launcher.launch([self._linked(job, storage_spec, study, trial)],
+                returns = self._launch([self._linked(job, storage_spec, study, trial)],
                                                initial_job_idx=job_index)
                 state, values, reason = self._outcome(study, trial, returns[0])
                 self._tell(study, trial._trial_id, trial.number, state, values, reason)
                 job_index += 1
         return job_index
+
+    def _launch(self, job_overrides: List[List[str]], initial_job_idx: int) -> Sequence[Any]:
+        """The launcher's launch; with Hydra's basic launcher, the same through
+        wdsweep.inprocess.run_sweep_job, whose log line leaves out the trial link (env_set)
+        and a job folder that cannot be created fails that job, not the sweep."""
+        from hydra._internal.core_plugins.basic_launcher import BasicLauncher
+
+        if type(self.launcher) is not BasicLauncher:
+            return self.launcher.launch(job_overrides, initial_job_idx=initial_job_idx)
+        from hydra.core.utils import configure_log, setup_globals
+
+        from wdsweep.inprocess import numbered, run_sweep_job
+
+        setup_globals()
+        Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+        returns = []
+        for index, overrides in enumerate(job_overrides, initial_job_idx):
+            configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+            cfg = numbered(self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides)), index)
+            returns.append(run_sweep_job(self.hydra_context, self.launcher.task_function, cfg, index, overrides))
+        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        return returns
 
     @staticmethod
     def _linked(job: List[str], storage_spec: str, study: optuna.Study, trial: Any,
@@ -559,7 +581,7 @@ class OptunaSweeperImpl(Sweeper):
             if not launched:
                 break
             overrides = [self._linked(r.seed_job(s), storage_spec, study, r.trial, "replicate") for r, s in launched]
-            returns = self.launcher.launch(overrides, initial_job_idx=job_index)
+            returns = self._launch(overrides, initial_job_idx=job_index)
             job_index += len(launched)
             for (r, s), ret in zip(launched, returns):
                 self._take_seed(r, s, ret, sweep_dir / r.folder / f"seed-{s}")
@@ -681,7 +703,7 @@ class OptunaSweeperImpl(Sweeper):
                 folder = f"{finalists.FINALISTS_DIR}/trial-{t.number:05d}/seed-{s}"
                 launched.append((t, s, folder, self._linked(job + [f"seed={s}", f"hydra.sweep.subdir={folder}"],
                                                             storage_spec, study, t, "finalist")))
-        returns = self.launcher.launch([o for *_, o in launched], initial_job_idx=job_index)
+        returns = self._launch([o for *_, o in launched], initial_job_idx=job_index)
         rows: Dict[int, List[dict]] = {t.number: [] for t in best}
         for (t, s, folder, _), ret in zip(launched, returns):
             _, values, reason, record = rep.seed_outcome(ret, sweep_dir / folder, 1)
