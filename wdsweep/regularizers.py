@@ -163,10 +163,10 @@ class Regularizer:
         if isinstance(optimizer, torch.optim.SGD):
             self._gain, self._adam = (1.0 - group["dampening"]) / (1.0 - group["momentum"]), None
         elif isinstance(optimizer, torch.optim.Adam):  # AdamW is an Adam to torch
-            if group["amsgrad"]:  # its denominator is another state; nothing here builds one
+            if group["amsgrad"] and self.mode == "proximal":  # its denominator is another state
                 raise ValueError("the proximal step in Adam's metric does not support amsgrad")
-            if self.momentum_corrected and self.mode == "decoupled":
-                raise ValueError("momentum_corrected has no exact form under Adam/AdamW")
+            if self.momentum_corrected:  # as wdsweep.validation refuses it
+                raise ValueError("momentum_corrected is SGD's: no exact correction exists under Adam/AdamW")
             self._gain, self._adam = 1.0, optimizer
         elif self.active and self.mode in ("decoupled", "proximal"):
             raise ValueError(f"no {self.mode} step is defined for {type(optimizer).__name__}")
