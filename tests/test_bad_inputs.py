@@ -48,6 +48,9 @@ CASES = [
     ("scope-unknown", "wdsweep", ["reg.scope=biases"], ["reg.scope='biases'", "one of weights, all"]),
     ("proximal-p3", "wdsweep", ["reg.mode=proximal", "reg.p=3"],
      ["reg.p=3.0", "1 or 2 with reg.mode=proximal"]),
+    # Decoupled decay under Adam/AdamW minimizes no fixed penalty: nothing to correct exactly.
+    ("momentum-corrected-adamw", "wdsweep", ["optimizer=adamw", "reg=decoupled", "reg.momentum_corrected=true"],
+     ["reg.momentum_corrected=True", "false with optimizer=adamw", "true only with optimizer=sgd"]),
     ("unknown-model", "wdsweep", ["model=resnet999"], ["model='resnet999'", "one of cnn, linear, mlp"]),
     ("unknown-model-in-sweep", "wdsweep", ["-m", "model=resnet999", "reg.p=1,2"],
      ["model='resnet999'", "one of cnn, linear, mlp"]),

@@ -204,3 +204,56 @@ def test_weights_scope_keeps_biases_out():
     assert reg.summary()["decayed_params"] == 3 * 16 + 16 * 16 + 16 * 1
     assert reg.summary()["kept_params"] == 16 + 16 + 1
     assert [g["weight_decay"] for g in reg.param_groups()] == [1.0, 0.0]
+
+
+@pytest.mark.parametrize("optimizer", [torch.optim.Adam, torch.optim.AdamW])
+@pytest.mark.parametrize("p,l1_ratio", [(1.0, 0.0), (2.0, 0.0), (2.0, 0.5)])
+def test_proximal_under_adam_is_the_prox_in_adams_own_metric(optimizer, p, l1_ratio):
+    """After one step of torch's own Adam, w = argmin_v lr*lam*P(v) + sum_i D_i (v_i - u_i)^2 / 2,
+    u Adam's result and D its per-entry scale, read off the step torch took (at step 1 Adam's
+    step is lr * g / D exactly); checked by the optimality conditions of that argmin."""
+    gen = torch.Generator().manual_seed(5)
+    model = nn.Module()
+    model.w = nn.Parameter(torch.randn(8, 6, generator=gen, dtype=torch.float64))
+    grad = torch.randn(8, 6, generator=gen, dtype=torch.float64)
+    lam, lr = 3.0, 0.1
+    reg = Regularizer(model, lam=lam, p=p, mode="proximal", scope="weights", optimizer="adam",
+                      l1_ratio=l1_ratio)
+    opt = optimizer(reg.param_groups(), lr=lr, weight_decay=0.0)
+    reg.bind(opt)
+    w0 = model.w.detach().clone()
+    model.w.grad = grad
+    opt.step()
+    u = model.w.detach().clone()
+    reg.after_step(lr)
+    v = model.w.detach()
+    d = lr * grad / (w0 - u)  # torch's own per-entry scale
+    assert float(d.max() / d.min()) > 10  # a metric that differs from entry to entry
+    t = lr * lam / d
+    a = 1.0 if p == 1 else l1_ratio
+    zero = v == 0
+    assert bool(zero.any()) == (a > 0) and (~zero).any()  # pure L2 only shrinks
+    # zero where |u| <= t*a; elsewhere (v - u) + t*(a*sign(v) + (1 - a)*v) = 0
+    assert bool((u[zero].abs() <= t[zero] * a * (1 + 1e-12)).all())
+    stationary = (v - u) + t * (a * torch.sign(v) + (1 - a) * v)
+    torch.testing.assert_close(stationary[~zero], torch.zeros_like(v[~zero]), atol=1e-12, rtol=0)
+
+
+def test_a_tensor_adam_never_stepped_is_left_alone():
+    model = nn.Module()
+    model.a, model.b = nn.Parameter(torch.ones(2, 2)), nn.Parameter(torch.ones(2, 2))
+    reg = Regularizer(model, lam=1.0, p=1.0, mode="proximal", scope="weights", optimizer="adam")
+    opt = torch.optim.Adam(reg.param_groups(), lr=0.1)
+    reg.bind(opt)
+    model.a.grad = torch.full((2, 2), 0.5)  # b gets no gradient: Adam skips it, and so does the prox
+    opt.step()
+    reg.after_step(0.1)
+    assert float(model.a.detach().abs().max()) < 0.9 and bool((model.b == 1).all())
+
+
+def test_momentum_correction_is_refused_under_adam():
+    _, model = small_problem()
+    reg = Regularizer(model, lam=LAM, p=2.0, mode="decoupled", scope="weights", optimizer="adam",
+                      momentum_corrected=True)
+    with pytest.raises(ValueError, match="momentum_corrected"):
+        reg.bind(torch.optim.Adam(reg.param_groups(), lr=0.01))

@@ -40,6 +40,11 @@ def every_mode_scope_and_p():
             yield [f"reg.mode={mode}", f"reg.scope={scope}", f"reg.p={p}", f"seed={p}", "reg.lam=0.03"]
 
 
+# Decoupled decay corrected for SGD's momentum (reg.momentum_corrected; SGD only).
+MOMENTUM_CORRECTED = [["reg.mode=decoupled", f"reg.scope={scope}", f"reg.p={p}", f"seed={p}", "reg.lam=0.03",
+                       "reg.momentum_corrected=true"] for scope, p in (("weights", 1), ("all", 2))]
+
+
 def every_mode_and_scope():
     """Each mode and scope once, with p in {1, 2, 3} spread over them (p=3 not with proximal,
     which takes 1 and 2): the ResNet's share of the grid above."""
@@ -61,7 +66,8 @@ def alone(cfg, tmp_path, name) -> dict:
     ids=["mlp-sgd", "mlp-adam", "cnn-nesterov", "cnn-adam-augmented", "resnet-sgd"])
 def test_each_member_equals_its_job_run_alone(compose_cfg, tmp_path, model, optimizer):
     base = [*MODELS[model], *optimizer]
-    members = every_mode_and_scope() if model == "resnet" else every_mode_scope_and_p()
+    members = [*(every_mode_and_scope() if model == "resnet" else every_mode_scope_and_p()),
+               *(MOMENTUM_CORRECTED if "optimizer=sgd" in optimizer else [])]
     cfgs = [compose_cfg([*base, *member]) for member in members]
     cfgs.append(compose_cfg([*base, "reg.lam=0", "optimizer.lr=0.01"]))  # its own lr
     assert len({batch_signature(c) for c in cfgs}) == 1 and not any(map(unbatchable_reason, cfgs))

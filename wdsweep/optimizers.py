@@ -12,6 +12,9 @@ from omegaconf import DictConfig
 def build_optimizer(cfg: DictConfig, param_groups: List[dict], steps: int
                     ) -> Tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
     if cfg.name == "sgd":
+        # dampening stays torch's 0: no config key sets it (the regularizer's momentum gain,
+        # wdsweep.regularizers, reads it from the optimizer anyway; the vectorized trainer
+        # assumes 0).
         cls, options = torch.optim.SGD, {"momentum": cfg.momentum, "nesterov": cfg.nesterov}
     else:
         cls = torch.optim.AdamW if cfg.name == "adamw" else torch.optim.Adam

@@ -14,11 +14,49 @@ The training loop calls, around each optimizer step:
     before_step() -> coupled: adds the gradient term; decoupled: shrinks the weights
     after_step()  -> proximal: the closed-form prox step (soft-threshold / rescale)
 When torch's own `weight_decay` computes the same update (impl=optimizer, or auto), it is
-handed to the optimizer through `param_groups()` and the hooks do nothing.
+handed to the optimizer through `param_groups()` and the hooks do nothing. The optimizer is
+built from `param_groups()` and then handed back with `bind(optimizer)`: the decoupled and
+proximal steps depend on it (below). Unbound, they act as under plain gradient descent.
+
+Which objective each mode minimizes. A run converges to a point where the optimizer's step
+and the decay's step cancel; write ∂P for the subgradient of penalty/lam and g for the data
+loss's gradient there.
+
+* coupled: the optimizer steps along g + lam ∂P, so its fixed point is g + lam ∂P ∋ 0, the
+  minimizer of loss + penalty, under every optimizer.
+* proximal, SGD: with momentum mu and dampening d (torch's SGD; ours is always 0: the
+  optimizer schema has no such key and build_optimizer never sets it), the buffer at a fixed
+  point holds buf = mu buf + (1 - d) g, so buf = (1 - d) g / (1 - mu), and the heavy-ball step
+  lr buf and the Nesterov step lr (g + mu buf) (torch allows Nesterov only with d = 0) both
+  equal lr g / (1 - mu) =: lr G g, G the momentum's gain. The prox step with step size t,
+  w = argmin_v t P(v) + |v - u|^2 / 2 from u = w - lr G g, holds still where
+  lr G g ∈ -t ∂P(w). With t = lr lam G that is g + lam ∂P ∋ 0: loss + penalty exactly.
+  (t = lr lam, as a plain proximal-gradient step has it, gave loss + (1 - mu) penalty.)
+* proximal, Adam/AdamW: Adam's step is lr m_hat / D, D = sqrt(v_hat) + eps per entry, with
+  v_hat = exp_avg_sq / (1 - beta2^step) read from the optimizer's state (as proximal adaptive
+  methods do). Soft-thresholding by lr lam after it would hold still where
+  g / D + lam ∂P ∋ 0: no fixed penalty. The prox step in Adam's own metric,
+  argmin_v lr lam P(v) + sum_i D_i (v_i - u_i)^2 / 2, is per entry the plain prox with
+  t_i = lr lam / D_i, and holds still where lr g / D ∈ -(lr lam / D) ∂P(w): again
+  g + lam ∂P ∋ 0. A tensor Adam has no state for (it never had a gradient, so Adam never
+  stepped it) has no metric yet and is left alone this step, as Adam leaves it.
+* decoupled, SGD: w -= lr lam ∂P before a step of lr G g holds still where
+  G g + lam ∂P ∋ 0: loss + penalty / G, i.e. (1 - mu) penalty at d = 0. This is PyTorch's
+  AdamW/SGDW convention and stays the default; momentum_corrected=True steps by lr lam G ∂P
+  instead, whose fixed point is loss + penalty.
+* decoupled, Adam/AdamW: AdamW's fixed point is g / D + lam w = 0 (p = 2), i.e.
+  g + lam D w = 0 with D the state's own per-entry scale: the minimizer of no fixed penalty,
+  so there is no exact correction (validation refuses momentum_corrected with Adam).
+
+`penalty()` (metrics.json's reg_loss) reports the penalty of the objective the run converges
+to: lam * sum above, except decoupled decay under SGD without the correction, which reports
+lam / G * sum ((1 - mu) lam * sum), and decoupled decay under Adam/AdamW, which has no
+objective and reports the nominal lam * sum.
 """
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
+import math
+from typing import List, Optional, Tuple, Union
 
 import torch
 from torch import nn
@@ -85,9 +123,14 @@ def lp_grad(w: torch.Tensor, p: float, eps) -> torch.Tensor:
 
 class Regularizer:
     def __init__(self, model: nn.Module, *, lam: float, p: float, mode: str, scope: str,
-                 optimizer: str, l1_ratio: float = 0.0, eps: float = 1e-3, impl: str = "auto") -> None:
+                 optimizer: str, l1_ratio: float = 0.0, eps: float = 1e-3, impl: str = "auto",
+                 momentum_corrected: bool = False) -> None:
         self.lam, self.p, self.mode, self.scope = float(lam), float(p), mode, scope
         self.l1_ratio, self.eps = float(l1_ratio), float(eps)
+        self.momentum_corrected = bool(momentum_corrected)
+        # What bind() reads from the optimizer; until then, plain gradient descent.
+        self._gain = 1.0  # SGD momentum's gain G = (1 - dampening) / (1 - momentum)
+        self._adam: Optional[torch.optim.Adam] = None  # Adam/AdamW: its state gives the metric
         named = [(n, q) for n, q in model.named_parameters() if q.requires_grad]
         in_scope = (lambda q: q.dim() >= 2) if scope == "weights" else (lambda q: True)
         self.decayed: NamedParams = [(n, q) for n, q in named if in_scope(q)]
@@ -112,6 +155,29 @@ class Regularizer:
         groups = [{"params": self._params, "weight_decay": decay},
                   {"params": [q for _, q in self.kept], "weight_decay": 0.0}]
         return [g for g in groups if g["params"]]
+
+    def bind(self, optimizer: torch.optim.Optimizer) -> None:
+        """Take the optimizer built from param_groups(), whose step the decoupled and proximal
+        updates must match (see the module docstring): SGD's momentum gain, or Adam's state."""
+        group = self._group_of(optimizer)
+        if isinstance(optimizer, torch.optim.SGD):
+            self._gain, self._adam = (1.0 - group["dampening"]) / (1.0 - group["momentum"]), None
+        elif isinstance(optimizer, torch.optim.Adam):  # AdamW is an Adam to torch
+            if group["amsgrad"] and self.mode == "proximal":  # its denominator is another state
+                raise ValueError("the proximal step in Adam's metric does not support amsgrad")
+            if self.momentum_corrected:  # as wdsweep.validation refuses it
+                raise ValueError("momentum_corrected is SGD's: no exact correction exists under Adam/AdamW")
+            self._gain, self._adam = 1.0, optimizer
+        elif self.active and self.mode in ("decoupled", "proximal"):
+            raise ValueError(f"no {self.mode} step is defined for {type(optimizer).__name__}")
+
+    def _group_of(self, optimizer: torch.optim.Optimizer) -> dict:
+        """The optimizer's parameter group holding the decayed tensors (one group holds them all)."""
+        first = self._params[0] if self._params else None
+        for group in optimizer.param_groups:
+            if any(q is first for q in group["params"]):
+                return group
+        return optimizer.param_groups[0]
 
     def summary(self) -> dict:
         return {
@@ -140,30 +206,79 @@ class Regularizer:
             self._add_direction([q.grad for q in params], params, self.lam)
         elif self.mode == "decoupled":
             # Before the optimizer step and from the current weights, as torch.optim.AdamW does.
+            step = lr * self.lam * (self._gain if self.momentum_corrected else 1.0)
             if self._plain_l2:
-                torch._foreach_mul_(self._params, 1.0 - lr * self.lam)
+                torch._foreach_mul_(self._params, 1.0 - step)
             else:
-                self._add_direction(self._params, self._params, -lr * self.lam)
+                self._add_direction(self._params, self._params, -step)
 
     @torch.no_grad()
     def after_step(self, lr: float) -> None:
-        """The proximal step: argmin_v penalty(v)*lr + |v - w|^2 / 2, in closed form."""
+        """The proximal step in the optimizer's metric: argmin_v lr*lam*P(v) + |v - w|_D^2 / 2,
+        in closed form, with D = 1 / G under SGD (G its momentum's gain) and D = sqrt(v_hat) +
+        eps per entry under Adam/AdamW: the step whose fixed point minimizes loss + penalty
+        (module docstring)."""
         if not self.active or self.mode != "proximal":
             return
-        step = lr * self.lam
-        threshold = step if self.p == 1 else step * self.l1_ratio
-        if threshold:  # soft-threshold, in place: w - clamp(w, -t, t) (exact zeros where |w| <= t)
-            clamped = torch._foreach_clamp_min(self._params, -threshold)
-            torch._foreach_clamp_max_(clamped, threshold)
-            torch._foreach_sub_(self._params, clamped)
-        if self.p == 2 and self.l1_ratio < 1:  # then rescale for the L2 part
-            torch._foreach_div_(self._params, 1.0 + step * (1.0 - self.l1_ratio))
+        if self._adam is None:
+            self._prox(self._params, lr * self.lam * self._gain)
+        else:
+            self._prox(*self._adam_steps(lr))
+
+    def _adam_steps(self, lr: float) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
+        """The tensors Adam has stepped and their per-entry prox step sizes lr*lam / D, D Adam's
+        own denominator sqrt(exp_avg_sq / (1 - beta2^step)) + eps, computed as torch's Adam
+        computes it (the same bits)."""
+        group = self._group_of(self._adam)
+        beta2, eps = group["betas"][1], group["eps"]
+        params, steps = [], []
+        for q in self._params:
+            state = self._adam.state.get(q)
+            if not state:  # never stepped by Adam: no metric, and Adam left it as it was
+                continue
+            bias_sqrt = (1 - beta2 ** float(state["step"])) ** 0.5
+            denom = (state["exp_avg_sq"].sqrt() / bias_sqrt).add_(eps)
+            params.append(q)
+            steps.append(torch.div(lr * self.lam, denom))
+        return params, steps
+
+    def _prox(self, params: List[torch.Tensor], t: Union[float, List[torch.Tensor]]) -> None:
+        """params = argmin_v t*P(v) + |v - params|^2 / 2 in place, t one step size or one per
+        entry (a tensor per param): soft-threshold by t*l1_ratio (t at p=1), exact zeros where
+        |w| <= that, then at p=2 divide by 1 + t*(1 - l1_ratio)."""
+        a, per_entry = self.l1_ratio, not isinstance(t, float)
+        threshold = t if self.p == 1 else (torch._foreach_mul(t, a) if per_entry else t * a)
+        if self.p == 1 or a:  # w - clamp(w, -threshold, threshold)
+            if per_entry:
+                clamped = torch._foreach_maximum(params, torch._foreach_neg(threshold))
+                torch._foreach_minimum_(clamped, threshold)
+            else:
+                clamped = torch._foreach_clamp_min(params, -threshold)
+                torch._foreach_clamp_max_(clamped, threshold)
+            torch._foreach_sub_(params, clamped)
+        if self.p == 2 and a < 1:  # then rescale for the L2 part
+            if per_entry:
+                scale = torch._foreach_mul(t, 1.0 - a)
+                torch._foreach_add_(scale, 1.0)
+                torch._foreach_div_(params, scale)
+            else:
+                torch._foreach_div_(params, 1.0 + t * (1.0 - a))
 
     # ---------------------------------------------------------------- reports
     @torch.no_grad()
     def penalty(self) -> float:
-        """The penalty's value, lam included (0 when lam = 0)."""
-        return float(self._penalty()) if self.active else 0.0
+        """The penalty of the objective the run converges to (0 when lam = 0): lam * sum, but
+        lam / G * sum for uncorrected decoupled decay under SGD with momentum gain G, and the
+        nominal lam * sum for decoupled decay under Adam/AdamW, which minimizes no fixed
+        objective (module docstring)."""
+        return float(self._penalty()) * self.reported_scale if self.active else 0.0
+
+    @property
+    def reported_scale(self) -> float:
+        """The factor of lam in penalty(): 1 / G for uncorrected decoupled decay under SGD."""
+        if self.mode == "decoupled" and self._adam is None and not self.momentum_corrected:
+            return 1.0 / self._gain
+        return 1.0
 
     @torch.no_grad()
     def sparsity(self) -> float:

@@ -196,7 +196,7 @@ def _train(cfg: DictConfig, job_dir: Path, progress: bool, trial: Optional[Trial
     reg = cfg.reg
     regularizer = Regularizer(model, lam=reg.lam, p=reg.p, mode=reg.mode, scope=reg.scope,
                               optimizer=cfg.optimizer.name, l1_ratio=reg.l1_ratio, eps=reg.eps,
-                              impl=reg.impl)
+                              impl=reg.impl, momentum_corrected=reg.momentum_corrected)
     s = regularizer.summary()
     log.info("decayed: %d tensors, %s parameters; not decayed: %d tensors, %s parameters "
              "(reg: mode=%s scope=%s p=%g lam=%g, via %s)",
@@ -206,6 +206,7 @@ def _train(cfg: DictConfig, job_dir: Path, progress: bool, trial: Optional[Trial
         log.warning("optimizer=adamw with reg.mode=%s: the decay is %s as reg says; "
                     "AdamW's own decoupled decay is reg.mode=decoupled", reg.mode, reg.mode)
     optimizer, scheduler = build_optimizer(cfg.optimizer, regularizer.param_groups(), cfg.trainer.steps)
+    regularizer.bind(optimizer)  # its decoupled and proximal steps follow this optimizer's metric
 
     callbacks: List[Callback] = []
     batch_generator = torch.Generator().manual_seed(derived_seed(cfg.seed, "batches"))

@@ -233,6 +233,11 @@ class RegConfig:
     # through autograd; coupled only) or optimizer (torch's own weight_decay, where it computes
     # the same thing). auto = optimizer where possible, else manual. All give one trajectory.
     impl: str = "auto"
+    # Decoupled decay under SGD with momentum mu converges to loss + (1 - mu) * penalty
+    # (PyTorch's SGDW/AdamW convention, the default). true steps by lr*lam/(1 - mu) instead,
+    # whose fixed point is loss + penalty. SGD only: under Adam/AdamW no exact correction
+    # exists (validation refuses it). Coupled and proximal decay are exact without it.
+    momentum_corrected: bool = False
 
 
 # -------------------------------------------------------------------------- trainer

@@ -259,6 +259,11 @@ def _validate_reg(check: _Checker) -> None:
         check.fail("reg.p", p, "1 or 2 with reg.mode=proximal (the only p with a closed-form prox step)")
     if isinstance(p, (int, float)) and 0 < p < 1 and not check.get("reg.eps") > 0:
         check.fail("reg.eps", check.get("reg.eps"), "> 0 when reg.p < 1 (it smooths |w| at 0)")
+    optimizer = check.get("optimizer.name")
+    if check.get("reg.momentum_corrected") is True and optimizer in ("adam", "adamw"):
+        check.fail("reg.momentum_corrected", True, f"false with optimizer={optimizer}: decoupled decay "
+                   "under Adam/AdamW minimizes no fixed penalty, so no exact correction exists "
+                   "(true only with optimizer=sgd)")
     if impl == "loss" and mode != "coupled":
         check.fail("reg.impl", impl, "only with reg.mode=coupled (a loss penalty is coupled decay)")
     if impl == "optimizer" and not has_native_decay(p, check.get("reg.l1_ratio"), mode,

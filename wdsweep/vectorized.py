@@ -8,10 +8,10 @@ in place: _StackedNet); any other module runs K times at once under `torch.func.
 (wdsweep.func_net.FuncNet: convolutions, BatchNorm, the user's own modules). Each member
 keeps everything of its own: its data draw (and its augmentation draws), its initial
 weights and batch order (from its own seed, in the order wdsweep.run uses),
-its lam, p, mode, scope, l1_ratio and eps (as per-member tensors), its learning rate and
-schedule, its divergence (a member whose loss is not finite is recorded as diverged at
-that step and no longer counted; the others go on), and its Optuna trial, whose pruner may
-stop it alone at an evaluation.
+its lam, p, mode, scope, l1_ratio, eps and momentum_corrected (as per-member tensors), its
+learning rate and schedule, its divergence (a member whose loss is not finite is recorded as
+diverged at that step and no longer counted; the others go on), and its Optuna trial, whose
+pruner may stop it alone at an evaluation.
 
 The optimizers are written out (SGD with momentum and Nesterov, Adam, AdamW) in torch's own
 formulas, per member; so are the three decay modes. A member's metrics equal those of the same
@@ -118,6 +118,17 @@ class _Members:
         self.decoupled = column([r.mode == "decoupled" and r.lam > 0 for r in reg], torch.bool)
         self.proximal = column([r.mode == "proximal" and r.lam > 0 for r in reg], torch.bool)
         self.all_scope = column([r.scope == "all" for r in reg], torch.bool)
+        # SGD momentum's gain G = 1 / (1 - mu) (dampening is always 0), 1 under Adam/AdamW: the
+        # factor of the proximal step, of the corrected decoupled step and, inverted, of what
+        # uncorrected decoupled decay reports (wdsweep.regularizers explains all three).
+        sgd = [c.optimizer.name == "sgd" for c in cfgs]
+        self.gain = column([1.0 / (1.0 - float(c.optimizer.momentum)) if is_sgd else 1.0
+                            for c, is_sgd in zip(cfgs, sgd)])
+        self.decoupled_lam = torch.where(column([r.momentum_corrected for r in reg], torch.bool),
+                                         self.lam * self.gain, self.lam)
+        self.reported = torch.where(column([is_sgd and r.mode == "decoupled" and not r.momentum_corrected
+                                            for r, is_sgd in zip(reg, sgd)], torch.bool),
+                                    1.0 / self.gain, torch.ones_like(self.lam))
         groups: Dict[float, List[int]] = {}
         for k, r in enumerate(reg):  # the members come in _member_order: each p is a slice
             groups.setdefault(float(r.p), []).append(k)
@@ -161,12 +172,13 @@ class _Members:
             if decoupled is not None:
                 w.addcmul_(lr[rows] * decoupled[rows], d, value=-1.0)
 
-    def prox(self, w: torch.Tensor, lr: torch.Tensor) -> torch.Tensor:
-        """Regularizer.after_step per member (p is 1 or 2 where the mode is proximal)."""
-        step = lr * self.lam
-        threshold = torch.where(self.p == 1, step, step * self.l1)
+    def prox(self, w: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Regularizer.after_step per member (p is 1 or 2 where the mode is proximal), with
+        t its step size in the optimizer's metric: lr*lam*G per member under SGD, lr*lam / D
+        per entry under Adam (Regularizer.after_step)."""
+        threshold = torch.where(self.p == 1, t, t * self.l1)
         shrunk = w - torch.clamp(w, -threshold, threshold)
-        return torch.where(self.p == 1, shrunk, shrunk / (1 + step * (1 - self.l1)))
+        return torch.where(self.p == 1, shrunk, shrunk / (1 + t * (1 - self.l1)))
 
 
 class _GradientSink:
@@ -326,7 +338,8 @@ def _train_sorted(cfgs: Sequence[DictConfig], dev: torch.device,
         nets.append(net)
         regs.append(Regularizer(net, lam=cfg.reg.lam, p=cfg.reg.p, mode=cfg.reg.mode,
                                 scope=cfg.reg.scope, optimizer=cfg.optimizer.name,
-                                l1_ratio=cfg.reg.l1_ratio, eps=cfg.reg.eps, impl=cfg.reg.impl))
+                                l1_ratio=cfg.reg.l1_ratio, eps=cfg.reg.eps, impl=cfg.reg.impl,
+                                momentum_corrected=cfg.reg.momentum_corrected))
         samplers.append(BatchSampler(len(member_splits.y["train"]), cfg.trainer.batch_size,
                                      torch.Generator().manual_seed(derived_seed(cfg.seed, "batches"))))
     # Stacked dense layers give the same bits at any thread count (tests/test_threads.py), so
@@ -387,12 +400,13 @@ class _BatchedTrainer:
                         for matrix in net.is_matrix]
 
         # Per tensor, each member's coefficient of the decay direction (None: nobody's).
-        def coefficient(mode: torch.Tensor, mask: torch.Tensor):
+        def coefficient(mode: torch.Tensor, mask: torch.Tensor, lam: torch.Tensor):
             on = mode & mask
-            return torch.where(on, members.lam, 0.0) if bool(on.any()) else None
+            return torch.where(on, lam, 0.0) if bool(on.any()) else None
 
-        self.coupled_coef = [coefficient(members.coupled, d) for d in self.decayed]
-        self.decoupled_coef = [coefficient(members.decoupled, d) for d in self.decayed]
+        self.coupled_coef = [coefficient(members.coupled, d, members.lam) for d in self.decayed]
+        self.decoupled_coef = [coefficient(members.decoupled, d, members.decoupled_lam)
+                               for d in self.decayed]
         self.proximal_mask = [(members.proximal & d) if bool((members.proximal & d).any()) else None
                               for d in self.decayed]
         # The optimizer's settings as plain values: read every step, and an OmegaConf
@@ -443,7 +457,7 @@ class _BatchedTrainer:
             penalty += mask * torch.where(a > 0, (1 - a) * term + a * l1, term)
             zeros += mask * (q == 0).sum(dim=(1, 2))
             total += mask * q[0].numel()
-        penalty = penalty * m.lam.view(-1) * (m.lam.view(-1) > 0)
+        penalty = penalty * m.lam.view(-1) * (m.lam.view(-1) > 0) * m.reported.view(-1)
         for k in range(self.k):
             rows[k]["reg_loss"] = float(penalty[k])
             rows[k]["weight_norm"] = float(norms[k])
@@ -472,6 +486,7 @@ class _BatchedTrainer:
                     else:
                         g = state["buf"]
                 q.addcmul_(lr, g, value=-1.0)
+                prox_step = lr * m.lam * m.gain if self.proximal_mask[i] is not None else None
             else:  # adam, adamw (their own weight_decay is 0: the regularizer owns decay)
                 beta1, beta2 = opt.betas
                 if "m" not in state:
@@ -481,8 +496,10 @@ class _BatchedTrainer:
                 t = self.step_count
                 denom = (state["v"].sqrt() / math.sqrt(1 - beta2 ** t)).add_(opt.eps)
                 q.addcdiv_(state["m"] * (lr / (1 - beta1 ** t)), denom, value=-1.0)
-            if self.proximal_mask[i] is not None:
-                q.copy_(torch.where(self.proximal_mask[i], m.prox(q, lr), q))
+                # The prox step in Adam's own metric: per entry lr*lam / D, D its denominator.
+                prox_step = torch.div(lr * m.lam, denom) if self.proximal_mask[i] is not None else None
+            if prox_step is not None:
+                q.copy_(torch.where(self.proximal_mask[i], m.prox(q, prox_step), q))
 
     # ----------------------------------------------------------------- the loop
     def run(self, steps: int, eval_every: int, reporters: Sequence[Optional[Callback]]):
