@@ -30,7 +30,7 @@ from omegaconf import DictConfig
 log = logging.getLogger(__name__)
 
 # What a lam = 0 regularizer ignores.
-IDLE_REG_KEYS = ("p", "mode", "scope", "l1_ratio", "eps", "impl")
+IDLE_REG_KEYS = ("p", "mode", "scope", "l1_ratio", "eps", "impl", "momentum_corrected")
 
 
 # What data.augment=false ignores.
