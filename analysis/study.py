@@ -280,11 +280,13 @@ class StudySummary:
     states: Dict[str, int]
     best: Optional[int] = None  # study.best_trial.number (single objective)
     best_value: Optional[float] = None
+    best_params: Dict[str, Any] = field(default_factory=dict)
     ties: List[int] = field(default_factory=list)
     pareto: List[int] = field(default_factory=list)  # study.best_trials (multi-objective)
     plots: Dict[str, Path] = field(default_factory=dict)  # label -> PNG
     importances: Dict[str, Dict[str, float]] = field(default_factory=dict)  # objective -> {param: share}
     skipped: List[str] = field(default_factory=list)
+    importance_seed: int = IMPORTANCE_SEED
 
 
 def summarize(loaded: LoadedStudy, out: Path) -> StudySummary:
@@ -299,7 +301,7 @@ def summarize(loaded: LoadedStudy, out: Path) -> StudySummary:
                            {s.name: sum(t.state == s for t in trials) for s in TrialState})
     if complete and len(study.directions) == 1:
         best = study.best_trial
-        summary.best, summary.best_value = best.number, best.value
+        summary.best, summary.best_value, summary.best_params = best.number, best.value, dict(best.params)
         summary.ties = [t.number for t in complete if t.number != best.number and t.value == best.value]
     elif complete:
         summary.pareto = sorted(t.number for t in study.best_trials)
@@ -372,7 +374,7 @@ def draw_plots(loaded: LoadedStudy, out: Path, summary: StudySummary) -> None:
                     plt.close("all")
                     continue
                 figure = _figure_of(axes)
-                figure.suptitle(f"{loaded.name}: {label}" + (f" ({name})" if suffix else ""), fontsize=10)
+                figure.suptitle(f"{loaded.name}: {label}" + (f" ({name})" if suffix else ""), fontsize=10, y=1.03)
                 path = out / f"optuna_{_slug(loaded.name)}_{key}{suffix}.png"
                 out.mkdir(parents=True, exist_ok=True)
                 figure.savefig(path, dpi=110, bbox_inches="tight")
