@@ -71,6 +71,8 @@ def collect(sources: Iterable[str]) -> Collection:
             refs.append(studies_of.StudyRef(source, None))
         else:
             problems.append(f"{source}: not a sweep folder, a .journal file or a storage URL")
+    # Storages given as sources first: a study also named by a folder is read from them.
+    refs = [r for r in refs if not r.sweeps] + [r for r in refs if r.sweeps]
     studies = studies_of.load_studies(refs, problems) if refs else []
     trial_rows = studies_of.join_trials(studies, folders, lambda job: _job_row(job, job.parent, problems),
                                         problems)

@@ -121,13 +121,14 @@ def _ref_of_sweep(sweep: Path, problems: List[str]) -> Optional[StudyRef]:
 
 def _locate_storage(spec: str, sweep: Path, cwd: Path) -> Optional[str]:
     """The storage as this process can reach it: a relative sqlite path is the sweep's cwd's;
-    a journal not where it was written is looked for beside the sweep folder (a moved tree)."""
+    a journal is looked for beside the sweep folder (multirun/optuna), then where it was written."""
     if spec.startswith("sqlite:///") and not spec.startswith("sqlite:////"):
         return "sqlite:///" + str(cwd / spec[len("sqlite:///"):])
     if "://" in spec:
         return spec
     path = Path(spec) if Path(spec).is_absolute() else cwd / spec
-    for candidate in (path, sweep.parent / "optuna" / path.name, sweep.parent.parent / "optuna" / path.name):
+    # Beside the folder first (usually the same file): a copied tree reads its own copy.
+    for candidate in (sweep.parent / "optuna" / path.name, sweep.parent.parent / "optuna" / path.name, path):
         if candidate.is_file():
             return str(candidate)
     return None
@@ -176,13 +177,28 @@ def load_studies(refs: Sequence[StudyRef], problems: List[str]) -> List[LoadedSt
                                     f"{', '.join(names) or 'none'}")
                     continue
                 if (key, name) not in loaded:
-                    # A journal's multirun folder (multirun/optuna/x.journal) holds its sweeps.
-                    roots = [] if "://" in spec else [Path(key).parent.parent]
-                    loaded[key, name] = LoadedStudy(optuna.load_study(study_name=name, storage=storage), shown,
-                                                    roots)
+                    loaded[key, name] = LoadedStudy(optuna.load_study(study_name=name, storage=storage), shown, [])
                 roots = loaded[key, name].roots
                 roots += [r for s in ref.sweeps for r in (s.parent, s.parent.parent) if r not in roots]
-    return list(loaded.values())
+    for (key, _), study in loaded.items():
+        if "://" not in key:  # last: a journal's multirun folder (multirun/optuna/x.journal) holds its sweeps
+            study.roots.append(Path(key).parent.parent)
+    return _once_per_study(list(loaded.values()))
+
+
+def _once_per_study(studies: List[LoadedStudy]) -> List[LoadedStudy]:
+    """A study reached through two storages (a journal and its copy, one named by a folder and
+    one given) is one study: the same name and the same first trial start. The first kept
+    (storages given as sources come before those named by folders), with both's roots."""
+    kept: Dict[Tuple[str, Any], LoadedStudy] = {}
+    for study in studies:
+        trials = study.study.get_trials(deepcopy=False)
+        identity = (study.name, trials[0].datetime_start if trials else id(study))
+        if identity in kept:
+            kept[identity].roots += [r for r in study.roots if r not in kept[identity].roots]
+        else:
+            kept[identity] = study
+    return list(kept.values())
 
 
 # ------------------------------------------------------------------ trials joined with their folders
@@ -203,7 +219,7 @@ def join_trials(studies: Sequence[LoadedStudy], folders: Dict[Path, Dict[str, An
         for trial in loaded.study.get_trials(deepcopy=False):
             path = by_link.get((loaded.name, trial._trial_id)) if unique_name else None
             if path is None or path not in folders:
-                path = _job_dir_of(trial, loaded.roots, folders)
+                path = _job_dir_of(trial, loaded.name, loaded.roots, folders)
             row = folders.pop(path, None) if path is not None else None
             if row is None and path is not None and path.is_dir():
                 row = read_job(path)
@@ -226,24 +242,43 @@ def join_trials(studies: Sequence[LoadedStudy], folders: Dict[Path, Dict[str, An
     return rows
 
 
-def _job_dir_of(trial: Any, roots: Sequence[Path], folders: Dict[Path, Any]) -> Optional[Path]:
-    """The trial's folder: as recorded, if it is there (or among the given folders), else its
-    trailing parts under `roots` (the given sweep folders' parent and grandparent, the journal's
-    multirun folder): <sweep>/trial-NNNNN for a named sweep, <date>/<time>/trial-NNNNN for a dated one."""
+def _job_dir_of(trial: Any, study_name: str, roots: Sequence[Path], folders: Dict[Path, Dict[str, Any]]) -> Optional[Path]:
+    """The trial's folder: its trailing parts under `roots` (the given sweep folders' parent and
+    grandparent, the journal's multirun folder: <sweep>/trial-NNNNN for a named sweep,
+    <date>/<time>/trial-NNNNN for a dated one), so a copied or moved tree is read where it was
+    given; else where the sweeper recorded it. A folder whose metrics.json names another trial
+    is not this one's."""
     recorded = trial.user_attrs.get(JOB_DIR_ATTR)
     if not recorded:
         return None  # it failed before it had a folder (its config could not be composed)
     recorded = Path(recorded)
-    candidates = [recorded] + [root.joinpath(*recorded.parts[-parts:]) for root in roots for parts in (2, 3)
-                               if len(recorded.parts) >= parts]
+    candidates = [root.joinpath(*recorded.parts[-parts:]) for root in roots for parts in (2, 3)
+                  if len(recorded.parts) >= parts] + [recorded]
     for candidate in candidates:
         try:
             resolved = candidate.resolve()
         except OSError:
             continue
-        if resolved in folders or (resolved / ".hydra" / "config.yaml").is_file():
+        if resolved in folders:
+            link = (folders[resolved].get("_study"), folders[resolved].get("_trial_id"))
+        elif (resolved / ".hydra" / "config.yaml").is_file():
+            link = _link_of(resolved / "metrics.json")
+        else:
+            continue
+        if link[1] is None or link == (study_name, trial._trial_id):
             return resolved
     return None
+
+
+def _link_of(metrics: Path) -> Tuple[Any, Any]:
+    """(study name, trial id) a job's metrics.json names; (None, None) if it names none."""
+    import json
+
+    try:
+        link = json.loads(metrics.read_text()).get("optuna") if metrics.is_file() else None
+    except (OSError, ValueError, AttributeError):
+        link = None
+    return (link.get("study"), link.get("trial_id")) if isinstance(link, dict) else (None, None)
 
 
 def _row_of_trial(trial: Any, loaded: LoadedStudy) -> Dict[str, Any]:
