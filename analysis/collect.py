@@ -55,7 +55,7 @@ def collect(sources: Iterable[str]) -> Collection:
     folders: Dict[Path, Dict[str, Any]] = {}  # resolved job folder -> its row: each folder once
     refs: List[Any] = []
     problems: List[str] = []
-    for source in sources:
+    for source in map(str, sources):
         path = Path(source)
         if path.is_dir():
             found = collect_sweep(path, problems)
