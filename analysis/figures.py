@@ -183,7 +183,7 @@ def continuous_lambda_chart(runs: pd.DataFrame, out: Path, metric: str, name: st
         points = done[done["panel"] == panel]
         ax.scatter(points["reg.lam"], points[metric].astype(float), c=points[colour], cmap=cmap, norm=norm,
                    s=28, edgecolors="none")
-        if points["val_error"].notna().any():
+        if "val_error" in points and points["val_error"].notna().any():
             best = points.loc[points["val_error"].astype(float).idxmin()]
             ax.plot(best["reg.lam"], float(best[metric]), marker="*", ms=14, color=cmap(norm(best[colour])),
                     mec="black", mew=0.7, ls="", zorder=5)
