@@ -219,3 +219,25 @@ def test_a_multi_objective_study_gets_its_plots_per_objective(multi, tmp_path):
     table = report.split("Parameter importances for weight_norm ")[1].split("\n\n")[1]
     assert [line.split(" | ")[0].strip("| ") for line in table.splitlines()[2:]] == list(expected)
     assert len(pd.read_csv(tmp_path / "runs.csv")) == 6
+
+
+def test_a_killed_sweeps_folder_finds_its_study_and_a_lost_journal_is_one_line(resumed, tmp_path):
+    first = resumed.sweeps[0]
+    # A sweep killed before its optimization_results.yaml: its trials' links name the study.
+    killed = tmp_path / "killed" / first.name
+    shutil.copytree(first, killed)
+    (killed / "optimization_results.yaml").unlink()
+    found = collect([killed])
+    assert found.problems == [] and sorted(found.runs["trial"]) == list(range(8))
+    # A folder whose journal is nowhere: its own trials, by their folders, and one line saying why.
+    lost = tmp_path / "lost" / first.name
+    shutil.copytree(first, lost)
+    results = lost / "optimization_results.yaml"
+    results.write_text(results.read_text().replace(str(resumed.journal), str(tmp_path / "gone.journal")))
+    for hydra_yaml in lost.glob("trial-*/.hydra/hydra.yaml"):
+        hydra_yaml.unlink()
+    found = collect([lost])
+    (line,) = found.problems
+    assert line.startswith(f"{lost}: its study {resumed.study.study_name!r} lives in {tmp_path / 'gone.journal'} "
+                           "that is not there")
+    assert sorted(found.runs["trial"]) == [0, 1, 2] and set(found.runs["study"]) == {resumed.study.study_name}
