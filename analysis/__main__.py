@@ -27,7 +27,8 @@ def newest_sweep(root: Path):
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m analysis", description=__doc__.splitlines()[0])
     parser.add_argument("sources", nargs="*",
-                        help="sweep folders (multirun/<date>/<time>), journal files or storage URLs; "
+                        help="sweep folders (multirun/<date>/<time>), journal files or storage URLs; an "
+                             "Optuna study's folder or storage gives the whole study, every invocation, once; "
                              "default: the newest sweep under ./multirun, dated or named")
     parser.add_argument("--out", type=Path, default=None, help="report folder (default: <first sweep>/analysis)")
     args = parser.parse_args(argv)
@@ -51,9 +52,9 @@ def main(argv=None) -> int:
     # Imported once there is something to draw: matplotlib and seaborn take seconds to load,
     # and a wrong folder should be said at once.
     from analysis.figures import (
-        FigureProblem, gap_chart, headline_chart, lr_lambda_heatmap, optuna_charts, regression_fits,
-        weight_histograms,
+        FigureProblem, gap_chart, headline_chart, lr_lambda_heatmap, regression_fits, weight_histograms,
     )
+    from analysis.study import summarize
     from analysis.report import write_report
 
     first = Path(args.sources[0])
@@ -76,10 +77,11 @@ def main(argv=None) -> int:
                 line = f"{problem}; {chart.__name__} not drawn"
                 print(f"analysis: {line}", file=sys.stderr)
                 collection.problems.append(line)
-    figures += optuna_charts(runs, out)[1]
+    # Each study's own best trial and plots (Optuna's), for the report's Optuna section.
+    studies = [summarize(study, out) for study in collection.studies]
     # The report names its command; a storage URL's password stays out of it.
     command = "python -m analysis " + " ".join(shlex.quote(hide_password(a)) for a in (argv or sys.argv[1:]))
-    report = write_report(runs, status_counts(runs), figures, out, command, collection.problems)
+    report = write_report(runs, status_counts(runs), figures, out, command, collection.problems, studies)
     print(f"analysis: {len(runs)} runs -> {report} ({time.perf_counter() - tic:.1f} s)")
     return 0
 

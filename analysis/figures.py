@@ -79,7 +79,10 @@ Chart = Tuple[pd.DataFrame, List[Path]]  # the data drawn, and the files written
 
 def lambda_chart(runs: pd.DataFrame, out: Path, metric: str, name: str, ylabel: str) -> Chart:
     """`metric` against lambda (log x), one facet per p, one line per curve with its 95% interval,
-    the lambda = 0 baseline dashed, and each curve's best lambda (on validation error) starred."""
+    the lambda = 0 baseline dashed, and each curve's best lambda (on validation error) starred.
+    Runs with a continuous setting (an Optuna search's p) get continuous_lambda_chart instead."""
+    if continuous_keys(runs, metric):
+        return continuous_lambda_chart(runs, out, metric, name, ylabel)
     curves = lambda_curves(runs, metric)
     if curves.empty:
         return curves, []
@@ -115,6 +118,96 @@ def lambda_chart(runs: pd.DataFrame, out: Path, metric: str, name: str, ylabel: 
     fig.suptitle(f"{ylabel} against λ — {title_of(runs)} (mean, 95% interval over seeds)", fontsize=11)
     fig.tight_layout(rect=(0, 0.1, 1, 0.95))
     return curves, save(fig, out, name)
+
+
+# ------------------------------------------------------------------ continuous settings
+# A numeric key (reg.p, optimizer.lr, ...) with more distinct values than this among the runs a
+# lambda chart draws is continuous, as an Optuna search's interval(1, 3) makes reg.p: a panel or a
+# curve per value would be one per run. A grid's few values (p in {1, 2, 3}) keep the grid chart.
+CONTINUOUS_AFTER = 6
+MAX_PANELS = 12  # panels of the continuous chart, at most (so its size is bounded)
+
+
+def _lambda_runs(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """The runs a lambda chart can draw: completed, lambda > 0, with the metric."""
+    if not {"status", "reg.lam", metric} <= set(runs.columns):
+        return runs.iloc[0:0]
+    return runs[(runs["status"] == "completed") & (runs["reg.lam"] > 0) & runs[metric].notna()]
+
+
+def continuous_keys(runs: pd.DataFrame, metric: str = "test_error") -> List[str]:
+    """Swept numeric config keys with more than CONTINUOUS_AFTER distinct values among the runs
+    drawn (reg.p first): the chart colours by the first of them instead of a panel per value."""
+    done = _lambda_runs(runs, metric)
+    keys = []
+    for key in varying_keys(done, exclude=("seed", "reg.lam")):
+        values = done[key].dropna()
+        if pd.api.types.is_bool_dtype(values) or values.map(lambda v: isinstance(v, bool)).any():
+            continue
+        numeric = pd.to_numeric(values, errors="coerce")
+        if numeric.notna().all() and numeric.nunique() > CONTINUOUS_AFTER:
+            keys.append(key)
+    return sorted(keys, key=lambda k: (k != "reg.p", k))
+
+
+def continuous_lambda_chart(runs: pd.DataFrame, out: Path, metric: str, name: str, ylabel: str) -> Chart:
+    """`metric` against lambda (log x), each run a point coloured by the first continuous key
+    (one colorbar), one panel per categorical setting (mode, scope, any other key with few
+    values); the lambda = 0 baseline dashed and each panel's best run on validation error
+    starred. At most MAX_PANELS panels in rows of three, so the size is bounded whatever the
+    number of trials."""
+    done = _lambda_runs(runs, metric).copy()
+    continuous = continuous_keys(runs, metric)
+    colour = continuous[0]
+    categorical = [k for k in varying_keys(done, exclude=("seed", "reg.lam")) if k not in continuous]
+    categorical = sorted(categorical, key=lambda k: (k not in ("reg.mode", "reg.scope"), k))
+    unshown = []
+    while categorical and done.groupby(categorical, dropna=False).ngroups > MAX_PANELS:
+        unshown.insert(0, categorical.pop())  # too many settings: the least telling keys go unpanelled
+    if categorical:
+        done["panel"] = [" · ".join(f"{k.rsplit('.', 1)[-1]} = {v}" for k, v in zip(categorical, values))
+                         for values in done[categorical].astype(str).itertuples(index=False)]
+    else:
+        done["panel"] = "every run"
+    done[colour] = pd.to_numeric(done[colour])
+    panels = sorted(done["panel"].unique())
+    ncols = 2 if len(panels) == 4 else min(3, len(panels))  # mode x scope: a 2 x 2 square
+    nrows = -(-len(panels) // ncols)
+    # One λ axis for all panels (they are compared along it); own y scales, as in the grid chart.
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols + 1.0, 3.4 * nrows + 0.8), squeeze=False,
+                             sharex=True, layout="constrained")
+    norm = matplotlib.colors.Normalize(vmin=done[colour].min(), vmax=done[colour].max())
+    cmap = matplotlib.colormaps["viridis"]
+    base = baseline(runs, metric)
+    for ax, panel in zip(axes.flat, panels):
+        points = done[done["panel"] == panel]
+        ax.scatter(points["reg.lam"], points[metric].astype(float), c=points[colour], cmap=cmap, norm=norm,
+                   s=28, edgecolors="none")
+        if "val_error" in points and points["val_error"].notna().any():
+            best = points.loc[points["val_error"].astype(float).idxmin()]
+            ax.plot(best["reg.lam"], float(best[metric]), marker="*", ms=14, color=cmap(norm(best[colour])),
+                    mec="black", mew=0.7, ls="", zorder=5)
+        if base is not None:
+            ax.axhline(base, ls="--", color="grey", lw=1.2)
+        ax.set_xscale("log")
+        ax.set_title(panel, fontsize=9)
+        ax.set_xlabel("λ (reg.lam, log scale)")
+        ax.xaxis.set_tick_params(labelbottom=True)  # sharex hides them above the last row
+        ax.set_ylabel(ylabel if ax in axes[:, 0] else "")
+    for ax in axes.flat[len(panels):]:
+        ax.set_axis_off()
+    fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes, label=colour, shrink=0.9)
+    handles = [plt.Line2D([], [], marker="*", ls="", color="black", ms=10)]
+    labels = ["best run on validation error"]
+    if base is not None:
+        handles.append(plt.Line2D([], [], ls="--", color="grey"))
+        labels.append("λ = 0 (no decay)")
+    fig.legend(handles, labels, loc="outside lower center", ncol=2, frameon=False)
+    more = [k for k in continuous[1:] + unshown]
+    fig.suptitle(f"{ylabel} against λ — {title_of(runs)} (each run a point, coloured by {colour})"
+                 + (f"\nalso varied, not shown: {', '.join(more)}" if more else ""), fontsize=10)
+    columns = [c for c in ("panel", "reg.lam", metric, colour, "val_error", "study", "trial") if c in done]
+    return done[columns].reset_index(drop=True), save(fig, out, name)
 
 
 def headline_chart(runs: pd.DataFrame, out: Path) -> Chart:
@@ -254,7 +347,7 @@ def regression_fits(runs: pd.DataFrame, out: Path) -> Chart:
     return pd.concat(curves), save(fig, out, "regression_fits")
 
 
-# ------------------------------------------------------------------ lr x lambda, Optuna
+# ------------------------------------------------------------------ lr x lambda
 def lr_lambda_heatmap(runs: pd.DataFrame, out: Path) -> Chart:
     """When lr is swept too: mean test error over lr x lambda, one panel per mode (Loshchilov &
     Hutter's figure)."""
@@ -276,29 +369,3 @@ def lr_lambda_heatmap(runs: pd.DataFrame, out: Path) -> Chart:
     fig.suptitle(f"test error over learning rate and λ — {title_of(runs)}", fontsize=11)
     fig.tight_layout()
     return pd.concat(tables), save(fig, out, "lr_lambda_heatmap")
-
-
-def optuna_charts(runs: pd.DataFrame, out: Path) -> Chart:
-    """For Optuna trials: the objective against trial number (with the best so far), and lambda
-    against the objective coloured by mode, sized by p."""
-    if "trial" not in runs:
-        return pd.DataFrame(), []
-    trials = runs[runs["trial"].notna() & runs["objective"].notna()].copy()
-    if trials.empty:
-        return pd.DataFrame(), []
-    trials = trials.sort_values(["study", "trial"])
-    trials["best so far"] = trials.groupby("study")["objective"].cummin()
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
-    sns.scatterplot(data=trials, x="trial", y="objective", hue="study", ax=left, s=25, legend=False)
-    sns.lineplot(data=trials, x="trial", y="best so far", hue="study", ax=left, drawstyle="steps-post")
-    left.set_xlabel("trial number")
-    left.set_ylabel("objective (validation)")
-    if "reg.lam" in trials and trials["reg.lam"].notna().any():
-        sns.scatterplot(data=trials, x="reg.lam", y="objective", hue="reg.mode" if "reg.mode" in trials else None,
-                        size="reg.p" if "reg.p" in trials else None, ax=right)
-        right.set_xscale("log")
-        right.set_xlabel("λ (reg.lam, log scale)")
-        right.set_ylabel("objective (validation)")
-    fig.suptitle("Optuna search", fontsize=11)
-    fig.tight_layout()
-    return trials, save(fig, out, "optuna_search")

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import pandas as pd
 
@@ -532,7 +532,7 @@ def _power(comparisons: Comparisons) -> List[str]:
 
 
 def write_report(runs: pd.DataFrame, counts: Dict[str, int], figures: List[Path], out: Path,
-                 command: str, problems: List[str]) -> Path:
+                 command: str, problems: List[str], studies: Sequence[Any] = ()) -> Path:
     lines = ["# Regularization sweep report", "", f"Made by: `{command}`", ""]
     trials = runs[runs["trial"].notna()] if "trial" in runs else runs.iloc[0:0]
     grid = runs[runs["trial"].isna()] if "trial" in runs else runs
@@ -542,7 +542,7 @@ def write_report(runs: pd.DataFrame, counts: Dict[str, int], figures: List[Path]
     elif trials.empty:
         lines += ["No completed run with λ > 0 and a validation and test error: nothing to compare.", ""]
     if not trials.empty:
-        lines += _optuna_section(trials)
+        lines += _optuna_section(trials, studies)
     lines += ["## Runs", "", "| " + " | ".join(counts) + " |", "|" + "---|" * len(counts),
               "| " + " | ".join(str(v) for v in counts.values()) + " |", ""]
     if problems:
@@ -558,22 +558,56 @@ def write_report(runs: pd.DataFrame, counts: Dict[str, int], figures: List[Path]
     return path
 
 
-def _optuna_section(trials: pd.DataFrame) -> List[str]:
-    """Per study: its best trial on the objective (validation), with that trial's test error."""
+def _optuna_section(trials: pd.DataFrame, studies: Sequence[Any] = ()) -> List[str]:
+    """Per study: its own best trial (study.best_trial, in the study's direction) and the trials
+    tying with it, with the best trial's test error; then, per study read from its storage
+    (analysis.study.StudySummary), its plots, its parameter importances and what was skipped."""
+    summaries = {s.name: s for s in studies}
     lines = ["## Optuna studies", "", "| study | trials | best trial | objective | test error | parameters |",
              "|---|---|---|---|---|---|"]
     for study, group in trials.groupby("study"):
-        done = group[group["objective"].notna()]
-        if done.empty and "objectives" in group and group["objectives"].notna().any():
-            lines.append(f"| {study} | {len(group)} | multi-objective: no single best (its Pareto front is "
-                         f"in optimization_results.yaml) | | | |")
+        summary = summaries.get(study)
+        done = group[group["objective"].notna()] if "objective" in group else group.iloc[0:0]
+        if summary is not None and summary.pareto or (
+                summary is None and done.empty and "objectives" in group and group["objectives"].notna().any()):
+            front = f": trials {', '.join(map(str, summary.pareto))}" if summary is not None else ""
+            lines.append(f"| {study} | {len(group)} | multi-objective: no single best (its Pareto front"
+                         f"{front}; also in optimization_results.yaml) | | | |")
             continue
-        if done.empty:
-            lines.append(f"| {study} | {len(group)} | | | | |")
+        if summary is not None and summary.best is not None:
+            chosen = group[group["trial"] == summary.best]
+            best = chosen.iloc[0] if len(chosen) else pd.Series({"trial": summary.best})
+            value, params = summary.best_value, summary.best_params
+            label = str(summary.best) + (f" (ties: {', '.join(map(str, summary.ties))})" if summary.ties else "")
+        elif summary is None and not done.empty:  # its storage could not be read: the folders' objective
+            best = done.loc[done["objective"].astype(float).idxmin()]
+            value, label = float(best["objective"]), f"{int(best['trial'])} (lowest objective of its folders)"
+            params = {k: best[k] for k in ("reg.lam", "reg.p", "reg.mode", "reg.scope") if k in best and pd.notna(best[k])}
+        else:
+            lines.append(f"| {study} | {len(group)} | no complete trial | | | |")
             continue
-        best = done.loc[done["objective"].astype(float).idxmin()]
-        params = ", ".join(f"{k}={best[k]:.3g}" if isinstance(best[k], float) else f"{k}={best[k]}"
-                           for k in ("reg.lam", "reg.p", "reg.mode", "reg.scope") if k in best and pd.notna(best[k]))
-        test = f"{best['test_error']:.4f}" if pd.notna(best.get("test_error")) else ""
-        lines.append(f"| {study} | {len(group)} | {int(best['trial'])} | {float(best['objective']):.4f} | {test} | {params} |")
-    return lines + ["", "(Best = the lowest objective, as the search presets minimize; the test error is reported, never used to pick.)", ""]
+        shown = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
+        test = f"{float(best['test_error']):.4f}" if pd.notna(best.get("test_error")) else ""
+        lines.append(f"| {study} | {len(group)} | {label} | {float(value):.4f} | {test} | {shown} |")
+    lines += ["", "(Best = the study's own best trial, `study.best_trial`, in its direction; trials with the "
+              "same objective value tie with it. The test error is reported, never used to pick.)", ""]
+    for summary in studies:
+        lines += _study_details(summary)
+    return lines
+
+
+def _study_details(summary: Any) -> List[str]:
+    """One study's states, plots (Optuna's own, linked and shown), importances and skipped plots."""
+    states = ", ".join(f"{n} {state.lower()}" for state, n in summary.states.items() if n)
+    lines = [f"### Study {summary.name}", "",
+             f"In `{summary.shown}`, {' / '.join(summary.directions)}: {summary.n_trials} trials ({states}).", ""]
+    if summary.plots:
+        lines += ["Plots: " + " · ".join(f"[{label}]({path.name})" for label, path in summary.plots.items()), ""]
+        lines += [f"![{label}]({path.name})" for label, path in summary.plots.items()] + [""]
+    for objective, shares in summary.importances.items():
+        lines += [f"Parameter importances for {objective} (fANOVA, seed {summary.importance_seed}; "
+                  "shares summing to 1):", "", "| parameter | importance |", "|---|---|"]
+        lines += [f"| {param} | {share:.3f} |" for param, share in shares.items()] + [""]
+    if summary.skipped:
+        lines += ["Not drawn:", ""] + [f"- {reason}" for reason in summary.skipped] + [""]
+    return lines

@@ -168,7 +168,7 @@ def test_optuna_study_and_grid_are_analysed_together(grid, tmp_path):
     trials = runs[runs["trial"].notna()]
     assert sorted(trials["trial"]) == [0, 1, 2] and trials["test_error"].notna().all()
     assert len(runs) == 24 + 3
-    assert png_is_drawn(out / "optuna_search.png")
+    assert png_is_drawn(out / "optuna_s_history.png")  # the study's own plots (tests/test_analysis_optuna.py)
 
 
 def test_another_tools_or_a_cut_config_is_one_line_and_not_a_row(grid, tmp_path):
