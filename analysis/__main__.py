@@ -54,8 +54,9 @@ def main(argv=None) -> int:
     from analysis.figures import (
         FigureProblem, gap_chart, headline_chart, lr_lambda_heatmap, regression_fits, weight_histograms,
     )
-    from analysis.study import summarize
+    from analysis.finalists import finalist_files
     from analysis.report import write_report
+    from analysis.study import summarize
 
     first = Path(args.sources[0])
     default = first / "analysis" if first.is_dir() else (
@@ -68,11 +69,15 @@ def main(argv=None) -> int:
     except ImportError:
         pass  # pyarrow is optional
 
+    # The seeds of replicated trials and the finalists' fresh-seed runs are in runs.csv (column
+    # `role`), but not among the runs compared: a replicated trial's row holds its seeds' means,
+    # and finalists have a section of their own (finalists.yaml).
+    compared = runs[runs["role"].isna()] if "role" in runs else runs
     figures = []
-    if {"reg.lam", "reg.p", "reg.scope", "test_error", "train_error"} <= set(runs.columns):
+    if {"reg.lam", "reg.p", "reg.scope", "test_error", "train_error"} <= set(compared.columns):
         for chart in (headline_chart, gap_chart, weight_histograms, regression_fits, lr_lambda_heatmap):
             try:
-                figures += chart(runs, out)[1]
+                figures += chart(compared, out)[1]
             except FigureProblem as problem:  # that figure is left out; the report goes on
                 line = f"{problem}; {chart.__name__} not drawn"
                 print(f"analysis: {line}", file=sys.stderr)
@@ -81,7 +86,8 @@ def main(argv=None) -> int:
     studies = [summarize(study, out) for study in collection.studies]
     # The report names its command; a storage URL's password stays out of it.
     command = "python -m analysis " + " ".join(shlex.quote(hide_password(a)) for a in (argv or sys.argv[1:]))
-    report = write_report(runs, status_counts(runs), figures, out, command, collection.problems, studies)
+    report = write_report(compared, status_counts(runs), figures, out, command, collection.problems, studies,
+                          finalist_files(args.sources))
     print(f"analysis: {len(runs)} runs -> {report} ({time.perf_counter() - tic:.1f} s)")
     return 0
 

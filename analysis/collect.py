@@ -23,6 +23,9 @@ from typing import Any, Dict, Iterable, List, Sequence
 import pandas as pd
 import yaml
 
+# What a job that is not a trial's own run is to its trial (wdsweep.trial_link.ROLES): a seed of
+# a replicated trial (hydra.sweeper.seeds) or a fresh-seed run of a finalist.
+ROLES = ("replicate", "finalist")
 STATUSES = ("completed", "diverged", "failed", "pruned", "incomplete", "unreadable")
 # Metrics copied from metrics.json into each row, when present.
 METRICS = ("objective", "train_loss", "train_error", "val_loss", "val_error", "test_loss", "test_error",
@@ -76,9 +79,10 @@ def collect(sources: Iterable[str]) -> Collection:
     studies = studies_of.load_studies(refs, problems) if refs else []
     trial_rows = studies_of.join_trials(studies, folders, lambda job: _job_row(job, job.parent, problems),
                                         problems)
-    for row in folders.values():  # a trial of a study that could not be read: named by its folder
-        if row.get("_study") is not None:
-            row.update(study=row["_study"], trial=studies_of.trial_number_of_folder(row["job"]))
+    for row in folders.values():  # a trial of a study that could not be read, or a seed run of a
+        if row.get("_study") is not None:  # replicated trial or a finalist: named by its folder
+            job = Path(row["job"]).parent if row.get("role") else Path(row["job"])  # trial-NNNNN/seed-S
+            row.update(study=row["_study"], trial=studies_of.trial_number_of_folder(str(job)))
     rows = [*folders.values(), *trial_rows]
     for row in rows:
         for key in ("_path", "_study", "_trial_id"):
@@ -178,8 +182,11 @@ def _read_metrics(path: Path, problems: list[str]) -> dict[str, Any]:
         return {"status": "unreadable"}
     link = metrics.get("optuna")  # an Optuna trial's job names its trial (see study.join_trials)
     link = link if isinstance(link, dict) else {}
+    # A seed of a replicated trial, or a finalist's fresh-seed run, names its trial too, but is
+    # not the trial's own job: its `role` keeps it out of the trial's row (study.join_trials).
+    role = {"role": link["role"]} if link.get("role") in ROLES else {}
     return {"status": metrics.get("status", "unreadable"), **{k: metrics[k] for k in METRICS if k in metrics},
-            "_study": link.get("study"), "_trial_id": link.get("trial_id")}
+            "_study": link.get("study"), "_trial_id": link.get("trial_id"), **role}
 
 
 def _one_line(err: BaseException) -> str:

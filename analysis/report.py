@@ -532,7 +532,11 @@ def _power(comparisons: Comparisons) -> List[str]:
 
 
 def write_report(runs: pd.DataFrame, counts: Dict[str, int], figures: List[Path], out: Path,
-                 command: str, problems: List[str], studies: Sequence[Any] = ()) -> Path:
+                 command: str, problems: List[str], studies: Sequence[Any] = (),
+                 finalist_files: Sequence[Path] = ()) -> Path:
+    """`finalist_files`: finalists.yaml of the sweeps, for their section (analysis.finalists)."""
+    from analysis.finalists import finalists_section
+
     lines = ["# Regularization sweep report", "", f"Made by: `{command}`", ""]
     trials = runs[runs["trial"].notna()] if "trial" in runs else runs.iloc[0:0]
     grid = runs[runs["trial"].isna()] if "trial" in runs else runs
@@ -543,6 +547,7 @@ def write_report(runs: pd.DataFrame, counts: Dict[str, int], figures: List[Path]
         lines += ["No completed run with λ > 0 and a validation and test error: nothing to compare.", ""]
     if not trials.empty:
         lines += _optuna_section(trials, studies)
+    lines += finalists_section(list(finalist_files))
     lines += ["## Runs", "", "| " + " | ".join(counts) + " |", "|" + "---|" * len(counts),
               "| " + " | ".join(str(v) for v in counts.values()) + " |", ""]
     if problems:

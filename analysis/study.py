@@ -209,7 +209,7 @@ def join_trials(studies: Sequence[LoadedStudy], folders: Dict[Path, Dict[str, An
     elsewhere; what stays in `folders` belongs to no loaded study."""
     by_link: Dict[Tuple[str, int], Path] = {}  # (study name, trial id) -> folder, from metrics.json
     for path, row in folders.items():
-        if row.get("_study") is not None and row.get("_trial_id") is not None:
+        if row.get("_study") is not None and row.get("_trial_id") is not None and not row.get("role"):
             by_link.setdefault((str(row["_study"]), int(row["_trial_id"])), path)
     names = [s.name for s in studies]
     rows = []
@@ -223,8 +223,8 @@ def join_trials(studies: Sequence[LoadedStudy], folders: Dict[Path, Dict[str, An
             row = folders.pop(path, None) if path is not None else None
             if row is None and path is not None and path.is_dir():
                 row = read_job(path)
-            if row is None and trial.user_attrs.get(JOB_DIR_ATTR):
-                missing.append(trial.number)
+            if row is None and trial.user_attrs.get(JOB_DIR_ATTR) and "wdsweep_seeds" not in trial.user_attrs:
+                missing.append(trial.number)  # (a replicated trial's folder holds only its seeds' runs)
             if row is not None:
                 loaded.job_dirs[trial.number] = path
                 if row.get("status") == "incomplete" and trial.state.name != "RUNNING":
@@ -260,6 +260,8 @@ def _job_dir_of(trial: Any, study_name: str, roots: Sequence[Path], folders: Dic
         except OSError:
             continue
         if resolved in folders:
+            if folders[resolved].get("role"):
+                continue  # a seed's or a finalist's run, not the trial's own
             link = (folders[resolved].get("_study"), folders[resolved].get("_trial_id"))
         elif (resolved / ".hydra" / "config.yaml").is_file():
             link = _link_of(resolved / "metrics.json")

@@ -78,3 +78,24 @@ def run_analysis(*args: str) -> SimpleNamespace:
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main([str(a) for a in args])
     return SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
+
+
+def shared_folder(tmp_path_factory, worker_id: str, name: str, build) -> Path:
+    """A folder built by `build(folder)` once per test session, whichever xdist worker asks
+    first (a module fixture runs once per worker under --dist worksteal, and a sweep is
+    seconds of CLI start-up): the workers' base folders share a parent that is the session's
+    own; without xdist, the base folder is."""
+    import shutil
+
+    from filelock import FileLock
+
+    base = tmp_path_factory.getbasetemp()
+    root = (base if worker_id == "master" else base.parent) / f"shared-{name}"
+    with FileLock(str(root) + ".lock"):
+        if not (root / "built").is_file():
+            shutil.rmtree(root, ignore_errors=True)
+            root.mkdir()
+            build(root)
+            (root / "built").write_text("")
+    return root
+

@@ -19,31 +19,16 @@ import numpy as np
 import optuna
 import pandas as pd
 import pytest
-from filelock import FileLock
 from optuna.storages.journal import JournalFileBackend
 
 from analysis.collect import collect
 from analysis.figures import CONTINUOUS_AFTER, continuous_keys, headline_chart
 from analysis.study import IMPORTANCE_SEED, MIN_TRIALS_FOR_IMPORTANCES, LoadedStudy, summarize
-from conftest import read_metrics, run_analysis, run_cli
+from conftest import read_metrics, run_analysis, run_cli, shared_folder
 
 pytestmark = pytest.mark.integration
 QUICK = ["trainer.steps=30", "trainer.eval_every=10", "model.depth=1", "model.width=16"]
 PLOTS = ("history", "slice", "parallel", "contour", "importances")
-
-
-def _shared(tmp_path_factory, worker_id: str, name: str, build) -> Path:
-    """A folder built once per test session, whichever xdist worker asks first (the workers'
-    base folders share a parent that is the session's own; without xdist, the base folder is)."""
-    base = tmp_path_factory.getbasetemp()
-    root = (base if worker_id == "master" else base.parent) / f"analysis-optuna-{name}"
-    with FileLock(str(root) + ".lock"):
-        if not (root / "built").is_file():
-            shutil.rmtree(root, ignore_errors=True)
-            root.mkdir()
-            build(root)
-            (root / "built").write_text("")
-    return root
 
 
 def _search(root: Path, *args: str) -> None:
@@ -71,7 +56,7 @@ def resumed(tmp_path_factory, worker_id) -> SimpleNamespace:
         _search(root, "hydra.sweeper.n_trials=3")
         _search(root, "hydra.sweeper.n_trials=8")
 
-    found = _study_folders(_shared(tmp_path_factory, worker_id, "resumed", build))
+    found = _study_folders(shared_folder(tmp_path_factory, worker_id, "analysis-optuna-resumed", build))
     assert len(found.sweeps) == 2 and len(found.study.trials) == 8
     return found
 
@@ -91,7 +76,7 @@ def multi(tmp_path_factory, worker_id) -> SimpleNamespace:
         _search(root, "hydra.sweeper.n_trials=6", "hydra.sweeper.direction=[minimize,minimize]",
                 "objective=[val_error,weight_norm]")
 
-    return _study_folders(_shared(tmp_path_factory, worker_id, "multi", build))
+    return _study_folders(shared_folder(tmp_path_factory, worker_id, "analysis-optuna-multi", build))
 
 
 def test_a_resumed_study_is_every_trial_once_from_any_of_its_sources(resumed, tmp_path):

@@ -8,13 +8,13 @@ import math
 from pathlib import Path
 
 import numpy as np
-import optuna
+import pandas as pd
 import pytest
 import yaml
 from optuna.trial import TrialState
 from scipy import stats
 
-from conftest import read_metrics, run_cli
+from conftest import read_metrics, run_analysis, run_cli, shared_folder
 from test_optuna_search import QUICK, only_study, results_files
 
 # One batch of three trials, two seeds each, on the vectorized launcher; then the two best on
@@ -30,10 +30,12 @@ def search(cwd: Path, *args: str, n_trials: int = 3):
 
 
 @pytest.fixture(scope="module")
-def replicated(tmp_path_factory):
-    cwd = tmp_path_factory.mktemp("replicated")
-    proc = search(cwd, *REPLICATED)
-    assert proc.returncode == 0, proc.stderr
+def replicated(tmp_path_factory, worker_id):
+    def build(cwd: Path) -> None:
+        proc = search(cwd, *REPLICATED)
+        assert proc.returncode == 0, proc.stderr
+
+    cwd = shared_folder(tmp_path_factory, worker_id, "replicated", build)
     (results,) = results_files(cwd)
     return cwd, results.parent, only_study(cwd)
 
@@ -83,6 +85,29 @@ def test_finalists_are_the_best_trials_rerun_on_fresh_seeds(replicated):
         assert finalist["fresh_minus_search"] == pytest.approx(np.mean([r["objective"] for r in runs]) - trial.value)
     # the finalists are not trials: the study still holds the three searched ones
     assert len(only_study(replicated[0]).trials) == 3
+
+
+@pytest.mark.integration
+def test_the_analysis_keeps_seed_runs_and_finalists_apart_from_the_trials(replicated, tmp_path):
+    _, sweep, study = replicated
+    proc = run_analysis(sweep, "--out", tmp_path / "report")
+    assert proc.returncode == 0, proc.stderr
+    runs = pd.read_csv(tmp_path / "report" / "runs.csv")
+    own = runs[runs["role"].isna()]
+    # one row per trial, holding what the study was told, not one seed's run
+    assert sorted(own["trial"]) == [0, 1, 2]
+    for trial in study.trials:
+        (row,) = own[own["trial"] == trial.number].to_dict("records")
+        assert row["objective"] == pytest.approx(trial.value)
+    seeds = runs[runs["role"] == "replicate"]
+    assert sorted(zip(seeds["trial"], seeds["seed"])) == [(t, s) for t in (0, 1, 2) for s in (0, 1)]
+    assert len(runs[runs["role"] == "finalist"]) == 4
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "## Finalists on fresh seeds" in report
+    table = report.split("## Finalists on fresh seeds")[1]
+    for finalist in yaml.safe_load((sweep / "finalists.yaml").read_text())["finalists"]:
+        assert f"| {finalist['name']} | {finalist['search_value']:.4f} |" in table
+    assert f"| {study.study_name} | 3 |" in report  # its trials, not its 6 seed runs and 4 finalist runs
 
 
 @pytest.mark.integration
