@@ -100,16 +100,22 @@ def dodge_factors(names: List[str], lams) -> Dict[str, float]:
 # ------------------------------------------------------------------ the grid chart
 def lambda_chart(runs: pd.DataFrame, out: Path, metric: str, name: str, ylabel: str,
                  value_name: str = "error") -> Chart:
+    """lambda_figure, saved as out/name.png and .pdf (nothing when there is nothing to draw)."""
+    data, fig = lambda_figure(runs, metric, name, ylabel, value_name)
+    return data, (save(fig, out, name) if fig is not None else [])
+
+
+def lambda_figure(runs: pd.DataFrame, metric: str, name: str, ylabel: str, value_name: str = "error"):
     """`metric` against λ (log x), one panel per p, one dodged curve per scope (and mode) with
     95% t-interval bars, the λ = 0 baseline as a dashed mean in its grey interval band, each
     curve's best λ on validation error starred, collapsed and diverged configurations on the
-    top edge (rules in the module docstring). Runs with a continuous setting (an Optuna search's
-    p) get continuous_lambda_chart instead."""
+    top edge (rules in the module docstring): (the data drawn, the open figure or None). Runs
+    with a continuous setting (an Optuna search's p) get continuous_lambda_figure instead."""
     if continuous_keys(runs, metric):
-        return continuous_lambda_chart(runs, out, metric, name, ylabel)
+        return continuous_lambda_figure(runs, metric, ylabel)
     curves = lambda_curves(runs, metric)
     if curves.empty:
-        return curves, []
+        return curves, None
     base = baseline(runs, metric)
     lams = set(curves["reg.lam"]) | ({0.0} if base else set())
     if len(lams) < 2:
@@ -133,10 +139,11 @@ def lambda_chart(runs: pd.DataFrame, out: Path, metric: str, name: str, ylabel: 
         ax.set_xlabel("λ (reg.lam, log scale; curves offset sideways)")
         ax.set_ylabel(ylabel if ax is axes[0][0] else "")
     handles, labels = _lambda_legend(curves, base, styles, single, words)
-    fig.legend(handles, labels, loc="outside lower center", ncol=min(3, len(labels)), frameon=False)
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(3 if len(ps) > 2 else 2, len(labels)),
+               frameon=False)
     how = "single seed: no interval" if single else f"mean over {seeds_phrase(curves['n'][curves['n'] > 0])}, 95% t-interval"
     fig.suptitle(f"{ylabel} against λ — {title_of(runs)} ({how})", fontsize=11)
-    return curves, save(fig, out, name)
+    return curves, fig
 
 
 def _lambda_panel(ax, facet: pd.DataFrame, base: Optional[dict], styles: dict, shift: dict, single: bool,
@@ -146,10 +153,10 @@ def _lambda_panel(ax, facet: pd.DataFrame, base: Optional[dict], styles: dict, s
     edges: Dict[float, Dict[str, list]] = {}  # λ -> collapsed values and counts, diverged counts
     for curve, line in facet.groupby("curve"):
         line = line.sort_values("reg.lam")
-        style, x = styles[curve], line["reg.lam"] * shift[curve]
+        style, x = styles[curve], line["reg.lam"].to_numpy(float) * shift[curve]
         # NaN for a λ without a kept seed: the line breaks there instead of bridging a collapse.
-        mean = line["mean"].where(line["n"] > 0)
-        yerr = None if single else np.vstack([mean - line["low"], line["high"] - mean])
+        mean = line["mean"].where(line["n"] > 0).to_numpy(float)
+        yerr = None if single else np.vstack([mean - line["low"].to_numpy(float), line["high"].to_numpy(float) - mean])
         ax.errorbar(x, mean, yerr=yerr, capsize=3, elinewidth=1, lw=1.6, ms=5, mec="white", mew=0.5,
                     label=curve, gid=f"curve:{curve}", **style)
         kept = line[line["n"] > 0]
@@ -214,7 +221,7 @@ def _lambda_legend(curves: pd.DataFrame, base: Optional[dict], styles: dict, sin
     labels.append("best λ on validation error")
     if curves["n_collapsed"].any():
         handles.append(plt.Line2D([], [], marker="^", ls="", color="0.5", mec="black", ms=7))
-        labels.append(f"{words} (training error ≥ {1 - COLLAPSE_TOL:g}× a constant's): top edge, value in words")
+        labels.append(f"{words} (train error ≥ {1 - COLLAPSE_TOL:g}× a constant's): at the top edge")
     if curves["n_diverged"].any():
         handles.append(plt.Line2D([], [], marker="X", ls="", color="0.5", mec="black", ms=7))
         labels.append("diverged (non-finite loss): top edge")
@@ -252,6 +259,12 @@ def continuous_keys(runs: pd.DataFrame, metric: str = "test_error") -> List[str]
 
 
 def continuous_lambda_chart(runs: pd.DataFrame, out: Path, metric: str, name: str, ylabel: str) -> Chart:
+    """continuous_lambda_figure, saved as out/name.png and .pdf."""
+    data, fig = continuous_lambda_figure(runs, metric, ylabel)
+    return data, save(fig, out, name)
+
+
+def continuous_lambda_figure(runs: pd.DataFrame, metric: str, ylabel: str):
     """`metric` against lambda (log x), each run a point coloured by the first continuous key
     (one colorbar), one panel per categorical setting (mode, scope, any other key with few
     values); the lambda = 0 baseline as its mean and interval band, each panel's best run on
@@ -309,7 +322,7 @@ def continuous_lambda_chart(runs: pd.DataFrame, out: Path, metric: str, name: st
                  + (f"\nalso varied, not shown: {', '.join(more)}" if more else ""), fontsize=10)
     columns = [c for c in ("panel", "reg.lam", metric, colour, "val_error", "collapsed", "study", "trial")
                if c in done]
-    return done[columns].reset_index(drop=True), save(fig, out, name)
+    return done[columns].reset_index(drop=True), fig
 
 
 def _continuous_panel(ax, points: pd.DataFrame, metric: str, colour: str, cmap, norm, base: Optional[dict],

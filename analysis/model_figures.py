@@ -93,11 +93,19 @@ def histogram_choice(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def weight_histograms(runs: pd.DataFrame, out: Path) -> Chart:
+    """weight_histogram_figure, saved as out/weight_histograms.png and .pdf (nothing when no
+    seed ran without and with decay)."""
+    data, fig = weight_histogram_figure(runs)
+    return data, (save(fig, out, "weight_histograms") if fig is not None else [])
+
+
+def weight_histogram_figure(runs: pd.DataFrame):
     """Each weight matrix's values for no decay, weight-only decay and global decay at their best
-    λs, one row per p (the choice: module docstring), same seed, bins shared within a panel."""
+    λs, one row per p (the choice: module docstring), same seed, bins shared within a panel:
+    (the weights drawn, with their configuration, λ and p; the open figure or None)."""
     choice = histogram_choice(runs)
     if choice.empty:
-        return pd.DataFrame(), []
+        return pd.DataFrame(), None
     states = {run: _state(runs.loc[run]) for run in choice["run"].unique()}
     layers = [k for k, v in states[choice["run"].iloc[0]].items() if v.dim() >= 2]
     data = pd.concat([pd.DataFrame({"p": entry["row"], "config": entry["config"], "run": entry["label"],
@@ -126,7 +134,7 @@ def weight_histograms(runs: pd.DataFrame, out: Path) -> Chart:
         axes[r][-1].legend(fontsize=7, loc="upper right")
     fig.suptitle(f"weights per layer: no decay, and each scope at its best λ on validation — "
                  f"{title_of(runs)}, seed {choice['seed'].iloc[0]}", fontsize=10)
-    return data, save(fig, out, "weight_histograms")
+    return data, fig
 
 
 # ------------------------------------------------------------------ the fitted curves
