@@ -30,7 +30,7 @@ def sweep(root: Path, *args: str, small: bool = True) -> Path:
 
 @pytest.fixture(scope="module")
 def grid(tmp_path_factory) -> Path:
-    """24 jobs: lambda x scope x p x seed, on seed 1's data."""
+    """24 jobs: lambda x scope x p x seed, on the weight-decay article's data."""
     return sweep(tmp_path_factory.mktemp("grid"), "reg.lam=0,0.01,1", "reg.scope=weights,all",
                  "reg.p=1,2", "seed=0,1")
 
