@@ -18,8 +18,9 @@ draw. Both kinds are drawn as markers at the top edge of their panel with what t
 value (collapsed) or the count of seeds (diverged): never hidden, never allowed to set the range.
 
 The y-range rule: the panel covers the means and 95% intervals of the configurations that did
-not collapse and the λ = 0 baseline's band, padded by 8% of that span (an error's range is not
-taken below 0), plus headroom for the edge markers' labels.
+not collapse and the λ = 0 baseline's band, at least MIN_SPAN (10%) of the largest of those
+values tall (so that differences in the fourth digit do not fill a panel), padded by 8% of that
+span (an error's range is not taken below 0), plus headroom for the edge markers' labels.
 """
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ from analysis.chartbase import is_regression, num
 
 COLLAPSE_TOL = 0.1
 PAD = 0.08  # of the informative span, each side
+MIN_SPAN = 0.1  # the least y-span, as a fraction of the largest value drawn
 HEADROOM = 0.30  # of the informative span, above it, for the edge markers and their labels
 
 
@@ -100,10 +102,13 @@ def informative_limits(values: Iterable[float], nonnegative: bool,
     if not len(values):
         return None
     low, high = float(values.min()), float(values.max())
+    # At least MIN_SPAN of the largest value (and 1e-3): differences in the fifth digit are
+    # rounding and seed noise, and a panel zoomed onto them would make them look like findings.
+    least = max(MIN_SPAN * float(np.abs(values).max()), 1e-3)
+    if high - low < least:
+        middle = (low + high) / 2
+        low, high = middle - least / 2, middle + least / 2
     span = high - low
-    if span <= 0:  # one value, or seeds and settings that agree exactly: a small window around it
-        span = max(abs(high) * 0.2, 1e-3)
-        low, high = low - span / 2, high + span / 2
     bottom, top = low - PAD * span, high + PAD * span + (HEADROOM * span if headroom else 0)
     if nonnegative:
         bottom = max(bottom, 0.0)
@@ -134,5 +139,5 @@ def value_range(values: Iterable[float], digits: int = 2) -> str:
     """"0.90", or "0.89–0.90" when the values differ at that precision."""
     values = sorted(float(v) for v in values)
     low, high = num(values[0], digits), num(values[-1], digits)
-    return low if low == high else f"{low}–{high}"
+    return low if low == high else f"{low} to {high}" if values[0] < 0 else f"{low}–{high}"
 

@@ -15,8 +15,8 @@ What the charts against λ promise (the same rules for the test error and the ga
   the log axis), each with its own marker and line style, so that curves that coincide
   exactly both stay visible; intervals are bars, not bands, so no two shades mix into a colour
   the legend does not explain.
-- A chart that cannot show anything against λ (one λ and no λ = 0 run) is not drawn: it raises
-  FigureProblem, whose line the analysis prints.
+- A chart of one λ and no λ = 0 run shows the settings side by side at that λ, and its title
+  says so ("one λ (0.01), no λ = 0 run"); with one seed too it claims no interval either.
 """
 from __future__ import annotations
 
@@ -117,10 +117,10 @@ def lambda_figure(runs: pd.DataFrame, metric: str, name: str, ylabel: str, value
     if curves.empty:
         return curves, None
     base = baseline(runs, metric)
-    lams = set(curves["reg.lam"]) | ({0.0} if base else set())
-    if len(lams) < 2:
-        raise FigureProblem(f"{name}: one λ ({min(lams):g}) and no λ = 0 run: nothing to draw against λ "
-                            "(report.md has the numbers)")
+    # One λ and no λ = 0 run: no trend to see, but the settings side by side at that λ are still
+    # worth a look; the title says that is all it shows.
+    only = f"one λ ({curves['reg.lam'].iloc[0]:g}), no λ = 0 run; " \
+        if base is None and curves["reg.lam"].nunique() == 1 else ""
     names = sorted(curves["curve"].unique())
     palette = sns.color_palette("colorblind")
     styles = {c: dict(color=palette[i % len(palette)], marker=MARKERS[i % len(MARKERS)],
@@ -136,13 +136,13 @@ def lambda_figure(runs: pd.DataFrame, metric: str, name: str, ylabel: str, value
         _lambda_panel(ax, curves[curves["reg.p"] == p], base, styles, shift, single, nonnegative,
                       f"{words}: {value_name}", value_name)
         ax.set_title(f"p = {p:g}")
-        ax.set_xlabel("λ (reg.lam, log scale; curves offset sideways)")
+        ax.set_xlabel("λ (reg.lam, log scale" + ("; curves offset sideways)" if len(names) > 1 else ")"))
         ax.set_ylabel(ylabel if ax is axes[0][0] else "")
     handles, labels = _lambda_legend(curves, base, styles, single, words)
     fig.legend(handles, labels, loc="outside lower center", ncol=min(3 if len(ps) > 2 else 2, len(labels)),
                frameon=False)
     how = "single seed: no interval" if single else f"mean over {seeds_phrase(curves['n'][curves['n'] > 0])}, 95% t-interval"
-    fig.suptitle(f"{ylabel} against λ — {title_of(runs)} ({how})", fontsize=11)
+    fig.suptitle(f"{ylabel} against λ — {title_of(runs)} ({only}{how})", fontsize=11)
     return curves, fig
 
 

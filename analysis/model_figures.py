@@ -22,6 +22,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.ticker import MaxNLocator
 
 from analysis.chartbase import SCOPE_WORDS, Chart, FigureProblem, save, title_of
 from analysis.collect import matching, varying_keys
@@ -124,16 +125,19 @@ def weight_histogram_figure(runs: pd.DataFrame):
         at_p = data[data["p"].isna()] if p is None else data[data["p"] == p]
         for ax, layer in zip(axes[r], layers):
             values = at_p[at_p["layer"] == layer]
-            edges = np.histogram_bin_edges(values["weight"], bins=60)
+            # √n bins of one run's weights, 8 to 60: a 16-weight layer gets bars, not a comb.
+            bins = int(np.clip(np.sqrt(len(values) / values["run"].nunique()), 8, 60))
+            edges = np.histogram_bin_edges(values["weight"], bins=bins)
             for label, group in values.groupby("run", sort=False):
                 density, _ = np.histogram(group["weight"], bins=edges, density=True)
                 ax.stairs(density, edges, label=label, **styles[group["config"].iloc[0]])
+            ax.xaxis.set_major_locator(MaxNLocator(5))
             ax.set_title(layer if p is None else f"p = {p:g} · {layer}", fontsize=9)
             ax.set_xlabel("weight value" if r == len(rows) - 1 else "")
             ax.set_ylabel("density" if ax is axes[r][0] else "")
         axes[r][-1].legend(fontsize=7, loc="upper right")
     fig.suptitle(f"weights per layer: no decay, and each scope at its best λ on validation — "
-                 f"{title_of(runs)}, seed {choice['seed'].iloc[0]}", fontsize=10)
+                 f"{title_of(runs)}, seed={choice['seed'].iloc[0]}", fontsize=10)
     return data, fig
 
 
@@ -208,7 +212,7 @@ def regression_fits(runs: pd.DataFrame, out: Path) -> Chart:
         curves.append(pd.DataFrame({"run": _pair_label(run), "x": grid.squeeze(1).numpy(), "y": fitted.numpy()}))
     ax.set_xlabel("x")
     ax.set_ylabel("y")
-    ax.set_title(f"fits without and with decay — seed {pair[0]['seed']}")
+    ax.set_title(f"fits without and with decay — seed={pair[0]['seed']}")
     ax.legend(fontsize=8)
     fig.tight_layout()
     return pd.concat(curves), save(fig, out, "regression_fits")

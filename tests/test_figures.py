@@ -90,15 +90,17 @@ def test_the_baseline_is_drawn_with_its_interval_over_seeds_and_the_legend_expla
     plt.close(fig)
 
 
-def test_one_lambda_and_one_seed_is_not_drawn_and_one_seed_says_it_has_no_interval(runs):
-    with pytest.raises(FigureProblem, match=r"one λ \(0.001\) and no λ = 0 run"):
-        lambda_figure(runs[(runs["seed"] == 0) & (runs["reg.lam"] == 0.001)], "test_error", "x", "test error")
-    curves, fig, axes = _figure(runs[runs["seed"] == 0])
-    assert "single seed: no interval" in fig._suptitle.get_text()
-    assert "single seed: no interval" in [t.get_text() for t in fig.legends[0].get_texts()]
+@pytest.mark.parametrize("lams", [(0.001,), (0, 0.001, 0.01)], ids=["one-lambda", "every-lambda"])
+def test_a_single_seed_claims_no_interval_and_one_lambda_says_that_is_all(runs, lams):
+    curves, fig, axes = _figure(runs[(runs["seed"] == 0) & runs["reg.lam"].isin(lams)])
+    title = fig._suptitle.get_text()
+    assert "single seed: no interval" in title and "interval over" not in title
+    assert ("one λ (0.001), no λ = 0 run" in title) == (len(lams) == 1)
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "single seed: no interval" in legend and not any("interval over" in t for t in legend)
     for ax in axes.values():
         assert not [p for p in ax.patches if p.get_gid() == "baseline-band"]
-        assert all(not c.has_yerr for c in ax.containers)
+        assert ax.containers and all(not c.has_yerr for c in ax.containers)
     plt.close(fig)
 
 
