@@ -135,7 +135,8 @@ def weight_histogram_figure(runs: pd.DataFrame):
             ax.set_title(layer if p is None else f"p = {p:g} · {layer}", fontsize=9)
             ax.set_xlabel("weight value" if r == len(rows) - 1 else "")
             ax.set_ylabel("density" if ax is axes[r][0] else "")
-        axes[r][-1].legend(fontsize=7, loc="upper right")
+        # Beside the row, not over it: the λs differ from row to row, and the tails matter.
+        axes[r][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
     fig.suptitle(f"weights per layer: no decay, and each scope at its best λ on validation — "
                  f"{title_of(runs)}, seed={choice['seed'].iloc[0]}", fontsize=10)
     return data, fig
