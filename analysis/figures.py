@@ -30,14 +30,21 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.patches import Patch
 
-from analysis.chartbase import (  # noqa: F401 - re-exported: analysis.figures is the charts' one name
+from analysis.chartbase import (
     FORMATS, Chart, FigureProblem, decay_label, error_label, mean_and_ci, num, save, seeds_phrase, title_of,
 )
 from analysis.collapse import (
     COLLAPSE_TOL, collapse_words, collapsed, edge_label, edge_marker, informative_limits, value_range,
 )
 from analysis.collect import varying_keys
-from analysis.model_figures import decay_pair, regression_fits, weight_histograms  # noqa: F401 - re-exported
+from analysis.model_figures import decay_pair, regression_fits, weight_histograms
+
+__all__ = [  # the charts' one name: the model-file figures and the shared pieces are re-exported
+    "CONTINUOUS_AFTER", "FORMATS", "Chart", "FigureProblem", "baseline", "continuous_keys",
+    "continuous_lambda_chart", "decay_label", "decay_pair", "error_label", "gap_chart", "headline_chart",
+    "lambda_chart", "lambda_curves", "lambda_figure", "lr_lambda_heatmap", "regression_fits", "save",
+    "title_of", "weight_histograms",
+]
 
 # Curve styles, by the curve's place in the sorted curve names (the same in every panel). No "^"
 # or "X": those mark collapsed and diverged configurations on the top edge.
