@@ -1,123 +1,238 @@
-"""Charts from the tidy runs table, drawn with seaborn on the Agg backend, saved as PNG (screens)
-and PDF (papers). Each chart function returns the table it drew, so tests can check the data
-behind a chart and not only that a file exists.
+"""Charts from the tidy runs table, drawn with matplotlib and seaborn on the Agg backend, saved as
+PNG (screens) and PDF (papers). Each chart function returns the table it drew, so tests can check
+the data behind a chart and not only that a file exists.
+
+What the charts against λ promise (the same rules for the test error and the gap charts):
+- A point is the mean over seeds of the configurations that did not collapse; its bar is the
+  95% t-interval over those seeds, and the legend says over how many. With a single seed there
+  is no bar, and the title and legend say "single seed: no interval".
+- Collapsed and diverged configurations (analysis/collapse.py defines both) are markers at the
+  top edge of their panel, labelled with what they are and their value; the y-range is chosen
+  from the other configurations and the λ = 0 baseline, so a collapse to chance cannot flatten
+  the differences that matter.
+- The λ = 0 baseline is its own mean (dashed) and 95% t-interval over seeds (a grey band).
+- Curves of one panel are drawn side by side (a dodge of DODGE_STEP of the smallest λ step on
+  the log axis), each with its own marker and line style, so that curves that coincide
+  exactly both stay visible; intervals are bars, not bands, so no two shades mix into a colour
+  the legend does not explain.
+- A chart of one λ and no λ = 0 run shows the settings side by side at that λ, and its title
+  says so ("one λ (0.01), no λ = 0 run"); with one seed too it claims no interval either.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional
 
 import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.patches import Patch
 
-matplotlib.use("Agg")  # files only; no display is needed or wanted
+from analysis.chartbase import (
+    FORMATS, Chart, FigureProblem, decay_label, error_label, mean_and_ci, num, save, seeds_phrase, title_of,
+)
+from analysis.collapse import (
+    COLLAPSE_TOL, collapse_words, collapsed, edge_label, edge_marker, informative_limits, value_range,
+)
+from analysis.collect import varying_keys
+from analysis.model_figures import decay_pair, regression_fits, weight_histograms
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
+__all__ = [  # the charts' one name: the model-file figures and the shared pieces are re-exported
+    "CONTINUOUS_AFTER", "FORMATS", "Chart", "FigureProblem", "baseline", "continuous_keys",
+    "continuous_lambda_chart", "decay_label", "decay_pair", "error_label", "gap_chart", "headline_chart",
+    "lambda_chart", "lambda_curves", "lambda_figure", "lr_lambda_heatmap", "regression_fits", "save",
+    "title_of", "weight_histograms",
+]
 
-from analysis.collect import matching, varying_keys  # noqa: E402
-
-sns.set_theme(style="whitegrid", context="paper")
-
-FORMATS = ("png", "pdf")
-
-
-def decay_label(frame: pd.DataFrame) -> pd.Series:
-    """The curve a run belongs to: its scope, with the mode when the sweep has several modes."""
-    scope = frame["reg.scope"].map({"weights": "weights only", "all": "all parameters (global)"}).fillna(
-        frame["reg.scope"].astype(str))
-    if "reg.mode" in frame and frame["reg.mode"].nunique() > 1:
-        return scope + " · " + frame["reg.mode"].astype(str)
-    return scope
-
-
-def error_label(frame: pd.DataFrame) -> str:
-    regression = frame.get("data.name", pd.Series(dtype=str)).eq("regression1d").any() or \
-        frame.get("data.task", pd.Series(dtype=str)).eq("regression").any()
-    return "mean squared error" if regression else "error (1 − accuracy)"
-
-
-def title_of(frame: pd.DataFrame) -> str:
-    parts = []
-    frame = frame.copy()
-    if "model._target_" in frame:  # a user's model may have no name: its target's last name
-        label = frame["model._target_"].astype(str).str.rsplit(".", n=1).str[-1].str.lower()
-        frame["model.name"] = frame["model.name"].fillna(label) if "model.name" in frame else label
-    for key in ("data.name", "model.name", "optimizer.name"):
-        if key in frame and frame[key].notna().any():
-            parts.append("/".join(sorted(frame[key].dropna().astype(str).unique())))
-    return " · ".join(parts)
+# Curve styles, by the curve's place in the sorted curve names (the same in every panel). No "^"
+# or "X": those mark collapsed and diverged configurations on the top edge.
+MARKERS = ["o", "s", "D", "v", "P", "<", ">", "h"]
+LINESTYLES = ["-", "-.", ":", (0, (5, 1, 1, 1))]
+# Neighbouring curves are this fraction of the smallest λ step (in decades) apart: enough to
+# tell two equal points apart, small enough to stay clearly at their λ.
+DODGE_STEP = 0.12
 
 
+# ------------------------------------------------------------------ the data behind a λ chart
 def lambda_curves(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Mean and 95% interval (t, over seeds) of `metric` per (p, curve, lambda > 0), with the
-    mean validation error alongside (to pick each curve's best lambda). Grid runs only."""
-    done = runs[(runs["status"] == "completed") & (runs["reg.lam"] > 0) & runs[metric].notna()]
+    """Per (p, curve, λ > 0): the mean and 95% t-interval of `metric` over the seeds that did not
+    collapse (`n` of them), how many collapsed (`n_collapsed`, at `collapsed_value` on average)
+    and how many diverged (`n_diverged`), and the mean validation error of every completed seed
+    (to pick each curve's best λ, as the report does). Grid runs only."""
+    done = runs[runs["status"].isin(["completed", "diverged"]) & (runs["reg.lam"] > 0)]
     if "trial" in done:
         done = done[done["trial"].isna()]  # Optuna trials (continuous p) have charts of their own
-    done = done.copy()
-    done["curve"] = decay_label(done)
+    done = done.assign(curve=decay_label(done), collapsed=collapsed(done))
     for key in varying_keys(done, exclude=("seed", "reg.lam", "reg.p", "reg.scope", "reg.mode")):
         done["curve"] += ", " + key + "=" + done[key].map(str)  # another swept key: its own line
     rows = []
     for (p, curve, lam), group in done.groupby(["reg.p", "curve", "reg.lam"]):
-        values = group[metric].astype(float)
-        mean, half = _mean_and_ci(values)
+        completed = group[group["status"] == "completed"]
+        kept = completed[~completed["collapsed"] & completed[metric].notna()]
+        fell = completed[completed["collapsed"]]
+        mean, half = mean_and_ci(kept[metric].astype(float)) if len(kept) else (np.nan, np.nan)
         rows.append({"reg.p": p, "curve": curve, "reg.lam": lam, "mean": mean, "low": mean - half,
-                     "high": mean + half, "n": len(values), "val_error": group["val_error"].mean()})
+                     "high": mean + half, "n": len(kept), "n_collapsed": len(fell),
+                     "collapsed_value": fell[metric].astype(float).mean() if len(fell) else np.nan,
+                     "n_diverged": int((group["status"] == "diverged").sum()), "runs": len(group),
+                     "val_error": completed["val_error"].astype(float).mean()})
     return pd.DataFrame(rows)
 
 
-def baseline(runs: pd.DataFrame, metric: str) -> Optional[float]:
-    zero = runs[(runs["status"] == "completed") & (runs["reg.lam"] == 0)]
-    return float(zero[metric].mean()) if len(zero) else None
+def baseline(runs: pd.DataFrame, metric: str) -> Optional[dict]:
+    """The λ = 0 runs' mean of `metric` and its 95% t-interval over seeds (a seed run under
+    several reg.* settings, all idle at λ = 0, counts once), collapsed runs left out; None
+    without such runs."""
+    zero = runs[(runs["status"] == "completed") & (runs["reg.lam"] == 0) & runs[metric].notna()]
+    zero = zero[~collapsed(zero)]
+    if zero.empty:
+        return None
+    values = zero.groupby("seed")[metric].mean() if "seed" in zero else zero[metric]
+    mean, half = mean_and_ci(values.astype(float))
+    others = [k for k in varying_keys(zero) if not k.startswith("reg.")]
+    return {"mean": mean, "low": mean - half, "high": mean + half, "n": len(values), "pooled": others}
 
 
-Chart = Tuple[pd.DataFrame, List[Path]]  # the data drawn, and the files written
+def dodge_factors(names: List[str], lams) -> Dict[str, float]:
+    """Each curve's x multiplier on the log axis: symmetric offsets of DODGE_STEP of the
+    smallest step between the swept λs (one decade when there is one λ)."""
+    logs = np.log10(sorted(set(float(v) for v in lams if v > 0)))
+    step = float(np.diff(logs).min()) if len(logs) > 1 else 1.0
+    middle = (len(names) - 1) / 2
+    return {name: 10 ** ((i - middle) * DODGE_STEP * step) for i, name in enumerate(names)}
 
 
-def lambda_chart(runs: pd.DataFrame, out: Path, metric: str, name: str, ylabel: str) -> Chart:
-    """`metric` against lambda (log x), one facet per p, one line per curve with its 95% interval,
-    the lambda = 0 baseline dashed, and each curve's best lambda (on validation error) starred.
-    Runs with a continuous setting (an Optuna search's p) get continuous_lambda_chart instead."""
+# ------------------------------------------------------------------ the grid chart
+def lambda_chart(runs: pd.DataFrame, out: Path, metric: str, name: str, ylabel: str,
+                 value_name: str = "error") -> Chart:
+    """lambda_figure, saved as out/name.png and .pdf (nothing when there is nothing to draw)."""
+    data, fig = lambda_figure(runs, metric, name, ylabel, value_name)
+    return data, (save(fig, out, name) if fig is not None else [])
+
+
+def lambda_figure(runs: pd.DataFrame, metric: str, name: str, ylabel: str, value_name: str = "error"):
+    """`metric` against λ (log x), one panel per p, one dodged curve per scope (and mode) with
+    95% t-interval bars, the λ = 0 baseline as a dashed mean in its grey interval band, each
+    curve's best λ on validation error starred, collapsed and diverged configurations on the
+    top edge (rules in the module docstring): (the data drawn, the open figure or None). Runs
+    with a continuous setting (an Optuna search's p) get continuous_lambda_figure instead."""
     if continuous_keys(runs, metric):
-        return continuous_lambda_chart(runs, out, metric, name, ylabel)
+        return continuous_lambda_figure(runs, metric, ylabel)
     curves = lambda_curves(runs, metric)
     if curves.empty:
-        return curves, []
+        return curves, None
     base = baseline(runs, metric)
+    # One λ and no λ = 0 run: no trend to see, but the settings side by side at that λ are still
+    # worth a look; the title says that is all it shows.
+    only = f"one λ ({curves['reg.lam'].iloc[0]:g}), no λ = 0 run; " \
+        if base is None and curves["reg.lam"].nunique() == 1 else ""
+    names = sorted(curves["curve"].unique())
+    palette = sns.color_palette("colorblind")
+    styles = {c: dict(color=palette[i % len(palette)], marker=MARKERS[i % len(MARKERS)],
+                      ls=LINESTYLES[i % len(LINESTYLES)]) for i, c in enumerate(names)}
+    shift = dodge_factors(names, curves["reg.lam"])
+    single = int(curves["n"].max()) <= 1 and (base is None or base["n"] <= 1)
+    nonnegative = bool((pd.to_numeric(runs[metric], errors="coerce").dropna() >= 0).all())
+    words = collapse_words(runs)
     ps = sorted(curves["reg.p"].unique())
-    palette = dict(zip(sorted(curves["curve"].unique()), sns.color_palette("colorblind")))
-    # Own y scales: one collapsed curve (L1 at a large lambda) must not flatten the other facets.
-    fig, axes = plt.subplots(1, len(ps), figsize=(4.2 * len(ps), 3.6), squeeze=False)
+    # Own y scales: a panel's range is set by its own informative points (collapse.py's rule).
+    fig, axes = plt.subplots(1, len(ps), figsize=(4.2 * len(ps), 3.9), squeeze=False, layout="constrained")
     for ax, p in zip(axes[0], ps):
-        facet = curves[curves["reg.p"] == p].sort_values("reg.lam")
-        sns.lineplot(data=facet, x="reg.lam", y="mean", hue="curve", palette=palette, marker="o",
-                     markersize=4, errorbar=None, ax=ax, legend=ax is axes[0][0])
-        for curve, line in facet.groupby("curve"):
-            color = palette[curve]
-            ax.fill_between(line["reg.lam"], line["low"], line["high"], color=color, alpha=0.2, lw=0)
-            best = line.loc[line["val_error"].idxmin()]
-            ax.plot(best["reg.lam"], best["mean"], marker="*", ms=13, color=color, mec="black", mew=0.6,
-                    zorder=5)
-        if base is not None:
-            ax.axhline(base, ls="--", color="grey", lw=1.2, label="λ = 0 (no decay)")
-        if ax.get_legend() is not None:
-            ax.get_legend().remove()
-        ax.set_xscale("log")
+        _lambda_panel(ax, curves[curves["reg.p"] == p], base, styles, shift, single, nonnegative,
+                      f"{words}: {value_name}", value_name)
         ax.set_title(f"p = {p:g}")
-        ax.set_xlabel("λ (reg.lam, log scale)")
-    for ax in axes[0]:
+        ax.set_xlabel("λ (reg.lam, log scale" + ("; curves offset sideways)" if len(names) > 1 else ")"))
         ax.set_ylabel(ylabel if ax is axes[0][0] else "")
-    handles, labels = axes[0][0].get_legend_handles_labels()
+    handles, labels = _lambda_legend(curves, base, styles, single, words)
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(3 if len(ps) > 2 else 2, len(labels)),
+               frameon=False)
+    how = "single seed: no interval" if single else f"mean over {seeds_phrase(curves['n'][curves['n'] > 0])}, 95% t-interval"
+    fig.suptitle(f"{ylabel} against λ — {title_of(runs)} ({only}{how})", fontsize=11)
+    return curves, fig
+
+
+def _lambda_panel(ax, facet: pd.DataFrame, base: Optional[dict], styles: dict, shift: dict, single: bool,
+                  nonnegative: bool, collapse_text: str, value_name: str) -> None:
+    """One p's curves, baseline, stars, edge markers and y-range."""
+    values: List[float] = []
+    edges: Dict[float, Dict[str, list]] = {}  # λ -> collapsed values and counts, diverged counts
+    for curve, line in facet.groupby("curve"):
+        line = line.sort_values("reg.lam")
+        style, x = styles[curve], line["reg.lam"].to_numpy(float) * shift[curve]
+        # NaN for a λ without a kept seed: the line breaks there instead of bridging a collapse.
+        mean = line["mean"].where(line["n"] > 0).to_numpy(float)
+        yerr = None if single else np.vstack([mean - line["low"].to_numpy(float), line["high"].to_numpy(float) - mean])
+        ax.errorbar(x, mean, yerr=yerr, capsize=3, elinewidth=1, lw=1.6, ms=5, mec="white", mew=0.5,
+                    label=curve, gid=f"curve:{curve}", **style)
+        kept = line[line["n"] > 0]
+        values += [*kept["mean"], *([] if single else [*kept["low"], *kept["high"]])]
+        if line["val_error"].notna().any():
+            best = line.loc[line["val_error"].idxmin()]
+            if best["n"] > 0:
+                ax.plot(best["reg.lam"] * shift[curve], best["mean"], marker="*", ms=13, color=style["color"],
+                        mec="black", mew=0.6, ls="", zorder=5, gid="best")
+        for _, row in line.iterrows():
+            entry = edges.setdefault(row["reg.lam"], {"value": [], "fell": 0, "diverged": 0, "runs": 0})
+            entry["runs"] += row["runs"]
+            if row["n_collapsed"]:
+                edge_marker(ax, row["reg.lam"] * shift[curve], style["color"], "collapsed")
+                entry["value"].append(row["collapsed_value"])
+                entry["fell"] += row["n_collapsed"]
+            if row["n_diverged"]:
+                edge_marker(ax, row["reg.lam"] * shift[curve], style["color"], "diverged")
+                entry["diverged"] += row["n_diverged"]
+    if base is not None:
+        if base["n"] > 1:
+            ax.axhspan(base["low"], base["high"], color="0.55", alpha=0.2, lw=0, zorder=0, gid="baseline-band")
+            values += [base["low"], base["high"]]
+        ax.axhline(base["mean"], ls="--", color="0.35", lw=1.2, zorder=1, gid="baseline")
+        values.append(base["mean"])
+    ax.set_xscale("log")
+    marked = {lam: e for lam, e in edges.items() if e["fell"] or e["diverged"]}
+    limits = informative_limits(values, nonnegative, headroom=bool(marked))
+    if limits:
+        ax.set_ylim(*limits)
+    for lam, entry in marked.items():
+        lines = []
+        if entry["fell"]:
+            lines.append(f"{collapse_text} {value_range(entry['value'])} ({entry['fell']} of {entry['runs']} runs)")
+        if entry["diverged"]:
+            lines.append(f"diverged ({entry['diverged']} of {entry['runs']} runs)")
+        edge_label(ax, lam, lines, edges)
+
+
+def _lambda_legend(curves: pd.DataFrame, base: Optional[dict], styles: dict, single: bool, words: str):
+    """Every mark of the chart, with what it means and over how many seeds."""
+    handles = [plt.Line2D([], [], lw=1.6, ms=5, **styles[c]) for c in styles]
+    labels = list(styles)
+    if single:
+        handles.append(plt.Line2D([], [], ls="", marker=""))
+        labels.append("single seed: no interval")
+    else:
+        handles.append(matplotlib.container.ErrorbarContainer(
+            (plt.Line2D([], [], ls="", marker="o", color="black", ms=3),
+             (), (matplotlib.collections.LineCollection([], color="black"),)), has_yerr=True))
+        labels.append(f"bars: 95% t-interval over {seeds_phrase(curves['n'][curves['n'] > 0])}")
+    if base is not None:
+        pooled = f", pooled over {', '.join(base['pooled'])}" if base["pooled"] else ""
+        line = plt.Line2D([], [], ls="--", color="0.35")
+        if base["n"] > 1:
+            handles.append((Patch(color="0.55", alpha=0.35, lw=0), line))
+            labels.append(f"λ = 0 (no decay): mean, band: 95% t-interval over {base['n']} seeds{pooled}")
+        else:
+            handles.append(line)
+            labels.append(f"λ = 0 (no decay), single seed: no interval{pooled}")
     handles.append(plt.Line2D([], [], marker="*", ls="", color="black", ms=10))
     labels.append("best λ on validation error")
-    fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), frameon=False,
-               bbox_to_anchor=(0.5, -0.02))
-    fig.suptitle(f"{ylabel} against λ — {title_of(runs)} (mean, 95% interval over seeds)", fontsize=11)
-    fig.tight_layout(rect=(0, 0.1, 1, 0.95))
-    return curves, save(fig, out, name)
+    if curves["n_collapsed"].any():
+        handles.append(plt.Line2D([], [], marker="^", ls="", color="0.5", mec="black", ms=7))
+        labels.append(f"{words} (train error ≥ {1 - COLLAPSE_TOL:g}× a constant's): at the top edge")
+    if curves["n_diverged"].any():
+        handles.append(plt.Line2D([], [], marker="X", ls="", color="0.5", mec="black", ms=7))
+        labels.append("diverged (non-finite loss): top edge")
+    return handles, labels
 
 
 # ------------------------------------------------------------------ continuous settings
@@ -151,12 +266,20 @@ def continuous_keys(runs: pd.DataFrame, metric: str = "test_error") -> List[str]
 
 
 def continuous_lambda_chart(runs: pd.DataFrame, out: Path, metric: str, name: str, ylabel: str) -> Chart:
+    """continuous_lambda_figure, saved as out/name.png and .pdf."""
+    data, fig = continuous_lambda_figure(runs, metric, ylabel)
+    return data, save(fig, out, name)
+
+
+def continuous_lambda_figure(runs: pd.DataFrame, metric: str, ylabel: str):
     """`metric` against lambda (log x), each run a point coloured by the first continuous key
     (one colorbar), one panel per categorical setting (mode, scope, any other key with few
-    values); the lambda = 0 baseline dashed and each panel's best run on validation error
-    starred. At most MAX_PANELS panels in rows of three, so the size is bounded whatever the
-    number of trials."""
+    values); the lambda = 0 baseline as its mean and interval band, each panel's best run on
+    validation error starred, and collapsed runs on the top edge with their count and values
+    (the grid chart's rules, analysis/collapse.py). At most MAX_PANELS panels in rows of three,
+    so the size is bounded whatever the number of trials."""
     done = _lambda_runs(runs, metric).copy()
+    done["collapsed"] = collapsed(done)
     continuous = continuous_keys(runs, metric)
     colour = continuous[0]
     categorical = [k for k in varying_keys(done, exclude=("seed", "reg.lam")) if k not in continuous]
@@ -179,17 +302,10 @@ def continuous_lambda_chart(runs: pd.DataFrame, out: Path, metric: str, name: st
     norm = matplotlib.colors.Normalize(vmin=done[colour].min(), vmax=done[colour].max())
     cmap = matplotlib.colormaps["viridis"]
     base = baseline(runs, metric)
+    nonnegative = bool((done[metric].astype(float) >= 0).all())
     for ax, panel in zip(axes.flat, panels):
-        points = done[done["panel"] == panel]
-        ax.scatter(points["reg.lam"], points[metric].astype(float), c=points[colour], cmap=cmap, norm=norm,
-                   s=28, edgecolors="none")
-        if "val_error" in points and points["val_error"].notna().any():
-            best = points.loc[points["val_error"].astype(float).idxmin()]
-            ax.plot(best["reg.lam"], float(best[metric]), marker="*", ms=14, color=cmap(norm(best[colour])),
-                    mec="black", mew=0.7, ls="", zorder=5)
-        if base is not None:
-            ax.axhline(base, ls="--", color="grey", lw=1.2)
-        ax.set_xscale("log")
+        _continuous_panel(ax, done[done["panel"] == panel], metric, colour, cmap, norm, base, nonnegative,
+                          collapse_words(runs))
         ax.set_title(panel, fontsize=9)
         ax.set_xlabel("λ (reg.lam, log scale)")
         ax.xaxis.set_tick_params(labelbottom=True)  # sharex hides them above the last row
@@ -200,151 +316,80 @@ def continuous_lambda_chart(runs: pd.DataFrame, out: Path, metric: str, name: st
     handles = [plt.Line2D([], [], marker="*", ls="", color="black", ms=10)]
     labels = ["best run on validation error"]
     if base is not None:
-        handles.append(plt.Line2D([], [], ls="--", color="grey"))
-        labels.append("λ = 0 (no decay)")
-    fig.legend(handles, labels, loc="outside lower center", ncol=2, frameon=False)
+        line = plt.Line2D([], [], ls="--", color="0.35")
+        handles.append((Patch(color="0.55", alpha=0.35, lw=0), line) if base["n"] > 1 else line)
+        labels.append(f"λ = 0 (no decay): mean, band: 95% t-interval over {base['n']} seeds" if base["n"] > 1
+                      else "λ = 0 (no decay), single seed: no interval")
+    if done["collapsed"].any():
+        handles.append(plt.Line2D([], [], marker="^", ls="", color="0.5", mec="black", ms=7))
+        labels.append(f"{collapse_words(runs)}: top edge")
+    fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), frameon=False)
     more = [k for k in continuous[1:] + unshown]
     fig.suptitle(f"{ylabel} against λ — {title_of(runs)} (each run a point, coloured by {colour})"
                  + (f"\nalso varied, not shown: {', '.join(more)}" if more else ""), fontsize=10)
-    columns = [c for c in ("panel", "reg.lam", metric, colour, "val_error", "study", "trial") if c in done]
-    return done[columns].reset_index(drop=True), save(fig, out, name)
+    columns = [c for c in ("panel", "reg.lam", metric, colour, "val_error", "collapsed", "study", "trial")
+               if c in done]
+    return done[columns].reset_index(drop=True), fig
 
 
+def _continuous_panel(ax, points: pd.DataFrame, metric: str, colour: str, cmap, norm, base: Optional[dict],
+                      nonnegative: bool, words: str) -> None:
+    """One setting's runs as points; collapsed ones on the top edge, out of the y-range."""
+    kept, fell = points[~points["collapsed"]], points[points["collapsed"]]
+    ax.scatter(kept["reg.lam"], kept[metric].astype(float), c=kept[colour], cmap=cmap, norm=norm, s=28,
+               edgecolors="none")
+    values = list(kept[metric].astype(float))
+    if "val_error" in kept and kept["val_error"].notna().any():
+        best = kept.loc[kept["val_error"].astype(float).idxmin()]
+        ax.plot(best["reg.lam"], float(best[metric]), marker="*", ms=14, color=cmap(norm(best[colour])),
+                mec="black", mew=0.7, ls="", zorder=5)
+    if base is not None:
+        if base["n"] > 1:
+            ax.axhspan(base["low"], base["high"], color="0.55", alpha=0.2, lw=0, zorder=0)
+            values += [base["low"], base["high"]]
+        ax.axhline(base["mean"], ls="--", color="0.35", lw=1.2)
+        values.append(base["mean"])
+    ax.set_xscale("log")
+    for _, run in fell.iterrows():
+        edge_marker(ax, run["reg.lam"], cmap(norm(run[colour])), "collapsed")
+    limits = informative_limits(values, nonnegative, headroom=len(fell) > 0)
+    if limits:
+        ax.set_ylim(*limits)
+    if len(fell):
+        ax.text(0.5, 0.955, f"{len(fell)} of {len(points)} runs {words}: {value_range(fell[metric])}",
+                transform=ax.transAxes, ha="center", va="top", fontsize=7, gid="edge-label",
+                bbox=dict(boxstyle="round,pad=0.2", fc="white", ec="0.7", alpha=0.9))
+
+
+# ------------------------------------------------------------------ the two λ charts
 def headline_chart(runs: pd.DataFrame, out: Path) -> Chart:
     return lambda_chart(runs, out, "test_error", "test_error_vs_lambda", f"test {error_label(runs)}")
 
 
+# The gap chart is left out when train error is this small a share of test error in every
+# configuration drawn: the gap is then the test error again, which the headline chart shows.
+GAP_REPEATS_TEST = 0.05
+
+
 def gap_chart(runs: pd.DataFrame, out: Path) -> Chart:
+    """Test − train error against λ, by lambda_chart's rules. Collapsed runs (whose gap is
+    near 0 because they learned nothing) are edge markers, never a low point on the curve. Not
+    drawn (FigureProblem) where the training error is 0, or under GAP_REPEATS_TEST of the test
+    error, in every configuration that did not collapse: that chart would repeat the headline."""
     runs = runs.assign(gap=runs["test_error"].astype(float) - runs["train_error"].astype(float))
-    return lambda_chart(runs, out, "gap", "generalization_gap_vs_lambda",
-                        f"test − train {error_label(runs)}")
-
-
-def save(fig: plt.Figure, out: Path, name: str, formats: Sequence[str] = FORMATS) -> List[Path]:
-    out.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for fmt in formats:
-        path = out / f"{name}.{fmt}"
-        fig.savefig(path, dpi=150, bbox_inches="tight")
-        paths.append(path)
-    plt.close(fig)
-    return paths
-
-
-def _mean_and_ci(values: pd.Series):
-    """Mean and the half-width of its 95% t-interval (0 for a single value)."""
-    from scipy import stats
-
-    n = len(values)
-    mean = float(values.mean())
-    if n < 2:
-        return mean, 0.0
-    return mean, float(stats.t.ppf(0.975, n - 1) * values.std(ddof=1) / np.sqrt(n))
-
-
-# ------------------------------------------------------------------ seed 1's two figures
-def decay_pair(runs: pd.DataFrame) -> Optional[Tuple[pd.Series, pd.Series]]:
-    """A run without decay and the best decayed run (on validation error) of the same seed,
-    both completed and with a saved model: the pair seed 1 compares."""
-    done = runs[runs["status"] == "completed"]
-    has_model = pd.Series([(Path(s) / j / "model.pt").is_file() for s, j in zip(done["sweep"], done["job"])],
-                          index=done.index, dtype=bool)
-    done = done.loc[has_model]
-    plain, decayed = done[done["reg.lam"] == 0], done[done["reg.lam"] > 0]
-    # The pair differs in its regularizer only: same seed, same model, same everything else.
-    others = [k for k in varying_keys(done) if not k.startswith("reg.")]
-    for _, base in plain.sort_values("seed").iterrows():
-        same = decayed[matching(decayed, base, ["seed", *others])]
-        if len(same):
-            return base, same.sort_values("val_error").iloc[0]
-    return None
-
-
-def _pair_label(run: pd.Series) -> str:
-    if run["reg.lam"] == 0:
-        return "no decay"
-    return f"{run['reg.mode']} L{run['reg.p']:g} on {run['reg.scope']}, λ = {run['reg.lam']:g}"
-
-
-class FigureProblem(Exception):
-    """A figure that cannot be drawn from what the jobs left (one line; the others are drawn)."""
-
-
-def _state(run: pd.Series) -> dict:
-    """A job's saved weights. Tensors only (weights_only=True, whatever the torch version's
-    default or TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD say): a crafted model.pt cannot run code here.
-    A missing, truncated or foreign file is a FigureProblem."""
-    import torch
-
-    path = Path(run["sweep"]) / run["job"] / "model.pt"
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - torch raises many kinds for a bad file
-        detail = str(err).strip().splitlines()[0] if str(err).strip() else ""
-        raise FigureProblem(f"{path}: unreadable model.pt ({type(err).__name__}: {detail[:200]})") from None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise FigureProblem(f"{path}: not a state_dict of tensors")
-    return state
-
-
-def weight_histograms(runs: pd.DataFrame, out: Path) -> Chart:
-    """Seed 1's figure: each weight matrix's values, without and with decay."""
-    pair = decay_pair(runs)
-    if pair is None:
-        return pd.DataFrame(), []
-    states = [_state(run) for run in pair]
-    layers = [k for k, v in states[0].items() if v.dim() >= 2]
-    data = pd.concat([pd.DataFrame({"layer": layer, "run": _pair_label(run),
-                                    "weight": state[layer].flatten().numpy()})
-                      for run, state in zip(pair, states) for layer in layers], ignore_index=True)
-    fig, axes = plt.subplots(1, len(layers), figsize=(3.4 * len(layers), 3.0), squeeze=False)
-    for ax, layer in zip(axes[0], layers):
-        sns.histplot(data=data[data["layer"] == layer], x="weight", hue="run", bins=60, element="step",
-                     stat="density", common_norm=False, ax=ax, legend=ax is axes[0][-1])
-        ax.set_title(layer)
-        ax.set_xlabel("weight value")
-    fig.suptitle(f"weights per layer without and with decay — {title_of(runs)}, seed {pair[0]['seed']}",
-                 fontsize=11)
-    fig.tight_layout()
-    return data, save(fig, out, "weight_histograms")
-
-
-def regression_fits(runs: pd.DataFrame, out: Path) -> Chart:
-    """Seed 1's other figure: train and test points with the fitted curves without and with decay."""
-    import torch
-    from omegaconf import OmegaConf
-
-    from wdsweep.data import build_splits
-    from wdsweep.models import build_model, data_info_of
-
-    pair = decay_pair(runs[runs.get("data.name", pd.Series(dtype=str)) == "regression1d"]) \
-        if "data.name" in runs else None
-    if pair is None:
-        return pd.DataFrame(), []
-    config = OmegaConf.load(Path(pair[0]["sweep"]) / pair[0]["job"] / ".hydra" / "config.yaml")
-    splits = build_splits(config.data, config.seed, torch.Generator().manual_seed(config.seed))
-    grid = torch.linspace(float(splits.x["test"].min()), float(splits.x["test"].max()), 200).unsqueeze(1)
-    fig, ax = plt.subplots(figsize=(5.5, 4))
-    ax.scatter(splits.x["train"], splits.y["train"], s=40, alpha=0.6, label="train")
-    ax.scatter(splits.x["test"], splits.y["test"], s=40, alpha=0.6, marker="s", label="test")
-    curves = []
-    for run, style in zip(pair, ("-", "--")):
-        if "_target_" not in config.model:  # a sweep from before models were targets
-            raise FigureProblem(f"{Path(run['sweep']) / run['job']}: config.yaml has no model._target_ "
-                                "(made by an older wdsweep)")
-        model = build_model(config.model, data_info_of(splits))
-        model.load_state_dict(_state(run))
-        with torch.no_grad():
-            fitted = model(grid).squeeze(1)
-        label = f"{_pair_label(run)} (test MSE {run['test_error']:.3f})"
-        ax.plot(grid.squeeze(1), fitted, style, lw=2.5, label=label)
-        curves.append(pd.DataFrame({"run": _pair_label(run), "x": grid.squeeze(1).numpy(), "y": fitted.numpy()}))
-    ax.set_xlabel("x")
-    ax.set_ylabel("y")
-    ax.set_title(f"fits without and with decay — seed {pair[0]['seed']}")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return pd.concat(curves), save(fig, out, "regression_fits")
+    drawn = runs[(runs["status"] == "completed") & runs["gap"].notna()]
+    drawn = drawn[~collapsed(drawn)]
+    if len(drawn) and continuous_keys(runs, "gap") == []:
+        keys = ["reg.lam", "reg.p", "reg.scope"] + (["reg.mode"] if "reg.mode" in drawn else [])
+        means = drawn.groupby(keys, dropna=False)[["train_error", "test_error"]].mean()
+        if (means["train_error"] <= GAP_REPEATS_TEST * means["test_error"]).all():
+            worst = float(means["train_error"].max())
+            raise FigureProblem(
+                f"generalization gap: mean train error ≤ {num(worst, 4)} (under {GAP_REPEATS_TEST:.0%} of test "
+                "error) in every configuration that did not collapse, so the gap would repeat the test error "
+                "chart")
+    return lambda_chart(runs, out, "gap", "generalization_gap_vs_lambda", f"test − train {error_label(runs)}",
+                        value_name="gap")
 
 
 # ------------------------------------------------------------------ lr x lambda

@@ -3,11 +3,11 @@
     python benchmarks/decay_paths.py [--steps 100] [--repeats 30] [--threads 1]
 
 Two tables:
-1. Regularizer overhead (target: <= 1.03x). On seed 1's MLP (1-200x3-1, 10 points, full batch)
+1. Regularizer overhead (target: <= 1.03x). On the weight-decay article's MLP (1-200x3-1, 10 points, full batch)
    and on the main job's digits MLP (64-128x2-10, batches of 64), a harness step with
    weight-only Lp at lam=1e-2 for p in {1, 2, 3} and every mode (proximal: p in {1, 2}),
    against a harness step with lam=0 on the same net and optimizer (SGD with momentum).
-2. Ways to apply the same decay (seed 1's MLP, all parameters): a bare PyTorch loop with
+2. Ways to apply the same decay (the weight-decay article's MLP, all parameters): a bare PyTorch loop with
    torch's weight_decay, and the harness with impl=optimizer, manual and loss at p=2 and p=3.
    Target: the harness within 1.15x of the bare loop at p=2.
 
@@ -56,7 +56,7 @@ def digits_problem():
     return splits, mlp(64, 10, depth=2, width=128, activation="relu"), 64
 
 
-PROBLEMS = {"seed 1's MLP": seed_one_problem, "digits MLP": digits_problem}
+PROBLEMS = {"the weight-decay article's MLP": seed_one_problem, "digits MLP": digits_problem}
 
 
 def harness(problem: Callable, steps: int, *, lam: float, p: float, mode: str = "coupled",
@@ -130,7 +130,7 @@ def overhead_table(steps: int, repeats: int) -> None:
 
 
 def paths_table(steps: int, repeats: int) -> None:
-    print("2. Ways to apply the decay, seed 1's MLP, all parameters (target: p=2 within 1.15x bare)")
+    print("2. Ways to apply the decay, the weight-decay article's MLP, all parameters (target: p=2 within 1.15x bare)")
     one = seed_one_problem
     cases = {
         "bare torch loop, weight_decay (p=2)": bare(steps),

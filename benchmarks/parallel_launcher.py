@@ -3,7 +3,7 @@ workers, side by side in one run.
 
     python benchmarks/parallel_launcher.py [--jobs 16] [--steps 2000] [--repeats 1]
 
-The grid is `seed=range(N)` of seed 1's full run (2000 full-batch steps, about 2 s a job).
+The grid is `seed=range(N)` of the weight-decay article's full run (2000 full-batch steps, about 2 s a job).
 Sequential: our grid sweeper with Hydra's basic launcher, torch at its default thread count.
 Parallel: `hydra/launcher=joblib hydra.launcher.n_jobs=2`, where each job pins torch to
 cores / workers threads (wdsweep's rule when trainer.threads is null). Target: the parallel

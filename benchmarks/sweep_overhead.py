@@ -2,7 +2,7 @@
 
     python benchmarks/sweep_overhead.py [--jobs 40] [--repeats 3]
 
-Grids of 1-step jobs (seed 1's MLP, `seed=range(N)`), run as `python -m wdsweep -m ...`:
+Grids of 1-step jobs (the weight-decay article's MLP, `seed=range(N)`), run as `python -m wdsweep -m ...`:
 with our grid sweeper (the default: configs derived from one Hydra composition, jobs run
 in-process without a second composition) and with stock Hydra (`hydra/sweeper=basic`, which
 composes every job twice). Per-job cost = (time of N jobs - time of 1 job) / (N - 1); the
@@ -38,7 +38,7 @@ def sweep_seconds(n_jobs: int, extra: list, workdir: Path) -> float:
 
 
 def bare_job_seconds(repeats: int = 50) -> float:
-    """One job's work in a bare loop: data, seed 1's net, SGD, one step, two evaluations."""
+    """One job's work in a bare loop: data, the weight-decay article's net, SGD, one step, two evaluations."""
     torch.set_num_threads(1)
     tic = 0.0
     for seed in range(-1, repeats):  # seed -1 warms up (the optimizer's lazy imports)

@@ -5,8 +5,8 @@ and the joblib launcher with two workers, side by side in one run.
 
 Grids:
 - mlp, digits: reg.lam x reg.p x reg.scope x seed = 4 x 2 x 2 x 4 = 64 jobs (weight-only and
-  global Lp, L1 and L2), on seed 1's MLP (1-200x3-1, full batch) and on the main job's digits
-  MLP (64-128x2-10, batches of 64); 2000 steps by default (seed 1's own). The stacked path.
+  global Lp, L1 and L2), on the weight-decay article's MLP (1-200x3-1, full batch) and on the main job's digits
+  MLP (64-128x2-10, batches of 64); 2000 steps by default (its own). The stacked path.
 - cnn: reg.lam x seed = 4 x 4 = 16 jobs of the digits cnn (conv 16, conv 32, dense 64,
   batches of 64), 300 steps by default. The general torch.func path.
 Fewer steps weigh the fixed costs more (start-up, validation, each job's files), which every
@@ -29,7 +29,7 @@ from pathlib import Path
 
 MLP_GRID = ["reg.lam=0,1e-4,1e-3,1e-2", "reg.p=1,2", "reg.scope=weights,all", "seed=0,1,2,3"]
 # key: (title, grid and settings, default steps)
-PROBLEMS = {"mlp": ("seed 1's MLP", MLP_GRID, 2000),
+PROBLEMS = {"mlp": ("the weight-decay article's MLP", MLP_GRID, 2000),
             "digits": ("digits MLP", [*MLP_GRID, "data=digits", "data.n_train=300", "model.depth=2",
                                       "model.width=128", "optimizer.lr=0.05", "trainer.batch_size=64"], 2000),
             "cnn": ("digits cnn", ["reg.lam=0,1e-4,1e-3,1e-2", "seed=0,1,2,3", "data=digits", "model=cnn",

@@ -1,4 +1,4 @@
-"""`python -m wdsweep` as a user runs it, in a subprocess: grids, seed 1's experiment, bad
+"""`python -m wdsweep` as a user runs it, in a subprocess: grids, the weight-decay article's experiment, bad
 input, determinism, and jobs that diverge or fail without ending their sweep."""
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def test_grid_over_p_writes_three_completed_jobs(tmp_path):
 
 
 def seed_one_article_test_error() -> float:
-    """Seed 1's script for its undecayed net, verbatim in what it computes."""
+    """The weight-decay article's script for its undecayed net, verbatim in what it computes."""
     torch.manual_seed(1)
     train_x = torch.linspace(-1, 1, 10).unsqueeze_(1)
     train_y = 1.5 * train_x + torch.normal(0, 0.5, size=train_x.size())
@@ -66,7 +66,7 @@ def test_seed_regression_shows_what_seed_one_reported(tmp_path):
     assert mean("global", "test_error") < mean("none", "test_error")
     assert mean("global", "weight_norm") < 0.5 * mean("none", "weight_norm")
     assert mean("global", "train_loss") > mean("none", "train_loss")  # decay trades fit for norm
-    # seed 1's undecayed net, bit for bit: same data, same init, same updates
+    # the weight-decay article's undecayed net, bit for bit: same data, same init, same updates
     (seed1_plain,) = [r for r in by_reg["none"] if r["seed"] == 1]
     assert seed1_plain["test_error"] == pytest.approx(seed_one_article_test_error(), rel=1e-6)
 

@@ -1,4 +1,4 @@
-"""Data sets: seed 1's generator exactly, seeded stratified splits, label noise, and csv files
+"""Data sets: the weight-decay article's generator exactly, seeded stratified splits, label noise, and csv files
 with their own split column, a random split, standardization and clear errors."""
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def splits_of(schema, seed: int = 0, **values):
 
 
 def test_regression1d_is_seed_ones_generator():
-    torch.manual_seed(1)  # seed 1's gen_data, verbatim
+    torch.manual_seed(1)  # the weight-decay article's gen_data, verbatim
     train_x = torch.linspace(-1, 1, 10).unsqueeze_(1)
     train_y = 1.5 * train_x + torch.normal(0, 0.5, size=train_x.size())
     test_x = torch.linspace(-1, 1, 10).unsqueeze_(1)

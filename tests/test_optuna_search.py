@@ -190,7 +190,7 @@ def test_malformed_sweep_string_is_a_one_line_error(tmp_path):
 
 
 def run_two_cooperating_sweeps(tmp_path: Path, *extra: str) -> None:
-    # Trials of about half a second (seed 1's net, 600 steps), so that both processes, started
+    # Trials of about half a second (the weight-decay article's net, 600 steps), so that both processes, started
     # together, are still asking when the other is ready, even on a busy machine.
     args = [sys.executable, "-m", "wdsweep", "-m", "search=optuna", "hydra.sweeper.n_trials=8",
             "trainer.steps=600", "trainer.eval_every=300", *extra]

@@ -93,7 +93,7 @@ def test_coupled_general_p_gradient_equals_loss_penalty(p, l1_ratio, lam):
 
 
 def test_optimizer_weight_decay_is_our_coupled_l2_on_all_parameters():
-    """Seed 1's claim: SGD(weight_decay=lam) is L2 with our lam, every parameter included."""
+    """The weight-decay article's claim: SGD(weight_decay=lam) is L2 with our lam, every parameter included."""
     splits, model = small_problem()
     ours = trained_params("sgd", "manual", scope="all")
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=LAM)

@@ -6,8 +6,8 @@ directly instead of going through a DataLoader.
 
 Seeding. `build_splits` takes the torch generator that regression1d draws its train and
 test noise from. `run` hands it torch's global generator right after seeding it, before the
-model is built: that is seed 1's order (seed, draw data, build the net), so `seed=1` gives
-seed 1's data and its undecayed net bit for bit. The validation draw and all the sklearn
+model is built: that is the weight-decay article's order (seed, draw data, build the net), so `seed=1` gives
+the weight-decay article's data and its undecayed net bit for bit. The validation draw and all the sklearn
 based splits use generators of their own, derived from the data seed, so they never shift
 that stream.
 
@@ -182,7 +182,7 @@ def _regression1d(cfg: DictConfig, data_seed: int, generator: torch.Generator) -
         y = cfg.slope * x + torch.normal(0.0, noise, size=x.size(), generator=gen)
         return x, y
 
-    # Seed 1's order exactly: train noise, then test noise, from the same stream.
+    # The weight-decay article's order exactly: train noise, then test noise, from the same stream.
     x_train, y_train = draw(cfg.n_train, cfg.train_noise, generator)
     x_test, y_test = draw(cfg.n_test, cfg.test_noise, generator)
     val_gen = torch.Generator().manual_seed(derived_seed(data_seed, "regression1d/val"))

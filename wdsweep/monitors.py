@@ -1,5 +1,5 @@
 """Training callbacks that watch a run: a progress bar for single runs, TensorBoard scalars and
-weight/gradient histograms (seed 1's view) for logger=tensorboard, and the Optuna reporter
+weight/gradient histograms (the weight-decay article's view) for logger=tensorboard, and the Optuna reporter
 that lets a pruner stop a trial's job."""
 from __future__ import annotations
 

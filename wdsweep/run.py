@@ -1,6 +1,6 @@
 """One job from a composed config: validate, build, train, record. Returns the objective.
 
-Order matters for reproducibility: seed, then data (seed 1 draws its data first), then the
+Order matters for reproducibility: seed, then data (the weight-decay article draws its data first), then the
 model, then the regularizer (which splits the parameters) and the optimizer.
 """
 from __future__ import annotations
@@ -162,7 +162,7 @@ def objective_names(cfg: DictConfig) -> List[str]:
 
 def seed_and_draw_data(cfg: DictConfig):
     """Seed Python's, numpy's and torch's global generators from cfg.seed and draw the data
-    splits, in seed 1's order; the model's init then continues torch's global stream. Also
+    splits, in the weight-decay article's order; the model's init then continues torch's global stream. Also
     how wdsweep.vectorized builds each member, so a member starts as its job alone would."""
     random.seed(cfg.seed)
     np.random.seed(cfg.seed % 2**32)

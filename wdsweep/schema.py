@@ -37,7 +37,7 @@ IMAGE_DATASETS = ("digits",)
 class DataConfig:
     name: str = MISSING
     # None: the data are drawn from the run's `seed`, so each seed is a fresh data draw
-    # (and, for regression1d, seed 1's exact RNG order). An int fixes the data across seeds.
+    # (and, for regression1d, the weight-decay article's exact RNG order). An int fixes the data across seeds.
     seed: Optional[int] = None
 
 
@@ -267,7 +267,7 @@ class LoggerConfig:
 @dataclass
 class TensorBoardConfig(LoggerConfig):
     name: str = "tensorboard"
-    # Weight and gradient histograms per parameter, as seed 1 drew them.
+    # Weight and gradient histograms per parameter, as the weight-decay article drew them.
     histogram_every: int = 200
 
 

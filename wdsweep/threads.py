@@ -4,7 +4,7 @@ Two facts, measured on the project's 2-core VMs (benchmarks/thread_default.py):
 - torch's default, one thread per core, spins in OpenMP barriers when another process holds a
   core: a job beside one busy neighbour ran 4.5x slower with 2 threads than with 1, and far
   slower beside three. Alone, 2 threads are up to 1.8x faster than 1 (the digits MLP) or equal
-  (seed 1's tiny MLP). No fixed count is right on a shared machine, and OpenMP's passive wait
+  (the weight-decay article's tiny MLP). No fixed count is right on a shared machine, and OpenMP's passive wait
   policy is no way out (5.5x slower alone: every small op then wakes a sleeping thread).
 - MKL's sgemm sums in an order that depends on its thread count, so the same config gave test
   error 0.2221 with 2 threads and 0.2167 with 1. MKL's strict conditional numerical

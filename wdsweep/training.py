@@ -63,7 +63,7 @@ EVAL_ROWS = 2048
 
 
 def data_loss(task: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    # Seed 1's MSELoss (mean) for regression; mean cross-entropy for classification.
+    # The weight-decay article's MSELoss (mean) for regression; mean cross-entropy for classification.
     return F.mse_loss(out, y) if task == "regression" else F.cross_entropy(out, y)
 
 

@@ -207,7 +207,7 @@ class _SinkingLinear(torch.autograd.Function):
     (glibc hands blocks that big back to the kernel, so each one costs page faults) and that
     the optimizer then reads once more to add into its momentum buffer. Written in place into
     a buffer that lives for the whole run, and straight into the momentum buffer where that is
-    all the gradient is used for, the step takes about half the time (profiled on seed 1's
+    all the gradient is used for, the step takes about half the time (profiled on the weight-decay article's
     MLP, 64 members). The weights still require grad, so autograd builds the graph through
     every layer; this backward returns no gradient for them."""
 
@@ -291,7 +291,7 @@ class _StackedNet:
 
 
 def _losses(task: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Each member's mean loss, (K,): seed 1's MSE, or cross-entropy."""
+    """Each member's mean loss, (K,): the weight-decay article's MSE, or cross-entropy."""
     if task == "regression":
         return ((out - y) ** 2).mean(dim=(1, 2))
     k, n, c = out.shape

@@ -860,7 +860,16 @@ class OptunaSweeperImpl(Sweeper):
             results["pareto_front"] = [{"number": t.number, "values": t.values, "params": t.params}
                                        for t in study.best_trials]
         OmegaConf.save(OmegaConf.create(results), sweep_dir / RESULTS_FILE)
-        log.info("%s: %s", RESULTS_FILE, {k: v for k, v in results.items() if k != "pareto_front"})
+        # The file keeps every digit; the log line rounds to 4 significant digits, what a reader
+        # compares (a 17-digit float says more than one run can support).
+        def rounded(value):
+            if isinstance(value, float):
+                return float(f"{value:.4g}") + 0.0  # + 0.0: a rounded -0.0 prints as 0.0
+            if isinstance(value, dict):
+                return {k: rounded(v) for k, v in value.items()}
+            return [rounded(v) for v in value] if isinstance(value, (list, tuple)) else value
+
+        log.info("%s: %s", RESULTS_FILE, rounded({k: v for k, v in results.items() if k != "pareto_front"}))
 
 
 def _replication_text(replication: Optional[dict]) -> str:

@@ -1,0 +1,91 @@
+"""What every chart shares: the Agg backend and theme, the labels, number formatting, the mean
+and t-interval over seeds, saving, and FigureProblem (a figure left out, with a one-line reason).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Sequence, Tuple
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display is needed or wanted
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+sns.set_theme(style="whitegrid", context="paper")
+
+FORMATS = ("png", "pdf")
+Chart = Tuple[pd.DataFrame, List[Path]]  # the data drawn, and the files written
+SCOPE_WORDS = {"weights": "weights only", "all": "all parameters (global)"}
+
+
+class FigureProblem(Exception):
+    """A figure that cannot be drawn, or could not show what its title says, from what the
+    jobs left (one line; the analysis prints it and draws the others)."""
+
+
+def decay_label(frame: pd.DataFrame) -> pd.Series:
+    """The curve a run belongs to: its scope, with the mode when the sweep has several modes."""
+    scope = frame["reg.scope"].map(SCOPE_WORDS).fillna(frame["reg.scope"].astype(str))
+    if "reg.mode" in frame and frame["reg.mode"].nunique() > 1:
+        return scope + " · " + frame["reg.mode"].astype(str)
+    return scope
+
+
+def is_regression(frame: pd.DataFrame) -> bool:
+    return bool(frame.get("data.name", pd.Series(dtype=str)).eq("regression1d").any()
+                or frame.get("data.task", pd.Series(dtype=str)).eq("regression").any())
+
+
+def error_label(frame: pd.DataFrame) -> str:
+    return "mean squared error" if is_regression(frame) else "error (1 − accuracy)"
+
+
+def title_of(frame: pd.DataFrame) -> str:
+    """data · model · optimizer, each the set of values the runs have."""
+    parts = []
+    frame = frame.copy()
+    if "model._target_" in frame:  # a user's model may have no name: its target's last name
+        label = frame["model._target_"].astype(str).str.rsplit(".", n=1).str[-1].str.lower()
+        frame["model.name"] = frame["model.name"].fillna(label) if "model.name" in frame else label
+    for key in ("data.name", "model.name", "optimizer.name"):
+        if key in frame and frame[key].notna().any():
+            parts.append("/".join(sorted(frame[key].dropna().astype(str).unique())))
+    return " · ".join(parts)
+
+
+def num(value: float, digits: int = 2) -> str:
+    """`value` with `digits` decimals, never "-0.00": a rounded zero has no sign."""
+    text = f"{value:.{digits}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text
+
+
+def mean_and_ci(values: pd.Series) -> Tuple[float, float]:
+    """Mean and the half-width of its 95% t-interval (0 for a single value)."""
+    from scipy import stats
+
+    n = len(values)
+    mean = float(values.mean())
+    if n < 2:
+        return mean, 0.0
+    return mean, float(stats.t.ppf(0.975, n - 1) * values.std(ddof=1) / np.sqrt(n))
+
+
+def seeds_phrase(ns: Sequence[int]) -> str:
+    """"3 seeds", or "2–3 seeds" when points rest on different numbers of seeds."""
+    low, high = int(min(ns)), int(max(ns))
+    return f"{high} seeds" if low == high else f"{low}–{high} seeds"
+
+
+def save(fig: plt.Figure, out: Path, name: str, formats: Sequence[str] = FORMATS) -> List[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for fmt in formats:
+        path = out / f"{name}.{fmt}"
+        fig.savefig(path, dpi=150, bbox_inches="tight")
+        paths.append(path)
+    plt.close(fig)
+    return paths
