@@ -2,6 +2,7 @@
 basic launcher) and the vectorized launcher share. Torch-free at import."""
 import gc
 import logging
+import re
 from typing import Any, Sequence
 
 from hydra.core.utils import JobReturn, JobStatus, filter_overrides, run_job
@@ -39,11 +40,21 @@ def numbered(cfg: DictConfig, index: int) -> DictConfig:
     return cfg
 
 
+# A float written with more digits than a reader can use (an Optuna sample, 0.0005547119471592127).
+_LONG_FLOAT = re.compile(r"(?<![\w.])-?\d+\.\d{7,}(?:[eE][-+]?\d+)?(?![\w.])|(?<![\w.])-?\d\.\d{7,}[eE][-+]?\d+")
+
+
+def readable_overrides(overrides: Sequence[str]) -> str:
+    """Overrides joined for a log line, long floats shown to 4 significant digits. Only the
+    line: the job's config, folder and metrics.json keep every digit."""
+    return " ".join(_LONG_FLOAT.sub(lambda m: f"{float(m.group()):.4g}", o) for o in overrides)
+
+
 def run_sweep_job(hydra_context: HydraContext, task: Any, cfg: DictConfig, index: int,
                   overrides: Sequence[str]) -> JobReturn:
     """One job of a sweep through Hydra's own run_job, logged as the basic launcher logs it."""
     shown = [o for o in filter_overrides(overrides) if not o.lstrip("+~").startswith("hydra.")]
-    log.info("\t#%d : %s", index, " ".join(shown))
+    log.info("\t#%d : %s", index, readable_overrides(shown))
     # The sweeper's plumbing (its trial link through hydra.job.env_set, the folder of a
     # replicated seed) says nothing a reader needs at the normal level.
     log.debug("\t#%d : all overrides: %s", index, " ".join(overrides))

@@ -21,6 +21,7 @@ from omegaconf import DictConfig
 
 import wdsweep
 from wdsweep.data import build_splits, derived_seed
+from wdsweep.inprocess import readable_overrides
 from wdsweep.models import build_model, data_info_of
 from wdsweep.monitors import ProgressBar, PruningReporter, TensorBoardLogger
 from wdsweep.optimizers import build_optimizer
@@ -261,7 +262,7 @@ def _log_summary(record: dict, overrides: Sequence[str]) -> None:
         value = record.get(key)
         return "nan" if value is None or not math.isfinite(value) else f"{value:.4g}"
 
-    where = " ".join(overrides) or "(no overrides)"
+    where = readable_overrides(overrides) or "(no overrides)"
     extra = {"diverged": f" at step {record['diverged_at_step']}",
              "pruned": f" at step {record['steps']}"}.get(record["status"], "")
     log.info("%s | %s%s | val_error=%s test_error=%s weight_norm=%s sparsity=%s | %.1fs",
