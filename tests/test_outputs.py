@@ -17,7 +17,7 @@ METRIC_KEYS = {"status", "objective", "objective_name", "train_loss", "val_loss"
 
 def test_metrics_contract_for_a_classification_run(compose_cfg, tmp_path):
     cfg = compose_cfg(["data=moons", "model.depth=1", "model.width=16", "reg=l1_prox",
-                       "reg.lam=0.3", "optimizer.lr=0.05", "trainer.steps=50", "trainer.eval_every=25",
+                       "reg.lam=0.03", "optimizer.lr=0.05", "trainer.steps=50", "trainer.eval_every=25",
                        "trainer.batch_size=32", "objective=val_loss"])
     objective = run(cfg, tmp_path)
     metrics = json.loads((tmp_path / "metrics.json").read_text())
