@@ -78,3 +78,41 @@ def run_analysis(*args: str) -> SimpleNamespace:
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main([str(a) for a in args])
     return SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
+
+
+# The weight-decay article's experiment as test_cli.py checks it and test_analysis.py draws it:
+# one shared sweep (shared_sweep) for both.
+SEED_REGRESSION_SWEEP = ["experiment=seed_regression", "seed=1,2"]
+
+
+def shared_sweep(tmp_path_factory: pytest.TempPathFactory, name: str, args: Sequence[str]) -> Path:
+    """`python -m wdsweep -m ARGS hydra.sweep.dir=...` run once for the whole test session, by
+    whichever xdist worker asks first (the other waits on a lock, then reads the same folder):
+    for tests that only read a sweep's results. Tests must not change it (copy it first). The
+    same `name` must always come with the same `args`."""
+    import fcntl
+
+    # Under xdist each worker's base temp is a folder of the session's base temp; alone, the
+    # session's own.
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent
+    home = root / f"shared-sweep-{name}"
+    sweep = home / "sweep"
+    with open(root / f"shared-sweep-{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or the worker dies
+        done = home / "args.json"
+        if done.exists():
+            assert json.loads(done.read_text()) == list(args), f"shared sweep {name!r} asked with other args"
+            return sweep
+        if home.exists():  # a worker that died while making it
+            import shutil
+
+            shutil.rmtree(home)
+        home.mkdir()
+        proc = run_cli(["-m", *args, f"hydra.sweep.dir={sweep}"], cwd=home)
+        assert proc.returncode == 0, proc.stderr
+        (home / "stdout.txt").write_text(proc.stdout)
+        (home / "stderr.txt").write_text(proc.stderr)
+        done.write_text(json.dumps(list(args)))
+    return sweep
