@@ -319,7 +319,9 @@ def test_sigterm_stops_a_sweep_cleanly_and_the_same_command_resumes(tmp_path):
     """SIGTERM (Ctrl-C takes the same path, as KeyboardInterrupt): exit code 143, one line
     saying how to resume, no traceback, no temporary file; the finished jobs are kept and never
     trained again; a done job leaves no lock file behind."""
-    command = [sys.executable, "-m", "wdsweep", "-m", "seed=0,1,2", "trainer.steps=1500", "hydra.sweep.dir=S"]
+    # Jobs of 500 steps (about 2 s each): the signal, sent once the first is done, finds the
+    # sweep training its second.
+    command = [sys.executable, "-m", "wdsweep", "-m", "seed=0,1,2", "trainer.steps=500", "hydra.sweep.dir=S"]
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     finished: Dict[str, bytes] = {}
     for signum, code, name in ((signal.SIGTERM, 143, "SIGTERM"),):
@@ -478,7 +480,9 @@ def test_a_sweep_folder_turned_read_only_mid_sweep_fails_the_jobs_left_not_the_s
     with its summary naming them, and the finished job is kept; with the folder writable
     again, the same command runs only those."""
     sweep = tmp_path / "S"
-    command = [sys.executable, "-m", "wdsweep", "-m", "seed=0,1,2", "trainer.steps=1000", f"hydra.sweep.dir={sweep}"]
+    # Jobs of 500 steps (about 2 s each): the folder is frozen while the second trains, before
+    # the third starts.
+    command = [sys.executable, "-m", "wdsweep", "-m", "seed=0,1,2", "trainer.steps=500", f"hydra.sweep.dir={sweep}"]
     proc = subprocess.Popen(command, cwd=tmp_path, env={**os.environ, "PYTHONHASHSEED": "0"},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
