@@ -121,7 +121,6 @@ def test_a_users_loader_from_their_own_folder(tmp_path):
     assert records[0]["val_error"] != records[1]["val_error"]  # the loader got each job's seed
 
 
-
 def test_a_users_loader_that_returns_no_splits_is_one_line(tmp_path, monkeypatch):
     """Checked in-process (the command line's one line for a loader's problem is the image
     folder's below)."""
