@@ -99,3 +99,24 @@ def shared_folder(tmp_path_factory, worker_id: str, name: str, build) -> Path:
             (root / "built").write_text("")
     return root
 
+
+# The weight-decay article's experiment as test_cli.py checks it and test_analysis.py draws it:
+# one shared sweep (shared_sweep) for both.
+SEED_REGRESSION_SWEEP = ["experiment=seed_regression", "seed=1,2"]
+
+
+def shared_sweep(tmp_path_factory: pytest.TempPathFactory, name: str, args: Sequence[str]) -> Path:
+    """`python -m wdsweep -m ARGS hydra.sweep.dir=...` run once for the whole test session
+    (shared_folder): for tests that only read a sweep's results. Tests must not change it (copy
+    it first). The same `name` must always come with the same `args`."""
+
+    def build(home: Path) -> None:
+        proc = run_cli(["-m", *args, f"hydra.sweep.dir={home / 'sweep'}"], cwd=home)
+        assert proc.returncode == 0, proc.stderr
+        (home / "stdout.txt").write_text(proc.stdout)
+        (home / "stderr.txt").write_text(proc.stderr)
+        (home / "args.json").write_text(json.dumps(list(args)))
+
+    home = shared_folder(tmp_path_factory, os.environ.get("PYTEST_XDIST_WORKER", "master"), f"sweep-{name}", build)
+    assert json.loads((home / "args.json").read_text()) == list(args), f"shared sweep {name!r} asked with other args"
+    return home / "sweep"

@@ -4,8 +4,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import matplotlib.image as mpimg
@@ -15,7 +13,7 @@ import pytest
 from analysis.collect import collect, status_counts
 from analysis.figures import headline_chart
 from analysis.report import best_lambdas
-from conftest import job_dirs, run_analysis, run_cli
+from conftest import SEED_REGRESSION_SWEEP, job_dirs, run_analysis, run_cli, shared_sweep
 
 pytestmark = pytest.mark.integration
 SMALL = ["trainer.steps=30", "trainer.eval_every=10", "model.depth=1", "model.width=16"]
@@ -30,9 +28,10 @@ def sweep(root: Path, *args: str, small: bool = True) -> Path:
 
 @pytest.fixture(scope="module")
 def grid(tmp_path_factory) -> Path:
-    """24 jobs: lambda x scope x p x seed, on the weight-decay article's data."""
-    return sweep(tmp_path_factory.mktemp("grid"), "reg.lam=0,0.01,1", "reg.scope=weights,all",
-                 "reg.p=1,2", "seed=0,1")
+    """24 jobs: lambda x scope x p x seed, on the weight-decay article's data (one sweep for the session, tests
+    copy it before changing it)."""
+    return shared_sweep(tmp_path_factory, "analysis-grid", ["reg.lam=0,0.01,1", "reg.scope=weights,all",
+                                                            "reg.p=1,2", "seed=0,1", *SMALL])
 
 
 def test_every_job_is_one_row_with_its_own_config(grid):
@@ -116,13 +115,20 @@ def test_bad_sources_get_one_line_each(tmp_path):
                      f"analysis: {tmp_path / 'nope.txt'}: not a sweep folder, a .journal file or a storage URL"]
 
 
+@pytest.fixture(scope="module")
+def seed_sweep(tmp_path_factory) -> Path:
+    """The weight-decay article's experiment (its two runs for seeds 1 and 2): seed 1's figures,
+    and a sweep whose figures load model.pt. One sweep for the session, shared with
+    test_cli.py; tests copy it before changing anything."""
+    return shared_sweep(tmp_path_factory, "seed_regression", SEED_REGRESSION_SWEEP)
+
+
 def png_is_drawn(path: Path) -> bool:
     return path.stat().st_size > 5_000 and mpimg.imread(path).std() > 0.05
 
 
-def test_seed_one_figures_from_its_experiment(tmp_path):
-    sweep_dir = sweep(tmp_path / "seed1", "experiment=seed_regression", "trainer.steps=300",
-                      "trainer.eval_every=100", small=False)
+def test_seed_one_figures_from_its_experiment(tmp_path, seed_sweep):
+    sweep_dir = seed_sweep
     out = tmp_path / "report"
     proc = run_analysis(sweep_dir, "--out", out)
     assert proc.returncode == 0, proc.stderr
@@ -198,15 +204,9 @@ class _RunsCode:
         return os.system, (f"touch {self.marker}",)
 
 
-@pytest.fixture(scope="module")
-def seed_sweep(tmp_path_factory) -> Path:
-    """The weight-decay article's two runs, short: a sweep whose figures load model.pt."""
-    return sweep(tmp_path_factory.mktemp("seed"), "experiment=seed_regression", "trainer.steps=20",
-                 "trainer.eval_every=10", small=False)
-
-
 @pytest.mark.parametrize("damage", ["crafted", "truncated"])
-def test_a_crafted_or_truncated_model_file_is_one_line_and_runs_no_code(tmp_path, damage, seed_sweep):
+def test_a_crafted_or_truncated_model_file_is_one_line_and_runs_no_code(tmp_path, damage, seed_sweep,
+                                                                       monkeypatch):
     """The analysis loads weights only: a model.pt that would run code under a full unpickle
     runs none (even with TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1), and a truncated one leaves out
     the figures that need it, with one line, while the rest of the report is made."""
@@ -225,9 +225,8 @@ def test_a_crafted_or_truncated_model_file_is_one_line_and_runs_no_code(tmp_path
         else:
             model.write_bytes(model.read_bytes()[:100])
     out = tmp_path / "report"
-    proc = subprocess.run([sys.executable, "-m", "analysis", str(sweep_dir), "--out", str(out)],
-                          capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"})
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")  # torch reads it at each load
+    proc = run_analysis(sweep_dir, "--out", out)
     assert proc.returncode == 0, proc.stderr
     assert not marker.exists()
     problems = [line for line in proc.stderr.splitlines() if "unreadable model.pt" in line]

@@ -9,7 +9,8 @@ import torch
 import yaml
 from torch import nn
 
-from conftest import BIG_MODEL, SMALL_ADDRESS_SPACE, job_dirs, read_metrics, run_cli
+from conftest import (BIG_MODEL, SEED_REGRESSION_SWEEP, SMALL_ADDRESS_SPACE, job_dirs, read_metrics, run_cli,
+                      shared_sweep)
 
 pytestmark = pytest.mark.integration
 
@@ -54,10 +55,10 @@ def seed_one_article_test_error() -> float:
         return nn.functional.mse_loss(net(test_x), test_y).item()
 
 
-def test_seed_regression_shows_what_seed_one_reported(tmp_path):
-    proc = run_cli(["-m", "experiment=seed_regression", "seed=1,2"], cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    runs = [read_metrics(job) for job in job_dirs(tmp_path / "multirun")]
+def test_seed_regression_shows_what_seed_one_reported(tmp_path_factory):
+    # python -m wdsweep -m experiment=seed_regression seed=1,2 (shared with test_analysis.py)
+    sweep = shared_sweep(tmp_path_factory, "seed_regression", SEED_REGRESSION_SWEEP)
+    runs = [read_metrics(job) for job in job_dirs(sweep)]
     assert len(runs) == 4 and all(r["status"] == "completed" for r in runs)
     by_reg = {"none": [], "global": []}
     for r in runs:
@@ -71,20 +72,24 @@ def test_seed_regression_shows_what_seed_one_reported(tmp_path):
     assert seed1_plain["test_error"] == pytest.approx(seed_one_article_test_error(), rel=1e-6)
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["reg.lam=-1"], "reg.lam=-1.0 is not allowed"),
-    (["reg.p=0"], "reg.p=0.0 is not allowed"),
-    (["reg.mode=sideways"], "reg.mode='sideways' is not allowed: one of coupled, decoupled, proximal"),
-    (["reg.scope=biases"], "reg.scope='biases' is not allowed: one of weights, all"),
-    (["reg.mode=proximal", "reg.p=3"], "reg.p=3.0 is not allowed: 1 or 2 with reg.mode=proximal"),
-    (["data=csv", "data.path=missing.csv", "data.target=y"], "data.path='missing.csv' is not allowed"),
-    (["-m", "reg.p=1,2,-1"], "reg.p=-1.0 is not allowed"),
+@pytest.mark.parametrize("args,needles", [
+    # Several bad values at once: each is named, all in the one line (one process start for
+    # four checks; each value alone is checked in-process in test_config.py).
+    (["reg.lam=-1", "reg.p=0", "reg.mode=sideways", "reg.scope=biases"],
+     ["reg.lam=-1.0 is not allowed", "reg.p=0.0 is not allowed",
+      "reg.mode='sideways' is not allowed: one of coupled, decoupled, proximal",
+      "reg.scope='biases' is not allowed: one of weights, all"]),
+    (["reg.mode=proximal", "reg.p=3"], ["reg.p=3.0 is not allowed: 1 or 2 with reg.mode=proximal"]),
+    (["data=csv", "data.path=missing.csv", "data.target=y"], ["data.path='missing.csv' is not allowed"]),
+    (["-m", "reg.p=1,2,-1"], ["reg.p=-1.0 is not allowed"]),
 ])
-def test_bad_input_exits_with_one_line_and_writes_nothing(tmp_path, args, needle):
+def test_bad_input_exits_with_one_line_and_writes_nothing(tmp_path, args, needles):
     proc = run_cli(args, cwd=tmp_path)
     assert proc.returncode != 0
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("wdsweep: invalid config: ") and needle in lines[0]
+    assert len(lines) == 1 and lines[0].startswith("wdsweep: invalid config: "), lines
+    for needle in needles:
+        assert needle in lines[0], lines[0]
     assert list(tmp_path.iterdir()) == []  # no outputs/, no multirun/, no result file
 
 

@@ -3,6 +3,7 @@ own loader returning torch Datasets, and one line for what cannot be loaded."""
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -111,7 +112,6 @@ def test_a_users_loader_from_their_own_folder(tmp_path):
     (tmp_path / "myloader.py").write_text(USER_LOADER)
     (tmp_path / "conf" / "data").mkdir(parents=True)
     (tmp_path / "conf" / "data" / "mydata.yaml").write_text("_target_: myloader.load\nn_train: 120\n")
-    (tmp_path / "conf" / "data" / "baddata.yaml").write_text("_target_: myloader.bad\nn_train: 120\n")
     proc = run_cli(["--config-dir", "conf", "-m", "data=mydata", "seed=0,1", "trainer.steps=30",
                     "trainer.eval_every=10", "hydra.sweep.dir=sweep"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
@@ -120,34 +120,64 @@ def test_a_users_loader_from_their_own_folder(tmp_path):
     assert records[0]["data_sizes"] == {"train": 120, "val": 40, "test": 40}
     assert records[0]["val_error"] != records[1]["val_error"]  # the loader got each job's seed
 
-    bad = run_cli(["--config-dir", "conf", "-m", "data=mydata,baddata", "trainer.steps=5",
-                   "hydra.sweep.dir=bad"], cwd=tmp_path)
-    assert bad.returncode != 0 and not (tmp_path / "bad").exists()
-    (line,) = bad.stderr.strip().splitlines()
+
+def test_a_users_loader_that_returns_no_splits_is_one_line(tmp_path, monkeypatch):
+    """Checked in-process (the command line's one line for a loader's problem is the image
+    folder's below)."""
+    from hydra import compose, initialize_config_dir
+
+    from wdsweep.app import CONFIG_DIR
+    from wdsweep.validation import ConfigError, validate
+
+    (tmp_path / "myloader.py").write_text(USER_LOADER)
+    (tmp_path / "conf" / "data").mkdir(parents=True)
+    (tmp_path / "conf" / "data" / "baddata.yaml").write_text("_target_: myloader.bad\nn_train: 120\n")
+    monkeypatch.syspath_prepend(str(tmp_path))  # as `python -m wdsweep` in tmp_path has it
+    monkeypatch.delitem(sys.modules, "myloader", raising=False)
+    try:
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            cfg = compose(config_name="config", overrides=[
+                f"hydra.searchpath=[file://{tmp_path / 'conf'}]", "data=baddata", "trainer.steps=5"])
+        with pytest.raises(ConfigError) as info:
+            validate(cfg)
+    finally:
+        sys.modules.pop("myloader", None)
+    line = str(info.value)
+    assert "\n" not in line and line.startswith("invalid config: "), line
     assert "data._target_='myloader.bad' is not allowed" in line and "train, val and test" in line
 
 
+def images_without_a_test_folder(root: Path) -> None:
+    write_images(root)
+    for f in (root / "test").rglob("*.png"):
+        os.remove(f)
+    for d in sorted((root / "test").rglob("*"), reverse=True):
+        d.rmdir()
+    (root / "test").rmdir()
+
+
 @pytest.mark.integration
-@pytest.mark.parametrize("case,needle", [
-    ("sizes", "pixels, not 10x12 like the first image (set data.size)"),
-    ("no-test", "needs train/ and test/ folders"),
-])
-def test_image_folder_problems_are_one_line(tmp_path, case, needle):
+def test_an_image_folder_problem_is_one_line(tmp_path):
     root = tmp_path / "img"
-    if case == "sizes":
-        write_images(root, sizes={("train", "dog", 3): (9, 12)})
-    else:
-        write_images(root)
-        for f in (root / "test").rglob("*.png"):
-            os.remove(f)
-        for d in sorted((root / "test").rglob("*"), reverse=True):
-            d.rmdir()
-        (root / "test").rmdir()
+    write_images(root, sizes={("train", "dog", 3): (9, 12)})
     proc = run_cli(["data=image_folder", f"data.root={root}", "trainer.steps=2"], cwd=tmp_path)
     assert proc.returncode != 0
     (line,) = proc.stderr.strip().splitlines()
-    assert line.startswith("wdsweep: invalid config: data._target_=") and needle in line
+    assert line.startswith("wdsweep: invalid config: data._target_=")
+    assert "pixels, not 10x12 like the first image (set data.size)" in line
     assert not (tmp_path / "outputs").exists()
+
+
+def test_an_image_folder_without_test_images_is_refused_in_one_line(compose_cfg, tmp_path):
+    """The same check as above, in-process (the command line's one line is tested there)."""
+    from wdsweep.validation import ConfigError, validate
+
+    images_without_a_test_folder(tmp_path / "img")
+    with pytest.raises(ConfigError) as info:
+        validate(compose_cfg(["data=image_folder", f"data.root={tmp_path / 'img'}", "trainer.steps=2"]))
+    line = str(info.value)
+    assert line.startswith("invalid config: data._target_=") and "\n" not in line, line
+    assert "needs train/ and test/ folders" in line
 
 
 @pytest.mark.parametrize("task", ["classification", "regression"])

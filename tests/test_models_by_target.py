@@ -2,7 +2,6 @@
 refused with one line before any job when it cannot build or does not fit the data."""
 from __future__ import annotations
 
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -10,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import job_dirs, read_metrics, run_cli
+from conftest import job_dirs, read_metrics, run_analysis, run_cli
 from wdsweep.models import DataInfo, build_model, model_label
 
 USER_MODULE = '''
@@ -82,8 +81,8 @@ def test_a_users_model_from_their_own_folder_sweeps_and_is_analysed(user_repo):
     assert weights_only["decay"]["decayed_tensors"] == 2 and weights_only["decay"]["kept_tensors"] == 4
     assert weights_only["decay"]["decayed_params"] == 64 * 24 + 24 * 10
     assert weights_only["config"]["model"] == {"_target_": "mynet.Net", "hidden": 24}
-    done = subprocess.run([sys.executable, "-m", "analysis", "sweep", "--out", "report"], cwd=user_repo,
-                          capture_output=True, text=True, timeout=300)
+    # The analysis in this process (run_analysis); its command line is tested elsewhere.
+    done = run_analysis(user_repo / "sweep", "--out", user_repo / "report")
     assert done.returncode == 0, done.stderr
     import pandas as pd
 
@@ -105,26 +104,63 @@ def test_a_users_model_from_their_own_folder_sweeps_and_is_analysed(user_repo):
     assert len(trials) == 2 and all(t["config"]["model"]["_target_"] == "mynet.Net" for t in trials)
 
 
+BAD_MODELS = {
+    "wrong_width": ["model._target_='mynet.Net' is not allowed", "an output of shape (batch, 10)",
+                    "it gives (2, 3)"],
+    "not_module": ["model._target_='mynet.not_a_module' is not allowed", "not a torch.nn.Module"],
+    "broken": ["model._target_='mynet.broken' is not allowed", "the user's constructor fails"],
+    "missing": ["model._target_='mynet.NoSuchNet' is not allowed", "an importable class or function"],
+}
+
+
 @pytest.mark.integration
-@pytest.mark.parametrize("model,needles", [
-    ("wrong_width", ["model._target_='mynet.Net' is not allowed", "an output of shape (batch, 10)",
-                     "it gives (2, 3)"]),
-    ("not_module", ["model._target_='mynet.not_a_module' is not allowed", "not a torch.nn.Module"]),
-    ("broken", ["model._target_='mynet.broken' is not allowed", "the user's constructor fails"]),
-    ("missing", ["model._target_='mynet.NoSuchNet' is not allowed", "an importable class or function"]),
-])
-def test_a_model_that_cannot_train_here_is_one_line_before_any_job(user_repo, model, needles):
-    """In a sweep beside a good model: nothing trains, nothing is written."""
+def test_a_model_that_cannot_train_here_is_one_line_before_any_job(user_repo):
+    """In a sweep beside a good model: nothing trains, nothing is written. (One bad model
+    through the command line; each way a model can be bad is checked in-process below.)"""
     before = sorted(user_repo.rglob("*"))
-    proc = run_cli(["--config-dir", "conf", "-m", f"model=mynet,{model}", "data=digits",
+    proc = run_cli(["--config-dir", "conf", "-m", "model=mynet,wrong_width", "data=digits",
                     "trainer.steps=5", "hydra.sweep.dir=sweep"], cwd=user_repo)
     assert proc.returncode != 0
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
-    for needle in needles:
+    for needle in BAD_MODELS["wrong_width"]:
         assert needle in lines[0], lines[0]
+    assert lines[0].startswith("wdsweep: invalid config: ") and "[job: model=wrong_width" in lines[0]
     assert sorted(p for p in user_repo.rglob("*") if "__pycache__" not in p.parts) == \
         [p for p in before if "__pycache__" not in p.parts]
+
+
+@pytest.fixture
+def user_models(user_repo, monkeypatch):
+    """compose(model) -> the job config of `--config-dir conf model=...` run in user_repo, with
+    user_repo importable as `python -m wdsweep` makes its working folder."""
+    monkeypatch.syspath_prepend(str(user_repo))
+    monkeypatch.delitem(sys.modules, "mynet", raising=False)
+    from hydra import compose, initialize_config_dir
+
+    from wdsweep.app import CONFIG_DIR
+
+    def _compose(model: str):
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            return compose(config_name="config", overrides=[
+                f"hydra.searchpath=[file://{user_repo / 'conf'}]", f"model={model}", "data=digits",
+                "trainer.steps=5"])
+
+    yield _compose
+    sys.modules.pop("mynet", None)
+
+
+@pytest.mark.parametrize("model", list(BAD_MODELS))
+def test_each_way_a_model_cannot_train_here_is_named_in_one_line(user_models, model):
+    from wdsweep.validation import ConfigError, validate
+
+    validate(user_models("mynet"))  # the good model beside them passes
+    with pytest.raises(ConfigError) as info:
+        validate(user_models(model))
+    message = str(info.value)
+    assert message.startswith("invalid config: ") and "\n" not in message, message
+    for needle in BAD_MODELS[model]:
+        assert needle in message, message
 
 
 def test_resnet20_has_the_papers_shape_and_decays_only_its_kernels(compose_cfg):

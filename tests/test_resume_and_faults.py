@@ -144,38 +144,39 @@ def test_resume_skips_what_is_done_reruns_what_changed_and_can_be_forced(tmp_pat
     def sweep(*args: str) -> subprocess.CompletedProcess:
         return run_cli(["-m", "--config-dir", str(tmp_path / "myconf"), *args, *base], cwd=tmp_path)
 
-    assert sweep("reg.p=1,2").returncode == 0
+    assert sweep("reg.p=1,2,3,4").returncode == 0
     first = run_ids(tmp_path / "S")
-    # Same jobs in another order, plus a new one: each done job is found by its overrides.
-    grown = sweep("reg.p=3,2,1")
-    assert grown.returncode == 0, grown.stderr
-    assert "skipped 2 of 3 (already done)" in grown.stdout + grown.stderr
-    second = run_ids(tmp_path / "S")
-    assert len(second) == 3 and all(second[job] == first[job] for job in first)
+    assert len(first) == 4
 
     # An incomplete job (no metrics.json), a failed one and one whose history.csv was cut
-    # short run again (the grown sweep above showed that done ones do not).
-    (p1,) = [j for j in job_dirs(tmp_path / "S") if j.name.startswith("experiment=short,reg.p=1")]
-    (p2,) = [j for j in job_dirs(tmp_path / "S") if j.name.startswith("experiment=short,reg.p=2")]
-    (p3,) = [j for j in job_dirs(tmp_path / "S") if j.name.startswith("experiment=short,reg.p=3")]
+    # short run again; the done one does not.
+    def folder(p: int) -> Path:
+        (job,) = [j for j in job_dirs(tmp_path / "S") if f"reg.p={p}" in j.name.split(",")]
+        return job
+
+    p1, p2, p3, p4 = map(folder, (1, 2, 3, 4))
     (p1 / "metrics.json").unlink()
     failed = read_metrics(p2) | {"status": "failed"}
     (p2 / "metrics.json").write_text(json.dumps(failed))
     history = (p3 / "history.csv").read_bytes()
     (p3 / "history.csv").write_bytes(history[: len(history) // 2])
-    assert sweep("reg.p=1,2,3").returncode == 0
+    # Same jobs in another order, plus a new one: the done job is found by its overrides.
+    grown = sweep("reg.p=5,4,3,2,1")
+    assert grown.returncode == 0, grown.stderr
+    assert "skipped 1 of 5 (already done)" in grown.stdout + grown.stderr
     third = run_ids(tmp_path / "S")
-    assert all(third[job.name] != second[job.name] for job in (p1, p2, p3))
+    assert len(third) == 5 and third[p4.name] == first[p4.name]
+    assert all(third[job.name] != first[job.name] for job in (p1, p2, p3))
     assert len((p3 / "history.csv").read_text().splitlines()) == read_metrics(p3)["history_rows"] + 1
 
     # The preset changes: every job's config hash changes, so every job runs again.
     preset.write_text("# @package _global_\ntrainer:\n  steps: 30\n  eval_every: 10\n")
-    assert sweep("reg.p=1,2,3").returncode == 0
+    assert sweep("reg.p=1,2,3,4,5").returncode == 0
     fourth = run_ids(tmp_path / "S")
     assert all(fourth[job] != third[job] for job in third)
     assert all(read_metrics(job)["steps"] == 30 for job in job_dirs(tmp_path / "S"))
 
-    forced = sweep("reg.p=1,2,3", "hydra.sweeper.resume=false")
+    forced = sweep("reg.p=1,2,3,4,5", "hydra.sweeper.resume=false")
     assert forced.returncode == 0 and "skipped" not in forced.stdout + forced.stderr
     assert all(v != fourth[job] for job, v in run_ids(tmp_path / "S").items())
 
@@ -318,7 +319,9 @@ def test_sigterm_stops_a_sweep_cleanly_and_the_same_command_resumes(tmp_path):
     """SIGTERM (Ctrl-C takes the same path, as KeyboardInterrupt): exit code 143, one line
     saying how to resume, no traceback, no temporary file; the finished jobs are kept and never
     trained again; a done job leaves no lock file behind."""
-    command = [sys.executable, "-m", "wdsweep", "-m", "seed=0,1,2", "trainer.steps=1500", "hydra.sweep.dir=S"]
+    # Jobs of 500 steps (about 2 s each): the signal, sent once the first is done, finds the
+    # sweep training its second.
+    command = [sys.executable, "-m", "wdsweep", "-m", "seed=0,1,2", "trainer.steps=500", "hydra.sweep.dir=S"]
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     finished: Dict[str, bytes] = {}
     for signum, code, name in ((signal.SIGTERM, 143, "SIGTERM"),):
@@ -477,7 +480,9 @@ def test_a_sweep_folder_turned_read_only_mid_sweep_fails_the_jobs_left_not_the_s
     with its summary naming them, and the finished job is kept; with the folder writable
     again, the same command runs only those."""
     sweep = tmp_path / "S"
-    command = [sys.executable, "-m", "wdsweep", "-m", "seed=0,1,2", "trainer.steps=1000", f"hydra.sweep.dir={sweep}"]
+    # Jobs of 500 steps (about 2 s each): the folder is frozen while the second trains, before
+    # the third starts.
+    command = [sys.executable, "-m", "wdsweep", "-m", "seed=0,1,2", "trainer.steps=500", f"hydra.sweep.dir={sweep}"]
     proc = subprocess.Popen(command, cwd=tmp_path, env={**os.environ, "PYTHONHASHSEED": "0"},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
