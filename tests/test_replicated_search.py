@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import optuna
 import pandas as pd
 import pytest
 import yaml
@@ -182,3 +183,34 @@ def test_a_grid_reruns_its_best_configurations_on_fresh_seeds(tmp_path):
         fresh = finalist["fresh"]["test_error"]
         assert (fresh["mean"], fresh["low"], fresh["high"]) == (pytest.approx(np.mean(values)), pytest.approx(low),
                                                                 pytest.approx(high))
+
+
+@pytest.mark.integration
+def test_a_replicated_trial_whose_sweep_was_killed_is_told_from_its_seeds_records(tmp_path):
+    # The state a SIGKILL between the seeds' last metrics.json and the tell leaves: a RUNNING
+    # replicated trial whose seed jobs all finished. Built with Optuna and two real seed jobs.
+    from optuna.storages.journal import JournalFileBackend
+
+    from hydra_plugins.wdsweep_optuna._impl import REPLICATION_ATTR
+    from wdsweep.trial_link import ENV_ROLE, ENV_STORAGE, ENV_STUDY, ENV_TRIAL
+
+    journal = tmp_path / "multirun" / "optuna" / "orphan.journal"
+    journal.parent.mkdir(parents=True)
+    study = optuna.create_study(study_name="orphan", storage=optuna.storages.JournalStorage(
+        JournalFileBackend(str(journal))))
+    study.set_user_attr(REPLICATION_ATTR, {"seeds": [0, 1], "aggregate": "mean"})
+    trial = study.ask()
+    folder = tmp_path / "multirun" / "killed" / "trial-00000"
+    trial.set_user_attr("wdsweep_seeds", [0, 1])
+    trial.set_user_attr("wdsweep_job_dir", str(folder))
+    env = {ENV_STORAGE: str(journal), ENV_STUDY: "orphan", ENV_TRIAL: str(trial._trial_id), ENV_ROLE: "replicate"}
+    jobs = run_cli(["-m", "seed=0,1", *QUICK, f"hydra.sweep.dir={folder}", "hydra.sweep.subdir=seed-${seed}"],
+                   cwd=tmp_path, env_extra=env)
+    assert jobs.returncode == 0, jobs.stderr
+
+    proc = search(tmp_path, "hydra.sweeper.seeds=[0,1]", "hydra.sweeper.study_name=orphan", n_trials=1)
+    assert proc.returncode == 0, proc.stderr
+    (told,) = only_study(tmp_path).trials  # settled, and the budget of 1 is then spent
+    objectives = [read_metrics(folder / f"seed-{s}")["objective"] for s in (0, 1)]
+    assert told.state == TrialState.COMPLETE and told.value == pytest.approx(np.mean(objectives))
+    assert told.intermediate_values == {0: pytest.approx(objectives[0]), 1: pytest.approx(objectives[1])}

@@ -413,6 +413,8 @@ class OptunaSweeperImpl(Sweeper):
         Telling a live sweep's finished trial first is harmless: its own tell is then skipped."""
         now = time.time()
         for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if trial.user_attrs.get(rep.SEEDS_ATTR) and self._settle_replicated(study, trial):
+                continue
             record = _finished_record(trial)
             if record is not None:
                 self._tell_from_record(study, trial, record)
@@ -421,6 +423,32 @@ class OptunaSweeperImpl(Sweeper):
             if now - last > self.stale_after_seconds:
                 self._tell(study, trial._trial_id, trial.number, TrialState.FAIL, None,
                            f"stale: its sweep stopped (no heartbeat for {now - last:.0f} s)")
+
+    def _settle_replicated(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+        """A replicated trial whose sweep was killed after its seeds' jobs ended: told from the
+        seeds' metrics.json (trial-NNNNN/seed-S) as its sweep would have, once every seed has
+        one, or as failed at once if one of them failed. False: not settled (seeds still
+        missing: the heartbeat rule then applies)."""
+        seeds, folder = trial.user_attrs[rep.SEEDS_ATTR], trial.user_attrs.get(JOB_DIR_ATTR)
+        if not folder:
+            return False
+        records = {s: _finished_record(trial, Path(folder) / f"seed-{s}") for s in seeds}
+        r = rep.Replicated(trial, [], Path(folder).name)
+        for seed, record in records.items():
+            if record is not None:
+                r.take(seed, *_outcome_of_record(record, len(self.directions)), record)
+        if r.failed is None and len(r.values) < len(seeds):
+            return False
+        log.info("trial %d: its sweep stopped after its seeds' jobs ended: told from their metrics.json",
+                 trial.number)
+        try:
+            if len(self.directions) == 1:
+                for seed, values in r.values.items():
+                    self.storage_obj.set_trial_intermediate_value(trial._trial_id, seed, values[0])
+        except optuna.exceptions.UpdateFinishedTrialError:
+            return True  # its own sweep told it meanwhile
+        self._tell_replicated(study, r, seeds)
+        return True
 
     def _tell_from_record(self, study: optuna.Study, trial: optuna.trial.FrozenTrial, record: dict) -> None:
         """Tell a trial how its job ended, from the job's metrics.json, as the sweep that ran it
@@ -605,16 +633,11 @@ class OptunaSweeperImpl(Sweeper):
         """Keep one seed's outcome on the trial: its values as the intermediate value at
         step = seed (what WilcoxonPruner compares), or the trial's failure."""
         state, values, reason, record = rep.seed_outcome(ret, job_dir, len(self.directions))
-        if state != TrialState.COMPLETE:
-            r.failed = r.failed or f"seed {seed}: {reason or state.name.lower()}"
-            return
-        r.values[seed] = values
-        r.val_errors[seed] = finite_or_none(record.get("val_error"))
-        r.test_errors[seed] = finite_or_none(record.get("test_error"))
-        if len(self.directions) == 1:
+        r.take(seed, state, values, reason, record)
+        if state == TrialState.COMPLETE and len(self.directions) == 1:
             self.storage_obj.set_trial_intermediate_value(r.trial._trial_id, seed, values[0])
 
-    def _tell_replicated(self, study: optuna.Study, r: "rep.Replicated") -> None:
+    def _tell_replicated(self, study: optuna.Study, r: "rep.Replicated", seeds: Optional[List[int]] = None) -> None:
         """Tell a replicated trial its aggregate (or PRUNED, or FAIL), with the per-seed values
         and the means of the seeds' validation and test errors as user attributes."""
         def mean(values: Dict[int, Optional[float]]) -> Optional[float]:
@@ -637,7 +660,8 @@ class OptunaSweeperImpl(Sweeper):
             log.info("trial %d: %s", r.trial.number, r.pruned)
             self._tell(study, r.trial._trial_id, r.trial.number, TrialState.PRUNED, None, None)
         else:
-            values = rep.aggregate([r.values[s] for s in self.seeds], self.directions, self.aggregate, self.se_k)
+            values = rep.aggregate([r.values[s] for s in seeds or self.seeds], self.directions, self.aggregate,
+                                   self.se_k)
             self._tell(study, r.trial._trial_id, r.trial.number, TrialState.COMPLETE, values, None)
 
     def _finished_replicated_by_canonical(self, study: optuna.Study) -> Dict[str, optuna.trial.FrozenTrial]:
@@ -934,14 +958,14 @@ def _one_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {' '.join(str(err).split())}"
 
 
-def _finished_record(trial: optuna.trial.FrozenTrial) -> Optional[dict]:
-    """The metrics.json of the trial's job if that job finished (any status), else None. The
-    record must be this trial's: it names the trial (or is a record of another trial's result,
-    written by the sweeper) and its job started after the trial was asked, not an older run
-    in a folder of the same name."""
+def _finished_record(trial: optuna.trial.FrozenTrial, folder: Optional[Path] = None) -> Optional[dict]:
+    """The metrics.json of the trial's job (or of the job in `folder`: one seed of a replicated
+    trial) if that job finished (any status), else None. The record must be this trial's: it
+    names the trial (or is a record of another trial's result, written by the sweeper) and its
+    job started after the trial was asked, not an older run in a folder of the same name."""
     from wdsweep.resume import read_record
 
-    folder = trial.user_attrs.get(JOB_DIR_ATTR)
+    folder = folder or trial.user_attrs.get(JOB_DIR_ATTR)
     record = read_record(Path(folder)) if folder else None
     if record is None or record.get("status") not in ("completed", "pruned", "diverged", "failed"):
         return None

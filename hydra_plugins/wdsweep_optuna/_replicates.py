@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
+from wdsweep.finalists import finite_or_none
+
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,18 @@ class Replicated:
     val_errors: Dict[int, Optional[float]] = field(default_factory=dict)
     failed: Optional[str] = None
     pruned: Optional[str] = None
+
+    def take(self, seed: int, state: Any, values: Optional[List[float]], reason: Optional[str],
+             record: Optional[dict]) -> None:
+        """Keep one seed's outcome: its values and errors, or the trial's failure."""
+        from optuna.trial import TrialState
+
+        if state != TrialState.COMPLETE:
+            self.failed = self.failed or f"seed {seed}: {reason or state.name.lower()}"
+            return
+        self.values[seed] = values
+        self.val_errors[seed] = finite_or_none((record or {}).get("val_error"))
+        self.test_errors[seed] = finite_or_none((record or {}).get("test_error"))
 
     def seed_job(self, seed: int) -> List[str]:
         return self.job + [f"seed={seed}", f"hydra.sweep.subdir={self.folder}/seed-{seed}"]
