@@ -63,6 +63,9 @@ class ValidatingSweeperConf(BasicSweeperConf):
     # (wdsweep.finalists): the winner's curse, measured.
     finalists: int = 0
     finalist_seeds: Any = 5
+    # Compose and validate every job, print which would train and which resume would skip
+    # (and why), then exit 0: nothing trained, nothing written, no folder made.
+    dry_run: bool = False
 
 
 ConfigStore.instance().store(group="hydra/sweeper", name="wdsweep_grid",
@@ -81,9 +84,9 @@ class _Job:
 
 class ValidatingSweeper(BasicSweeper):
     def __init__(self, max_batch_size: Any = None, params: Any = None, resume: bool = True,
-                 dedupe: bool = True, finalists: int = 0, finalist_seeds: Any = 5) -> None:
+                 dedupe: bool = True, finalists: int = 0, finalist_seeds: Any = 5, dry_run: bool = False) -> None:
         super().__init__(max_batch_size=max_batch_size, params=params)
-        self.resume, self.dedupe = resume, dedupe
+        self.resume, self.dedupe, self.dry_run = resume, dedupe, dry_run
         self.finalists = finalists
         self.finalist_seeds = (OmegaConf.to_container(finalist_seeds) if OmegaConf.is_list(finalist_seeds)
                                else finalist_seeds)
@@ -125,15 +128,18 @@ class ValidatingSweeper(BasicSweeper):
 
         self._check_distinct_folders(jobs)
         sweep_dir = Path(self.config.hydra.sweep.dir)
-        problem = output_folder_problem(sweep_dir)
-        if problem:
-            ConfigError(f"invalid config: hydra.sweep.dir={str(sweep_dir)!r} is not allowed: a folder this "
-                        f"process can write ({problem})").exit()
 
         def done(job: _Job) -> bool:
             return self.resume and done_record(job.folder, job.config_hash, job.threads) is not None
 
         twin_of = self._twins(jobs) if self.dedupe else {}
+        if self.dry_run:
+            self._print_plan(jobs, twin_of, done, sweep_dir)
+            return []
+        problem = output_folder_problem(sweep_dir)
+        if problem:
+            ConfigError(f"invalid config: hydra.sweep.dir={str(sweep_dir)!r} is not allowed: a folder this "
+                        f"process can write ({problem})").exit()
         pending = [job for job in jobs if job.index not in twin_of and not done(job)]
         twins = [job for job in jobs if job.index in twin_of and not done(job)]
         if twin_of:
@@ -250,6 +256,29 @@ class ValidatingSweeper(BasicSweeper):
         for entry in entries:
             log.info("%s", finalists.log_line(entry))
         return [job for _, _, job in planned], todo
+
+    def _print_plan(self, jobs: List[_Job], twin_of: Dict[int, _Job], done, sweep_dir: Path) -> None:
+        """hydra.sweeper.dry_run: one line per job, what the sweep would do with it and why,
+        and a summary; on stdout, since it is the command's answer rather than a log."""
+        counts: Counter = Counter()
+        lines = []
+        width = max((len(job.folder.name) for job in jobs), default=0)
+        for job in jobs:
+            if done(job):
+                action = "skip: done (its metrics.json holds the same config hash)"
+            elif job.index in twin_of:
+                action = f"record: trains nothing, same as {twin_of[job.index].folder.name}"
+            else:
+                action = "train"
+            counts[action.split(":")[0]] += 1
+            lines.append(f"  #{job.index:<4d} {job.folder.name:<{width}s}  {action}")
+        print(f"dry run: {len(jobs)} jobs in {sweep_dir} ({'exists' if sweep_dir.is_dir() else 'not made yet'}): "
+              f"{counts['train']} would train, {counts['skip']} already done, {counts['record']} would be "
+              "records of another job's result; nothing trained or written")
+        print("\n".join(lines))
+        if self.finalists:
+            print(f"then the {self.finalists} best configurations would train again on fresh seeds "
+                  "(hydra.sweeper.finalists), picked from the results")
 
     @staticmethod
     def _check_distinct_folders(jobs: List[_Job]) -> None:

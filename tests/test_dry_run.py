@@ -1,0 +1,41 @@
+"""hydra.sweeper.dry_run: the grid a sweep would run, what resume would skip and why, with
+nothing trained or written, through real `python -m wdsweep -m` processes."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import read_metrics, run_cli
+
+pytestmark = pytest.mark.integration
+
+QUICK = ["trainer.steps=20", "trainer.eval_every=10", "model.depth=1", "model.width=16"]
+
+
+def tree(folder: Path) -> dict:
+    """Every file under `folder` with its size and modification time."""
+    return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()}
+
+
+def test_a_dry_run_lists_what_would_train_and_what_is_skipped_and_writes_nothing(tmp_path):
+    sweep = tmp_path / "multirun" / "grid"
+    dry = run_cli(["-m", "reg.lam=0,1e-3", "reg.p=1,2", *QUICK, "hydra.sweeper.dry_run=true",
+                   f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
+    assert dry.returncode == 0, dry.stderr
+    assert "4 jobs" in dry.stdout and "3 would train" in dry.stdout and "1 would be records" in dry.stdout
+    assert not (tmp_path / "multirun").exists() and not (tmp_path / "outputs").exists()
+
+    real = run_cli(["-m", "reg.lam=0,1e-3", "reg.p=1", *QUICK, f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
+    assert real.returncode == 0, real.stderr
+    (done_job,) = [p.parent for p in sweep.glob("*reg.lam=0.001*/metrics.json")]
+    before = tree(tmp_path)
+    dry = run_cli(["-m", "reg.lam=0,1e-3", "reg.p=1,2", *QUICK, "hydra.sweeper.dry_run=true",
+                   f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
+    assert dry.returncode == 0, dry.stderr
+    assert tree(tmp_path) == before  # not a file added, changed or touched
+    lines = {line.split()[1]: line for line in dry.stdout.splitlines() if line.lstrip().startswith("#")}
+    assert "skip: done" in lines[done_job.name] and read_metrics(done_job)["status"] == "completed"
+    assert "2 already done" in dry.stdout and "1 would train" in dry.stdout
+    (p2,) = [line for name, line in lines.items() if "reg.lam=0.001" in name and "reg.p=2" in name]
+    assert p2.rstrip().endswith("train")
