@@ -39,3 +39,22 @@ def test_a_dry_run_lists_what_would_train_and_what_is_skipped_and_writes_nothing
     assert "2 already done" in dry.stdout and "1 would train" in dry.stdout
     (p2,) = [line for name, line in lines.items() if "reg.lam=0.001" in name and "reg.p=2" in name]
     assert p2.rstrip().endswith("train")
+
+
+def test_an_optuna_dry_run_says_what_the_study_holds_and_asks_nothing(tmp_path):
+    import optuna
+    from optuna.storages.journal import JournalFileBackend
+
+    journal = tmp_path / "multirun" / "optuna" / "planned.journal"
+    journal.parent.mkdir(parents=True)
+    study = optuna.create_study(study_name="planned", storage=optuna.storages.JournalStorage(
+        JournalFileBackend(str(journal))))
+    study.optimize(lambda t: t.suggest_float("reg.lam", 1e-6, 1e-1, log=True), n_trials=2)
+    before = tree(tmp_path)
+    dry = run_cli(["-m", "search=optuna", "hydra.sweeper.study_name=planned", "hydra.sweeper.n_trials=5",
+                   "hydra.sweeper.n_jobs=2", "hydra.sweeper.dry_run=true", *QUICK], cwd=tmp_path)
+    assert dry.returncode == 0, dry.stderr
+    first = dry.stdout.splitlines()[0]
+    assert "2 trials already (2 complete)" in first and "up to 3 more" in first and "2 at a time" in first
+    assert "search reg.lam: FloatDistribution" in dry.stdout and ": valid" in dry.stdout
+    assert tree(tmp_path) == before and len(study.trials) == 2  # nothing asked, no sweep folder made

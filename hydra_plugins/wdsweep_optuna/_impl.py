@@ -74,7 +74,7 @@ class OptunaSweeperImpl(Sweeper):
                  params: Optional[DictConfig], custom_search_space: Optional[str], enqueue: List[Any],
                  heartbeat_seconds: float, stale_after_seconds: float, dedupe: bool = True,
                  seeds: Any = None, aggregate: str = "mean", se_k: float = 1.0, finalists: int = 0,
-                 finalist_seeds: Any = 5) -> None:
+                 finalist_seeds: Any = 5, dry_run: bool = False) -> None:
         self.sampler_conf = OmegaConf.to_container(sampler, resolve=True)
         self.pruner_conf = OmegaConf.to_container(pruner, resolve=True)
         self.directions = [direction] if isinstance(direction, str) else list(direction)
@@ -92,6 +92,7 @@ class OptunaSweeperImpl(Sweeper):
                                     if isinstance(finalist_seeds, ListConfig) else finalist_seeds)
         self.seeds: Optional[List[int]] = None
         self.aggregate, self.se_k, self.finalists = aggregate, se_k, finalists
+        self.dry_run = dry_run
         self.space = SearchSpace()
         self.storage_obj: Optional[optuna.storages.BaseStorage] = None
         self.storage_spec = ""  # the storage URL (password masked) or journal path in use, set by sweep()
@@ -127,6 +128,9 @@ class OptunaSweeperImpl(Sweeper):
         storage_spec = self.storage_spec = (
             self.storage or str((Path(self.storage_dir) / f"{study_name}.journal").resolve()))
         sweep_dir = Path(self.config.hydra.sweep.dir)
+        if self.dry_run:
+            self._print_plan(space, study_name, storage_spec)
+            return None
         self._check_sweep_dir_is_ours(sweep_dir, study_name)
         lock, study = self._open_study_or_exit(study_name, storage_spec, space)
         sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -145,6 +149,53 @@ class OptunaSweeperImpl(Sweeper):
         if self.finalists:
             self._run_finalists(study, sweep_dir, storage_spec, job_index)
         return None
+
+    def _print_plan(self, space: SearchSpace, study_name: str, storage_spec: str) -> None:
+        """hydra.sweeper.dry_run: what the search would do, on stdout; nothing asked or written.
+        A journal file is read if it exists; a storage URL is not opened (opening an RDB
+        storage may create its tables)."""
+        from wdsweep.validation import validate
+
+        sample = {key: _first_value(dist) for key, dist in space.distributions.items()}
+        job = [f"{k}={v}" for k, v in space.fixed.items() if k not in sample] + \
+              [f"{k}={_override_value(v)}" for k, v in sample.items()]
+        try:
+            validate(self.hydra_context.config_loader.load_sweep_config(self.config, job))
+            checked = "valid"
+        except Exception as err:  # noqa: BLE001 - said, as the sweep would fail that trial
+            checked = f"invalid ({_fail_reason(err)})"
+        held = "a URL storage is not opened in a dry run"
+        finished = 0
+        if "://" not in storage_spec:
+            held = "new study (no journal file yet)"
+            if Path(storage_spec).is_file():
+                from optuna.storages.journal import JournalFileBackend
+
+                storage = optuna.storages.JournalStorage(JournalFileBackend(storage_spec))
+                found = [s for s in optuna.get_all_study_summaries(storage) if s.study_name == study_name]
+                if found and found[0].user_attrs.get(REPLICATION_ATTR) != self._replication():
+                    # what the sweep itself would say, as it would say it (one line, exit 1)
+                    ConfigError(f"invalid search: study {study_name!r} in {storage_spec} was run with "
+                                f"{_replication_text(found[0].user_attrs.get(REPLICATION_ATTR))}, not "
+                                f"{_replication_text(self._replication())}: give another "
+                                "hydra.sweeper.study_name").exit()
+                if found:
+                    trials = optuna.load_study(study_name=study_name, storage=storage).get_trials(deepcopy=False)
+                    states = {s.name: sum(t.state == s for t in trials) for s in TrialState}
+                    finished = sum(states[s.name] for s in FINISHED)
+                    held = f"{len(trials)} trials already (" + ", ".join(
+                        f"{n} {name.lower()}" for name, n in states.items() if n) + ")" if trials else "no trial yet"
+        per_trial = f"{len(self.seeds)} seeds {self.seeds}" if self.seeds else "one run"
+        print(f"dry run: study {study_name!r} in {storage_spec}: {held}; would ask up to "
+              f"{max(0, self.n_trials - finished)} more trial(s) to reach n_trials={self.n_trials}, "
+              f"{self.n_jobs} at a time, each {per_trial}"
+              + (f", then {self.finalists} finalist(s) on fresh seeds" if self.finalists else "")
+              + "; nothing asked, trained or written")
+        for key, dist in space.distributions.items():
+            print(f"  search {key}: {dist}")
+        for key, value in space.fixed.items():
+            print(f"  fixed  {key}={value}")
+        print(f"  a sample point's config ({' '.join(job)}): {checked}")
 
     def _fail_if_nothing_completed(self, study: optuna.Study) -> None:
         """A search none of whose trials completed has no answer: say so and exit non-zero
@@ -1021,6 +1072,13 @@ def _count(study: optuna.Study, states: Sequence[TrialState]) -> int:
 def _nop_pruner() -> optuna.pruners.BasePruner:
     # The sweeper never prunes: its jobs do, with the pruner stored on the study.
     return optuna.pruners.NopPruner()
+
+
+def _first_value(dist: optuna.distributions.BaseDistribution) -> Any:
+    """A point of the distribution, for a dry run's sample config: its first choice or its low end."""
+    if isinstance(dist, optuna.distributions.CategoricalDistribution):
+        return dist.choices[0]
+    return dist.low
 
 
 def _override_value(value: Any) -> str:

@@ -143,6 +143,9 @@ class OptunaSweeperConf:
     finalists: int = 0
     # A count n (the n smallest seeds the search did not use) or a list of unused seeds.
     finalist_seeds: Any = 5
+    # Check the settings and the search space, validate a sample point's config, say what the
+    # study holds and how many trials would be asked, then exit 0: nothing asked or written.
+    dry_run: bool = False
 
 
 _cs = ConfigStore.instance()
