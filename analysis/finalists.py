@@ -3,11 +3,12 @@ seeds (finalists.yaml, written by the sweepers; see wdsweep.finalists), beside w
 itself said of them, so that the winner's curse is measured rather than hidden."""
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Iterable, List, Optional
 
 import yaml
+
+from analysis.report import number  # report.md's one way of writing an error
 
 
 def finalist_files(sources: Iterable[str]) -> List[Path]:
@@ -20,40 +21,33 @@ def finalist_files(sources: Iterable[str]) -> List[Path]:
     return list(dict.fromkeys(found))
 
 
-def _number(x: Optional[float]) -> str:
-    if x is None or not math.isfinite(x):
-        return "–"
-    text = f"{x:.4f}"
-    return "0.0000" if text == "-0.0000" else text
-
-
 def _interval(stat: Optional[dict]) -> str:
     if not stat:
         return "no completed seed"
     if stat.get("low") is None:
-        return f"{_number(stat['mean'])} (n = {stat['n']}, no interval)"
-    return f"{_number(stat['mean'])} [{_number(stat['low'])}, {_number(stat['high'])}] (n = {stat['n']})"
+        return f"{number(stat['mean'])} (n = {stat['n']}, no interval)"
+    return f"{number(stat['mean'])} [{number(stat['low'])}, {number(stat['high'])}] (n = {stat['n']})"
 
 
 def optimism_sentence(entry: dict, direction: str) -> str:
     """Where the search's own value lies against the fresh seeds' 95% interval, in words."""
     fresh, said = entry["fresh"]["objective"], entry["search_value"]
     if not fresh:
-        return f"{entry['name']}: no fresh seed completed, so the search's value {_number(said)} is unchecked."
+        return f"{entry['name']}: no fresh seed completed, so the search's value {number(said)} is unchecked."
     if fresh.get("low") is None:
-        return (f"{entry['name']}: one fresh seed ({_number(fresh['mean'])} against the search's {_number(said)}); "
+        return (f"{entry['name']}: one fresh seed ({number(fresh['mean'])} against the search's {number(said)}); "
                 "no interval, so no verdict on the search's optimism.")
     flattering = said < fresh["low"] if direction == "minimize" else said > fresh["high"]
     unflattering = said > fresh["high"] if direction == "minimize" else said < fresh["low"]
     gap = fresh["mean"] - said
     if flattering:
-        return (f"{entry['name']}: the search said {_number(said)}; fresh seeds give {_interval(fresh)}. The "
+        return (f"{entry['name']}: the search said {number(said)}; fresh seeds give {_interval(fresh)}. The "
                 f"search's value lies outside the interval on the good side: it was optimistic by about "
-                f"{_number(abs(gap))} (the winner's curse).")
+                f"{number(abs(gap))} (the winner's curse).")
     if unflattering:
-        return (f"{entry['name']}: the search said {_number(said)}; fresh seeds give {_interval(fresh)}, better than "
+        return (f"{entry['name']}: the search said {number(said)}; fresh seeds give {_interval(fresh)}, better than "
                 "the search's own value.")
-    return (f"{entry['name']}: the search said {_number(said)}; fresh seeds give {_interval(fresh)}, which holds "
+    return (f"{entry['name']}: the search said {number(said)}; fresh seeds give {_interval(fresh)}, which holds "
             "the search's value: no optimism measurable with these seeds.")
 
 
@@ -77,7 +71,7 @@ def finalists_section(paths: List[Path]) -> List[str]:
                   "|---|---|---|---|---|"]
         for entry in entries:
             fresh = entry["fresh"]
-            lines.append(f"| {entry['name']} | {_number(entry['search_value'])} | {_interval(fresh['objective'])} | "
+            lines.append(f"| {entry['name']} | {number(entry['search_value'])} | {_interval(fresh['objective'])} | "
                          f"{_interval(fresh['val_error'])} | {_interval(fresh['test_error'])} |")
         lines += [""] + [f"- {optimism_sentence(e, direction)}" for e in entries] + [""]
         lines += _pick(entries, direction)
@@ -109,7 +103,7 @@ def _pick(entries: List[dict], direction: str) -> List[str]:
         else:
             p = float(stats.ttest_rel([theirs[s] for s in shared], [mine[s] for s in shared]).pvalue)
             mean = sum(diffs) / len(diffs)
-            verdict = (f"ahead of the runner-up ({runner['name']}) by {_number(abs(mean))} on {len(shared)} paired "
+            verdict = (f"ahead of the runner-up ({runner['name']}) by {number(abs(mean))} on {len(shared)} paired "
                        f"fresh seeds, paired t-test p = {p:.2g}: "
                        + ("a difference beyond noise at the 5% level" if p < 0.05 else "within noise"))
         text += f"; {verdict}"

@@ -205,7 +205,7 @@ class Comparisons:
 
 # Numbers as far as they are supported: error rates are shares of a few hundred to a few
 # thousand predictions, so 4 decimals; a p-value to 2 significant digits.
-def _num(x: float, signed: bool = False) -> str:
+def number(x: float, signed: bool = False) -> str:
     if x is None or math.isnan(x):
         return "–"
     text = f"{x:+.4f}" if signed else f"{x:.4f}"
@@ -235,15 +235,15 @@ def _wilcoxon(c: Comparison) -> str:
 def _interval(r: Optional[stats.Paired]) -> str:
     if r is None or r.n < 2 or math.isnan(r.low):
         return "–"
-    return f"[{_num(r.low, True)}, {_num(r.high, True)}]"
+    return f"[{number(r.low, True)}, {number(r.high, True)}]"
 
 
 def _spread(values: pd.Series) -> str:
     """mean ± std [95% interval] of one configuration's values over its seeds."""
     if len(values) < 2:
-        return f"{_num(values.mean())} (one seed)"
+        return f"{number(values.mean())} (one seed)"
     low, high = stats.interval(values)
-    return f"{_num(values.mean())} ± {_num(values.std(ddof=1))} [{_num(low)}, {_num(high)}]"
+    return f"{number(values.mean())} ± {number(values.std(ddof=1))} [{number(low)}, {number(high)}]"
 
 
 def _grid_sections(grid: pd.DataFrame) -> List[str]:
@@ -312,7 +312,7 @@ def _question(pairs, keys: List[str], grid: pd.DataFrame, comparisons: Compariso
     for w, a, c in pairs:
         cells = "| " + _setting_cells(w.setting, rest) + f"{_lam(w.config.lam)} | {_lam(a.config.lam)} | "
         if c is None:
-            lines.append(cells + f"{_num(w.config.test.mean())} | {_num(a.config.test.mean())} | 0 | – | – | "
+            lines.append(cells + f"{number(w.config.test.mean())} | {number(a.config.test.mean())} | 0 | – | – | "
                          + ("– | " if comparisons.wilcoxon else "")
                          + f"{len(w.config.test)} | both choose no decay: the same runs |")
             said.append("both choose no decay")
@@ -320,8 +320,8 @@ def _question(pairs, keys: List[str], grid: pd.DataFrame, comparisons: Compariso
         r = c.result
         verdict = c.verdict("weight-only lower", "weight-only higher")
         said.append(verdict)
-        lines.append(cells + f"{_num(c.a.test[r_index(c)].mean())} | {_num(c.b.test[r_index(c)].mean())} | "
-                     f"{_num(r.mean, True) if r else '–'} | {_interval(r)} | {_p(c.p_holm)} | {w_cell(c)}"
+        lines.append(cells + f"{number(c.a.test[r_index(c)].mean())} | {number(c.b.test[r_index(c)].mean())} | "
+                     f"{number(r.mean, True) if r else '–'} | {_interval(r)} | {_p(c.p_holm)} | {w_cell(c)}"
                      f"{r.n if r else 0} | {verdict} |")
     lines += ["", _question_summary(said), ""]
     tested = [(_label(w.setting, rest), c) for w, _, c in pairs
@@ -372,7 +372,7 @@ def _power_line(tested: List[Tuple[str, Comparison]]) -> str:
         elif math.isnan(detect):
             parts.append(f"{label}: no spread to judge by")
         else:
-            parts.append(f"{label}: {_num(detect)} (seen {_num(abs(r.mean))}; {_needed(r)})")
+            parts.append(f"{label}: {number(detect)} (seen {number(abs(r.mean))}; {_needed(r)})")
     n = sorted({c.result.n for _, c in tested})
     return (f"Power: with {'/'.join(map(str, n))} seeds and the paired spread seen, the smallest difference "
             f"a paired t-test detects (α = 0.05 two-sided, power 0.8, before Holm's correction, which asks for "
@@ -411,15 +411,15 @@ def _against_no_decay(rows, keys: List[str], comparisons: Comparisons) -> List[s
     for b, c in rows:
         cells = "| " + _setting_cells(b.setting, keys) + f"{_lam(b.config.lam)} | "
         if b.no_decay is None:
-            lines.append(cells + f"{_num(b.config.test.mean())} | – | – | – | – | {none}{len(b.config.test)} | "
+            lines.append(cells + f"{number(b.config.test.mean())} | – | – | – | – | {none}{len(b.config.test)} | "
                          "no baseline run |")
         elif c is None:
-            lines.append(cells + f"{_num(b.config.test.mean())} | {_num(b.no_decay.test.mean())} | 0 | – | – | "
+            lines.append(cells + f"{number(b.config.test.mean())} | {number(b.no_decay.test.mean())} | 0 | – | – | "
                          f"{none}{len(b.config.test)} | chooses no decay |")
         else:
             r, seeds = c.result, r_index(c)
-            lines.append(cells + f"{_num(c.a.test[seeds].mean())} | {_num(c.b.test[seeds].mean())} | "
-                         f"{_num(r.mean, True) if r else '–'} | {_interval(r)} | {_p(c.p_holm)} | "
+            lines.append(cells + f"{number(c.a.test[seeds].mean())} | {number(c.b.test[seeds].mean())} | "
+                         f"{number(r.mean, True) if r else '–'} | {_interval(r)} | {_p(c.p_holm)} | "
                          + (f"{_wilcoxon(c)} | " if comparisons.wilcoxon else "") + f"{r.n if r else 0} | "
                          f"{c.verdict('decay lower', 'decay higher')} |")
     return lines + [""]
@@ -451,22 +451,22 @@ def _lowest(candidates, comparisons: Comparisons) -> Lowest:
 def _lowest_section(lowest: Lowest) -> List[str]:
     lines = ["## Lowest validation error", ""]
     first = lowest.tied[0]
-    val = f"{_num(first.val.mean())} over {len(first.val)} seed(s)"
+    val = f"{number(first.val.mean())} over {len(first.val)} seed(s)"
     if len(lowest.tied) > 1:
         names = ", ".join(c.name for c in lowest.tied[:-1]) + f" and {lowest.tied[-1].name}"
-        tests = ", ".join(_num(c.test.mean()) for c in lowest.tied)
-        return lines + [f"No single winner: {names} tie exactly on mean validation error ({_num(first.val.mean())}); "
+        tests = ", ".join(number(c.test.mean()) for c in lowest.tied)
+        return lines + [f"No single winner: {names} tie exactly on mean validation error ({number(first.val.mean())}); "
                         f"their test errors are {tests}.", ""]
     if lowest.runner_up is None:
         return lines + [f"{_cap(first.name)} is the only configuration: validation error {val}.", ""]
     c, r = lowest.comparison, lowest.comparison.result
     second = lowest.runner_up
     head = (f"{_cap(first.name)} has the lowest mean validation error ({val}); the runner-up is {second.name} "
-            f"({_num(second.val.mean())}).")
+            f"({number(second.val.mean())}).")
     if r is None:
         return lines + [head + " They share no seed, so their test errors are not compared.", ""]
-    numbers = (f"test error {_num(c.a.test[r_index(c)].mean())} against {_num(c.b.test[r_index(c)].mean())}, "
-               f"difference {_num(r.mean, True)}")
+    numbers = (f"test error {number(c.a.test[r_index(c)].mean())} against {number(c.b.test[r_index(c)].mean())}, "
+               f"difference {number(r.mean, True)}")
     verdict = c.verdict("lower", "higher")
     if verdict == "lower":
         head = f"**{_cap(first.name)}**" + head[len(first.name):]
@@ -526,7 +526,7 @@ def _power(comparisons: Comparisons) -> List[str]:
     for c in made:
         r = c.result
         detect = stats.detectable_difference(r.n, r.sd)
-        lines.append(f"| {c.a.name} − {c.b.name} | {r.n} | {_num(r.sd)} | {_num(detect)} | {_num(r.mean, True)} | "
+        lines.append(f"| {c.a.name} − {c.b.name} | {r.n} | {number(r.sd)} | {number(detect)} | {number(r.mean, True)} | "
                      f"{_needed(r)} |")
     return lines + [""]
 

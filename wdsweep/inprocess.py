@@ -3,9 +3,9 @@ basic launcher) and the vectorized launcher share. Torch-free at import."""
 import gc
 import logging
 import re
-from typing import Any, Sequence
+from typing import Any, List, Sequence
 
-from hydra.core.utils import JobReturn, JobStatus, filter_overrides, run_job
+from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, run_job, setup_globals
 from hydra.types import HydraContext
 from omegaconf import DictConfig, open_dict
 
@@ -48,6 +48,21 @@ def readable_overrides(overrides: Sequence[str]) -> str:
     """Overrides joined for a log line, long floats shown to 4 significant digits. Only the
     line: the job's config, folder and metrics.json keep every digit."""
     return " ".join(_LONG_FLOAT.sub(lambda m: f"{float(m.group()):.4g}", o) for o in overrides)
+
+
+def run_here(hydra_context: HydraContext, task: Any, config: DictConfig, job_overrides: Sequence[Sequence[str]],
+             start: int) -> List[JobReturn]:
+    """What Hydra's basic launcher does, job by job through run_sweep_job (its log line without
+    the sweeper's plumbing; a job folder that cannot be made fails that job, not the sweep):
+    for a sweeper that runs basic-launcher jobs itself (grid and Optuna). The config loader
+    may hand back configs it keeps (hydra_plugins/wdsweep_sweeper/_compose.py)."""
+    setup_globals()
+    configure_log(config.hydra.hydra_logging, config.hydra.verbose)
+    log.info("Launching %d jobs locally", len(job_overrides))
+    loader = hydra_context.config_loader
+    return [run_sweep_job(hydra_context, task, numbered(loader.load_sweep_config(config, list(overrides)), index),
+                          index, overrides)
+            for index, overrides in enumerate(job_overrides, start)]
 
 
 def run_sweep_job(hydra_context: HydraContext, task: Any, cfg: DictConfig, index: int,

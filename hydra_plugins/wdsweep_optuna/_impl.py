@@ -598,17 +598,13 @@ class OptunaSweeperImpl(Sweeper):
 
         if type(self.launcher) is not BasicLauncher:
             return self.launcher.launch(job_overrides, initial_job_idx=initial_job_idx)
-        from hydra.core.utils import configure_log, setup_globals
+        from hydra.core.utils import configure_log
 
-        from wdsweep.inprocess import numbered, run_sweep_job
+        from wdsweep.inprocess import run_here
 
-        setup_globals()
-        Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
-        returns = []
-        for index, overrides in enumerate(job_overrides, initial_job_idx):
-            configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
-            cfg = numbered(self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides)), index)
-            returns.append(run_sweep_job(self.hydra_context, self.launcher.task_function, cfg, index, overrides))
+        returns = run_here(self.hydra_context, self.launcher.task_function, self.config, job_overrides,
+                           initial_job_idx)
+        # the jobs configured their own logging: the sweeper's lines go back to Hydra's
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         return returns
 
@@ -634,7 +630,7 @@ class OptunaSweeperImpl(Sweeper):
         from wdsweep.validation import validate
 
         sweep_dir = Path(str(self.config.hydra.sweep.dir)).absolute()
-        twins = self._finished_replicated_by_canonical(study) if self.dedupe else {}
+        twins = self._finished_by_canonical(study, replicated=True) if self.dedupe else {}
         active: List[rep.Replicated] = []
         for trial in trials:
             folder = f"trial-{trial.number:05d}"
@@ -715,23 +711,12 @@ class OptunaSweeperImpl(Sweeper):
                                    self.se_k)
             self._tell(study, r.trial._trial_id, r.trial.number, TrialState.COMPLETE, values, None)
 
-    def _finished_replicated_by_canonical(self, study: optuna.Study) -> Dict[str, optuna.trial.FrozenTrial]:
-        found: Dict[str, optuna.trial.FrozenTrial] = {}
-        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-            key = t.user_attrs.get(CANONICAL_ATTR)
-            if key and key not in found and rep.SEED_VALUES_ATTR in t.user_attrs:
-                found[key] = t
-        return found
-
     def _tell_replicated_twin(self, study: optuna.Study, trial: optuna.Trial,
                               source: optuna.trial.FrozenTrial) -> None:
         """A replicated trial whose configuration and seeds a finished trial already trained is
         told that trial's values and seeds, and trains nothing (it has no folder of its own)."""
         try:
-            for key, value in source.user_attrs.items():
-                if key.startswith("wdsweep_") and key not in (CANONICAL_ATTR, JOB_DIR_ATTR, HEARTBEAT_ATTR):
-                    self.storage_obj.set_trial_user_attr(trial._trial_id, key, value)
-            self.storage_obj.set_trial_user_attr(trial._trial_id, SAME_AS_ATTR, source.number)
+            self._take_result_attrs(trial, source)
             for step, value in source.intermediate_values.items():
                 self.storage_obj.set_trial_intermediate_value(trial._trial_id, step, value)
         except optuna.exceptions.UpdateFinishedTrialError:
@@ -746,6 +731,15 @@ class OptunaSweeperImpl(Sweeper):
             return None
         return {"seeds": list(self.seeds), "aggregate": self.aggregate,
                 **({"se_k": float(self.se_k)} if self.aggregate == "mean_se" else {})}
+
+    def _take_result_attrs(self, trial: Any, source: optuna.trial.FrozenTrial) -> None:
+        """A twin trial's user attributes: the result ones of `source` (not its canonical hash,
+        folder or heartbeat), and which trial it shares them with. Raises UpdateFinishedTrialError
+        if the trial was told meanwhile."""
+        for key, value in source.user_attrs.items():
+            if key.startswith("wdsweep_") and key not in (CANONICAL_ATTR, JOB_DIR_ATTR, HEARTBEAT_ATTR):
+                self.storage_obj.set_trial_user_attr(trial._trial_id, key, value)
+        self.storage_obj.set_trial_user_attr(trial._trial_id, SAME_AS_ATTR, source.number)
 
     def _wilcoxon_pruner(self) -> Optional[optuna.pruners.BasePruner]:
         import warnings
@@ -805,12 +799,16 @@ class OptunaSweeperImpl(Sweeper):
                 chosen.append(t)
         return chosen[:m]
 
-    def _finished_by_canonical(self, study: optuna.Study) -> Dict[str, optuna.trial.FrozenTrial]:
-        """Completed trials with a result on disk, by canonical config hash (the first of each)."""
+    def _finished_by_canonical(self, study: optuna.Study, replicated: bool = False
+                               ) -> Dict[str, optuna.trial.FrozenTrial]:
+        """Completed trials a twin can be told from, by canonical config hash (the first of
+        each): with a result on disk, or for a replicated search, with its seeds' values."""
         found: Dict[str, optuna.trial.FrozenTrial] = {}
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
             key = t.user_attrs.get(CANONICAL_ATTR)
-            if key and key not in found and self._source_dir(t) is not None:
+            if not key or key in found:
+                continue
+            if rep.SEED_VALUES_ATTR in t.user_attrs if replicated else self._source_dir(t) is not None:
                 found[key] = t
         return found
 
@@ -849,10 +847,7 @@ class OptunaSweeperImpl(Sweeper):
                        f"could not record the result of trial {source.number}")
             return True
         try:
-            for key, value in source.user_attrs.items():
-                if key.startswith("wdsweep_") and key not in (CANONICAL_ATTR, JOB_DIR_ATTR, HEARTBEAT_ATTR):
-                    self.storage_obj.set_trial_user_attr(trial._trial_id, key, value)
-            self.storage_obj.set_trial_user_attr(trial._trial_id, SAME_AS_ATTR, source.number)
+            self._take_result_attrs(trial, source)
         except optuna.exceptions.UpdateFinishedTrialError:
             return True  # another sweep told it from the record just written
         log.info("trial %d: the same configuration as trial %d, told its value (not trained)",

@@ -229,15 +229,20 @@ class ValidatingSweeper(BasicSweeper):
         ranked.sort(key=lambda item: (item[0], item[1]))
         chosen = ranked[:self.finalists]
         start = max((j.index for j in jobs), default=-1) + 1
-        planned: List[Tuple[str, int, _Job]] = []
+        planned: List[Tuple[float, Tuple[str, ...], int, str, List[Tuple[int, _Job]]]] = []
+        finalist_jobs: List[_Job] = []
         for value, rest, members in chosen:
             name = ",".join(p for p in members[0][0].folder.name.split(",") if not p.startswith("seed=")) or "default"
+            seed_jobs = []
             for s in seeds:
                 folder = f"{finalists.FINALISTS_DIR}/{name}/seed-{s}".replace("\\", "\\\\").replace("'", "\\'")
                 overrides = list(rest) + [f"seed={s}", f"hydra.sweep.subdir='{folder}'"]  # quoted: = and ,
-                planned.append((name, s, self._checked_job(start + len(planned), overrides)))
+                job = self._checked_job(start + len(finalist_jobs), overrides)
+                seed_jobs.append((s, job))
+                finalist_jobs.append(job)
+            planned.append((value, rest, len(members), name, seed_jobs))
         log.info("finalists: the %d best of %d configurations on fresh seeds %s", len(chosen), len(ranked), seeds)
-        todo = [job for _, _, job in planned if not done(job)]
+        todo = [job for job in finalist_jobs if not done(job)]
         for job in todo:  # run from the configs just validated, as the grid's own jobs
             if job.index in self._configs:
                 self.hydra_context.config_loader.keep(self.config, job.overrides, self._configs[job.index])
@@ -245,17 +250,15 @@ class ValidatingSweeper(BasicSweeper):
         for batch_start, batch in self._batches(todo):
             self._launch(batch, batch_start)
         entries = []
-        for value, rest, members in chosen:
-            name = next(n for n, _, job in planned if job.overrides[:len(rest)] == list(rest))
-            rows = [finalists.seed_row(s, read_record(job.folder), (read_record(job.folder) or {}).get("objective"),
-                                       None) for n, s, job in planned if n == name]
-            entries.append(finalists.summary(name, {"overrides": list(rest)}, value, rows,
-                                             search_seeds=len(members)))
+        for value, rest, n_seeds, name, seed_jobs in planned:
+            records = [(s, read_record(job.folder)) for s, job in seed_jobs]
+            rows = [finalists.seed_row(s, record, (record or {}).get("objective"), None) for s, record in records]
+            entries.append(finalists.summary(name, {"overrides": list(rest)}, value, rows, search_seeds=n_seeds))
         finalists.write(Path(self.config.hydra.sweep.dir), "minimize", used, seeds, entries,
                         objective=str(self.config.objective))
         for entry in entries:
             log.info("%s", finalists.log_line(entry))
-        return [job for _, _, job in planned], todo
+        return finalist_jobs, todo
 
     def _print_plan(self, jobs: List[_Job], twin_of: Dict[int, _Job], done, sweep_dir: Path) -> None:
         """hydra.sweeper.dry_run: one line per job, what the sweep would do with it and why,
@@ -389,16 +392,9 @@ class ValidatingSweeper(BasicSweeper):
     def _run_here(self, batch: List[List[str]], start: int) -> List[JobReturn]:
         """What Hydra's basic launcher does, from the configs validated in sweep() (past
         KEEP_CONFIGS jobs derived again here: a big grid's configs would fill memory)."""
-        from wdsweep.inprocess import numbered, run_sweep_job
+        from wdsweep.inprocess import run_here
 
-        setup_globals()
-        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
-        log.info("Launching %d jobs locally", len(batch))
-        loader = self.hydra_context.config_loader
-        return [run_sweep_job(self.hydra_context, self.launcher.task_function,
-                              numbered(loader.load_sweep_config(self.config, overrides), index),
-                              index, overrides)
-                for index, overrides in enumerate(batch, start)]
+        return run_here(self.hydra_context, self.launcher.task_function, self.config, batch, start)
 
     def _batches(self, pending: List[_Job]) -> Iterator[Tuple[int, List[List[str]]]]:
         """Runs of consecutive job numbers (so each job keeps its number), cut to
