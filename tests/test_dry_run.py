@@ -58,3 +58,12 @@ def test_an_optuna_dry_run_says_what_the_study_holds_and_asks_nothing(tmp_path):
     assert "2 trials already (2 complete)" in first and "up to 3 more" in first and "2 at a time" in first
     assert "search reg.lam: FloatDistribution" in dry.stdout and ": valid" in dry.stdout
     assert tree(tmp_path) == before and len(study.trials) == 2  # nothing asked, no sweep folder made
+
+
+def test_a_dry_run_on_a_storage_url_shows_no_password_and_opens_nothing(tmp_path):
+    secret = "Dry-Run-Secret-271"
+    dry = run_cli(["-m", "search=optuna", "hydra.sweeper.dry_run=true",
+                   f"hydra.sweeper.storage=postgresql://me:{secret}@127.0.0.1:1/studies"], cwd=tmp_path)
+    assert dry.returncode == 0, dry.stderr
+    assert secret not in dry.stdout + dry.stderr and "postgresql://me:***@127.0.0.1:1/studies" in dry.stdout
+    assert "not opened" in dry.stdout and not any(tmp_path.iterdir())  # port 1: a connection would have failed
