@@ -105,8 +105,11 @@ CASES = [
      ["hydra.sweeper.enqueue={'reg.lam': -1} is not allowed", "reg.lam=-1 is outside"]),
     ("optuna-enqueue-unknown-key", "wdsweep", ["-m", "search=optuna", "hydra.sweeper.enqueue=[{reg.nope: 1}]"],
      ["hydra.sweeper.enqueue={'reg.nope': 1} is not allowed", "reg.nope is not searched"]),
-    ("optuna-zero-trials", "wdsweep", ["-m", "search=optuna", "hydra.sweeper.n_trials=0"],
-     ["hydra.sweeper.n_trials=0", "an integer >= 1"]),
+    # every problem of the sweeper's own keys on the one line
+    ("optuna-zero-trials", "wdsweep", ["-m", "search=optuna", "hydra.sweeper.n_trials=0",
+                                       "hydra.sweeper.workers=2", "hydra.sweeper.n_jobs=3"],
+     ["hydra.sweeper.n_trials=0", "an integer >= 1",
+      "hydra.sweeper.n_jobs=3 is not allowed: 1 with hydra.sweeper.workers > 1"]),
     ("analysis-empty-folder", "analysis", ["empty"],
      ["empty: no runs found", "no folder with .hydra/config.yaml below it"]),
     ("analysis-not-a-source", "analysis", ["runs.txt"],

@@ -103,6 +103,10 @@ def test_fixed_threads_share_the_cores_among_parallel_workers(monkeypatch):
     assert fixed_threads(None) == 8 and fixed_threads(1) == 8  # one job at a time: every core
     assert fixed_threads(2) == 4 and fixed_threads(3) == 2 and fixed_threads(16) == 1
     assert fixed_threads(-1) == 1 and fixed_threads(-5) == 2  # joblib: cores + 1 + n
+    # the Optuna sweeper's worker processes (hydra.sweeper.workers=4), each running its own jobs
+    monkeypatch.setenv("WDSWEEP_PARALLEL_JOBS", "4")
+    assert fixed_threads(None) == 2 and fixed_threads(1) == 2
+    monkeypatch.delenv("WDSWEEP_PARALLEL_JOBS")
     monkeypatch.setattr("wdsweep.threads._cgroup_quota", lambda: 2.5)  # a container's quota
     assert fixed_threads(None) == 2
     monkeypatch.setenv("OMP_NUM_THREADS", "3")

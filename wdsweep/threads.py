@@ -63,6 +63,12 @@ def gemm_is_strict() -> bool:
     return torch.backends.mkl.is_available() and "BLAS_INFO=mkl" in torch.__config__.show()
 
 
+# How many processes run jobs side by side on this machine, each with a launcher of its own
+# (the Optuna sweeper's workers, hydra.sweeper.workers): they share the cores as joblib's
+# n_jobs workers do.
+ENV_PARALLEL_JOBS = "WDSWEEP_PARALLEL_JOBS"
+
+
 def usable_cores() -> int:
     """The cores this process may run on: its affinity set, capped by a cgroup v2 CPU quota."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
@@ -87,12 +93,15 @@ def _cgroup_quota() -> Optional[float]:
 def fixed_threads(n_jobs: object = None) -> int:
     """The count a thread-dependent job runs with when trainer.threads is null: OMP_NUM_THREADS
     if set, else the cores shared out among a parallel launcher's workers (joblib's n_jobs; -1
-    all cores, -2 all but one, ...), else every usable core. Workers that each take every core
-    slow one another down many times over."""
+    all cores, -2 all but one, ...; or ENV_PARALLEL_JOBS processes), else every usable core.
+    Workers that each take every core slow one another down many times over."""
     omp = os.environ.get("OMP_NUM_THREADS", "")
     if omp.isdigit() and int(omp) > 0:
         return int(omp)
     cores = usable_cores()
+    side_by_side = os.environ.get(ENV_PARALLEL_JOBS, "")
+    if (n_jobs is None or n_jobs == 1) and side_by_side.isdigit():
+        n_jobs = int(side_by_side)  # one of several processes that each run their own jobs
     if isinstance(n_jobs, int) and not isinstance(n_jobs, bool) and n_jobs not in (0, 1):
         workers = n_jobs if n_jobs > 0 else max(1, cores + 1 + n_jobs)
         return max(1, cores // workers)

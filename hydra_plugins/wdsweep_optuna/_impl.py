@@ -45,9 +45,10 @@ from omegaconf.errors import OmegaConfBaseException
 from optuna.trial import TrialState
 
 from hydra_plugins.wdsweep_optuna import _replicates as rep
+from hydra_plugins.wdsweep_optuna import _workers as wk
 from wdsweep.finalists import finite_or_none, fresh_seeds, seed_list
 from hydra_plugins.wdsweep_optuna._search_space import SearchSpace, SearchSpaceError, parse_search_space
-from wdsweep.trial_link import ENV_PASSWORD, hide_password, split_password, with_password
+from wdsweep.trial_link import ENV_PASSWORD, MASK, hide_password, split_password, with_password
 from wdsweep.validation import ConfigError, composition_error_line  # torch-free; loaded only when the sweeper runs
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ class OptunaSweeperImpl(Sweeper):
                  params: Optional[DictConfig], custom_search_space: Optional[str], enqueue: List[Any],
                  heartbeat_seconds: float, stale_after_seconds: float, dedupe: bool = True,
                  seeds: Any = None, aggregate: str = "mean", se_k: float = 1.0, finalists: int = 0,
-                 finalist_seeds: Any = 5, dry_run: bool = False) -> None:
+                 finalist_seeds: Any = 5, dry_run: bool = False, workers: int = 1) -> None:
         self.sampler_conf = OmegaConf.to_container(sampler, resolve=True)
         self.pruner_conf = OmegaConf.to_container(pruner, resolve=True)
         self.directions = [direction] if isinstance(direction, str) else list(direction)
@@ -93,6 +94,8 @@ class OptunaSweeperImpl(Sweeper):
         self.seeds: Optional[List[int]] = None
         self.aggregate, self.se_k, self.finalists = aggregate, se_k, finalists
         self.dry_run = dry_run
+        self.workers = workers
+        self.worker = wk.worker_index()  # this process is worker i of a worker-mode search, or None
         self.space = SearchSpace()
         self.storage_obj: Optional[optuna.storages.BaseStorage] = None
         self.storage_spec = ""  # the storage URL (password masked) or journal path in use, set by sweep()
@@ -133,22 +136,55 @@ class OptunaSweeperImpl(Sweeper):
             return None
         self._check_sweep_dir_is_ours(sweep_dir, study_name)
         lock, study = self._open_study_or_exit(study_name, storage_spec, space)
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        if self.worker is None:  # a worker shares its coordinator's folder and multirun.yaml
+            sweep_dir.mkdir(parents=True, exist_ok=True)
+            OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
 
-        heartbeat = _Heartbeat(self.storage_obj, self.heartbeat_seconds)
         job_index = 0
-        try:
-            job_index = self._run_to_budget(study, lock, space, storage_spec, heartbeat)
-        except _storage_errors() as err:  # the storage went away or filled up mid-sweep
-            self._stop_unwritable(hide_password(_one_line(err), self.password))
-        finally:
-            heartbeat.stop()
+        if self.workers > 1:
+            self._run_workers(study, sweep_dir)
+        else:
+            heartbeat = _Heartbeat(self.storage_obj, self.heartbeat_seconds)
+            try:
+                job_index = self._run_to_budget(study, lock, space, storage_spec, heartbeat)
+            except _storage_errors() as err:  # the storage went away or filled up mid-sweep
+                self._stop_unwritable(hide_password(_one_line(err), self.password))
+            finally:
+                heartbeat.stop()
+        if self.worker is not None:
+            return None  # its coordinator writes the results and runs the finalists
         self._write_results(study, sweep_dir)
         self._fail_if_nothing_completed(study)
         if self.finalists:
             self._run_finalists(study, sweep_dir, storage_spec, job_index)
         return None
+
+    def _run_workers(self, study: optuna.Study, sweep_dir: Path) -> None:
+        """Worker mode (_workers): start the workers, wait for them, and stop with one line if
+        they all ended before the study held n_trials finished trials."""
+        import sys
+
+        kind = wk.launcher_kind(self.config.hydra.launcher)
+        argv = wk.worker_argv(sys.orig_argv, sweep_dir.resolve(), kind, self.password)
+        pool = (wk.SubmititWorkers(argv, self.workers, sweep_dir, self.config.hydra.launcher, kind)
+                if kind.startswith("submitit") else wk.LocalWorkers(argv, self.workers, sweep_dir))
+        log.info("worker mode: %d workers (%s) ask, run and tell one trial at a time until study %r "
+                 "holds %d finished trials", self.workers,
+                 "submitit jobs" if kind.startswith("submitit") else "local processes",
+                 study.study_name, self.n_trials)
+        pool.start()
+        codes = pool.wait()
+        failed = [(i, code) for i, code in enumerate(codes) if code != 0]
+        for i, code in failed:
+            log.warning("worker %d exited with status %d: %s", i, code, pool.last_lines.get(i, "(no output)"))
+        finished = _count(study, FINISHED)
+        if failed and finished < self.n_trials:
+            self._write_results(study, sweep_dir)
+            i, code = failed[0]
+            ConfigError(f"search stopped: {len(failed)} of {self.workers} workers exited with an error "
+                        f"(worker {i}, status {code}: {pool.last_lines.get(i, '(no output)')}); the study "
+                        f"holds {finished} of n_trials={self.n_trials} finished trials: run the same command "
+                        "again to resume").exit()
 
     def _print_plan(self, space: SearchSpace, study_name: str, storage_spec: str) -> None:
         """hydra.sweeper.dry_run: what the search would do, on stdout; nothing asked or written.
@@ -188,7 +224,8 @@ class OptunaSweeperImpl(Sweeper):
         per_trial = f"{len(self.seeds)} seeds {self.seeds}" if self.seeds else "one run"
         print(f"dry run: study {study_name!r} in {storage_spec}: {held}; would ask up to "
               f"{max(0, self.n_trials - finished)} more trial(s) to reach n_trials={self.n_trials}, "
-              f"{self.n_jobs} at a time, each {per_trial}"
+              + (f"{self.workers} workers pulling one trial each" if self.workers > 1 else
+                 f"{self.n_jobs} at a time") + f", each {per_trial}"
               + (f", then {self.finalists} finalist(s) on fresh seeds" if self.finalists else "")
               + "; nothing asked, trained or written")
         for key, dist in space.distributions.items():
@@ -225,7 +262,7 @@ class OptunaSweeperImpl(Sweeper):
                 # The budget is taken, but other sweeps' trials still run: wait for them to
                 # finish, or to go stale, so that the study ends with n_trials finished.
                 self._say_waiting(running, waited_for)
-                time.sleep(min(self.heartbeat_seconds, 5.0))
+                time.sleep(min(self.heartbeat_seconds, 1.0))  # (a read of the study: cheap)
                 continue
             heartbeat.add(trials)
             run_batch = self._run_batch if self.seeds is None else self._run_replicated_batch
@@ -259,6 +296,8 @@ class OptunaSweeperImpl(Sweeper):
         postgresql://me@host/db and PGPASSWORD or ~/.pgpass, which the driver reads."""
         public, password = split_password(self.storage) if self.storage else (self.storage, None)
         if password is None:
+            if self.storage and f":{MASK}@" in self.storage:  # a worker's URL: its coordinator masked it
+                self.password = os.environ.get(ENV_PASSWORD)
             return
         self.storage, self.password = public, password
         os.environ[ENV_PASSWORD] = password
@@ -309,6 +348,14 @@ class OptunaSweeperImpl(Sweeper):
             fail("n_trials", self.n_trials, "an integer >= 1 (the finished trials the study should hold)")
         if not self.n_jobs >= 1:
             fail("n_jobs", self.n_jobs, "an integer >= 1 (the trials launched at once)")
+        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1:
+            fail("workers", self.workers, "an integer >= 1 (1: round mode; N > 1: N worker processes)")
+        elif self.workers > 1 and self.n_jobs != 1:
+            fail("n_jobs", self.n_jobs, "1 with hydra.sweeper.workers > 1 (each worker runs one trial "
+                 "at a time; the workers are the parallelism)")
+        elif self.workers > 1 and wk.launcher_kind(self.config.hydra.launcher) == "other":
+            fail("workers", self.workers, "1 with this launcher (worker mode runs its workers as local "
+                 "processes or submitit jobs: hydra/launcher=basic, vectorized, joblib or submitit_*)")
         if not 0 <= self.max_failure_rate <= 1:
             fail("max_failure_rate", self.max_failure_rate, "a number in [0, 1]")
         if not self.min_trials_for_failure_rate >= 1:
@@ -443,6 +490,9 @@ class OptunaSweeperImpl(Sweeper):
         name, seed = conf.pop("name"), conf.pop("seed")
         if seed is not None and n_existing:
             seed += n_existing  # a resumed seeded sampler must not replay its first points
+        if seed is not None and self.worker:
+            # nor may two workers draw the same points: each has its own sampler
+            seed += 100_003 * self.worker
         if name == "tpe":
             return optuna.samplers.TPESampler(seed=seed, **conf)
         if name == "random":

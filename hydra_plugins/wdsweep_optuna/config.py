@@ -110,7 +110,12 @@ class OptunaSweeperConf:
     # The total of finished (complete, pruned or failed) trials the study should reach.
     n_trials: int = 20
     # Trials launched at once (one launcher batch); with hydra/launcher=joblib they run in parallel.
+    # The next batch is asked when the slowest trial of this one has ended.
     n_jobs: int = 1
+    # Worker mode (N > 1; n_jobs then stays 1): N worker processes (local, or submitit jobs
+    # with hydra/launcher=submitit_*) each ask a trial, run it, tell it and ask the next at
+    # once, until the study holds n_trials: no round barrier. See _workers.py.
+    workers: int = 1
     # Stop once failed / finished trials exceeds this (after min_trials_for_failure_rate trials).
     max_failure_rate: float = 1.0
     min_trials_for_failure_rate: int = 5

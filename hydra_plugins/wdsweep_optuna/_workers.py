@@ -1,0 +1,210 @@
+"""Worker mode of the Optuna sweeper (hydra.sweeper.workers=N): a search without round barriers.
+
+In round mode (the default) the sweeper asks n_jobs trials, launches them as one batch and asks
+again only when the slowest of them has ended: a diverged or pruned trial leaves its slot idle
+until the round ends. In worker mode the sweeper (the coordinator) opens the study, writes the
+sweep's multirun.yaml and starts N workers. Each worker is the same command run again as its
+own process, with the same sweep folder, the same study and one trial in flight: it asks a
+trial, runs its job in its own process, tells it, and asks the next one at once, until the study
+holds n_trials finished trials. Budgets stay exact and trial numbers unique because every worker
+counts and asks under the study's ask lock (_impl._AskLock); each worker writes the heartbeat on
+its trial, and a trial whose worker died is settled by the others as in any multi-process
+study (told from its metrics.json if its job had ended, else failed once stale). When the
+workers are done the coordinator writes optimization_results.yaml and runs the finalists.
+
+Where the workers run follows hydra/launcher:
+- basic or vectorized (jobs in the sweeper's own process): local processes. Each runs its
+  jobs with the same launcher in its own process (vectorized batches a replicated trial's seeds).
+- joblib (processes of its own): local processes too; each worker runs its jobs in-process,
+  as the worker already is the separate process joblib would have started.
+- submitit_local or submitit_slurm: one submitit job per worker (on Slurm a job array with
+  hydra.launcher's partition, time, cpus, ...), each running the worker command in-process.
+
+A worker is told apart by ENV_WORKER in its environment. Local workers share the cores: each
+one's jobs take their share of the threads (wdsweep.threads.ENV_PARALLEL_JOBS), as joblib's
+workers would. The coordinator passes its own command line to the workers (sys.orig_argv),
+with the sweep folder made absolute, the launcher replaced where needed, and a storage password
+masked: the workers read it from the environment (wdsweep.trial_link.ENV_PASSWORD), as jobs do.
+Their output is printed line by line with a `[worker i]` prefix and kept in
+<sweep dir>/workers/worker-i.log.
+"""
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+from wdsweep.trial_link import hide_password
+
+log = logging.getLogger(__name__)
+
+ENV_WORKER = "WDSWEEP_SWEEP_WORKER"  # the worker's index, in a worker process's environment
+WORKERS_DIR = "workers"
+# Launchers that run a sweep's jobs in the sweeper's own process: a worker keeps them.
+IN_PROCESS_LAUNCHERS = ("basic", "vectorized")
+# Command-line entries the coordinator sets itself for its workers.
+_REPLACED_PREFIXES = ("hydra.sweep.dir=", "hydra.sweeper.workers=", "hydra.sweeper.dry_run=")
+_LAUNCHER_PREFIXES = ("hydra/launcher=", "hydra.launcher.")
+
+
+def worker_index() -> Optional[int]:
+    """This process's index if it is a worker of a worker-mode search, else None."""
+    value = os.environ.get(ENV_WORKER, "")
+    return int(value) if value.isdigit() else None
+
+
+def launcher_kind(launcher_conf) -> str:
+    """basic, vectorized, joblib, submitit_local, submitit_slurm or other, from hydra.launcher."""
+    target = str(launcher_conf.get("_target_", ""))
+    if target.endswith("BasicLauncher"):
+        return "basic"
+    if "wdsweep_vectorized" in target:
+        return "vectorized"
+    if "joblib" in target:
+        return "joblib"
+    if "submitit" in target:
+        return "submitit_slurm" if target.endswith("SlurmLauncher") else "submitit_local"
+    return "other"
+
+
+def worker_argv(argv: Sequence[str], sweep_dir: Path, kind: str, password: Optional[str]) -> List[str]:
+    """The coordinator's command line as a worker's: the same program and overrides, the
+    absolute sweep folder, one worker (itself), and the launcher it runs jobs with."""
+    strip = lambda a: a.lstrip("+~")  # noqa: E731 - +key=, ++key= and ~key are the same key
+    keep_launcher = kind in IN_PROCESS_LAUNCHERS
+    out = [hide_password(a, password) for a in argv
+           if not strip(a).startswith(_REPLACED_PREFIXES)
+           and (keep_launcher or not strip(a).startswith(_LAUNCHER_PREFIXES))]
+    out += [f"hydra.sweep.dir={sweep_dir}", "hydra.sweeper.workers=1"]
+    if not keep_launcher:
+        out.append("hydra/launcher=basic")
+    return out
+
+
+class LocalWorkers:
+    """N worker processes on this machine, their output prefixed and kept in files."""
+
+    def __init__(self, argv: List[str], n: int, sweep_dir: Path) -> None:
+        self.argv, self.n = argv, n
+        self.log_dir = sweep_dir / WORKERS_DIR
+        self.procs: List[subprocess.Popen] = []
+        self.readers: List[threading.Thread] = []
+        self.last_lines: Dict[int, str] = {}
+
+    def start(self) -> None:
+        from wdsweep.threads import ENV_PARALLEL_JOBS
+
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        for i in range(self.n):
+            env = dict(os.environ, **{ENV_WORKER: str(i), ENV_PARALLEL_JOBS: str(self.n)})
+            proc = subprocess.Popen(self.argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, text=True, bufsize=1)
+            self.procs.append(proc)
+            reader = threading.Thread(target=self._relay, args=(i, proc), daemon=True)
+            reader.start()
+            self.readers.append(reader)
+            log.info("worker %d: process %d (its log: %s)", i, proc.pid, self.log_dir / f"worker-{i}.log")
+
+    def _relay(self, i: int, proc: subprocess.Popen) -> None:
+        assert proc.stdout is not None
+        with open(self.log_dir / f"worker-{i}.log", "a") as kept:
+            for line in proc.stdout:
+                kept.write(line)
+                kept.flush()
+                sys.stdout.write(f"[worker {i}] {line}")
+                sys.stdout.flush()
+                if line.strip():
+                    self.last_lines[i] = line.strip()
+
+    def wait(self) -> List[int]:
+        """Every worker's exit status, once all have ended. Stopping the coordinator
+        (Ctrl-C, SIGTERM) stops its workers first: a search stopped by hand stops."""
+        previous = signal.getsignal(signal.SIGTERM)
+
+        def stop(signum, frame):  # noqa: ARG001
+            raise KeyboardInterrupt
+
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, stop)
+        try:
+            codes = [proc.wait() for proc in self.procs]
+        except KeyboardInterrupt:
+            for proc in self.procs:
+                if proc.poll() is None:
+                    proc.terminate()
+            for proc in self.procs:
+                proc.wait()
+            raise
+        finally:
+            if threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGTERM, previous)
+        for reader in self.readers:
+            reader.join(timeout=5)
+        return codes
+
+
+class SubmititWorkers:
+    """N workers as submitit jobs (a job array on Slurm), with hydra.launcher's resources."""
+
+    def __init__(self, argv: List[str], n: int, sweep_dir: Path, launcher_conf, kind: str) -> None:
+        self.argv, self.n, self.kind = argv, n, kind
+        self.launcher_conf = launcher_conf
+        self.folder = sweep_dir / WORKERS_DIR / ".submitit"
+        self.jobs: list = []
+        self.last_lines: Dict[int, str] = {}
+
+    def start(self) -> None:
+        import submitit
+
+        executor = submitit.AutoExecutor(folder=str(self.folder),
+                                         cluster="slurm" if self.kind == "submitit_slurm" else "local")
+        executor.update_parameters(**submitit_parameters(self.launcher_conf, self.kind))
+        env = {}
+        if self.kind == "submitit_local":  # one machine: the workers share its cores
+            from wdsweep.threads import ENV_PARALLEL_JOBS
+
+            env[ENV_PARALLEL_JOBS] = str(self.n)
+        self.jobs = executor.map_array(run_worker, [self.argv] * self.n, list(range(self.n)), [env] * self.n)
+        for i, job in enumerate(self.jobs):
+            log.info("worker %d: submitit job %s (its output: %s)", i, job.job_id, self.folder)
+
+    def wait(self) -> List[int]:
+        codes = []
+        for i, job in enumerate(self.jobs):
+            try:
+                codes.append(int(job.result()))
+            except KeyboardInterrupt:
+                for other in self.jobs:
+                    other.cancel(check=False)
+                raise
+            except Exception as err:  # noqa: BLE001 - the job itself died (timeout, node failure)
+                self.last_lines[i] = f"{type(err).__name__}: {str(err).strip().splitlines()[-1:]}"
+                codes.append(1)
+        return codes
+
+
+def submitit_parameters(launcher_conf, kind: str) -> dict:
+    """hydra-submitit-launcher's settings (timeout_min, cpus_per_task, partition, ...) as
+    submitit's AutoExecutor takes them: the shared ones as they are, Slurm's with slurm_."""
+    shared = ("timeout_min", "cpus_per_task", "gpus_per_node", "tasks_per_node", "mem_gb", "nodes", "name",
+              "stderr_to_stdout")
+    params = {}
+    for key, value in launcher_conf.items():
+        if key in ("_target_", "submitit_folder") or value is None:
+            continue
+        if key in shared:
+            params[key] = value
+        elif kind == "submitit_slurm":
+            params[f"slurm_{key}"] = value
+    # a worker runs one trial at a time, never several tasks of one job
+    params["tasks_per_node"] = 1
+    return params
+
+
+def run_worker(argv: List[str], index: int, extra_env: Dict[str, str]) -> int:
+    """A submitit job's body: the worker command, in this job's process tree."""
+    env = dict(os.environ, **extra_env, **{ENV_WORKER: str(index)})
+    return subprocess.run(argv, env=env, stdin=subprocess.DEVNULL).returncode
