@@ -2,6 +2,7 @@
 `python -m wdsweep -m search=optuna` subprocesses."""
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 import signal
@@ -394,14 +395,22 @@ def postgres_user_with_password():
 
 
 @pytest.mark.integration
-def test_a_storage_password_is_in_no_file_and_no_output(tmp_path, postgres_user_with_password):
+@pytest.mark.parametrize("mode", [
+    [],
+    # worker mode, each worker a submitit job: the workers' command lines, submitit's pickles
+    # and logs, and the workers' own logs must not hold it either
+    pytest.param(["hydra.sweeper.workers=2", "hydra/launcher=submitit_local"], id="submitit-workers",
+                 marks=pytest.mark.skipif(importlib.util.find_spec("submitit") is None,
+                                          reason="needs the submitit extra")),
+])
+def test_a_storage_password_is_in_no_file_and_no_output(tmp_path, postgres_user_with_password, mode):
     """A real search and its analysis on a PostgreSQL storage whose URL holds the password: the
     jobs reach the database (they record their results on their trials), and the password is
     in no file under the sweep and analysis folders and in no line either printed."""
     url, password = postgres_user_with_password
     masked = url.replace(f":{password}@", ":***@")
     sweep = search(tmp_path, f"hydra.sweeper.storage={url}", "hydra.sweeper.study_name=secret",
-                   "hydra.sweep.dir=S", "trainer.steps=5", "trainer.eval_every=5", n_trials=2)
+                   "hydra.sweep.dir=S", "trainer.steps=5", "trainer.eval_every=5", *mode, n_trials=2)
     assert sweep.returncode == 0, sweep.stderr
     report = subprocess.run([sys.executable, "-m", "analysis", url, "--out", "report"], cwd=tmp_path,
                             env={**os.environ, "MPLBACKEND": "Agg"}, capture_output=True, text=True, timeout=240)
