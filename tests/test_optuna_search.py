@@ -426,6 +426,8 @@ def test_a_storage_password_is_in_no_file_and_no_output(tmp_path, postgres_user_
 
     study = optuna.load_study(study_name="secret", storage=url)
     assert states(study)[TrialState.COMPLETE] == 2
+    if mode:  # each worker was a submitit job of its own
+        assert len(list((tmp_path / "S" / "workers" / ".submitit").glob("*_0_result.pkl"))) == 2
     assert all("wdsweep_test_error" in t.user_attrs for t in study.trials)  # written by the jobs
 
 

@@ -30,7 +30,6 @@ Their output is printed line by line with a `[worker i]` prefix and kept in
 """
 import logging
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -120,27 +119,18 @@ class LocalWorkers:
                     self.last_lines[i] = line.strip()
 
     def wait(self) -> List[int]:
-        """Every worker's exit status, once all have ended. Stopping the coordinator
-        (Ctrl-C, SIGTERM) stops its workers first: a search stopped by hand stops."""
-        previous = signal.getsignal(signal.SIGTERM)
-
-        def stop(signum, frame):  # noqa: ARG001
-            raise KeyboardInterrupt
-
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, stop)
+        """Every worker's exit status, once all have ended. A coordinator stopped by Ctrl-C or
+        SIGTERM (wdsweep.app raises either where the process is) stops its workers first: a
+        search stopped by hand stops."""
         try:
             codes = [proc.wait() for proc in self.procs]
-        except KeyboardInterrupt:
+        except BaseException:
             for proc in self.procs:
                 if proc.poll() is None:
                     proc.terminate()
             for proc in self.procs:
                 proc.wait()
             raise
-        finally:
-            if threading.current_thread() is threading.main_thread():
-                signal.signal(signal.SIGTERM, previous)
         for reader in self.readers:
             reader.join(timeout=5)
         return codes
@@ -176,7 +166,7 @@ class SubmititWorkers:
         for i, job in enumerate(self.jobs):
             try:
                 codes.append(int(job.result()))
-            except KeyboardInterrupt:
+            except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (wdsweep.app raises it as one)
                 for other in self.jobs:
                     other.cancel(check=False)
                 raise
