@@ -124,3 +124,31 @@ def test_a_killed_worker_s_trial_is_failed_once_stale_and_the_others_finish_the_
     assert trials[0].state == TrialState.FAIL and "stale" in trials[0].user_attrs["wdsweep_fail_reason"]
     assert all(trials[n].state == TrialState.COMPLETE for n in (1, 2, 3, 4))
     assert not (sweep / "trial-00000" / "metrics.json").exists()  # killed mid-job: no result
+
+
+def test_stopping_the_coordinator_stops_its_workers(tmp_path):
+    """SIGTERM (a scheduler's stop, `kill`) on the coordinator: its workers stop too, nothing is
+    left running, and it exits as a stopped sweep does."""
+    out = tmp_path / "out.txt"
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    args = [sys.executable, "-m", "wdsweep", "-m", *SLOW_FIRST, f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    with open(out, "w") as handle:
+        coordinator = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=handle, stderr=subprocess.STDOUT)
+        try:
+            pids = _pids(out, 2)
+            deadline = time.time() + 120
+            while not (tmp_path / "sweep" / "trial-00000" / ".hydra").is_dir() and time.time() < deadline:
+                time.sleep(0.1)
+            coordinator.send_signal(signal.SIGTERM)
+            code = coordinator.wait(timeout=60)
+        finally:
+            coordinator.kill()
+    assert code == 143, out.read_text()
+    assert "stopped by SIGTERM" in out.read_text()
+    # stopped mid-job, not left to run the search to its end
+    assert not (tmp_path / "sweep" / "trial-00000" / "metrics.json").exists()
+    assert not (tmp_path / "sweep" / "optimization_results.yaml").exists()
+    for pid in pids.values():
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
