@@ -149,9 +149,12 @@ class SubmititWorkers:
     def start(self) -> None:
         import submitit
 
+        params = submitit_parameters(self.launcher_conf, self.kind)
+        # (how often a timed-out job is requeued is the Slurm executor's own setting)
+        init = {k: params.pop(k) for k in list(params) if k == "slurm_max_num_timeout"}
         executor = submitit.AutoExecutor(folder=str(self.folder),
-                                         cluster="slurm" if self.kind == "submitit_slurm" else "local")
-        executor.update_parameters(**submitit_parameters(self.launcher_conf, self.kind))
+                                         cluster="slurm" if self.kind == "submitit_slurm" else "local", **init)
+        executor.update_parameters(**params)
         env = {}
         if self.kind == "submitit_local":  # one machine: the workers share its cores
             from wdsweep.threads import ENV_PARALLEL_JOBS
