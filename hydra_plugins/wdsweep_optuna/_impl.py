@@ -12,6 +12,9 @@ ended, until the study holds n_trials finished trials.
 - The study lives in a journal file (or any Optuna storage URL) at a path derived from the
   study name, so the same command resumes it. Several sweep processes on one storage share
   the budget: "count, then ask" happens under a lock, so n_trials is exact.
+- hydra.sweeper.workers=N: this process coordinates N worker processes that each ask, run
+  and tell one trial at a time, with no round barrier (_workers.py); each worker is this same
+  sweeper, in a process of its own, on the same study and sweep folder.
 - While its trials run, the sweeper writes a heartbeat on them. A RUNNING trial that no sweep
   will tell (its sweep was killed) is settled by the next sweep on the study: at once, as its
   job ended, if the job's metrics.json is in the trial's folder (a kill between that file and
