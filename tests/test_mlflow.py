@@ -129,11 +129,15 @@ def test_each_job_of_a_parallel_sweep_is_one_run_equal_to_its_files(joblib_sweep
 
 @pytest.mark.integration
 def test_vectorized_members_are_exported_as_jobs_run_alone(joblib_sweep, tmp_path):
-    """Members of a batched model, and the records of jobs that train what another trains."""
-    proc = run_cli(["-m", *VECTORIZED, f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=tmp_path)
+    """Members of a batched model, and the records of jobs that train what another trains. The
+    jobs run in their own folders (hydra.job.chdir): the default store is still where the
+    command ran."""
+    proc = run_cli(["-m", *VECTORIZED, "hydra.job.chdir=true", f"hydra.sweep.dir={tmp_path / 'sweep'}"],
+                   cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "training 2 jobs as one batched model" in proc.stderr + proc.stdout
     runs = check_runs_match_files(tmp_path / "sweep", f"sqlite:///{tmp_path / 'mlflow.db'}", "sweep", tmp_path / "dl")
+    assert (tmp_path / "mlartifacts").is_dir() and not list((tmp_path / "sweep").rglob("mlflow.db"))
     assert sorted(r.data.tags["status"] for r in runs.values()) == ["completed", "completed", "diverged", "diverged"]
     trained = [r for r in runs.values() if "wdsweep.same_as" not in r.data.tags]
     assert len(trained) == 2 and all(r.data.tags["wdsweep.batched"] == "true" for r in trained)

@@ -97,6 +97,7 @@ _URI_OVERRIDE = re.compile(r"^(?:\+\+|\+)?logger\.tracking_uri=")
 # Per process: a tracking URI (as shown) whose export failed, and why; connected trackers.
 _FAILED: Dict[str, str] = {}
 _TRACKERS: Dict[str, "_Tracker"] = {}
+_ANNOUNCED: set = set()
 
 
 # ------------------------------------------------------------------ the URI and its password
@@ -199,15 +200,20 @@ def export_job(cfg: Any, job_dir: Path, record: dict) -> None:
         log.warning("not exported to MLflow: the export to %s failed earlier in this process (%s); "
                     "the result is in %s; %s", shown, _FAILED[shown], job_dir / METRICS_FILE, later)
         return
+    experiment = place.experiment(logger.get("experiment"))
     try:
-        run_id = _tracker(uri).export(job_dir, record, place, place.experiment(logger.get("experiment")))
+        run_id = _tracker(uri).export(job_dir, record, place, experiment)
     except Exception as err:  # noqa: BLE001 - any failure of the export leaves the job as it is
         reason = hide_password(" ".join(f"{type(err).__name__}: {err}".split()), password)[:500]
         _FAILED[shown] = reason
         log.warning("not exported to MLflow (%s): %s; the result is in %s; %s", shown, reason,
                     job_dir / METRICS_FILE, later)
         return
-    log.info("exported to MLflow: run %s at %s", run_id, shown)
+    # A job logs one line (its summary): where the runs go is said once per process.
+    if (shown, experiment) not in _ANNOUNCED:
+        _ANNOUNCED.add((shown, experiment))
+        log.info("exporting each job to MLflow: experiment %r at %s", experiment, shown)
+    log.debug("exported to MLflow: run %s", run_id)
 
 
 def _tracker(uri: str) -> "_Tracker":
