@@ -70,8 +70,13 @@ def main() -> None:
 
     from wdsweep.lifeline import mark_main_process
 
+    from wdsweep.mlflow_export import mask_command_line
+
     signal.signal(signal.SIGTERM, _terminate)
     mark_main_process()
+    # Before Hydra reads it: a password in logger.tracking_uri goes to the environment, and
+    # configs, folder names, files and log lines get the URI masked (wdsweep.mlflow_export).
+    sys.argv[1:] = mask_command_line(sys.argv[1:])
     try:
         start_watching()  # the first job's thread decision measures the CPU from here (wdsweep.threads)
         check_override_syntax(sys.argv[1:])

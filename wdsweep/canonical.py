@@ -62,6 +62,7 @@ def write_twin_record(source_dir: Path, job_dir: Path, cfg: DictConfig, override
     history.csv and model.pt as hard links (copies where links cannot be made). A source
     without a finished result gives a `failed` record, which resume runs again. metrics.json
     is written last, as a trained job's is."""
+    from wdsweep.mlflow_export import export_job
     from wdsweep.resume import DONE_STATUSES, read_record
     from wdsweep.results import HISTORY_FILE, MODEL_FILE, config_hash, resolved_config, write_metrics
 
@@ -80,6 +81,7 @@ def write_twin_record(source_dir: Path, job_dir: Path, cfg: DictConfig, override
                   run_id=uuid.uuid4().hex, same_as=same_as, train_seconds=0.0, eval_seconds=0.0,
                   started_at=now, finished_at=now)
     write_metrics(job_dir, record)
+    export_job(cfg, job_dir, record)  # logger=mlflow; never raises
     return record
 
 

@@ -22,6 +22,7 @@ from omegaconf import DictConfig
 import wdsweep
 from wdsweep.data import build_splits, derived_seed
 from wdsweep.inprocess import readable_overrides
+from wdsweep.mlflow_export import export_job
 from wdsweep.models import build_model, data_info_of
 from wdsweep.monitors import ProgressBar, PruningReporter, TensorBoardLogger
 from wdsweep.optimizers import build_optimizer
@@ -254,6 +255,7 @@ def _finish(record: dict, cfg: DictConfig, job_dir: Path, trial: Optional[TrialL
         if trial is not None and trial.reports:
             trial.record(record)
         return False
+    export_job(cfg, job_dir, record)  # logger=mlflow: from the files just written; never raises
     return True
 
 

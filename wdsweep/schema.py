@@ -25,7 +25,11 @@ IMPLS = ("auto", "manual", "loss", "optimizer")
 # What a job may return to a sweeper: never a test metric. A list makes a multi-objective search
 # (sparsity and weight_norm are properties of the weights, measured without test data).
 OBJECTIVES = ("val_error", "val_loss", "sparsity", "weight_norm")
-LOGGERS = ("none", "tensorboard")
+LOGGERS = ("none", "tensorboard", "mlflow")
+# Loggers that watch the training step by step (callbacks): a member of a batched model
+# (hydra/launcher=vectorized) cannot give them its own model. mlflow exports each job's files
+# once it is written (wdsweep.mlflow_export), so batched members have it too.
+STEP_LOGGERS = ("tensorboard",)
 DATASETS = ("regression1d", "digits", "moons", "csv")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 # Data sets whose inputs are images, and so suit model=cnn.
@@ -271,6 +275,18 @@ class TensorBoardConfig(LoggerConfig):
     histogram_every: int = 200
 
 
+@dataclass
+class MlflowConfig(LoggerConfig):
+    """Each finished job exported as one MLflow run (wdsweep.mlflow_export)."""
+    name: str = "mlflow"
+    # null: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db; local paths are relative to the
+    # directory the command ran in.
+    tracking_uri: Optional[str] = None
+    # null: a sweep's folder relative to that directory (multirun/<date>/<time>); single
+    # runs: wdsweep.
+    experiment: Optional[str] = None
+
+
 # ------------------------------------------------------------------------------ top
 @dataclass
 class WdsweepConfig:
@@ -299,7 +315,7 @@ _GROUP_SCHEMAS = {
     "optimizer": {"sgd": SGDConfig, "adam": AdamConfig, "adamw": AdamWConfig},
     "reg": {"base": RegConfig},
     "trainer": {"base": TrainerConfig},
-    "logger": {"none": LoggerConfig, "tensorboard": TensorBoardConfig},
+    "logger": {"none": LoggerConfig, "tensorboard": TensorBoardConfig, "mlflow": MlflowConfig},
 }
 
 _UNSAFE_DIR_CHARS = re.compile(r"[^A-Za-z0-9._,=+\-]")

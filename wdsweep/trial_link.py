@@ -58,10 +58,11 @@ def hide_password(text: str, password: Optional[str] = None) -> str:
     return text.replace(password, MASK) if password else text
 
 
-def with_password(url: str) -> str:
-    """The URL to connect with: a masked password is replaced by ENV_PASSWORD, when set."""
+def with_password(url: str, env: str = ENV_PASSWORD) -> str:
+    """The URL to connect with: a masked password is replaced by the environment variable
+    `env` (ENV_PASSWORD; wdsweep.mlflow_export uses its own), when set."""
     match = _URL_PASSWORD.search(url)
-    password = os.environ.get(ENV_PASSWORD)
+    password = os.environ.get(env)
     if match is None or match["password"] != MASK or not password:
         return url
     return url[:match.start("password")] + password + url[match.end("password"):]

@@ -29,6 +29,7 @@ from wdsweep.schema import (
     ACTIVATIONS, DATASETS, IMAGE_DATASETS, IMPLS, LOGGERS, MODES, OBJECTIVES, OPTIMIZERS,
     SCHEDULES, SCOPES, TASKS, has_native_decay,
 )
+from wdsweep.trial_link import split_password
 
 
 class ConfigError(CompactHydraException):
@@ -290,6 +291,23 @@ def _validate_logger(check: _Checker) -> None:
         check.number("logger.histogram_every", low=1)
         if importlib.util.find_spec("tensorboard") is None:
             check.fail("logger", name, "needs the tensorboard package: pip install 'wdsweep[tensorboard]'")
+    elif name == "mlflow":
+        if importlib.util.find_spec("mlflow") is None:
+            check.fail("logger", name, "needs the mlflow package: pip install 'wdsweep[mlflow]'")
+        uri = check.get("logger.tracking_uri")
+        if uri is not None and (not isinstance(uri, str) or not uri.strip()):
+            check.fail("logger.tracking_uri", uri, "a tracking URI (sqlite:///mlflow.db, "
+                       "http://host:5000, ...) or null ($MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)")
+        elif uri is not None and split_password(uri)[1] is not None:
+            # Only a config file gets here: wdsweep.app masks the command line's before Hydra.
+            check.fail("logger.tracking_uri", split_password(uri)[0], "a URI without its password "
+                       "in a config file, which every job's folder would copy: give it on the command "
+                       "line (logger.tracking_uri=http://me:pw@host is masked before anything is "
+                       "written) or in MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD")
+        experiment = check.get("logger.experiment")
+        if experiment is not None and (not isinstance(experiment, str) or not experiment.strip()):
+            check.fail("logger.experiment", experiment, "an MLflow experiment name or null (a sweep's "
+                       "folder, single runs: wdsweep)")
 
 
 def _validate_data_contents(cfg: DictConfig) -> int:

@@ -44,6 +44,7 @@ from wdsweep.monitors import PruningReporter
 from wdsweep.optimizers import lr_factor
 from wdsweep.regularizers import Regularizer, lp_elementwise, lp_grad, ordered_sum
 from wdsweep.run import augment_generator, objective_names, seed_and_draw_data
+from wdsweep.schema import STEP_LOGGERS
 from wdsweep.threads import gemm_is_strict, job_threads
 from wdsweep.training import BatchSampler, Callback, StopRun, TrainResult
 from wdsweep.trial_link import TrialLink
@@ -69,7 +70,7 @@ def unbatchable_reason(cfg: DictConfig) -> Optional[str]:
     """Why this job must run alone, or None if it can be a member of a batch. Builds the model
     once (and tries two copies of it under vmap) unless it is the built-in mlp or linear: call
     it once per batch_signature."""
-    if cfg.logger.name != "none":
+    if cfg.logger.name in STEP_LOGGERS:  # logger=mlflow exports each member's files: it batches
         return f"logger={cfg.logger.name} logs one model's weights per step"
     if _stacks(cfg):
         return None
