@@ -47,8 +47,9 @@ def run(cfg: DictConfig, job_dir: Path, *, overrides: Sequence[str] = (), progre
     A failure after validation (an exception while building or training) is recorded as
     status `failed` and, unless raise_failures, swallowed: one bad job never ends a sweep.
     With `resume`, a job whose finished result for this very config is already in job_dir is
-    not run again; its recorded objective is returned. `launcher_jobs` is the parallel
-    launcher's n_jobs, for the thread rule (wdsweep.threads).
+    not run again; its recorded objective is returned. `launcher_jobs` is what the
+    launcher says about its jobs' cores (joblib's n_jobs, submitit's cpus_per_task: see
+    wdsweep.threads.launcher_share), for the thread rule.
     """
     validate(cfg)
     job_dir = Path(job_dir)

@@ -44,7 +44,7 @@ from wdsweep.monitors import Callbacks, PruningReporter, TrialWatch
 from wdsweep.optimizers import lr_factor
 from wdsweep.regularizers import Regularizer, lp_elementwise, lp_grad, ordered_sum
 from wdsweep.run import augment_generator, objective_names, seed_and_draw_data
-from wdsweep.threads import gemm_is_strict, job_threads
+from wdsweep.threads import gemm_is_strict, job_threads, launcher_share
 from wdsweep.training import BatchSampler, Callback, StopRun, TrainResult
 from wdsweep.trial_link import TrialHeartbeat, TrialLink, heartbeat_seconds
 
@@ -346,7 +346,9 @@ def _train_sorted(cfgs: Sequence[DictConfig], dev: torch.device,
     # the batch takes the cores that are free now (trainer.* is equal in a batch); a vmap'ed
     # module (convolutions) keeps the fixed count its job alone would use.
     independent = _stacks(cfgs[0]) and gemm_is_strict()
-    threads = job_threads(cfgs[0].trainer.threads, None, thread_independent=independent)
+    # (a batch submitted as one submitit job takes the CPUs it is given: cpus_per_task)
+    threads = job_threads(cfgs[0].trainer.threads, launcher_share(cfgs[0].get("hydra", {}).get("launcher")),
+                          thread_independent=independent)
     torch.set_num_threads(threads)
     first = cfgs[0]
     task, steps, eval_every = splits[0].task, first.trainer.steps, first.trainer.eval_every

@@ -382,9 +382,9 @@ class ValidatingSweeper(BasicSweeper):
 
     @staticmethod
     def _threads(cfg: DictConfig) -> int:
-        from wdsweep.threads import dependent_threads
+        from wdsweep.threads import dependent_threads, launcher_share
 
-        return dependent_threads(cfg.trainer.threads, cfg.hydra.launcher.get("n_jobs"))
+        return dependent_threads(cfg.trainer.threads, launcher_share(cfg.hydra.launcher))
 
     @staticmethod
     def _folder(cfg: DictConfig) -> Path:
