@@ -12,6 +12,16 @@ its own.
 `device=auto` trains on CUDA when torch sees a GPU, else on the CPU. The Optuna sweeper may
 use it too: each round of `n_jobs` asked trials becomes one batch, and the sweep's pruner
 stops single members of it (a pruned member no longer counts in the batch's loss).
+
+`hydra/launcher=vectorized_submitit_local` and `vectorized_submitit_slurm` (with the submitit
+extra) submit each batch as one submitit job instead of training it here: decided for, since
+a batch is one process's work and on a cluster the batch is the unit worth submitting (one
+Slurm job for 24 members rather than 24 queue waits and Python and torch starts). They are
+separate launcher configs rather than a `submitit=` key on this one so that they take
+hydra-submitit-launcher's own schemas (timeout_min, cpus_per_task, mem_gb, partition, ...,
+with Hydra's type checks) beside max_batch and device, and read as its submitit_local and
+submitit_slurm do. The sweep process plans the batches; each submitit job runs this module's
+in-process code (_launch_here) on its jobs: see VectorizedSubmititLauncher.
 """
 import contextlib
 import logging
