@@ -107,6 +107,10 @@ CASES = [
      ["hydra.sweeper.enqueue={'reg.nope': 1} is not allowed", "reg.nope is not searched"]),
     ("optuna-zero-trials", "wdsweep", ["-m", "search=optuna", "hydra.sweeper.n_trials=0"],
      ["hydra.sweeper.n_trials=0", "an integer >= 1"]),
+    # (vectorized_submitit_local and _slurm take the same check: they are this launcher)
+    ("vectorized-max-batch-zero", "wdsweep", ["-m", "hydra/launcher=vectorized", "hydra.launcher.max_batch=0",
+                                              "reg.p=1,2"],
+     ["hydra.launcher.max_batch=0", "an integer >= 1"]),
     ("analysis-empty-folder", "analysis", ["empty"],
      ["empty: no runs found", "no folder with .hydra/config.yaml below it"]),
     ("analysis-not-a-source", "analysis", ["runs.txt"],

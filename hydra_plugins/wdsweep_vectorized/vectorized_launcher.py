@@ -80,6 +80,12 @@ class VectorizedLauncher(Launcher):
     runs_jobs_in_this_process = True
 
     def __init__(self, max_batch: int = 64, device: str = "auto") -> None:
+        if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
+            # before the sweep writes or launches anything (Hydra makes the launcher first)
+            from wdsweep.validation import ConfigError
+
+            ConfigError(f"invalid config: hydra.launcher.max_batch={max_batch!r} is not allowed: "
+                        "an integer >= 1 (the members of one batched model)").exit()
         self.max_batch, self.device = max_batch, device
         self.config: Optional[DictConfig] = None
         self.hydra_context: Optional[HydraContext] = None
