@@ -110,6 +110,10 @@ CASES = [
                                        "hydra.sweeper.workers=2", "hydra.sweeper.n_jobs=3"],
      ["hydra.sweeper.n_trials=0", "an integer >= 1",
       "hydra.sweeper.n_jobs=3 is not allowed: 1 with hydra.sweeper.workers > 1"]),
+    # (vectorized_submitit_local and _slurm take the same check: they are this launcher)
+    ("vectorized-max-batch-zero", "wdsweep", ["-m", "hydra/launcher=vectorized", "hydra.launcher.max_batch=0",
+                                              "reg.p=1,2"],
+     ["hydra.launcher.max_batch=0", "an integer >= 1"]),
     ("analysis-empty-folder", "analysis", ["empty"],
      ["empty: no runs found", "no folder with .hydra/config.yaml below it"]),
     ("analysis-not-a-source", "analysis", ["runs.txt"],

@@ -38,6 +38,7 @@ def task(cfg: DictConfig) -> float:
     from wdsweep.run import run  # deferred: torch is not needed to print --help or --cfg
 
     from wdsweep.lifeline import watch_parent
+    from wdsweep.threads import launcher_share
 
     watch_parent()  # a joblib worker ends with its sweep, even one killed with SIGKILL
     hydra_cfg = HydraConfig.get()
@@ -48,7 +49,7 @@ def task(cfg: DictConfig) -> float:
     try:
         return run(cfg, Path(hydra_cfg.runtime.output_dir), overrides=list(hydra_cfg.overrides.task),
                    progress=single, raise_failures=single, resume=resume,
-                   launcher_jobs=hydra_cfg.launcher.get("n_jobs"))
+                   launcher_jobs=launcher_share(hydra_cfg.launcher))
     except ConfigError as err:
         err.exit()
 

@@ -27,6 +27,13 @@ def mark_main_process() -> None:
     os.environ[ENV_MAIN] = f"{socket.gethostname()}:{os.getpid()}"
 
 
+def in_main_process() -> bool:
+    """Whether this is the sweep's main process (`python -m wdsweep`), where in-process
+    launchers run their jobs."""
+    host, _, pid = os.environ.get(ENV_MAIN, "").rpartition(":")
+    return bool(pid) and host == socket.gethostname() and os.getpid() == int(pid)
+
+
 def watch_parent() -> None:
     """In a worker of the sweep's main process: end this process when the main process is
     gone, now or later. Nothing in the main process itself, nor in a process started another

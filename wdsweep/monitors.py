@@ -10,7 +10,7 @@ from torch import nn
 from tqdm import tqdm
 
 from wdsweep.training import Callback, StopRun
-from wdsweep.trial_link import TrialLink
+from wdsweep.trial_link import TrialHeartbeat, TrialLink
 
 
 class ProgressBar(Callback):
@@ -62,9 +62,50 @@ class PruningReporter(Callback):
         self.enabled = len(self.study.directions) == 1
 
     def on_eval(self, step: int, row: dict) -> None:
+        import optuna
+
         value = row[self.objective]
         if not self.enabled or step == 0 or not math.isfinite(value):
             return
-        self.trial.report(value, step)
+        try:
+            self.trial.report(value, step)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            # Another sweep told this trial while the job ran (its own sweep was killed and the
+            # trial went stale): the study has moved on, and the rest of the training is waste.
+            raise StopRun("failed", f"its Optuna trial {self.trial.number} was finished by another "
+                                    f"sweep while this job ran (at step {step})") from None
         if self.trial.should_prune():
             raise StopRun("pruned", f"pruned by {type(self.study.pruner).__name__} at step {step}")
+
+
+class TrialWatch(Callback):
+    """Stops a job, at an evaluation, once its trial's heartbeat (trial_link.TrialHeartbeat)
+    found the trial told by another sweep: see wdsweep.trial_link. `heartbeat` is shared by
+    the members of a vectorized batch; the owner closes it."""
+
+    def __init__(self, heartbeat: TrialHeartbeat, link: TrialLink) -> None:
+        self.heartbeat, self.link = heartbeat, link
+
+    def on_eval(self, step: int, row: dict) -> None:
+        reason = self.heartbeat.gone.get(self.link.trial_id)
+        if reason:
+            raise StopRun("failed", f"{reason}; stopped at step {step}")
+
+
+class Callbacks(Callback):
+    """Several callbacks as one (a vectorized member has one slot)."""
+
+    def __init__(self, callbacks) -> None:
+        self.callbacks = list(callbacks)
+
+    def on_step(self, step: int, loss: float, model: nn.Module) -> None:
+        for cb in self.callbacks:
+            cb.on_step(step, loss, model)
+
+    def on_eval(self, step: int, row: dict) -> None:
+        for cb in self.callbacks:
+            cb.on_eval(step, row)
+
+    def close(self) -> None:
+        for cb in self.callbacks:
+            cb.close()

@@ -24,7 +24,7 @@ from wdsweep.data import build_splits, derived_seed
 from wdsweep.inprocess import readable_overrides
 from wdsweep.mlflow_export import export_job
 from wdsweep.models import build_model, data_info_of
-from wdsweep.monitors import ProgressBar, PruningReporter, TensorBoardLogger
+from wdsweep.monitors import ProgressBar, PruningReporter, TensorBoardLogger, TrialWatch
 from wdsweep.optimizers import build_optimizer
 from wdsweep.regularizers import Regularizer
 from wdsweep.results import (METRICS_FILE, SCHEMA_VERSION, config_hash, resolved_config,
@@ -32,7 +32,7 @@ from wdsweep.results import (METRICS_FILE, SCHEMA_VERSION, config_hash, resolved
 from wdsweep.resume import done_record, job_lock, remove_stale_temp_files
 from wdsweep.threads import dependent_threads, is_thread_independent, job_threads
 from wdsweep.training import Callback, TrainResult, train
-from wdsweep.trial_link import TrialLink
+from wdsweep.trial_link import TrialHeartbeat, TrialLink, heartbeat_seconds
 from wdsweep.validation import validate
 
 log = logging.getLogger(__name__)
@@ -48,8 +48,9 @@ def run(cfg: DictConfig, job_dir: Path, *, overrides: Sequence[str] = (), progre
     A failure after validation (an exception while building or training) is recorded as
     status `failed` and, unless raise_failures, swallowed: one bad job never ends a sweep.
     With `resume`, a job whose finished result for this very config is already in job_dir is
-    not run again; its recorded objective is returned. `launcher_jobs` is the parallel
-    launcher's n_jobs, for the thread rule (wdsweep.threads).
+    not run again; its recorded objective is returned. `launcher_jobs` is what the
+    launcher says about its jobs' cores (joblib's n_jobs, submitit's cpus_per_task: see
+    wdsweep.threads.launcher_share), for the thread rule.
     """
     validate(cfg)
     job_dir = Path(job_dir)
@@ -122,6 +123,8 @@ def record_trained(record: dict, cfg: DictConfig, job_dir: Path, overrides: Sequ
         steps_planned=cfg.trainer.steps,
         diverged_at_step=result.diverged_at_step,
         stop_reason=result.stop_reason,
+        # a run stopped as failed (its trial told by another sweep) says why where failures do
+        **({"error": result.stop_reason} if result.status == "failed" and result.stop_reason else {}),
         decay=decay,
         data_sizes=data_sizes,
         history_rows=len(result.history),  # what resume checks history.csv against
@@ -188,6 +191,24 @@ def augment_generator(seed: int) -> torch.Generator:
 
 def _train(cfg: DictConfig, job_dir: Path, progress: bool, trial: Optional[TrialLink],
            launcher_jobs: object, record: dict):
+    # A job in a process of its own keeps its trial alive itself, from the start (data loading
+    # included), in case it outlives its sweep (wdsweep.trial_link).
+    heartbeat = TrialHeartbeat([trial], job_heartbeat_seconds())
+    try:
+        return _train_beating(cfg, job_dir, progress, trial, launcher_jobs, record, heartbeat)
+    finally:
+        heartbeat.close()
+
+
+def job_heartbeat_seconds() -> float:
+    """hydra.sweeper.heartbeat_seconds of the job's Hydra config, if Hydra runs the job."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return heartbeat_seconds(HydraConfig.get() if HydraConfig.initialized() else None)
+
+
+def _train_beating(cfg: DictConfig, job_dir: Path, progress: bool, trial: Optional[TrialLink],
+                   launcher_jobs: object, record: dict, heartbeat: TrialHeartbeat):
     torch.set_flush_denormal(cfg.trainer.flush_denormal)  # process-wide: set by every job
     splits = seed_and_draw_data(cfg)  # (drawn serially: the thread count does not matter yet)
     model = build_model(cfg.model, data_info_of(splits))  # continues the global stream after the data draw
@@ -215,6 +236,8 @@ def _train(cfg: DictConfig, job_dir: Path, progress: bool, trial: Optional[Trial
     try:  # built inside: if one cannot be made, those made before it are still closed
         if progress and cfg.trainer.progress:
             callbacks.append(ProgressBar(cfg.trainer.steps))
+        if trial is not None:
+            callbacks.append(TrialWatch(heartbeat, trial))
         if trial is not None and trial.reports:
             callbacks.append(PruningReporter(trial, objective_names(cfg)[0]))
         if cfg.logger.name == "tensorboard":

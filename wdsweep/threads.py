@@ -35,7 +35,7 @@ import math
 import os
 import time
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 log = logging.getLogger(__name__)
 
@@ -90,14 +90,40 @@ def _cgroup_quota() -> Optional[float]:
         return None
 
 
+@dataclass(frozen=True)
+class CpuShare:
+    """The CPUs a launcher gives each job (submitit's cpus_per_task), for fixed_threads."""
+
+    cpus: int
+
+
+def launcher_share(launcher: Any) -> object:
+    """What a job's launcher config (hydra.launcher) says about the cores its jobs share, for
+    fixed_threads: submitit's `cpus_per_task` when set (a CpuShare: on Slurm the job's own
+    allocation; under submitit_local, which runs every job of a launch at once, the share you
+    give each one), else joblib's `n_jobs` (workers sharing this machine's cores), else None.
+    The sweep process and the job read the same config, so resume compares the count the job
+    ran with even when the job ran on another machine (a Slurm node) than the sweep."""
+    get = getattr(launcher, "get", None)
+    if get is None:
+        return None
+    cpus = get("cpus_per_task")
+    if isinstance(cpus, int) and not isinstance(cpus, bool) and cpus > 0:
+        return CpuShare(cpus)
+    return get("n_jobs")
+
+
 def fixed_threads(n_jobs: object = None) -> int:
     """The count a thread-dependent job runs with when trainer.threads is null: OMP_NUM_THREADS
-    if set, else the cores shared out among a parallel launcher's workers (joblib's n_jobs; -1
-    all cores, -2 all but one, ...; or ENV_PARALLEL_JOBS processes), else every usable core.
-    Workers that each take every core slow one another down many times over."""
+    if set, else the CPUs its launcher gives each job (a CpuShare, from launcher_share), else
+    the cores shared out among a parallel launcher's workers (joblib's n_jobs; -1 all cores,
+    -2 all but one, ...; or ENV_PARALLEL_JOBS processes), else every usable core. Workers that
+    each take every core slow one another down many times over."""
     omp = os.environ.get("OMP_NUM_THREADS", "")
     if omp.isdigit() and int(omp) > 0:
         return int(omp)
+    if isinstance(n_jobs, CpuShare):
+        return n_jobs.cpus
     cores = usable_cores()
     side_by_side = os.environ.get(ENV_PARALLEL_JOBS, "")
     if (n_jobs is None or n_jobs == 1) and side_by_side.isdigit():

@@ -10,16 +10,30 @@ the process environment (ENV_PASSWORD, which every launcher's job processes inhe
 open_storage puts it back into the URL, in memory only. Without a password in the URL (the
 driver's own PGPASSWORD or ~/.pgpass) there is nothing to hide.
 
+A job whose process outlives its sweep (submitit's jobs, local or on Slurm, go on when the
+sweep that submitted them is killed) keeps its trial alive itself: TrialHeartbeat writes the
+trial's heartbeat, as the sweep does, so that the next sweep on the study waits for the job
+and tells the trial from its metrics.json instead of failing it as stale while it runs. A job
+whose trial was told meanwhile all the same (stale_after_seconds shorter than the job's
+heartbeat, or a Slurm job that started only after the next sweep gave its trial up) stops at
+its next evaluation as `failed`, and its metrics.json says why; it does not crash writing to a
+finished trial.
+
 No torch here: the sweeper plugin uses open_storage and build_pruner too. The reporting
-callback is monitors.PruningReporter.
+callback is monitors.PruningReporter, the stop of a job whose trial is over monitors.TrialWatch.
 """
 from __future__ import annotations
 
+import logging
 import math
 import os
 import re
+import threading
+import time
 from dataclasses import dataclass
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
+
+log = logging.getLogger(__name__)
 
 ENV_STORAGE = "WDSWEEP_OPTUNA_STORAGE"
 ENV_STUDY = "WDSWEEP_OPTUNA_STUDY"
@@ -36,6 +50,13 @@ ROLES = ("trial", "replicate", "finalist")
 ENV_PASSWORD = "WDSWEEP_OPTUNA_STORAGE_PASSWORD"
 MASK = "***"
 PRUNER_ATTR = "wdsweep_pruner"  # study user attr: the pruner config, so jobs build the same one
+# Trial user attr: when a process last vouched for the trial (the sweep's _Heartbeat in
+# hydra_plugins/wdsweep_optuna/_impl.py writes the same attribute, HEARTBEAT_ATTR there).
+HEARTBEAT_ATTR = "wdsweep_heartbeat"
+REASON_ATTR = "wdsweep_fail_reason"  # the sweeper's reason for a FAIL (_impl.REASON_ATTR)
+# The roles whose trial is RUNNING while the job trains (a finalist's trial is long finished).
+BEATING_ROLES = ("trial", "replicate")
+DEFAULT_HEARTBEAT_SECONDS = 10.0  # the sweeper's default hydra.sweeper.heartbeat_seconds
 
 # scheme://user:PASSWORD@ ... : the password is what lies between the user's colon and the "@"
 # (SQLAlchemy's own reading of a URL; a password holding "@" must be percent-encoded there too).
@@ -125,8 +146,78 @@ class TrialLink:
         return study, optuna.trial.Trial(study, self.trial_id)
 
     def record(self, metrics: dict) -> None:
-        """How the job ended, as trial user attributes the sweeper and the analysis read."""
-        record_attrs(open_storage(self.storage), self.trial_id, metrics)
+        """How the job ended, as trial user attributes the sweeper and the analysis read. A
+        trial another sweep has told meanwhile (see the module) keeps what it was told: one
+        warning, and the job's result stays in its metrics.json."""
+        import optuna
+
+        try:
+            record_attrs(open_storage(self.storage), self.trial_id, metrics)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            log.warning("Optuna trial id %d was already finished by another sweep; this job's result "
+                        "is in its metrics.json only", self.trial_id)
+
+
+def heartbeat_seconds(hydra_cfg: Any) -> float:
+    """The interval a job beats at: its sweep's hydra.sweeper.heartbeat_seconds (the job's
+    Hydra config carries the sweeper's), else the sweeper's default."""
+    try:
+        value = float(hydra_cfg.sweeper.get("heartbeat_seconds") or 0)
+    except (AttributeError, TypeError, ValueError):
+        value = 0.0
+    return value if value > 0 else DEFAULT_HEARTBEAT_SECONDS
+
+
+class TrialHeartbeat:
+    """Writes HEARTBEAT_ATTR on the trials of the jobs this process trains, every `interval`
+    seconds from a thread, while they train (see the module); `gone` maps the id of a trial
+    found finished to why. Nothing in the sweep's own process (in-process launchers), whose
+    sweeper beats for its trials itself: only a job in a process of its own can outlive its
+    sweep. The first beat is at once, so a job whose trial is already over stops at its first
+    evaluation."""
+
+    def __init__(self, links: Sequence[Optional[TrialLink]], interval: float) -> None:
+        from wdsweep.lifeline import in_main_process
+
+        self.links = [] if in_main_process() else [k for k in links if k is not None and k.role in BEATING_ROLES]
+        self.interval = interval
+        self.gone: Dict[int, str] = {}
+        self._storages: Dict[str, Any] = {}
+        self._stop = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+        if self.links:
+            self._beat()
+            self._thread = threading.Thread(target=self._run, name="wdsweep-job-heartbeat", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._beat()
+
+    def _beat(self) -> None:
+        import optuna
+
+        for link in self.links:
+            if link.trial_id in self.gone:
+                continue
+            try:
+                storage = self._storages.get(link.storage) or self._storages.setdefault(
+                    link.storage, open_storage(link.storage))
+                try:
+                    storage.set_trial_user_attr(link.trial_id, HEARTBEAT_ATTR, time.time())
+                except optuna.exceptions.UpdateFinishedTrialError:
+                    trial = storage.get_trial(link.trial_id)
+                    why = trial.user_attrs.get(REASON_ATTR)
+                    self.gone[link.trial_id] = (f"its Optuna trial {trial.number} was told {trial.state.name} by "
+                                                f"another sweep while this job ran" + (f" ({why})" if why else ""))
+                    log.warning("%s: this job stops at its next evaluation", self.gone[link.trial_id])
+            except Exception as err:  # noqa: BLE001 - a beat missed is no reason to stop training
+                log.debug("heartbeat on trial id %d: %s", link.trial_id, hide_password(str(err)))
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
 
 
 def record_attrs(storage, trial_id: int, metrics: dict) -> None:

@@ -40,14 +40,14 @@ from torch.nn import functional as F
 from wdsweep.data import SPLITS, data_info, derived_seed
 from wdsweep.func_net import FuncNet, vectorize_problem
 from wdsweep.models import _ACTIVATIONS, LINEAR_TARGET, MLP_TARGET, build_model, data_info_of, model_label
-from wdsweep.monitors import PruningReporter
+from wdsweep.monitors import Callbacks, PruningReporter, TrialWatch
 from wdsweep.optimizers import lr_factor
 from wdsweep.regularizers import Regularizer, lp_elementwise, lp_grad, ordered_sum
 from wdsweep.run import augment_generator, objective_names, seed_and_draw_data
 from wdsweep.schema import STEP_LOGGERS
-from wdsweep.threads import gemm_is_strict, job_threads
+from wdsweep.threads import gemm_is_strict, job_threads, launcher_share
 from wdsweep.training import BatchSampler, Callback, StopRun, TrainResult
-from wdsweep.trial_link import TrialLink
+from wdsweep.trial_link import TrialHeartbeat, TrialLink, heartbeat_seconds
 
 # Keys whose values may differ between the members of one batch. Everything else must be equal.
 BATCHABLE = ("reg", "seed", "optimizer.lr", "objective")
@@ -347,7 +347,9 @@ def _train_sorted(cfgs: Sequence[DictConfig], dev: torch.device,
     # the batch takes the cores that are free now (trainer.* is equal in a batch); a vmap'ed
     # module (convolutions) keeps the fixed count its job alone would use.
     independent = _stacks(cfgs[0]) and gemm_is_strict()
-    threads = job_threads(cfgs[0].trainer.threads, None, thread_independent=independent)
+    # (a batch submitted as one submitit job takes the CPUs it is given: cpus_per_task)
+    threads = job_threads(cfgs[0].trainer.threads, launcher_share(cfgs[0].get("hydra", {}).get("launcher")),
+                          thread_independent=independent)
     torch.set_num_threads(threads)
     first = cfgs[0]
     task, steps, eval_every = splits[0].task, first.trainer.steps, first.trainer.eval_every
@@ -364,13 +366,18 @@ def _train_sorted(cfgs: Sequence[DictConfig], dev: torch.device,
     augments = ([(sp.augment, augment_generator(cfg.seed)) for sp, cfg in zip(splits, cfgs)]
                 if splits[0].augment is not None else None)
     trainer = _BatchedTrainer(first, net, members, x, y, task, samplers, dev, augments)
-    reporters: List[Optional[PruningReporter]] = []
+    reporters: List[Optional[Callbacks]] = []
+    # In a process of its own (a submitit batch job) the batch keeps its members' trials alive
+    # itself, and a member whose trial another sweep told stops alone (wdsweep.trial_link).
+    heartbeat = TrialHeartbeat(trials, heartbeat_seconds(first.get("hydra")))
     try:  # built inside: if one cannot be made, those made before it are still closed
         for cfg, trial in zip(cfgs, trials):
-            reporters.append(PruningReporter(trial, objective_names(cfg)[0])
-                             if trial and trial.reports else None)
+            reporters.append(Callbacks([TrialWatch(heartbeat, trial)]
+                                       + ([PruningReporter(trial, objective_names(cfg)[0])] if trial.reports else []))
+                             if trial else None)
         histories, outcomes, seconds = trainer.run(steps, eval_every, reporters)
     finally:
+        heartbeat.close()
         for reporter in reporters:
             if reporter is not None:
                 reporter.close()

@@ -649,6 +649,11 @@ class OptunaSweeperImpl(Sweeper):
         and a job folder that cannot be created fails that job, not the sweep."""
         from hydra._internal.core_plugins.basic_launcher import BasicLauncher
 
+        from wdsweep import submitit_launch
+
+        if submitit_launch.is_submitit_launcher(self.launcher):
+            # a job that dies without a result (OOM, time limit) fails its trial, not the sweep
+            return submitit_launch.launch(self.launcher, job_overrides, initial_job_idx)
         if type(self.launcher) is not BasicLauncher:
             return self.launcher.launch(job_overrides, initial_job_idx=initial_job_idx)
         from hydra.core.utils import configure_log

@@ -168,14 +168,20 @@ class ValidatingSweeper(BasicSweeper):
         return returns
 
     def _launch(self, batch: List[List[str]], start: int) -> List[JobReturn]:
+        from wdsweep import submitit_launch
         from wdsweep.inprocess import FolderNotWritable
 
         if type(self.launcher) is BasicLauncher:
             results = self._run_here(batch, start)
+        elif submitit_launch.is_submitit_launcher(self.launcher):
+            # the same submission, but a job that dies without a result fails alone
+            results = submitit_launch.launch(self.launcher, batch, start)
         else:
             results = self.launcher.launch(batch, initial_job_idx=start)
         for r in results:
-            if not isinstance(r._return_value, FolderNotWritable):  # counted in the summary
+            # a job that could not start, or whose process ended without a result: counted
+            # in the summary (it has no metrics.json), and the sweep goes on
+            if not isinstance(r._return_value, (FolderNotWritable, submitit_launch.JobLost)):
                 _ = r.return_value  # re-raises what a job raised, as the basic sweeper does
         return results
 
@@ -376,9 +382,9 @@ class ValidatingSweeper(BasicSweeper):
 
     @staticmethod
     def _threads(cfg: DictConfig) -> int:
-        from wdsweep.threads import dependent_threads
+        from wdsweep.threads import dependent_threads, launcher_share
 
-        return dependent_threads(cfg.trainer.threads, cfg.hydra.launcher.get("n_jobs"))
+        return dependent_threads(cfg.trainer.threads, launcher_share(cfg.hydra.launcher))
 
     @staticmethod
     def _folder(cfg: DictConfig) -> Path:
