@@ -5,7 +5,6 @@ The workload makes a round barrier visible: trial 0 is slow (3000 steps), trials
 steps), all enqueued in that order. With 2 workers and no barrier, one worker holds trial 0
 while the other runs 1, 2, 3 and 4; in rounds of 2, trial 2 could not start before trial 0 ended.
 """
-import importlib.util
 import json
 import os
 import signal
@@ -153,26 +152,3 @@ def test_stopping_the_coordinator_stops_its_workers(tmp_path):
     for pid in pids.values():
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
-
-
-@pytest.mark.skipif(importlib.util.find_spec("submitit") is None, reason="needs the submitit extra")
-def test_slurm_workers_get_the_launcher_s_resources_under_names_submitit_accepts():
-    """Slurm cannot run here; what can be checked is that hydra/launcher=submitit_slurm's
-    settings reach submitit's Slurm executor under names submitit itself defines."""
-    from hydra_plugins.hydra_submitit_launcher.config import SlurmQueueConf
-    from omegaconf import OmegaConf
-    from submitit.auto.auto import AutoExecutor
-    from submitit.slurm.slurm import SlurmExecutor
-
-    from hydra_plugins.wdsweep_optuna._workers import submitit_parameters
-
-    conf = OmegaConf.structured(SlurmQueueConf(partition="cpu", timeout_min=240, cpus_per_task=4, mem_gb=8,
-                                               account="lab", setup=["module load x"]))
-    params = submitit_parameters(OmegaConf.to_container(conf), "submitit_slurm")
-    generic, slurm = set(AutoExecutor._typed_parameters()), SlurmExecutor._valid_parameters()
-    init_only = {"slurm_max_num_timeout"}  # an argument of the executor itself
-    assert [k for k in params if k not in generic and k not in init_only
-            and not (k.startswith("slurm_") and k[len("slurm_"):] in slurm)] == []
-    assert params["slurm_partition"] == "cpu" and params["timeout_min"] == 240 and params["mem_gb"] == 8
-    assert params["slurm_account"] == "lab" and params["slurm_setup"] == ["module load x"]
-    assert params["tasks_per_node"] == 1  # a worker is one process

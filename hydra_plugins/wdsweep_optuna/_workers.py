@@ -137,64 +137,49 @@ class LocalWorkers:
 
 
 class SubmititWorkers:
-    """N workers as submitit jobs (a job array on Slurm), with hydra.launcher's resources."""
+    """N workers as submitit jobs (a job array on Slurm), with hydra.launcher's resources,
+    submitted and collected as wdsweep.submitit_launch submits a sweep's jobs."""
 
     def __init__(self, argv: List[str], n: int, sweep_dir: Path, launcher_conf, kind: str) -> None:
-        self.argv, self.n, self.kind = argv, n, kind
-        self.launcher_conf = launcher_conf
-        self.folder = sweep_dir / WORKERS_DIR / ".submitit"
+        from omegaconf import OmegaConf
+
+        self.argv, self.n = argv, n
+        self.cluster = "slurm" if kind == "submitit_slurm" else "local"
+        self.params = OmegaConf.to_container(launcher_conf, resolve=True)
+        self.params.pop("_target_", None)
+        # a worker is one process, its files beside the workers' logs
+        self.params.update(tasks_per_node=1, submitit_folder=str(sweep_dir / WORKERS_DIR / ".submitit" / "%j"))
         self.jobs: list = []
         self.last_lines: Dict[int, str] = {}
 
     def start(self) -> None:
-        import submitit
+        from wdsweep.submitit_launch import submit
 
-        params = submitit_parameters(self.launcher_conf, self.kind)
-        # (how often a timed-out job is requeued is the Slurm executor's own setting)
-        init = {k: params.pop(k) for k in list(params) if k == "slurm_max_num_timeout"}
-        executor = submitit.AutoExecutor(folder=str(self.folder),
-                                         cluster="slurm" if self.kind == "submitit_slurm" else "local", **init)
-        executor.update_parameters(**params)
         env = {}
-        if self.kind == "submitit_local":  # one machine: the workers share its cores
+        if self.cluster == "local":  # one machine: the workers share its cores
             from wdsweep.threads import ENV_PARALLEL_JOBS
 
             env[ENV_PARALLEL_JOBS] = str(self.n)
-        self.jobs = executor.map_array(run_worker, [self.argv] * self.n, list(range(self.n)), [env] * self.n)
+        self.jobs = submit(self.params, self.cluster, run_worker, [(self.argv, i, env) for i in range(self.n)])
         for i, job in enumerate(self.jobs):
-            log.info("worker %d: submitit job %s (its output: %s)", i, job.job_id, self.folder)
+            log.info("worker %d: submitit job %s (its output: %s)", i, job.job_id, job.paths.stdout)
 
     def wait(self) -> List[int]:
+        from wdsweep.submitit_launch import result_or_lost
+
         codes = []
-        for i, job in enumerate(self.jobs):
-            try:
-                codes.append(int(job.result()))
-            except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (wdsweep.app raises it as one)
-                for other in self.jobs:
-                    other.cancel(check=False)
-                raise
-            except Exception as err:  # noqa: BLE001 - the job itself died (timeout, node failure)
-                self.last_lines[i] = f"{type(err).__name__}: {str(err).strip().splitlines()[-1:]}"
-                codes.append(1)
+        try:
+            for i, job in enumerate(self.jobs):
+                code = result_or_lost(job, f"worker {i}", lambda reason: reason)
+                if not isinstance(code, int):  # lost: killed, timed out, node failure
+                    self.last_lines[i] = str(code)
+                    code = 1
+                codes.append(code)
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (wdsweep.app raises it as one)
+            for job in self.jobs:
+                job.cancel(check=False)
+            raise
         return codes
-
-
-def submitit_parameters(launcher_conf, kind: str) -> dict:
-    """hydra-submitit-launcher's settings (timeout_min, cpus_per_task, partition, ...) as
-    submitit's AutoExecutor takes them: the shared ones as they are, Slurm's with slurm_."""
-    shared = ("timeout_min", "cpus_per_task", "gpus_per_node", "tasks_per_node", "mem_gb", "nodes", "name",
-              "stderr_to_stdout")
-    params = {}
-    for key, value in launcher_conf.items():
-        if key in ("_target_", "submitit_folder") or value is None:
-            continue
-        if key in shared:
-            params[key] = value
-        elif kind == "submitit_slurm":
-            params[f"slurm_{key}"] = value
-    # a worker runs one trial at a time, never several tasks of one job
-    params["tasks_per_node"] = 1
-    return params
 
 
 def run_worker(argv: List[str], index: int, extra_env: Dict[str, str]) -> int:
