@@ -148,7 +148,7 @@ class SubmititWorkers:
         self.params = OmegaConf.to_container(launcher_conf, resolve=True)
         self.params.pop("_target_", None)
         # a worker is one process, its files beside the workers' logs
-        self.params.update(tasks_per_node=1, submitit_folder=str(sweep_dir / WORKERS_DIR / ".submitit" / "%j"))
+        self.params.update(tasks_per_node=1, submitit_folder=str(sweep_dir / WORKERS_DIR / ".submitit"))
         self.jobs: list = []
         self.last_lines: Dict[int, str] = {}
 
