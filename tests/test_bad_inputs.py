@@ -186,3 +186,22 @@ def test_the_analysis_reports_a_corrupt_metrics_json_and_goes_on(tmp_path):
     assert by_job[good.name]["test_error"] == pytest.approx(good_metrics["test_error"])
     assert "unreadable" in (tmp_path / "report" / "report.md").read_text()
     assert json.loads((good / "metrics.json").read_text()) == good_metrics  # only read
+
+
+@pytest.mark.parametrize("option,options,hint", [
+    ("submitit_local", ["basic", "vectorized"], "pip install 'wdsweep[submitit]'"),
+    ("vectorized_submitit_slurm", ["basic", "vectorized"], "pip install 'wdsweep[submitit]'"),
+    ("joblib", ["basic", "vectorized"], "pip install 'wdsweep[joblib]'"),
+    ("submitit_locl", ["basic", "submitit_local", "vectorized"], None),  # installed: a typo, no hint
+])
+def test_a_launcher_of_an_extra_that_is_not_installed_names_the_extra(option, options, hint):
+    """What Hydra raises for a launcher it cannot find, as the one line says it."""
+    from hydra.errors import MissingConfigException
+
+    from wdsweep.validation import composition_error_line
+
+    err = MissingConfigException(f"Could not find 'hydra/launcher/{option}'", f"hydra/launcher/{option}",
+                                 options=options)
+    line = composition_error_line(err)
+    assert line.startswith(f"invalid config: hydra/launcher='{option}' is not allowed: one of ")
+    assert (hint in line) if hint else ("pip install" not in line)

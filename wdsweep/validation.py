@@ -352,6 +352,10 @@ def _warn_batch_larger_than_train(cfg: DictConfig, n_train: int) -> None:
         print(message, file=sys.stderr)
 
 
+# Launchers that come with an extra: named in the error when the extra is not installed.
+_LAUNCHER_EXTRAS = {"joblib": "joblib", "submitit_": "submitit", "vectorized_submitit_": "submitit"}
+
+
 def composition_error_line(err: Exception) -> str:
     """One line for an error Hydra raised while composing a config (ConfigCompositionException,
     MissingConfigException, or OmegaConf's own), naming the key, the value and what is allowed.
@@ -362,8 +366,13 @@ def composition_error_line(err: Exception) -> str:
                 "config on Hydra's search path (python -m wdsweep --info searchpath)")
     if isinstance(err, MissingConfigException) and err.options:
         group, _, option = (err.missing_cfg_file or "").rpartition("/")
+        # a launcher of an extra that is not installed (none of its launchers is an option)
+        extra = next((e for prefix, e in _LAUNCHER_EXTRAS.items()
+                      if group == "hydra/launcher" and option.startswith(prefix)
+                      and not any(o.startswith(prefix) for o in err.options)), None)
         return (f"invalid config: {group}={option!r} is not allowed: one of "
-                + ", ".join(sorted(err.options)))
+                + ", ".join(sorted(err.options))
+                + (f" (for {option}: pip install 'wdsweep[{extra}]')" if extra else ""))
     if isinstance(cause, OmegaConfBaseException) and getattr(cause, "full_key", None):
         value = getattr(cause, "value", None)
         if value is None:
