@@ -110,13 +110,18 @@ class LocalWorkers:
     def _relay(self, i: int, proc: subprocess.Popen) -> None:
         assert proc.stdout is not None
         with open(self.log_dir / f"worker-{i}.log", "a") as kept:
-            for line in proc.stdout:
+            shown = True
+            for line in proc.stdout:  # read to the end, whatever happens to ours: a full pipe would block it
                 kept.write(line)
                 kept.flush()
-                sys.stdout.write(f"[worker {i}] {line}")
-                sys.stdout.flush()
                 if line.strip():
                     self.last_lines[i] = line.strip()
+                if shown:
+                    try:
+                        sys.stdout.write(f"[worker {i}] {line}")
+                        sys.stdout.flush()
+                    except (OSError, ValueError):  # our stdout closed (| head): the log file keeps it
+                        shown = False
 
     def wait(self) -> List[int]:
         """Every worker's exit status, once all have ended. A coordinator stopped by Ctrl-C or
