@@ -112,8 +112,11 @@ class LocalWorkers:
         with open(self.log_dir / f"worker-{i}.log", "a") as kept:
             shown = True
             for line in proc.stdout:  # read to the end, whatever happens to ours: a full pipe would block it
-                kept.write(line)
-                kept.flush()
+                try:
+                    kept.write(line)
+                    kept.flush()
+                except OSError:  # a full disk: the line is still shown
+                    pass
                 if line.strip():
                     self.last_lines[i] = line.strip()
                 if shown:
