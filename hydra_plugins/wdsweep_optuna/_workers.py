@@ -100,7 +100,7 @@ class LocalWorkers:
         for i in range(self.n):
             env = dict(os.environ, **{ENV_WORKER: str(i), ENV_PARALLEL_JOBS: str(self.n)})
             proc = subprocess.Popen(self.argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, text=True, bufsize=1)
+                                    stdin=subprocess.DEVNULL, text=True, errors="replace", bufsize=1)
             self.procs.append(proc)
             reader = threading.Thread(target=self._relay, args=(i, proc), daemon=True)
             reader.start()
