@@ -8,8 +8,6 @@ while the other runs 1, 2, 3 and 4; in rounds of 2, trial 2 could not start befo
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,6 +17,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 from conftest import run_cli
+from test_resume_and_faults import start_sweep
 from wdsweep.threads import usable_cores
 
 pytestmark = pytest.mark.integration
@@ -93,28 +92,24 @@ def _pids(out: Path, n: int, timeout: float = 60) -> dict:
 def test_a_killed_worker_s_trial_is_failed_once_stale_and_the_others_finish_the_budget(tmp_path):
     sweep = tmp_path / "sweep"
     out = tmp_path / "out.txt"
-    env = {**os.environ, "PYTHONHASHSEED": "0"}
-    env.pop("HYDRA_FULL_ERROR", None)
-    args = [sys.executable, "-m", "wdsweep", "-m", *SLOW_FIRST, f"hydra.sweep.dir={sweep}",
-            "hydra.sweeper.heartbeat_seconds=1", "hydra.sweeper.stale_after_seconds=4"]
-    with open(out, "w") as handle:
-        coordinator = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=handle, stderr=subprocess.STDOUT)
-        try:
-            pids = _pids(out, 2)
-            # the worker that runs the slow trial 0: kill it mid-job
-            deadline = time.time() + 120
-            victim = None
-            while victim is None and time.time() < deadline:
-                for i in pids:
-                    log = sweep / "workers" / f"worker-{i}.log"
-                    if log.is_file() and "trainer.steps=3000" in log.read_text():
-                        victim = i
-                time.sleep(0.1)
-            assert victim is not None, out.read_text()
-            os.kill(pids[victim], signal.SIGKILL)
-            code = coordinator.wait(timeout=180)
-        finally:
-            coordinator.kill()
+    coordinator = start_sweep([*SLOW_FIRST, f"hydra.sweep.dir={sweep}", "hydra.sweeper.heartbeat_seconds=1",
+                               "hydra.sweeper.stale_after_seconds=4"], tmp_path, out.name)
+    try:
+        pids = _pids(out, 2)
+        # the worker that runs the slow trial 0: kill it mid-job
+        deadline = time.time() + 120
+        victim = None
+        while victim is None and time.time() < deadline:
+            for i in pids:
+                log = sweep / "workers" / f"worker-{i}.log"
+                if log.is_file() and "trainer.steps=3000" in log.read_text():
+                    victim = i
+            time.sleep(0.1)
+        assert victim is not None, out.read_text()
+        os.kill(pids[victim], signal.SIGKILL)
+        code = coordinator.wait(timeout=180)
+    finally:
+        coordinator.kill()
     text = out.read_text()
     assert code == 0, text
     assert f"worker {victim} exited with status -9" in text
@@ -130,20 +125,16 @@ def test_stopping_the_coordinator_stops_its_workers(tmp_path):
     """SIGTERM (a scheduler's stop, `kill`) on the coordinator: its workers stop too, nothing is
     left running, and it exits as a stopped sweep does."""
     out = tmp_path / "out.txt"
-    env = {**os.environ, "PYTHONHASHSEED": "0"}
-    env.pop("HYDRA_FULL_ERROR", None)
-    args = [sys.executable, "-m", "wdsweep", "-m", *SLOW_FIRST, f"hydra.sweep.dir={tmp_path / 'sweep'}"]
-    with open(out, "w") as handle:
-        coordinator = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=handle, stderr=subprocess.STDOUT)
-        try:
-            pids = _pids(out, 2)
-            deadline = time.time() + 120
-            while not (tmp_path / "sweep" / "trial-00000" / ".hydra").is_dir() and time.time() < deadline:
-                time.sleep(0.1)
-            coordinator.send_signal(signal.SIGTERM)
-            code = coordinator.wait(timeout=60)
-        finally:
-            coordinator.kill()
+    coordinator = start_sweep([*SLOW_FIRST, f"hydra.sweep.dir={tmp_path / 'sweep'}"], tmp_path, out.name)
+    try:
+        pids = _pids(out, 2)
+        deadline = time.time() + 120
+        while not (tmp_path / "sweep" / "trial-00000" / ".hydra").is_dir() and time.time() < deadline:
+            time.sleep(0.1)
+        coordinator.send_signal(signal.SIGTERM)  # the coordinator alone, not its process group
+        code = coordinator.wait(timeout=60)
+    finally:
+        coordinator.kill()
     assert code == 143, out.read_text()
     assert "stopped by SIGTERM" in out.read_text()
     # stopped mid-job, not left to run the search to its end
