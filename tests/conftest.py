@@ -1,5 +1,6 @@
-"""Shared fixtures: Hydra `compose` for in-process tests, and a subprocess runner for
-`python -m wdsweep` (anything that crosses a process boundary)."""
+"""Shared fixtures: Hydra `compose` for in-process tests, `python -m wdsweep` inside the test
+process (run_wdsweep: what a sweep computes and writes) and in a subprocess (run_cli: where the
+process is the point: exit codes, signals, limits, other processes)."""
 from __future__ import annotations
 
 import os
@@ -24,6 +25,8 @@ from omegaconf import DictConfig
 
 from wdsweep.app import CONFIG_DIR
 
+from in_process import run_in_process as run_wdsweep  # noqa: F401 - for the tests to import
+
 
 @pytest.fixture
 def compose_cfg():
@@ -45,6 +48,10 @@ BIG_MODEL = ["model.depth=2", "model.width=20000"]
 
 def run_cli(args: Sequence[str], cwd: Path, timeout: float = 240, env_extra: dict | None = None,
             address_space: int | None = None) -> subprocess.CompletedProcess:
+    """`python -m wdsweep ARGS` as a real process: for tests of the process itself (its exit
+    status and one-line errors, signals, an address-space limit, processes it starts). Every
+    other test runs the program in-process with run_wdsweep (tests/in_process.py), seconds
+    faster: a start imports torch, Hydra and the optimizers."""
     env = {**os.environ, "PYTHONHASHSEED": "0", **(env_extra or {})}
     env.pop("HYDRA_FULL_ERROR", None)
 
@@ -105,13 +112,17 @@ def shared_folder(tmp_path_factory, worker_id: str, name: str, build) -> Path:
 SEED_REGRESSION_SWEEP = ["experiment=seed_regression", "seed=1,2"]
 
 
-def shared_sweep(tmp_path_factory: pytest.TempPathFactory, name: str, args: Sequence[str]) -> Path:
+def shared_sweep(tmp_path_factory: pytest.TempPathFactory, name: str, args: Sequence[str],
+                 process: bool = False) -> Path:
     """`python -m wdsweep -m ARGS hydra.sweep.dir=...` run once for the whole test session
     (shared_folder): for tests that only read a sweep's results. Tests must not change it (copy
-    it first). The same `name` must always come with the same `args`."""
+    it first). The same `name` must always come with the same `args`. In-process, unless
+    `process` (a launcher that starts processes of its own, joblib's: its workers outlive the
+    run, and belong to a sweep process, not to the test's)."""
 
     def build(home: Path) -> None:
-        proc = run_cli(["-m", *args, f"hydra.sweep.dir={home / 'sweep'}"], cwd=home)
+        run = run_cli if process else run_wdsweep
+        proc = run(["-m", *args, f"hydra.sweep.dir={home / 'sweep'}"], cwd=home)
         assert proc.returncode == 0, proc.stderr
         (home / "stdout.txt").write_text(proc.stdout)
         (home / "stderr.txt").write_text(proc.stderr)

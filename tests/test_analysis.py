@@ -13,7 +13,7 @@ import pytest
 from analysis.collect import collect, status_counts
 from analysis.figures import headline_chart
 from analysis.report import best_lambdas
-from conftest import SEED_REGRESSION_SWEEP, job_dirs, run_analysis, run_cli, shared_sweep
+from conftest import SEED_REGRESSION_SWEEP, job_dirs, run_analysis, run_wdsweep, shared_sweep
 
 pytestmark = pytest.mark.integration
 SMALL = ["trainer.steps=30", "trainer.eval_every=10", "model.depth=1", "model.width=16"]
@@ -21,7 +21,7 @@ SMALL = ["trainer.steps=30", "trainer.eval_every=10", "model.depth=1", "model.wi
 
 def sweep(root: Path, *args: str, small: bool = True) -> Path:
     root.mkdir(parents=True, exist_ok=True)
-    proc = run_cli(["-m", *args, *(SMALL if small else []), "hydra.sweep.dir=sweep"], cwd=root)
+    proc = run_wdsweep(["-m", *args, *(SMALL if small else []), "hydra.sweep.dir=sweep"], cwd=root)
     assert proc.returncode == 0, proc.stderr
     return root / "sweep"
 
@@ -161,8 +161,8 @@ def test_lr_lambda_heatmap_when_lr_is_swept(tmp_path):
 
 
 def test_optuna_study_and_grid_are_analysed_together(grid, tmp_path):
-    proc = run_cli(["-m", "search=optuna", "hydra.sweeper.n_trials=3", "hydra.sweeper.study_name=s", *SMALL],
-                   cwd=tmp_path)
+    proc = run_wdsweep(["-m", "search=optuna", "hydra.sweeper.n_trials=3", "hydra.sweeper.study_name=s", *SMALL],
+                       cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     journal = tmp_path / "multirun" / "optuna" / "s.journal"
     (study_sweep,) = [p.parent for p in (tmp_path / "multirun").glob("*/*/optimization_results.yaml")]

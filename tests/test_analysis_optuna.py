@@ -24,7 +24,7 @@ from optuna.storages.journal import JournalFileBackend
 from analysis.collect import collect
 from analysis.figures import CONTINUOUS_AFTER, continuous_keys, headline_chart
 from analysis.study import IMPORTANCE_SEED, MIN_TRIALS_FOR_IMPORTANCES, LoadedStudy, summarize
-from conftest import read_metrics, run_analysis, run_cli, shared_folder
+from conftest import read_metrics, run_analysis, run_wdsweep, shared_folder
 
 pytestmark = pytest.mark.integration
 QUICK = ["trainer.steps=30", "trainer.eval_every=10", "model.depth=1", "model.width=16"]
@@ -32,7 +32,7 @@ PLOTS = ("history", "slice", "parallel", "contour", "importances")
 
 
 def _search(root: Path, *args: str) -> None:
-    proc = run_cli(["-m", "search=optuna", *QUICK, *args], cwd=root)
+    proc = run_wdsweep(["-m", "search=optuna", *QUICK, *args], cwd=root)
     assert proc.returncode == 0, proc.stderr
 
 

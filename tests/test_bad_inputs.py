@@ -1,11 +1,12 @@
 """Bad inputs, as a user meets them: one table of command lines, each run as a real process
-(`python -m wdsweep ...` or `python -m analysis ...`). Every row must end with exactly one
-line on stderr that names the key, the bad value and what is allowed, a non-zero exit, no
-traceback, and nothing written: no metrics.json, no output folder.
+(`python -m wdsweep ...` or `python -m analysis ...`: the exit status and the one line are the
+process's). Every row must end with exactly one line on stderr that names the key, the bad
+value and what is allowed, a non-zero exit, no traceback, and nothing written: no
+metrics.json, no output folder.
 
-Two inputs are not errors and have tests of their own: a batch larger than the training split
-(allowed, with a one-line warning) and a corrupt metrics.json met by the analysis (reported,
-and the other runs analysed)."""
+Two inputs are not errors and have tests of their own, in-process: a batch larger than the
+training split (allowed, with a one-line warning) and a corrupt metrics.json met by the
+analysis (reported, and the other runs analysed)."""
 from __future__ import annotations
 
 import json
@@ -17,7 +18,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import job_dirs, read_metrics, run_cli
+from conftest import job_dirs, read_metrics, run_cli, run_wdsweep
+from conftest import run_analysis as analysis_here
 
 pytestmark = pytest.mark.integration
 
@@ -122,6 +124,7 @@ CASES = [
 
 
 def run_analysis(args: Sequence[str], cwd: Path) -> subprocess.CompletedProcess:
+    """`python -m analysis ARGS` as a process."""
     env = {**os.environ, "MPLBACKEND": "Agg"}
     return subprocess.run([sys.executable, "-m", "analysis", *map(str, args)], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=240, check=False)
@@ -150,8 +153,8 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, program, args, needl
 
 def test_a_batch_larger_than_the_training_split_is_allowed_with_one_warning(tmp_path):
     # regression1d has 10 training rows: 10 is exactly full-batch, 64 is more than there is.
-    proc = run_cli(["-m", "trainer.batch_size=10,64", "trainer.steps=2", "trainer.eval_every=1",
-                    "hydra.sweep.dir=sweep"], cwd=tmp_path)
+    proc = run_wdsweep(["-m", "trainer.batch_size=10,64", "trainer.steps=2", "trainer.eval_every=1",
+                        "hydra.sweep.dir=sweep"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     warnings = [line for line in proc.stderr.splitlines() if "warning" in line]
     # Once, though validate runs twice (the sweeper, then the job), and not for 10.
@@ -162,16 +165,17 @@ def test_a_batch_larger_than_the_training_split_is_allowed_with_one_warning(tmp_
     assert all(r["status"] == "completed" and r["data_sizes"]["train"] == 10 for r in runs)
 
 
-def test_the_analysis_reports_a_corrupt_metrics_json_and_goes_on(tmp_path):
-    proc = run_cli(["-m", "reg.p=1,2", "trainer.steps=5", "trainer.eval_every=5",
-                    "hydra.sweep.dir=sweep"], cwd=tmp_path)
+def test_the_analysis_reports_a_corrupt_metrics_json_and_goes_on(tmp_path, monkeypatch):
+    proc = run_wdsweep(["-m", "reg.p=1,2", "trainer.steps=5", "trainer.eval_every=5",
+                        "hydra.sweep.dir=sweep"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     bad, good = job_dirs(tmp_path / "sweep")
     text = (bad / "metrics.json").read_text()
     (bad / "metrics.json").write_text(text[: len(text) // 2])  # as a killed writer would leave it
     good_metrics = read_metrics(good)
 
-    proc = run_analysis(["sweep", "--out", "report"], cwd=tmp_path)
+    monkeypatch.chdir(tmp_path)  # the paths the analysis is given, and names, are relative
+    proc = analysis_here("sweep", "--out", "report")
 
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout

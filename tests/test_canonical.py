@@ -6,7 +6,7 @@ import csv
 
 import pytest
 
-from conftest import job_dirs, read_metrics, run_analysis, run_cli
+from conftest import job_dirs, read_metrics, run_analysis, run_wdsweep
 from wdsweep.canonical import canonical_hash
 from wdsweep.run import run
 
@@ -46,7 +46,7 @@ def test_with_lam_above_zero_every_reg_key_counts(compose_cfg):
 def test_a_sweep_trains_each_distinct_config_once_and_records_the_rest(tmp_path):
     sweep = ["-m", "hydra.sweep.dir=sweep", "data=digits", "data.n_train=200", "trainer.steps=30",
              "trainer.eval_every=30", "reg.lam=0,1e-3", "reg.p=1,2", "reg.scope=weights,all"]
-    first = run_cli(sweep, tmp_path)
+    first = run_wdsweep(sweep, tmp_path)
     assert first.returncode == 0, first.stderr
     dirs = job_dirs(tmp_path / "sweep")
     records = {d: read_metrics(d) for d in dirs}
@@ -65,7 +65,7 @@ def test_a_sweep_trains_each_distinct_config_once_and_records_the_rest(tmp_path)
         assert (d / "model.pt").stat().st_size == (source / "model.pt").stat().st_size
     assert "5 completed, 3 same as another job (not trained)" in first.stdout
 
-    again = run_cli(sweep, tmp_path)
+    again = run_wdsweep(sweep, tmp_path)
     assert again.returncode == 0, again.stderr
     assert "skipped 8 of 8" in again.stdout
     assert {d: read_metrics(d)["run_id"] for d in dirs} == {d: r["run_id"] for d, r in records.items()}
@@ -89,7 +89,7 @@ def test_an_optuna_trial_that_repeats_a_finished_config_is_told_its_value(tmp_pa
     from optuna.storages.journal import JournalFileBackend
     from optuna.trial import TrialState
 
-    proc = run_cli(["-m", "search=optuna", "hydra/sweeper/sampler=grid", "hydra.sweeper.n_trials=4",
+    proc = run_wdsweep(["-m", "search=optuna", "hydra/sweeper/sampler=grid", "hydra.sweeper.n_trials=4",
                     f"hydra.sweeper.n_jobs={n_jobs}", "reg.lam=choice(0,1e-3)", "reg.p=choice(1,2)",
                     "hydra.sweep.dir=sweep", "data=digits", "data.n_train=200", "trainer.steps=20",
                     "trainer.eval_every=10"], tmp_path)

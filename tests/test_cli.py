@@ -1,5 +1,7 @@
-"""`python -m wdsweep` as a user runs it, in a subprocess: grids, the weight-decay article's experiment, bad
-input, determinism, and jobs that diverge or fail without ending their sweep."""
+"""`python -m wdsweep` as a user runs it: grids, the weight-decay article's experiment, bad input,
+determinism, and jobs that diverge or fail without ending their sweep. In-process
+(run_wdsweep), but for the one-line refusals and the jobs under an address-space limit, whose
+process is the point."""
 from __future__ import annotations
 
 import math
@@ -10,7 +12,7 @@ import yaml
 from torch import nn
 
 from conftest import (BIG_MODEL, SEED_REGRESSION_SWEEP, SMALL_ADDRESS_SPACE, job_dirs, read_metrics, run_cli,
-                      shared_sweep)
+                      run_wdsweep, shared_sweep)
 
 pytestmark = pytest.mark.integration
 
@@ -18,7 +20,7 @@ FAST = ["trainer.steps=20", "trainer.eval_every=10"]
 
 
 def test_grid_over_p_writes_three_completed_jobs(tmp_path):
-    proc = run_cli(["-m", "reg.p=1,2,3", *FAST], cwd=tmp_path)
+    proc = run_wdsweep(["-m", "reg.p=1,2,3", *FAST], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     jobs = job_dirs(tmp_path / "multirun")
     assert len(jobs) == 3
@@ -98,7 +100,7 @@ def test_same_config_twice_gives_identical_metrics(tmp_path):
             "trainer.batch_size=16", "trainer.steps=60", "trainer.eval_every=20", "seed=7"]
     results = []
     for name in ("first", "second"):
-        proc = run_cli([*args, f"hydra.run.dir={name}"], cwd=tmp_path)
+        proc = run_wdsweep([*args, f"hydra.run.dir={name}"], cwd=tmp_path)
         assert proc.returncode == 0, proc.stderr
         results.append(read_metrics(tmp_path / name))
     timing = {"train_seconds", "eval_seconds", "started_at", "finished_at", "overrides", "run_id"}
@@ -138,7 +140,7 @@ def test_a_failed_single_run_exits_non_zero_and_records_why(tmp_path):
 def test_a_relative_data_path_is_the_users_even_when_hydra_changes_into_the_job_folder(tmp_path):
     rows = "".join(f"{i / 10},{i / 5}\n" for i in range(60))
     (tmp_path / "mine.csv").write_text("x,y\n" + rows)
-    proc = run_cli(["-m", "data=csv", "data.path=mine.csv", "data.target=y", "hydra.job.chdir=true",
+    proc = run_wdsweep(["-m", "data=csv", "data.path=mine.csv", "data.target=y", "hydra.job.chdir=true",
                     "seed=0", *FAST], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     (job,) = job_dirs(tmp_path / "multirun")

@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import read_metrics, run_cli
+from conftest import read_metrics, run_cli, run_wdsweep
 from wdsweep.data import build_splits
 
 
@@ -112,7 +112,7 @@ def test_a_users_loader_from_their_own_folder(tmp_path):
     (tmp_path / "myloader.py").write_text(USER_LOADER)
     (tmp_path / "conf" / "data").mkdir(parents=True)
     (tmp_path / "conf" / "data" / "mydata.yaml").write_text("_target_: myloader.load\nn_train: 120\n")
-    proc = run_cli(["--config-dir", "conf", "-m", "data=mydata", "seed=0,1", "trainer.steps=30",
+    proc = run_wdsweep(["--config-dir", "conf", "-m", "data=mydata", "seed=0,1", "trainer.steps=30",
                     "trainer.eval_every=10", "hydra.sweep.dir=sweep"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     records = [read_metrics(d) for d in sorted((tmp_path / "sweep").iterdir()) if (d / "metrics.json").exists()]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import read_metrics, run_cli
+from conftest import read_metrics, run_wdsweep
 
 pytestmark = pytest.mark.integration
 
@@ -20,17 +20,17 @@ def tree(folder: Path) -> dict:
 
 def test_a_dry_run_lists_what_would_train_and_what_is_skipped_and_writes_nothing(tmp_path):
     sweep = tmp_path / "multirun" / "grid"
-    dry = run_cli(["-m", "reg.lam=0,1e-3", "reg.p=1,2", *QUICK, "hydra.sweeper.dry_run=true",
+    dry = run_wdsweep(["-m", "reg.lam=0,1e-3", "reg.p=1,2", *QUICK, "hydra.sweeper.dry_run=true",
                    f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
     assert dry.returncode == 0, dry.stderr
     assert "4 jobs" in dry.stdout and "3 would train" in dry.stdout and "1 would be records" in dry.stdout
     assert not (tmp_path / "multirun").exists() and not (tmp_path / "outputs").exists()
 
-    real = run_cli(["-m", "reg.lam=0,1e-3", "reg.p=1", *QUICK, f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
+    real = run_wdsweep(["-m", "reg.lam=0,1e-3", "reg.p=1", *QUICK, f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
     assert real.returncode == 0, real.stderr
     (done_job,) = [p.parent for p in sweep.glob("*reg.lam=0.001*/metrics.json")]
     before = tree(tmp_path)
-    dry = run_cli(["-m", "reg.lam=0,1e-3", "reg.p=1,2", *QUICK, "hydra.sweeper.dry_run=true",
+    dry = run_wdsweep(["-m", "reg.lam=0,1e-3", "reg.p=1,2", *QUICK, "hydra.sweeper.dry_run=true",
                    f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
     assert dry.returncode == 0, dry.stderr
     assert tree(tmp_path) == before  # not a file added, changed or touched
@@ -51,7 +51,7 @@ def test_an_optuna_dry_run_says_what_the_study_holds_and_asks_nothing(tmp_path):
         JournalFileBackend(str(journal))))
     study.optimize(lambda t: t.suggest_float("reg.lam", 1e-6, 1e-1, log=True), n_trials=2)
     before = tree(tmp_path)
-    dry = run_cli(["-m", "search=optuna", "hydra.sweeper.study_name=planned", "hydra.sweeper.n_trials=5",
+    dry = run_wdsweep(["-m", "search=optuna", "hydra.sweeper.study_name=planned", "hydra.sweeper.n_trials=5",
                    "hydra.sweeper.n_jobs=2", "hydra.sweeper.dry_run=true", *QUICK], cwd=tmp_path)
     assert dry.returncode == 0, dry.stderr
     first = dry.stdout.splitlines()[0]
@@ -62,7 +62,7 @@ def test_an_optuna_dry_run_says_what_the_study_holds_and_asks_nothing(tmp_path):
 
 def test_a_dry_run_on_a_storage_url_shows_no_password_and_opens_nothing(tmp_path):
     secret = "Dry-Run-Secret-271"
-    dry = run_cli(["-m", "search=optuna", "hydra.sweeper.dry_run=true",
+    dry = run_wdsweep(["-m", "search=optuna", "hydra.sweeper.dry_run=true",
                    f"hydra.sweeper.storage=postgresql://me:{secret}@127.0.0.1:1/studies"], cwd=tmp_path)
     assert dry.returncode == 0, dry.stderr
     assert secret not in dry.stdout + dry.stderr and "postgresql://me:***@127.0.0.1:1/studies" in dry.stdout

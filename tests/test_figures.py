@@ -16,7 +16,7 @@ from analysis.chartbase import FigureProblem, num
 from analysis.collect import collect
 from analysis.figures import gap_chart, lambda_figure
 from analysis.model_figures import weight_histogram_figure
-from conftest import run_cli, shared_folder
+from conftest import run_wdsweep, shared_folder
 
 pytestmark = pytest.mark.integration
 GRID = ["-m", "experiment=lp_vs_global", "reg.lam=0,1e-3,1e-2", "reg.p=1,3", "seed=0,1", "trainer.steps=150",
@@ -25,7 +25,7 @@ WEIGHTS, GLOBAL = "weights only", "all parameters (global)"
 
 
 def _build(folder):
-    proc = run_cli(GRID, cwd=folder)
+    proc = run_wdsweep(GRID, cwd=folder)
     assert proc.returncode == 0, proc.stderr
 
 

@@ -12,7 +12,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
-from conftest import job_dirs, read_metrics, run_cli, shared_sweep
+from conftest import job_dirs, read_metrics, run_wdsweep, shared_sweep
 from wdsweep.mlflow_export import ENV_PASSWORD, PARENT_FILE, export_folders, mask_command_line, tracking_uri
 from wdsweep.validation import ConfigError, validate
 
@@ -34,7 +34,7 @@ SECRET = "s3cr3t-mlflow-pw"
 @pytest.fixture(scope="module")
 def joblib_sweep(tmp_path_factory) -> Path:
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
-    return shared_sweep(tmp_path_factory, "mlflow-joblib", [*GRID, *JOBLIB])
+    return shared_sweep(tmp_path_factory, "mlflow-joblib", [*GRID, *JOBLIB], process=True)
 
 
 def sweep_runs(uri: str, experiment: str):
@@ -132,8 +132,8 @@ def test_vectorized_members_are_exported_as_jobs_run_alone(joblib_sweep, tmp_pat
     """Members of a batched model, and the records of jobs that train what another trains. The
     jobs run in their own folders (hydra.job.chdir): the default store is still where the
     command ran."""
-    proc = run_cli(["-m", *VECTORIZED, "hydra.job.chdir=true", f"hydra.sweep.dir={tmp_path / 'sweep'}"],
-                   cwd=tmp_path)
+    proc = run_wdsweep(["-m", *VECTORIZED, "hydra.job.chdir=true", f"hydra.sweep.dir={tmp_path / 'sweep'}"],
+                       cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "training 2 jobs as one batched model" in proc.stderr + proc.stdout
     runs = check_runs_match_files(tmp_path / "sweep", f"sqlite:///{tmp_path / 'mlflow.db'}", "sweep", tmp_path / "dl")
@@ -158,8 +158,8 @@ def test_an_unreachable_tracking_server_fails_no_job_and_its_password_is_written
     file and no output. The warning's command then exports the sweep to a store that works."""
     uri = f"http://wdsweep:{SECRET}@127.0.0.1:1"
     sweep = tmp_path / "sweep"
-    proc = run_cli(["-m", "logger=mlflow", f"logger.tracking_uri={uri}", "trainer.steps=20", "seed=1,2",
-                    f"hydra.sweep.dir={sweep}"], cwd=tmp_path, env_extra={"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"})
+    proc = run_wdsweep(["-m", "logger=mlflow", f"logger.tracking_uri={uri}", "trainer.steps=20", "seed=1,2",
+                        f"hydra.sweep.dir={sweep}"], cwd=tmp_path, env_extra={"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"})
     assert proc.returncode == 0, proc.stderr
     output = proc.stdout + proc.stderr
     assert SECRET not in output

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import job_dirs, read_metrics, run_analysis, run_cli
+from conftest import job_dirs, read_metrics, run_analysis, run_cli, run_wdsweep
 from wdsweep.models import DataInfo, build_model, model_label
 
 USER_MODULE = '''
@@ -68,7 +68,7 @@ def test_the_target_gets_the_data_shapes_it_asks_for_and_the_config_wins(compose
 
 @pytest.mark.integration
 def test_a_users_model_from_their_own_folder_sweeps_and_is_analysed(user_repo):
-    proc = run_cli(["--config-dir", "conf", "-m", "model=mynet", "data=digits", "data.n_train=200",
+    proc = run_wdsweep(["--config-dir", "conf", "-m", "model=mynet", "data=digits", "data.n_train=200",
                     "reg.lam=0,1e-3", "reg.scope=weights,all", "trainer.steps=20", "trainer.eval_every=10",
                     "hydra.sweep.dir=sweep"], cwd=user_repo)
     assert proc.returncode == 0, proc.stderr
@@ -94,7 +94,7 @@ def test_a_users_model_from_their_own_folder_sweeps_and_is_analysed(user_repo):
     assert title_of(table).split(" · ")[1] == "net"  # the chart titles name the user's model
 
     # The search trains its two trials as one vmap'ed batch of the user's module.
-    search = run_cli(["--config-dir", "conf", "-m", "model=mynet", "search=optuna", "data=digits",
+    search = run_wdsweep(["--config-dir", "conf", "-m", "model=mynet", "search=optuna", "data=digits",
                       "data.n_train=200", "hydra.sweeper.n_trials=2", "hydra.sweeper.n_jobs=2",
                       "hydra/launcher=vectorized", "trainer.steps=10", "trainer.eval_every=10",
                       "hydra.sweep.dir=search"], cwd=user_repo)

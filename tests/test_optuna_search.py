@@ -21,7 +21,7 @@ from optuna.distributions import FloatDistribution, IntDistribution
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
-from conftest import read_metrics, run_analysis, run_cli
+from conftest import read_metrics, run_analysis, run_cli, run_wdsweep
 from hydra_plugins.wdsweep_optuna._search_space import SearchSpaceError, parse_search_space
 from wdsweep.journal import repair_torn_tail, torn_tail_start
 from wdsweep.trial_link import ENV_PASSWORD, hide_password, split_password, with_password
@@ -29,9 +29,12 @@ from wdsweep.trial_link import ENV_PASSWORD, hide_password, split_password, with
 QUICK = ["trainer.steps=30", "trainer.eval_every=10", "model.depth=1", "model.width=16"]
 
 
-def search(tmp_path: Path, *args: str, n_trials: int = 6, seed: int = 0, timeout: float = 300):
-    return run_cli(["-m", "search=optuna", f"hydra.sweeper.n_trials={n_trials}",
-                    f"hydra.sweeper.sampler.seed={seed}", *QUICK, *args], cwd=tmp_path, timeout=timeout)
+def search(tmp_path: Path, *args: str, n_trials: int = 6, seed: int = 0, process: bool = False):
+    """A search in-process, or with `process` as `python -m wdsweep` (where the process is the
+    point: a one-line refusal on the command line, launchers that start processes)."""
+    argv = ["-m", "search=optuna", f"hydra.sweeper.n_trials={n_trials}", f"hydra.sweeper.sampler.seed={seed}",
+            *QUICK, *args]
+    return run_cli(argv, cwd=tmp_path) if process else run_wdsweep(argv, cwd=tmp_path)
 
 
 def only_study(tmp_path: Path) -> optuna.Study:
@@ -129,7 +132,7 @@ def test_max_failure_rate_stops_the_search_with_a_clear_message(tmp_path):
 def test_median_pruner_stops_some_trials_early(tmp_path):
     proc = search(tmp_path, "hydra/sweeper/pruner=median", "hydra.sweeper.pruner.n_startup_trials=2",
                   "reg.lam=tag(log,interval(1e-4,10))", "trainer.steps=200", "trainer.eval_every=20",
-                  n_trials=8)
+                  n_trials=8, process=True)
     assert proc.returncode == 0, proc.stderr
     study = only_study(tmp_path)
     pruned = [t for t in study.trials if t.state == TrialState.PRUNED]
@@ -183,7 +186,7 @@ def test_log_interval_is_sampled_log_uniformly():
 
 @pytest.mark.integration
 def test_malformed_sweep_string_is_a_one_line_error(tmp_path):
-    proc = search(tmp_path, "reg.lam=tag(log,interval(1e-5)")
+    proc = search(tmp_path, "reg.lam=tag(log,interval(1e-5)", process=True)
     assert proc.returncode != 0
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("wdsweep: invalid override 'reg.lam=tag(log,interval(1e-5)'")
@@ -233,7 +236,7 @@ def test_joblib_launcher_runs_trials_in_parallel_and_prunes(tmp_path):
     proc = search(tmp_path, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "hydra.sweeper.n_jobs=2",
                   "hydra/sweeper/pruner=median", "hydra.sweeper.pruner.n_startup_trials=2",
                   "reg.lam=tag(log,interval(1e-4,10))", "trainer.steps=200", "trainer.eval_every=20",
-                  n_trials=8)
+                  n_trials=8, process=True)
     assert proc.returncode == 0, proc.stderr
     # two trials trained at the same time (joblib's own log line is kept at WARNING)
     spans = []
@@ -312,9 +315,9 @@ def test_a_killed_sweep_resumes_and_its_stale_trial_is_failed(tmp_path):
     assert journal.is_file()
     time.sleep(2.5)  # longer than stale_after_seconds since its last heartbeat
 
-    resumed = run_cli(["-m", "search=optuna", "hydra.sweeper.n_trials=3", "hydra.sweeper.study_name=killed",
-                       "hydra.sweeper.stale_after_seconds=2", "trainer.steps=30", "trainer.eval_every=10",
-                       "model.depth=1", "model.width=16"], cwd=tmp_path)
+    resumed = run_wdsweep(["-m", "search=optuna", "hydra.sweeper.n_trials=3", "hydra.sweeper.study_name=killed",
+                           "hydra.sweeper.stale_after_seconds=2", "trainer.steps=30", "trainer.eval_every=10",
+                           "model.depth=1", "model.width=16"], cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     storage = optuna.storages.JournalStorage(JournalFileBackend(str(journal)))
     study = optuna.load_study(study_name="killed", storage=storage)
@@ -325,8 +328,8 @@ def test_a_killed_sweep_resumes_and_its_stale_trial_is_failed(tmp_path):
 
 @pytest.mark.integration
 def test_custom_search_space_hook_makes_p_conditional_on_the_mode(tmp_path):
-    proc = run_cli(["-m", "search=optuna_proximal", "hydra.sweeper.n_trials=8", "hydra/sweeper/sampler=random",
-                    "hydra.sweeper.sampler.seed=1", *QUICK], cwd=tmp_path)
+    proc = run_wdsweep(["-m", "search=optuna_proximal", "hydra.sweeper.n_trials=8", "hydra/sweeper/sampler=random",
+                        "hydra.sweeper.sampler.seed=1", *QUICK], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     study = only_study(tmp_path)
     assert states(study)[TrialState.COMPLETE] == 8  # no trial was an invalid proximal p
@@ -410,10 +413,10 @@ def test_a_storage_password_is_in_no_file_and_no_output(tmp_path, postgres_user_
     url, password = postgres_user_with_password
     masked = url.replace(f":{password}@", ":***@")
     sweep = search(tmp_path, f"hydra.sweeper.storage={url}", "hydra.sweeper.study_name=secret",
-                   "hydra.sweep.dir=S", "trainer.steps=5", "trainer.eval_every=5", *mode, n_trials=2)
+                   "hydra.sweep.dir=S", "trainer.steps=5", "trainer.eval_every=5", *mode, n_trials=2,
+                   process=bool(mode))  # submitit's workers are processes of the sweep's
     assert sweep.returncode == 0, sweep.stderr
-    report = subprocess.run([sys.executable, "-m", "analysis", url, "--out", "report"], cwd=tmp_path,
-                            env={**os.environ, "MPLBACKEND": "Agg"}, capture_output=True, text=True, timeout=240)
+    report = run_analysis(url, "--out", tmp_path / "report")
     assert report.returncode == 0, report.stderr
 
     for proc in (sweep, report):

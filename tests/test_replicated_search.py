@@ -15,7 +15,7 @@ import yaml
 from optuna.trial import TrialState
 from scipy import stats
 
-from conftest import read_metrics, run_analysis, run_cli, shared_folder
+from conftest import read_metrics, run_analysis, run_wdsweep, shared_folder
 from test_optuna_search import QUICK, only_study, results_files
 
 # One batch of three trials, two seeds each, on the vectorized launcher; then the two best on
@@ -26,8 +26,8 @@ REPLICATED = ["hydra/launcher=vectorized", "hydra.sweeper.seeds=[0,1]", "hydra.s
 
 
 def search(cwd: Path, *args: str, n_trials: int = 3):
-    return run_cli(["-m", "search=optuna", f"hydra.sweeper.n_trials={n_trials}", "hydra.sweeper.sampler.seed=0",
-                    *QUICK, *args], cwd=cwd, timeout=300)
+    return run_wdsweep(["-m", "search=optuna", f"hydra.sweeper.n_trials={n_trials}", "hydra.sweeper.sampler.seed=0",
+                        *QUICK, *args], cwd=cwd)
 
 
 @pytest.fixture(scope="module")
@@ -160,7 +160,7 @@ def test_bad_replication_settings_are_one_line_before_any_trial(tmp_path, args, 
 
 @pytest.mark.integration
 def test_a_grid_reruns_its_best_configurations_on_fresh_seeds(tmp_path):
-    proc = run_cli(["-m", "reg.lam=0,1e-3,3e-2", "reg.p=1", "seed=0,1", *QUICK, "hydra.sweeper.finalists=2",
+    proc = run_wdsweep(["-m", "reg.lam=0,1e-3,3e-2", "reg.p=1", "seed=0,1", *QUICK, "hydra.sweeper.finalists=2",
                     "hydra.sweeper.finalist_seeds=[7,8]", "hydra.sweep.dir=multirun/grid"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     sweep = tmp_path / "multirun" / "grid"
@@ -204,8 +204,8 @@ def test_a_replicated_trial_whose_sweep_was_killed_is_told_from_its_seeds_record
     trial.set_user_attr("wdsweep_seeds", [0, 1])
     trial.set_user_attr("wdsweep_job_dir", str(folder))
     env = {ENV_STORAGE: str(journal), ENV_STUDY: "orphan", ENV_TRIAL: str(trial._trial_id), ENV_ROLE: "replicate"}
-    jobs = run_cli(["-m", "seed=0,1", *QUICK, f"hydra.sweep.dir={folder}", "hydra.sweep.subdir=seed-${seed}"],
-                   cwd=tmp_path, env_extra=env)
+    jobs = run_wdsweep(["-m", "seed=0,1", *QUICK, f"hydra.sweep.dir={folder}", "hydra.sweep.subdir=seed-${seed}"],
+                       cwd=tmp_path, env_extra=env)
     assert jobs.returncode == 0, jobs.stderr
 
     proc = search(tmp_path, "hydra.sweeper.seeds=[0,1]", "hydra.sweeper.study_name=orphan", n_trials=1)

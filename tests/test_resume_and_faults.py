@@ -1,6 +1,7 @@
 """Nothing lost: resumable grids, and faults injected into real sweeps (SIGKILL, two sweeps in one
-folder, divergence, exceptions, unwritable results). Every sweep here is a real
-`python -m wdsweep -m ...` process; the kills are real signals to its process group."""
+folder, divergence, exceptions, unwritable results). A sweep that is killed, signalled, or run
+beside another is a real `python -m wdsweep -m ...` process (the kills are real signals to its
+process group); the rest, and the runs that resume after a kill, run in-process (run_wdsweep)."""
 from __future__ import annotations
 
 import json
@@ -20,7 +21,7 @@ import pytest
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
-from conftest import job_dirs, read_metrics, run_cli
+from conftest import job_dirs, read_metrics, run_cli, run_wdsweep
 
 pytestmark = pytest.mark.integration
 
@@ -117,7 +118,8 @@ def test_killed_grids_lose_nothing_rerun_only_the_rest_and_agree_across_launcher
         before = run_ids(sweep)
         assert 2 <= len(before) < 6
 
-        rerun = run_cli(["-m", *args], cwd=tmp_path)
+        # Under joblib the re-run is a process too: its launcher starts worker processes.
+        rerun = (run_wdsweep if name == "basic" else run_cli)(["-m", *args], cwd=tmp_path)
         assert rerun.returncode == 0, rerun.stderr
         assert f"skipped {len(before)} of 6 (already done)" in rerun.stdout + rerun.stderr
         after = run_ids(sweep)
@@ -142,7 +144,7 @@ def test_resume_skips_what_is_done_reruns_what_changed_and_can_be_forced(tmp_pat
     base = ["experiment=short", "hydra.sweep.dir=S"]
 
     def sweep(*args: str) -> subprocess.CompletedProcess:
-        return run_cli(["-m", "--config-dir", str(tmp_path / "myconf"), *args, *base], cwd=tmp_path)
+        return run_wdsweep(["-m", "--config-dir", str(tmp_path / "myconf"), *args, *base], cwd=tmp_path)
 
     assert sweep("reg.p=1,2,3,4").returncode == 0
     first = run_ids(tmp_path / "S")
@@ -201,8 +203,7 @@ def test_a_job_whose_results_cannot_be_written_fails_and_the_sweep_says_so(tmp_p
     sweep = tmp_path / "S"
     blocked = sweep / "reg.p=2,trainer.steps=20"
     (blocked / "metrics.json").mkdir(parents=True)  # the result's path is taken by a folder
-    proc = run_cli(["-m", "reg.p=1,2", "trainer.steps=20", f"hydra.sweep.dir={sweep}"],
-                   cwd=tmp_path)
+    proc = run_wdsweep(["-m", "reg.p=1,2", "trainer.steps=20", f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
     assert proc.returncode == 1
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("wdsweep: 1 of 2 jobs failed") and str(blocked) in last
@@ -248,7 +249,7 @@ def test_a_killed_optuna_search_loses_no_finished_trial(tmp_path):
     storage = optuna.storages.JournalStorage(JournalFileBackend(str(journal)))
     time.sleep(2.5)  # longer than stale_after_seconds: the killed trial, if any, is now stale
 
-    rerun = run_cli(["-m", *args], cwd=tmp_path)
+    rerun = run_wdsweep(["-m", *args], cwd=tmp_path)
     assert rerun.returncode == 0, rerun.stderr
     trials = optuna.load_study(study_name="k", storage=storage).trials
     assert [t.number for t in trials] == list(range(len(trials)))  # none lost, none twice
@@ -280,8 +281,8 @@ def test_a_full_disk_fails_the_job_not_the_sweep(tmp_path, small_disk):
     on the short write. Each job is recorded failed, the sweep runs them all and ends with its
     summary and the failed folders, without a traceback; nothing half-written stays."""
     sweep = small_disk / "S"
-    proc = run_cli(["-m", "seed=0,1", "trainer.steps=5", "trainer.eval_every=5",
-                    f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
+    proc = run_wdsweep(["-m", "seed=0,1", "trainer.steps=5", "trainer.eval_every=5",
+                        f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
     assert proc.returncode == 1, proc.stderr
     assert "Traceback" not in proc.stdout + proc.stderr
     assert "sweep over: 2 failed" in proc.stdout
@@ -339,7 +340,7 @@ def test_sigterm_stops_a_sweep_cleanly_and_the_same_command_resumes(tmp_path):
         for record in (tmp_path / "S").rglob("metrics.json"):
             assert finished.setdefault(str(record), record.read_bytes()) == record.read_bytes()
             assert not (record.parent / ".wdsweep.lock").exists()
-    done = run_cli(command[3:], cwd=tmp_path)
+    done = run_wdsweep(command[3:], cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     records = list((tmp_path / "S").rglob("metrics.json"))
     assert len(records) == 3 and all(json.loads(r.read_text())["status"] == "completed" for r in records)
@@ -374,7 +375,7 @@ def test_a_torn_journal_tail_is_cut_kept_and_the_study_resumes(tmp_path):
     but would append after it, and the journal would then be unreadable: the resume cuts it
     off (keeping its bytes beside the journal, with one warning) before its first append."""
     args = [*SEARCH, "hydra.sweeper.study_name=torn"]
-    assert run_cli(["-m", *args, "hydra.sweeper.n_trials=1"], cwd=tmp_path).returncode == 0
+    assert run_wdsweep(["-m", *args, "hydra.sweeper.n_trials=1"], cwd=tmp_path).returncode == 0
     journal = tmp_path / "multirun" / "optuna" / "torn.journal"
     before = complete_values(study_in(journal, "torn"))
     assert len(before) == 1
@@ -382,7 +383,7 @@ def test_a_torn_journal_tail_is_cut_kept_and_the_study_resumes(tmp_path):
     journal.write_bytes(whole[:-5])  # the last record loses its last bytes, newline included
     torn = whole[whole[:-1].rfind(b"\n") + 1:-5]
 
-    resumed = run_cli(["-m", *args, "hydra.sweeper.n_trials=2"], cwd=tmp_path)
+    resumed = run_wdsweep(["-m", *args, "hydra.sweeper.n_trials=2"], cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     (warning,) = torn_warnings(resumed)
     assert str(journal) in warning and f"({len(torn)} bytes" in warning
@@ -395,7 +396,7 @@ def test_a_torn_journal_tail_is_cut_kept_and_the_study_resumes(tmp_path):
     assert len(study.trials) == 2 and all(t.state == TrialState.COMPLETE for t in study.trials)
     assert every_line_whole(journal)
 
-    again = run_cli(["-m", *args, "hydra.sweeper.n_trials=2"], cwd=tmp_path)
+    again = run_wdsweep(["-m", *args, "hydra.sweeper.n_trials=2"], cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert not torn_warnings(again) and len(study_in(journal, "torn").trials) == 2
 
@@ -406,7 +407,7 @@ def test_a_journal_torn_by_a_full_disk_is_repaired_once_there_is_room(tmp_path, 
     for the trial it cannot tell), and once there is room the same command resumes with the
     study whole."""
     args = [*SEARCH, "hydra.sweeper.study_name=full", f"hydra.sweeper.storage_dir={small_disk / 'optuna'}"]
-    assert run_cli(["-m", *args, "hydra.sweeper.n_trials=1"], cwd=tmp_path).returncode == 0
+    assert run_wdsweep(["-m", *args, "hydra.sweeper.n_trials=1"], cwd=tmp_path).returncode == 0
     journal = small_disk / "optuna" / "full.journal"
     before = complete_values(study_in(journal, "full"))
     filler = small_disk / "filler"
@@ -415,7 +416,7 @@ def test_a_journal_torn_by_a_full_disk_is_repaired_once_there_is_room(tmp_path, 
             while True:
                 handle.write(b"x" * 512)
 
-    full = run_cli(["-m", *args, "hydra.sweeper.n_trials=2"], cwd=tmp_path)
+    full = run_wdsweep(["-m", *args, "hydra.sweeper.n_trials=2"], cwd=tmp_path)
     assert full.returncode == 1 and "Traceback" not in full.stdout + full.stderr
     last = full.stderr.strip().splitlines()[-1]
     assert last.startswith(f"wdsweep: search stopped: the Optuna storage {journal} cannot be written")
@@ -424,7 +425,7 @@ def test_a_journal_torn_by_a_full_disk_is_repaired_once_there_is_room(tmp_path, 
 
     filler.unlink()
     # stale_after_seconds=1: the stopped sweep's trial is failed at once, not after 60 s
-    resumed = run_cli(["-m", *args, "hydra.sweeper.n_trials=2", "hydra.sweeper.stale_after_seconds=1"],
+    resumed = run_wdsweep(["-m", *args, "hydra.sweeper.n_trials=2", "hydra.sweeper.stale_after_seconds=1"],
                       cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert len(torn_warnings(resumed)) == 1
@@ -441,7 +442,7 @@ def test_a_trial_killed_between_its_metrics_and_its_tell_is_told_from_its_metric
     resume tells it COMPLETE with the recorded value at once, instead of waiting 60 s for its
     heartbeat to go stale and failing it."""
     args = [*SEARCH, "hydra.sweeper.study_name=k"]
-    assert run_cli(["-m", *args, "hydra.sweeper.n_trials=1"], cwd=tmp_path).returncode == 0
+    assert run_wdsweep(["-m", *args, "hydra.sweeper.n_trials=1"], cwd=tmp_path).returncode == 0
     journal = tmp_path / "multirun" / "optuna" / "k.journal"
     storage = optuna.storages.JournalStorage(JournalFileBackend(str(journal)))
     study = optuna.load_study(study_name="k", storage=storage)
@@ -461,7 +462,7 @@ def test_a_trial_killed_between_its_metrics_and_its_tell_is_told_from_its_metric
     (folder / "metrics.json").write_text(json.dumps(record))
 
     tic = time.perf_counter()
-    resumed = run_cli(["-m", *args, "hydra.sweeper.n_trials=2"], cwd=tmp_path)
+    resumed = run_wdsweep(["-m", *args, "hydra.sweeper.n_trials=2"], cwd=tmp_path)
     took = time.perf_counter() - tic
     assert resumed.returncode == 0, resumed.stderr
     assert took < 30, f"the resume waited ({took:.0f} s)"
@@ -503,6 +504,6 @@ def test_a_sweep_folder_turned_read_only_mid_sweep_fails_the_jobs_left_not_the_s
     last = err.strip().splitlines()[-1]
     assert last.startswith(f"wdsweep: {3 - len(done)} of 3 jobs failed"), last
     assert "could not start: its folder cannot be written (PermissionError: [Errno 1] Operation not permitted" in out
-    rerun = run_cli(command[3:], cwd=tmp_path)
+    rerun = run_wdsweep(command[3:], cwd=tmp_path)
     assert rerun.returncode == 0, rerun.stderr
     assert f"skipped {len(done)} of 3 (already done)" in rerun.stdout + rerun.stderr

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import job_dirs, read_metrics, run_cli
+from conftest import job_dirs, read_metrics, run_wdsweep
 from wdsweep.run import run
 from wdsweep.threads import FreeCores, usable_cores
 
@@ -108,13 +108,13 @@ def test_resume_runs_a_thread_dependent_job_again_under_another_thread_count(tmp
     dense net's result stands at any count."""
     sweep = ["hydra.sweep.dir=sweep", "data=digits", "trainer.steps=2", "trainer.eval_every=2",
              "data.n_train=200", "model=cnn,mlp"]
-    first = run_cli(["-m", *sweep], tmp_path, env_extra={"OMP_NUM_THREADS": "1"})
+    first = run_wdsweep(["-m", *sweep], tmp_path, env_extra={"OMP_NUM_THREADS": "1"})
     assert first.returncode == 0, first.stderr
     def by_model() -> dict:
         return {read_metrics(d)["config"]["model"]["name"]: read_metrics(d) for d in job_dirs(tmp_path / "sweep")}
 
     before = by_model()
-    again = run_cli(["-m", *sweep], tmp_path, env_extra={"OMP_NUM_THREADS": "2"})
+    again = run_wdsweep(["-m", *sweep], tmp_path, env_extra={"OMP_NUM_THREADS": "2"})
     assert again.returncode == 0, again.stderr
     after = by_model()
     assert "skipped 1 of 2" in again.stdout

@@ -16,7 +16,7 @@ from omegaconf import open_dict
 from torch import nn
 
 from analysis.collect import collect
-from conftest import BIG_MODEL, SMALL_ADDRESS_SPACE, job_dirs, read_metrics, run_cli
+from conftest import BIG_MODEL, SMALL_ADDRESS_SPACE, job_dirs, read_metrics, run_cli, run_wdsweep
 from wdsweep.run import run
 from wdsweep.vectorized import batch_signature, train_batched, unbatchable_reason
 
@@ -141,8 +141,8 @@ def test_a_vectorized_sweep_leaves_what_a_normal_sweep_leaves(tmp_path):
     # mlp jobs are stacked, cnn jobs vmap'ed; a TensorBoard job cannot be batched and runs alone.
     grid = ["-m", "data=digits", "data.n_train=100", "trainer.batch_size=16", "trainer.steps=30",
             "trainer.eval_every=10", "model=mlp,cnn", "reg.p=1,2,3", "seed=0"]
-    normal = run_cli([*grid, "hydra.sweep.dir=normal"], cwd=tmp_path)
-    batched = run_cli([*grid, "hydra.sweep.dir=batched", "hydra/launcher=vectorized"], cwd=tmp_path)
+    normal = run_wdsweep([*grid, "hydra.sweep.dir=normal"], cwd=tmp_path)
+    batched = run_wdsweep([*grid, "hydra.sweep.dir=batched", "hydra/launcher=vectorized"], cwd=tmp_path)
     assert normal.returncode == 0 and batched.returncode == 0, batched.stderr
     log = batched.stdout + batched.stderr
     assert log.count("training 3 jobs as one batched model on cpu") == 2 and "runs alone" not in log
@@ -161,7 +161,7 @@ def test_a_vectorized_sweep_leaves_what_a_normal_sweep_leaves(tmp_path):
 @pytest.mark.integration
 def test_optuna_rounds_train_as_batches_and_the_pruner_stops_single_members(tmp_path):
     # On the general (torch.func) path; the stacked MLP's members stop through the same loop.
-    proc = run_cli(["-m", "search=optuna", "hydra/launcher=vectorized", "hydra.sweeper.n_trials=8",
+    proc = run_wdsweep(["-m", "search=optuna", "hydra/launcher=vectorized", "hydra.sweeper.n_trials=8",
                     "hydra.sweeper.n_jobs=4", "hydra.sweeper.sampler.seed=0", "reg.mode=coupled",
                     "hydra/sweeper/pruner=median", "hydra.sweeper.pruner.n_startup_trials=2",
                     "reg.lam=tag(log,interval(1e-4,10))", *MODELS["cnn"], "trainer.steps=200",

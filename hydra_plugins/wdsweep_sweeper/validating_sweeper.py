@@ -111,10 +111,6 @@ class ValidatingSweeper(BasicSweeper):
 
         self.in_process = (type(self.launcher) is BasicLauncher
                            or getattr(self.launcher, "runs_jobs_in_this_process", False))
-        if self.in_process:
-            from wdsweep.inprocess import prepare_for_many_jobs
-
-            prepare_for_many_jobs()
         self._check_finalist_settings()
         loader = self.hydra_context.config_loader
         self.composer = loader.composer(self.config)  # the launcher's too: one set of templates
@@ -154,6 +150,12 @@ class ValidatingSweeper(BasicSweeper):
                 loader.keep(self.config, job.overrides, self._configs[job.index])
         self._configs.clear()
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        if self.in_process and pending:
+            # Only now that every job is valid and some will train: torch and the training
+            # modules (seconds) are not needed to refuse a config, plan a dry run or skip.
+            from wdsweep.inprocess import prepare_for_many_jobs
+
+            prepare_for_many_jobs()
 
         returns = []
         for start, batch in self._batches(pending):
