@@ -9,6 +9,11 @@ import os
 # two xdist workers that launch sweeps of their own, and OpenMP threads competing for two cores
 # slow everything down many times over. (Set before anything imports torch.)
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# The tests that do run 2 threads (the thread rule's) share the 2 cores with the other worker's
+# sweeps: a thread spinning at an OpenMP barrier holds a core they need (measured: the
+# regression1d thread test took 24 s in the suite, 1.8 s beside one busy process with passive
+# waiting, 2.8 s with spinning). The waiting policy changes no number.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import contextlib
 import io

@@ -9,8 +9,12 @@ back what a subprocess would: the exit status, stdout and stderr.
 What a process would have to itself is set up and undone around the call, so that a run here
 behaves as a first run in a new process and leaves the test process as it found it:
 - the working directory, sys.argv, os.environ (plus the run's own variables), sys.path;
-- Hydra's singletons (GlobalHydra, HydraConfig, the ConfigStore), as Hydra's own pytest plugin
-  (hydra_restore_singletons) restores them;
+- Hydra's singletons of a run (GlobalHydra, HydraConfig, JobRuntime) as they were. Not as
+  Hydra's own hydra_restore_singletons does it: its set_state scans the plugins again, which
+  executes their modules a second time, and the classes it makes anew then no longer pickle
+  (joblib's and submitit's launchers pickle a config loader). The registries (plugins, config
+  sources, the ConfigStore) stay as the run left them, as module state does: what a module
+  registers when imported is registered once per process;
 - the SIGTERM handler main() installs, the root logger's handlers and level, torch's thread
   count and denormal flushing (jobs set both process-wide);
 - wdsweep's once-per-process state (PER_PROCESS below) and its caches of user code and files;
@@ -108,7 +112,7 @@ def fresh_process(cwd: Path, argv: Sequence[str], env_extra: Dict[str, str]) -> 
     saved_cwd = os.getcwd()
     saved_argv, saved_path = sys.argv[:], sys.path[:]
     saved_modules = set(sys.modules)
-    saved_singletons = copy.deepcopy(Singleton.get_state())
+    saved_singletons = _hydra_singletons()
     saved_sigterm = signal.getsignal(signal.SIGTERM)
     root = logging.getLogger()
     saved_root = (root.handlers[:], root.level)
@@ -127,13 +131,26 @@ def fresh_process(cwd: Path, argv: Sequence[str], env_extra: Dict[str, str]) -> 
         sys.argv, sys.path[:] = saved_argv, saved_path
         os.environ.clear()
         os.environ.update(saved_env)
-        Singleton.set_state(saved_singletons)
+        Singleton._instances = {**saved_singletons, **_hydra_singletons(registries=True)}
         signal.signal(signal.SIGTERM, saved_sigterm)
         root.handlers[:] = saved_root[0]
         root.setLevel(saved_root[1])
         torch.set_num_threads(saved_threads)
         torch.set_flush_denormal(False)
         _forget_user_modules(saved_modules)
+
+
+def _hydra_singletons(registries: bool = False) -> dict:
+    """Copies of the Hydra singletons a run sets up (GlobalHydra, HydraConfig, JobRuntime), or
+    with `registries` every other one, live (the plugins, config sources, the ConfigStore)."""
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.core.singleton import Singleton
+    from hydra.core.utils import JobRuntime
+
+    run_state = (GlobalHydra, HydraConfig, JobRuntime)
+    return {cls: (instance if registries else copy.deepcopy(instance))
+            for cls, instance in Singleton._instances.items() if (cls not in run_state) == registries}
 
 
 def _start_like_a_new_process() -> None:

@@ -209,3 +209,26 @@ def test_a_launcher_of_an_extra_that_is_not_installed_names_the_extra(option, op
     line = composition_error_line(err)
     assert line.startswith(f"invalid config: hydra/launcher='{option}' is not allowed: one of ")
     assert (hint in line) if hint else ("pip install" not in line)
+
+
+@pytest.mark.parametrize("args,torch_needed", [
+    (["reg.lam=-1"], False),  # refused before Hydra runs: no torch at all
+    (["-m", "reg.p=1,2,-1"], True),  # the sweep's validation builds each model on the meta device
+    (["-m", "reg.p=1,2", "hydra.sweeper.dry_run=true"], True),
+], ids=["refused-run", "refused-sweep", "dry-run"])
+def test_a_start_that_trains_nothing_imports_nothing_training_needs(tmp_path, args, torch_needed):
+    """A command that only validates, plans or refuses never imports the training loop, the
+    job runner or torch._dynamo (which torch's optimizers import at their first step: about
+    a second of every process that trains)."""
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "wdsweep", *args], cwd=tmp_path,
+                          env={**os.environ, "PYTHONHASHSEED": "0"}, capture_output=True, text=True, timeout=240)
+    imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    assert "wdsweep.app" in imported and "hydra" in imported  # -X importtime did report
+    assert not imported & {"torch._dynamo", "wdsweep.run", "wdsweep.training", "wdsweep.optimizers"}
+    assert ("torch" in imported) == torch_needed
+    said = [line for line in proc.stderr.splitlines() if not line.startswith("import time:")]
+    if "-1" in " ".join(args):
+        assert proc.returncode == 1 and len(said) == 1 and said[0].startswith("wdsweep: invalid config: ")
+    else:
+        assert proc.returncode == 0 and "would train" in proc.stdout + proc.stderr, proc.stdout
+    assert not list(tmp_path.rglob("metrics.json"))

@@ -74,7 +74,15 @@ def test_a_run_in_process_leaves_this_process_as_it_found_it(tmp_path):
     """What main() and the jobs change process-wide is put back: the working directory, the
     environment, argv, the SIGTERM handler, the root logger, torch's threads; and a user's
     module of the test's folder is forgotten, so that another folder's file of that name is
-    imported afresh. A second run behaves as a first one (its once-per-process state reset)."""
+    imported afresh. A second run behaves as a first one (its once-per-process state reset).
+    Hydra's plugin modules are not executed again (a class made anew would not pickle)."""
+    import pickle
+
+    from hydra.core.plugins import Plugins
+
+    Plugins.instance()  # the scan of a process's first Hydra app: it executes the plugin modules
+    from hydra._internal.core_plugins.importlib_resources_config_source import ImportlibResourcesConfigSource
+
     before = (os.getcwd(), dict(os.environ), sys.argv[:], signal.getsignal(signal.SIGTERM),
               logging.getLogger().handlers[:], torch.get_num_threads(), sys.path[:])
     for name, width in (("first", 8), ("second", 12)):
@@ -95,6 +103,7 @@ def test_a_run_in_process_leaves_this_process_as_it_found_it(tmp_path):
     after = (os.getcwd(), dict(os.environ), sys.argv[:], signal.getsignal(signal.SIGTERM),
              logging.getLogger().handlers[:], torch.get_num_threads(), sys.path[:])
     assert after == before
+    pickle.dumps(ImportlibResourcesConfigSource)  # by reference: still the module's own class
 
 
 def test_a_refused_run_in_process_has_the_exit_status_and_line_of_a_process(tmp_path):

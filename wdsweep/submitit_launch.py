@@ -79,11 +79,21 @@ def submit(params: Dict[str, Any], cluster: str, fn: Callable, args: Sequence[tu
     return made.map_array(fn, *zip(*args)) if args else []
 
 
+# How long a finished job's result file may take to appear, for a job on this machine: its
+# process wrote the file before it ended, into this machine's file system. submitit waits 15 s
+# for every executor, the grace a cluster's shared file system needs (kept for Slurm), so that
+# a lost local job was reported 15 s after its process died.
+LOCAL_RESULT_GRACE_SECONDS = 1
+
+
 def result_or_lost(job, describe: str, lost: Callable[[JobLost], Any]) -> Any:
     """The job's result, waiting for it; for a job that ended without one (UncompletedJobError,
     FailedJobError), `lost(JobLost(...))`, with one error line naming the job and its log."""
     from submitit.core.utils import FailedJobError, UncompletedJobError
+    from submitit.local.local import LocalJob
 
+    if isinstance(job, LocalJob):
+        job._results_timeout_s = LOCAL_RESULT_GRACE_SECONDS
     try:
         return job.results()[0]
     except (UncompletedJobError, FailedJobError) as err:
