@@ -14,13 +14,25 @@ log = logging.getLogger(__name__)
 _prepared = False
 
 
+# How often the young generation is collected while a sweep composes and runs its jobs: each
+# job's config copies are tens of thousands of short-lived objects, and CPython's default (a
+# collection every 700 allocations) spends most of its time scanning them.
+MANY_JOBS_GC_THRESHOLD = (50_000, 20, 20)
+
+
+def collect_less_often() -> None:
+    """The garbage collector's thresholds for a sweep that composes many job configs in this
+    process (validation, and the in-process jobs): set before the sweep validates its jobs,
+    which needs no torch."""
+    gc.set_threshold(*MANY_JOBS_GC_THRESHOLD)
+
+
 def prepare_for_many_jobs() -> None:
     """Import what the jobs use now, once, and keep what then lives (torch, Hydra) out of the
     garbage collector's scans, which the config copies of every job trigger (about 10 ms a job
-    otherwise); collect the young generation less often, since each job's config copies are
-    tens of thousands of short-lived objects (CPython's default is every 700 allocations).
-    Once per process: the garbage is collected first, and freezing again later (an Optuna
-    sweep launches round after round) would keep uncollected cycles alive for good."""
+    otherwise); collect the young generation less often (collect_less_often). Once per
+    process: the garbage is collected first, and freezing again later (an Optuna sweep
+    launches round after round) would keep uncollected cycles alive for good."""
     global _prepared
     if _prepared:
         return
@@ -28,7 +40,7 @@ def prepare_for_many_jobs() -> None:
 
     gc.collect()
     gc.freeze()
-    gc.set_threshold(50_000, 20, 20)
+    collect_less_often()
     _prepared = True
 
 

@@ -111,6 +111,10 @@ class ValidatingSweeper(BasicSweeper):
 
         self.in_process = (type(self.launcher) is BasicLauncher
                            or getattr(self.launcher, "runs_jobs_in_this_process", False))
+        if self.in_process:
+            from wdsweep.inprocess import collect_less_often
+
+            collect_less_often()  # for the job configs validated here; torch comes once some job will train
         self._check_finalist_settings()
         loader = self.hydra_context.config_loader
         self.composer = loader.composer(self.config)  # the launcher's too: one set of templates
