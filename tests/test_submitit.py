@@ -242,9 +242,15 @@ def test_a_killed_optuna_sweep_waits_for_its_running_submitit_jobs_and_tells_the
             "hydra.sweep.dir=S"]
     tag = f"orphans-{uuid.uuid4().hex}"
     sweep = tmp_path / "S"
+    # Killed at a moment the sweep is not appending to the journal (it beats for its trials every
+    # 0.25 s): a sweep killed while it holds the journal's lock leaves Optuna's lock file, and
+    # every other writer, these jobs' heartbeats included, waits out Optuna's 30 s grace before
+    # breaking it (a known limit, left for the issue on locks held by dead or suspended sweeps).
+    journal_lock = tmp_path / "multirun" / "optuna" / "orphans.journal.lock"
     try:
         kill_when(start_sweep(args, tmp_path, env_extra={"WDSWEEP_TEST_MARK": tag}),
-                  lambda: len([j for j in sweep.glob("trial-*") if training(j)]) == 2, group=False)
+                  lambda: len([j for j in sweep.glob("trial-*") if training(j)]) == 2 and not journal_lock.exists(),
+                  group=False)
         killed_at = time.time()
         time.sleep(1.5)  # longer than stale_after_seconds
         storage = optuna.storages.JournalStorage(JournalFileBackend(str(tmp_path / "multirun/optuna/orphans.journal")))
