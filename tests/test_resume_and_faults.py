@@ -99,29 +99,14 @@ def test_killed_grids_lose_nothing_rerun_only_the_rest_and_agree_across_launcher
     workers, then re-run; the two sweeps then agree job by job, bit for bit. Under joblib only
     the main process is killed, as SIGKILL from outside would: no handler runs, and its workers
     must notice that they were orphaned and end (wdsweep.lifeline), not train on beside the
-    re-run. The two sweeps run side by side, in folders of their own: their kills and re-runs
-    do not interfere."""
+    re-run."""
     launchers = {"basic": [], "joblib": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]}
-    args = {name: [*GRID, *launcher, f"hydra.sweep.dir={tmp_path / name}"] for name, launcher in launchers.items()}
-    markers = {name: f"killed-{name}-{os.getpid()}-{time.monotonic_ns()}" for name in launchers}
-    running = {name: start_sweep(args[name], tmp_path, f"{name}.log", env_extra={"WDSWEEP_TEST_MARK": markers[name]})
-               for name in launchers}
-    deadline = time.monotonic() + 180
-    while running:  # each killed once 2 of its jobs have written metrics.json
-        for name, proc in list(running.items()):
-            if len(list((tmp_path / name).glob("*/metrics.json"))) >= 2:
-                if name == "basic":  # the whole process group, as a kill of a terminal would
-                    os.killpg(proc.pid, signal.SIGKILL)
-                else:  # the main process alone
-                    proc.kill()
-                proc.wait()
-                del running[name]
-            else:
-                assert proc.poll() is None, f"the {name} sweep ended before it was killed"
-        assert time.monotonic() < deadline, "a sweep made no progress"
-        time.sleep(0.05)
-    before = {}
-    for name, marker in markers.items():
+    for name, launcher in launchers.items():
+        sweep = tmp_path / name
+        args = [*GRID, *launcher, f"hydra.sweep.dir={sweep}"]
+        marker = f"WDSWEEP_TEST_MARK=killed-{name}-{os.getpid()}-{time.monotonic_ns()}"
+        proc = start_sweep(args, tmp_path, env_extra=dict([marker.split("=")]))
+        kill_after(proc, sweep, finished=2, group=name == "basic")
         deadline = time.monotonic() + 30
         while processes_with(marker) and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -129,23 +114,17 @@ def test_killed_grids_lose_nothing_rerun_only_the_rest_and_agree_across_launcher
         for pid in left:  # not left to the next test
             os.kill(pid, signal.SIGKILL)
         assert not left, f"workers still running after their sweep was killed: {left}"
-        result_files_whole(tmp_path / name)
-        before[name] = run_ids(tmp_path / name)
-        assert 2 <= len(before[name]) < 6
+        result_files_whole(sweep)
+        before = run_ids(sweep)
+        assert 2 <= len(before) < 6
 
-    # Under joblib the re-run is a process too (its launcher starts worker processes), running
-    # while the basic launcher's re-run runs in-process.
-    joblib_rerun = start_sweep(args["joblib"], tmp_path, "joblib-rerun.log")
-    basic_rerun = run_wdsweep(["-m", *args["basic"]], cwd=tmp_path)
-    assert joblib_rerun.wait(timeout=240) == 0, (tmp_path / "joblib-rerun.log").read_text()
-    outputs = {"basic": basic_rerun.stdout + basic_rerun.stderr, "joblib": (tmp_path / "joblib-rerun.log").read_text()}
-    assert basic_rerun.returncode == 0, basic_rerun.stderr
-    for name in launchers:
-        sweep = tmp_path / name
-        assert f"skipped {len(before[name])} of 6 (already done)" in outputs[name]
+        # Under joblib the re-run is a process too: its launcher starts worker processes.
+        rerun = (run_wdsweep if name == "basic" else run_cli)(["-m", *args], cwd=tmp_path)
+        assert rerun.returncode == 0, rerun.stderr
+        assert f"skipped {len(before)} of 6 (already done)" in rerun.stdout + rerun.stderr
         after = run_ids(sweep)
         assert len(after) == 6 and len(job_dirs(sweep)) == 6  # every job once, one folder each
-        assert {job: after[job] for job in before[name]} == before[name]  # the finished ones were not rerun
+        assert {job: after[job] for job in before} == before  # the finished ones were not rerun
         assert not list(sweep.rglob("*.tmp"))  # a write cut short by the kill was cleared away
         result_files_whole(sweep)
 
