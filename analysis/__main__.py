@@ -1,6 +1,7 @@
 """`python -m analysis [SWEEP_DIR_OR_STORAGE...] [--out DIR]`: the runs table, charts and report.
 
-With no source, the newest sweep under ./multirun (multirun/<date>/<time> or multirun/<name>). With no --out the report lands in
+With no source, the newest sweep under ./multirun (multirun/<date>/<time> or multirun/<name>). With no --out the
+report lands in
 <first sweep>/analysis. Problems with single files (a corrupt
 metrics.json, a folder with no runs) are one-line messages, and the rest of the report is made;
 the exit status is non-zero only when nothing at all could be read.
@@ -52,7 +53,12 @@ def main(argv=None) -> int:
     # Imported once there is something to draw: matplotlib and seaborn take seconds to load,
     # and a wrong folder should be said at once.
     from analysis.figures import (
-        FigureProblem, gap_chart, headline_chart, lr_lambda_heatmap, regression_fits, weight_histograms,
+        FigureProblem,
+        gap_chart,
+        headline_chart,
+        lr_lambda_heatmap,
+        regression_fits,
+        weight_histograms,
     )
     from analysis.finalists import finalist_files
     from analysis.report import write_report

@@ -31,10 +31,25 @@ import seaborn as sns
 from matplotlib.patches import Patch
 
 from analysis.chartbase import (
-    FORMATS, Chart, FigureProblem, decay_label, error_label, mean_and_ci, num, save, seeds_phrase, title_of,
+    FORMATS,
+    Chart,
+    FigureProblem,
+    decay_label,
+    error_label,
+    mean_and_ci,
+    num,
+    save,
+    seeds_phrase,
+    title_of,
 )
 from analysis.collapse import (
-    COLLAPSE_TOL, collapse_words, collapsed, edge_label, edge_marker, informative_limits, value_range,
+    COLLAPSE_TOL,
+    collapse_words,
+    collapsed,
+    edge_label,
+    edge_marker,
+    informative_limits,
+    value_range,
 )
 from analysis.collect import varying_keys
 from analysis.model_figures import decay_pair, regression_fits, weight_histograms
@@ -148,7 +163,8 @@ def lambda_figure(runs: pd.DataFrame, metric: str, name: str, ylabel: str, value
     handles, labels = _lambda_legend(curves, base, styles, single, words)
     fig.legend(handles, labels, loc="outside lower center", ncol=min(3 if len(ps) > 2 else 2, len(labels)),
                frameon=False)
-    how = "single seed: no interval" if single else f"mean over {seeds_phrase(curves['n'][curves['n'] > 0])}, 95% t-interval"
+    how = ("single seed: no interval" if single
+           else f"mean over {seeds_phrase(curves['n'][curves['n'] > 0])}, 95% t-interval")
     fig.suptitle(f"{ylabel} against λ — {title_of(runs)} ({only}{how})", fontsize=11)
     return curves, fig
 

@@ -74,7 +74,8 @@ def histogram_choice(runs: pd.DataFrame) -> pd.DataFrame:
             pick = options.sort_values(["val_error", "reg.lam"]).iloc[0]  # ties: the smallest λ
             words = SCOPE_WORDS.get(scope, str(scope)) + (f" · {pick['reg.mode']}" if several_modes else "")
             chosen.append({"row": p, "config": words, "pick": pick,
-                           "label": f"{words}, λ = {pick['reg.lam']:g}" + (f", p = {pick['reg.p']:g}" if p is None else "")})
+                           "label": f"{words}, λ = {pick['reg.lam']:g}"
+                                    + (f", p = {pick['reg.p']:g}" if p is None else "")})
     # The same seed for every configuration: the one whose runs differ in the regularizer only.
     seeds = set(plain["seed"])
     for entry in chosen:

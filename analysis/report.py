@@ -29,6 +29,7 @@ import pandas as pd
 
 from analysis import stats
 from analysis.collect import matching, varying_keys
+from analysis.numbers import number
 
 GROUP = ["reg.mode", "reg.scope", "reg.p"]
 SCOPE_WORDS = {"weights": "weights only", "all": "all parameters"}
@@ -205,13 +206,6 @@ class Comparisons:
 
 # Numbers as far as they are supported: error rates are shares of a few hundred to a few
 # thousand predictions, so 4 decimals; a p-value to 2 significant digits.
-def number(x: float, signed: bool = False) -> str:
-    if x is None or math.isnan(x):
-        return "–"
-    text = f"{x:+.4f}" if signed else f"{x:.4f}"
-    return "0" if float(text) == 0 else text  # never -0.0000
-
-
 def _p(p: float) -> str:
     if math.isnan(p):
         return "–"
@@ -526,7 +520,8 @@ def _power(comparisons: Comparisons) -> List[str]:
     for c in made:
         r = c.result
         detect = stats.detectable_difference(r.n, r.sd)
-        lines.append(f"| {c.a.name} − {c.b.name} | {r.n} | {number(r.sd)} | {number(detect)} | {number(r.mean, True)} | "
+        lines.append(f"| {c.a.name} − {c.b.name} | {r.n} | {number(r.sd)} | {number(detect)} | "
+                     f"{number(r.mean, True)} | "
                      f"{_needed(r)} |")
     return lines + [""]
 
@@ -587,7 +582,8 @@ def _optuna_section(trials: pd.DataFrame, studies: Sequence[Any] = ()) -> List[s
         elif summary is None and not done.empty:  # its storage could not be read: the folders' objective
             best = done.loc[done["objective"].astype(float).idxmin()]
             value, label = float(best["objective"]), f"{int(best['trial'])} (lowest objective of its folders)"
-            params = {k: best[k] for k in ("reg.lam", "reg.p", "reg.mode", "reg.scope") if k in best and pd.notna(best[k])}
+            params = {k: best[k] for k in ("reg.lam", "reg.p", "reg.mode", "reg.scope")
+                      if k in best and pd.notna(best[k])}
         else:
             lines.append(f"| {study} | {len(group)} | no complete trial | | | |")
             continue

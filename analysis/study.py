@@ -242,7 +242,8 @@ def join_trials(studies: Sequence[LoadedStudy], folders: Dict[Path, Dict[str, An
     return rows
 
 
-def _job_dir_of(trial: Any, study_name: str, roots: Sequence[Path], folders: Dict[Path, Dict[str, Any]]) -> Optional[Path]:
+def _job_dir_of(trial: Any, study_name: str, roots: Sequence[Path],
+                folders: Dict[Path, Dict[str, Any]]) -> Optional[Path]:
     """The trial's folder: its trailing parts under `roots` (the given sweep folders' parent and
     grandparent, the journal's multirun folder: <sweep>/trial-NNNNN for a named sweep,
     <date>/<time>/trial-NNNNN for a dated one), so a copied or moved tree is read where it was

@@ -135,7 +135,8 @@ def main() -> None:
         return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}" if len(values) > 1 \
             else f"{values[0]:.4f}"
 
-    print(f"\n{args.repeats} repeats, each pick evaluated on {len(eval_seeds)} fresh seeds (mean ± std over repeats):\n")
+    print(f"\n{args.repeats} repeats, each pick evaluated on {len(eval_seeds)} fresh seeds "
+          "(mean ± std over repeats):\n")
     print("| method | fresh test error | fresh val error | claimed val error | training runs | training s | wall s |")
     print("|---|---|---|---|---|---|---|")
     for method, done in rows.items():

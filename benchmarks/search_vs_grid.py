@@ -5,7 +5,8 @@
 On experiment=lp_vs_global (seed 0) the grid is reg.lam x reg.scope x reg.p = 4 x 2 x 3 = 24
 points. It runs the grid once under Optuna's grid sampler, then TPE over the same space with
 several sampler seeds, and reports how many trials TPE needed to come within 1% of the grid's
-best validation error (or loss: --objective val_loss). Then TPE with and without the median pruner on the same seeds: the
+best validation error (or loss: --objective val_loss). Then TPE with and without the median pruner on
+the same seeds: the
 training steps each spent and the best value each found.
 """
 from __future__ import annotations

@@ -66,7 +66,8 @@ def main() -> None:
                     times[name] = min(times[name], seconds([*common, *launcher], Path(tmp)))
             base = times["basic launcher"]
             best_other = min(times["basic launcher"], times["joblib, 2 workers"])
-            print(f"{problem}: {n_jobs} jobs of {steps} steps" + (f", best of {args.repeats}" if args.repeats > 1 else ""))
+            print(f"{problem}: {n_jobs} jobs of {steps} steps"
+                  + (f", best of {args.repeats}" if args.repeats > 1 else ""))
             for name, t in times.items():
                 print(f"  {name:18s} {t:6.1f} s  {base / t:4.2f}x the basic launcher")
             print(f"  vectorized against the best of the others: {best_other / times['vectorized']:.2f}x")

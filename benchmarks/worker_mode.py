@@ -110,7 +110,8 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     for mode in MODES:
         print(f"| {mode} | {cell(mode, 'busy', '.2f')} | {cell(mode, 'per_min_span', '.1f')} | "
-              f"{cell(mode, 'per_min_wall', '.1f')} | {cell(mode, 'diverged', '.1f')} | {cell(mode, 'pruned', '.1f')} |")
+              f"{cell(mode, 'per_min_wall', '.1f')} | {cell(mode, 'diverged', '.1f')} | "
+              f"{cell(mode, 'pruned', '.1f')} |")
     ratio = [w["per_min_span"] / r["per_min_span"] for w, r in zip(results["workers"], results["rounds"])]
     print(f"\nworkers / rounds, trials per minute over the span: {statistics.mean(ratio):.2f} "
           f"(per repeat: {', '.join(f'{x:.2f}' for x in ratio)})")

@@ -20,8 +20,8 @@ import io
 import json
 import subprocess
 import sys
-from types import SimpleNamespace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import List, Sequence
 
 import pytest

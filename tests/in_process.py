@@ -104,9 +104,8 @@ def _exit_status(main) -> int:
 
 @contextlib.contextmanager
 def fresh_process(cwd: Path, argv: Sequence[str], env_extra: Dict[str, str]) -> Iterator[None]:
-    from hydra.core.singleton import Singleton
-
     import torch
+    from hydra.core.singleton import Singleton
 
     saved_env = dict(os.environ)
     saved_cwd = os.getcwd()

@@ -13,6 +13,7 @@ import pytest
 from analysis.collect import collect, status_counts
 from analysis.figures import headline_chart
 from analysis.report import best_lambdas
+
 from conftest import SEED_REGRESSION_SWEEP, job_dirs, run_analysis, run_wdsweep, shared_sweep
 
 pytestmark = pytest.mark.integration
@@ -243,5 +244,6 @@ def test_with_no_source_the_newest_sweep_is_taken_dated_or_named(tmp_path):
     for i, folder in enumerate(("multirun/2026-12-01/10-00-00", "multirun/mysweep", "multirun/2026-12-02/09-00-00")):
         (tmp_path / folder).mkdir(parents=True)
         (tmp_path / folder / "multirun.yaml").write_text("{}")
-        os.utime(tmp_path / folder / "multirun.yaml", (1_000_000 + i, 1_000_000 + (10 if folder.endswith("mysweep") else i)))
+        os.utime(tmp_path / folder / "multirun.yaml",
+                 (1_000_000 + i, 1_000_000 + (10 if folder.endswith("mysweep") else i)))
     assert newest_sweep(tmp_path / "multirun") == tmp_path / "multirun" / "mysweep"

@@ -24,6 +24,7 @@ from optuna.storages.journal import JournalFileBackend
 from analysis.collect import collect
 from analysis.figures import CONTINUOUS_AFTER, continuous_keys, headline_chart
 from analysis.study import IMPORTANCE_SEED, MIN_TRIALS_FOR_IMPORTANCES, LoadedStudy, summarize
+
 from conftest import read_metrics, run_analysis, run_wdsweep, shared_folder
 
 pytestmark = pytest.mark.integration
@@ -174,7 +175,8 @@ def test_a_tie_names_the_studys_best_and_the_tying_trials(tmp_path):
     study = optuna.create_study(storage=optuna.storages.InMemoryStorage())
     for lam, value in ((1e-3, 0.5), (1e-2, 0.2), (1e-1, 0.2), (1.0, 0.7)):
         study.add_trial(optuna.trial.create_trial(
-            params={"reg.lam": lam}, distributions={"reg.lam": optuna.distributions.FloatDistribution(1e-4, 10, log=True)},
+            params={"reg.lam": lam},
+            distributions={"reg.lam": optuna.distributions.FloatDistribution(1e-4, 10, log=True)},
             value=value))
     summary = summarize(LoadedStudy(study, "in memory", []), tmp_path)
     assert summary.best == study.best_trial.number == 1 and summary.ties == [2]

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
 from conftest import job_dirs, read_metrics, run_cli, run_wdsweep
 from conftest import run_analysis as analysis_here
 

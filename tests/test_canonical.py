@@ -6,9 +6,10 @@ import csv
 
 import pytest
 
-from conftest import job_dirs, read_metrics, run_analysis, run_wdsweep
 from wdsweep.canonical import canonical_hash
 from wdsweep.run import run
+
+from conftest import job_dirs, read_metrics, run_analysis, run_wdsweep
 
 # Fields a record of another job's result has of its own.
 OWN = ("train_seconds", "eval_seconds", "started_at", "finished_at", "run_id", "config",
@@ -30,7 +31,8 @@ def test_with_lam_zero_the_idle_reg_keys_change_no_number(compose_cfg, tmp_path,
         run(cfg, tmp_path / str(i))
         record = read_metrics(tmp_path / str(i))
         numbers.append(({k: v for k, v in record.items() if k not in OWN},
-                        [row.rsplit(",", 1)[0] for row in (tmp_path / str(i) / "history.csv").read_text().splitlines()]))
+                        [row.rsplit(",", 1)[0]
+                         for row in (tmp_path / str(i) / "history.csv").read_text().splitlines()]))
     assert len(hashes) == 1
     assert all(n == numbers[0] for n in numbers[1:])
 

@@ -11,8 +11,16 @@ import torch
 import yaml
 from torch import nn
 
-from conftest import (BIG_MODEL, SEED_REGRESSION_SWEEP, SMALL_ADDRESS_SPACE, job_dirs, read_metrics, run_cli,
-                      run_wdsweep, shared_sweep)
+from conftest import (
+    BIG_MODEL,
+    SEED_REGRESSION_SWEEP,
+    SMALL_ADDRESS_SPACE,
+    job_dirs,
+    read_metrics,
+    run_cli,
+    run_wdsweep,
+    shared_sweep,
+)
 
 pytestmark = pytest.mark.integration
 

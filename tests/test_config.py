@@ -63,7 +63,8 @@ def test_types_are_checked_at_composition(compose_cfg):
                              "(Value '1.5' of type 'float' could not be converted to Integer)")),
     (["model=resnet999"], "invalid config: model='resnet999' is not allowed: one of cnn, linear, mlp, resnet"),
     (["reg.nope=1"], ("invalid config: reg.nope=1 is not allowed: a key of reg: one of lam, p, mode, scope, "
-                      "l1_ratio, eps, impl, momentum_corrected (Key 'nope' not in 'RegConfig'; to add a key: +reg.nope=...)")),
+                      "l1_ratio, eps, impl, momentum_corrected (Key 'nope' not in 'RegConfig'; "
+                      "to add a key: +reg.nope=...)")),
     (["+reg.lam=1"], ("invalid config: Could not append to config. An item is already at 'reg.lam'. "
                       "Either remove + prefix: 'reg.lam=1' Or add a second + to add or override "
                       "'reg.lam': '++reg.lam=1'")),

@@ -11,8 +11,9 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import read_metrics, run_cli, run_wdsweep
 from wdsweep.data import build_splits
+
+from conftest import read_metrics, run_cli, run_wdsweep
 
 
 def write_images(root: Path, sizes=None, classes=("cat", "dog"), n=(12, 4)) -> None:

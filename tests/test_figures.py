@@ -16,6 +16,7 @@ from analysis.chartbase import FigureProblem, num
 from analysis.collect import collect
 from analysis.figures import gap_chart, lambda_figure
 from analysis.model_figures import weight_histogram_figure
+
 from conftest import run_wdsweep, shared_folder
 
 pytestmark = pytest.mark.integration

@@ -12,9 +12,10 @@ import pytest
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
-from conftest import job_dirs, read_metrics, run_wdsweep, shared_sweep
 from wdsweep.mlflow_export import ENV_PASSWORD, PARENT_FILE, export_folders, mask_command_line, tracking_uri
 from wdsweep.validation import ConfigError, validate
+
+from conftest import job_dirs, read_metrics, run_wdsweep, shared_sweep
 
 # lr=1e4 diverges within steps. Two joblib workers finish their jobs together: both want the
 # sweep's parent run and both open a new SQLite database.

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import job_dirs, read_metrics, run_analysis, run_cli, run_wdsweep
 from wdsweep.models import DataInfo, build_model, model_label
+
+from conftest import job_dirs, read_metrics, run_analysis, run_cli, run_wdsweep
 
 USER_MODULE = '''
 """A user's own model, in the user's own folder."""

@@ -21,10 +21,11 @@ from optuna.distributions import FloatDistribution, IntDistribution
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
-from conftest import read_metrics, run_analysis, run_cli, run_wdsweep
 from hydra_plugins.wdsweep_optuna._search_space import SearchSpaceError, parse_search_space
 from wdsweep.journal import repair_torn_tail, torn_tail_start
 from wdsweep.trial_link import ENV_PASSWORD, hide_password, split_password, with_password
+
+from conftest import read_metrics, run_analysis, run_cli, run_wdsweep
 
 QUICK = ["trainer.steps=30", "trainer.eval_every=10", "model.depth=1", "model.width=16"]
 
@@ -254,7 +255,8 @@ def test_grid_sampler_runs_the_grid_once_and_enqueued_points_go_first(tmp_path):
     proc = search(tmp_path, "hydra/sweeper/sampler=grid", "reg.lam=choice(0,0.01)", "reg.p=range(1,3)",
                   "reg.scope=choice(weights,all)", "reg.mode=coupled", n_trials=20)
     assert proc.returncode == 0, proc.stderr
-    points = sorted((t.params["reg.lam"], t.params["reg.p"], t.params["reg.scope"]) for t in only_study(tmp_path).trials)
+    points = sorted((t.params["reg.lam"], t.params["reg.p"], t.params["reg.scope"])
+                    for t in only_study(tmp_path).trials)
     assert points == sorted((lam, p, s) for lam in (0, 0.01) for p in (1, 2) for s in ("weights", "all"))
 
     other = tmp_path / "enqueued"
@@ -422,7 +424,8 @@ def test_a_storage_password_is_in_no_file_and_no_output(tmp_path, postgres_user_
     for proc in (sweep, report):
         assert password not in proc.stdout + proc.stderr
     files = [p for p in tmp_path.rglob("*") if p.is_file()]
-    assert {"multirun.yaml", "hydra.yaml", "optimization_results.yaml", "runs.csv", "report.md"} <= {p.name for p in files}
+    assert {"multirun.yaml", "hydra.yaml", "optimization_results.yaml", "runs.csv",
+            "report.md"} <= {p.name for p in files}
     assert [p for p in files if password.encode() in p.read_bytes()] == []
     assert yaml.safe_load((tmp_path / "S" / "optimization_results.yaml").read_text())["storage"] == masked
     assert masked in (tmp_path / "report" / "report.md").read_text()

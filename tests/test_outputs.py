@@ -6,9 +6,8 @@ import math
 
 import pytest
 
-from wdsweep.results import atomic_write, write_metrics
+from wdsweep.results import SCHEMA_VERSION, atomic_write, write_metrics
 from wdsweep.run import run
-from wdsweep.results import SCHEMA_VERSION
 
 METRIC_KEYS = {"status", "objective", "objective_name", "train_loss", "val_loss", "val_error",
                "test_loss", "test_error", "reg_loss", "weight_norm", "sparsity", "train_seconds",

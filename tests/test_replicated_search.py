@@ -14,9 +14,9 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 from scipy import stats
+from test_optuna_search import QUICK, only_study, results_files
 
 from conftest import read_metrics, run_analysis, run_wdsweep, shared_folder
-from test_optuna_search import QUICK, only_study, results_files
 
 # One batch of three trials, two seeds each, on the vectorized launcher; then the two best on
 # two fresh seeds.
@@ -57,7 +57,8 @@ def test_each_trial_is_told_the_aggregate_of_its_seeds_runs(replicated):
         expected = values.mean() + 1.5 * values.std(ddof=1) / math.sqrt(len(values))
         assert trial.value == pytest.approx(expected, rel=1e-12)
         assert trial.intermediate_values == {s: pytest.approx(runs[s]["objective"]) for s in (0, 1)}
-        assert trial.user_attrs["wdsweep_test_error"] == pytest.approx(np.mean([r["test_error"] for r in runs.values()]))
+        assert trial.user_attrs["wdsweep_test_error"] == pytest.approx(
+            np.mean([r["test_error"] for r in runs.values()]))
     # the three trials' six seeds were trained as one batched model
     assert all(read_metrics(p.parent).get("batched") for p in sweep.glob("trial-*/seed-*/metrics.json"))
     results = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
@@ -155,7 +156,8 @@ def test_bad_replication_settings_are_one_line_before_any_trial(tmp_path, args, 
     assert proc.returncode == 1
     (line,) = proc.stderr.strip().splitlines()
     assert key in line and "is not allowed" in line
-    assert not (tmp_path / "multirun" / "optuna").exists() or not any((tmp_path / "multirun" / "optuna").glob("*.journal"))
+    assert not (tmp_path / "multirun" / "optuna").exists() or not any(
+        (tmp_path / "multirun" / "optuna").glob("*.journal"))
 
 
 @pytest.mark.integration
@@ -175,7 +177,8 @@ def test_a_grid_reruns_its_best_configurations_on_fresh_seeds(tmp_path):
     assert len(report["finalists"]) == 2
     for finalist, lam in zip(report["finalists"], ranked):
         assert finalist["search_value"] == pytest.approx(np.mean(by_lam[lam]))
-        runs = [read_metrics(p.parent) for p in sorted((sweep / "finalists" / finalist["name"]).glob("seed-*/metrics.json"))]
+        runs = [read_metrics(p.parent)
+                for p in sorted((sweep / "finalists" / finalist["name"]).glob("seed-*/metrics.json"))]
         assert [r["config"]["seed"] for r in runs] == [7, 8]
         assert all(r["config"]["reg"]["lam"] == lam for r in runs)
         values = [r["test_error"] for r in runs]

@@ -275,9 +275,9 @@ def test_no_decay_lowest_against_the_next_lambda_of_the_same_setting(tmp_path):
     text = report(runs, tmp_path)
     assert best_lambdas(runs)["reg.lam"].tolist() == [0.0]
     lowest = section(text, "Lowest validation error")
-    assert lowest.strip().startswith("No decay has the lowest mean validation error (0.0676 over 3 seed(s)); the runner-up "
-                             "is coupled L2 on weights only at λ = 0.001 (0.0677). Its test error is not "
-                             "distinguishable from the runner-up's: ")
+    assert lowest.strip().startswith("No decay has the lowest mean validation error (0.0676 over 3 seed(s)); "
+                                     "the runner-up is coupled L2 on weights only at λ = 0.001 (0.0677). "
+                                     "Its test error is not distinguishable from the runner-up's: ")
     assert "**" not in text
     power = section(text, "What the seeds can detect")
     assert "| no decay − coupled L2 on weights only at λ = 0.001 | 3 |" in power and "One seed" not in power

@@ -9,9 +9,10 @@ import time
 
 import pytest
 
-from conftest import job_dirs, read_metrics, run_wdsweep
 from wdsweep.run import run
 from wdsweep.threads import FreeCores, usable_cores
+
+from conftest import job_dirs, read_metrics, run_wdsweep
 
 # What may differ between the two runs: timings, ids, and the thread count itself.
 TIMINGS = ("train_seconds", "eval_seconds", "started_at", "finished_at", "run_id", "torch_threads",

@@ -10,15 +10,16 @@ import optuna
 import pandas as pd
 import pytest
 import torch
+from omegaconf import open_dict
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
-from omegaconf import open_dict
 from torch import nn
 
 from analysis.collect import collect
-from conftest import BIG_MODEL, SMALL_ADDRESS_SPACE, job_dirs, read_metrics, run_cli, run_wdsweep
 from wdsweep.run import run
 from wdsweep.vectorized import batch_signature, train_batched, unbatchable_reason
+
+from conftest import BIG_MODEL, SMALL_ADDRESS_SPACE, job_dirs, read_metrics, run_cli, run_wdsweep
 
 QUICK = ["trainer.steps=40", "trainer.eval_every=20", "model.width=16"]
 DIGITS = ["data=digits", "data.n_train=100", "trainer.batch_size=16"]

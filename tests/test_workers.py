@@ -16,9 +16,10 @@ import pytest
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
+from wdsweep.threads import usable_cores
+
 from conftest import run_cli
 from test_resume_and_faults import start_sweep
-from wdsweep.threads import usable_cores
 
 pytestmark = pytest.mark.integration
 

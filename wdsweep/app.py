@@ -20,7 +20,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from wdsweep.validation import ConfigError
+from wdsweep.errors import ConfigError
 
 
 def _config_dir() -> Path:
@@ -35,9 +35,8 @@ CONFIG_DIR = _config_dir()
 
 def task(cfg: DictConfig) -> float:
     """One job: train and record it, return its objective (see wdsweep.run)."""
-    from wdsweep.run import run  # deferred: torch is not needed to print --help or --cfg
-
     from wdsweep.lifeline import watch_parent
+    from wdsweep.run import run  # deferred: torch is not needed to print --help or --cfg
     from wdsweep.threads import launcher_share
 
     watch_parent()  # a joblib worker ends with its sweep, even one killed with SIGKILL
@@ -67,11 +66,9 @@ def _terminate(signum, frame) -> None:
 
 
 def main() -> None:
-    from wdsweep.threads import start_watching
-
     from wdsweep.lifeline import mark_main_process
-
     from wdsweep.mlflow_export import mask_command_line
+    from wdsweep.threads import start_watching
 
     signal.signal(signal.SIGTERM, _terminate)
     mark_main_process()

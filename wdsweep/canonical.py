@@ -63,8 +63,8 @@ def write_twin_record(source_dir: Path, job_dir: Path, cfg: DictConfig, override
     without a finished result gives a `failed` record, which resume runs again. metrics.json
     is written last, as a trained job's is."""
     from wdsweep.mlflow_export import export_job
-    from wdsweep.resume import DONE_STATUSES, read_record
     from wdsweep.results import HISTORY_FILE, MODEL_FILE, config_hash, resolved_config, write_metrics
+    from wdsweep.resume import DONE_STATUSES, read_record
 
     source = read_record(source_dir)
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")

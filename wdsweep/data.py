@@ -21,50 +21,20 @@ import functools
 import json
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Optional, Tuple
+from typing import TYPE_CHECKING, Tuple
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from wdsweep.datasets import user_path
-from wdsweep.validation import ConfigError
+from wdsweep.errors import ConfigError
+from wdsweep.splits import SPLITS, Splits, derived_seed  # noqa: F401 - also importable from here
 
 if TYPE_CHECKING:
     import torch
 
-    from wdsweep.images import Augment, PixelScale
-
-SPLITS = ("train", "val", "test")
 # sklearn's bundled 8x8 digits; _digits checks that the file still holds this many.
 DIGITS_SIZE = 1797
-
-
-@dataclass
-class Splits:
-    task: str  # "regression" | "classification"
-    # split name -> float32 tensor (n, n_features), or uint8 image rows with `pixels` set:
-    # read the model's inputs through `inputs`.
-    x: dict
-    y: dict  # split name -> float32 (n, 1) for regression, int64 (n,) for classification
-    n_features: int
-    n_outputs: int  # 1 for regression, the number of classes for classification
-    image_shape: Optional[Tuple[int, int, int]] = None  # (channels, height, width)
-    pixels: Optional["PixelScale"] = None  # how uint8 rows become float inputs (wdsweep.images)
-    augment: Optional["Augment"] = None  # what a training batch goes through (data.augment)
-
-    def sizes(self) -> dict:
-        return {s: len(self.y[s]) for s in SPLITS}
-
-    def inputs(self, split: str, rows=None) -> "torch.Tensor":
-        """The model's float32 inputs for `rows` (an index tensor or a slice; all if None)."""
-        x = self.x[split] if rows is None else self.x[split][rows]
-        return x if self.pixels is None else self.pixels(x)
-
-
-def derived_seed(seed: int, purpose: str) -> int:
-    """An independent 63-bit seed for one purpose (a split, a noise draw) of one data seed."""
-    words = [seed, *purpose.encode()]
-    return int(np.random.SeedSequence(words).generate_state(2, np.uint64)[0] >> np.uint64(1))
 
 
 def build_splits(cfg: DictConfig, seed: int, generator: torch.Generator) -> Splits:
@@ -151,11 +121,11 @@ def _from_target(cfg: DictConfig, data_seed: int) -> Splits:
 
 @functools.lru_cache(maxsize=4)
 def _load_target(cfg_json: str, data_seed: int) -> Splits:
-    from wdsweep.datasets import load
-
     import random
 
     import torch
+
+    from wdsweep.datasets import load
 
     cfg = OmegaConf.create(json.loads(cfg_json))
     # A loader that draws from the global generators would shift the model's init on a cache

@@ -188,7 +188,7 @@ def carve_val(x: np.ndarray, y: np.ndarray, fraction: float, seed: int):
     """Split the training arrays into train and val by the seed (stratified for class labels)."""
     from sklearn.model_selection import train_test_split
 
-    from wdsweep.data import derived_seed
+    from wdsweep.splits import derived_seed
 
     if not 0 < fraction < 1:
         raise DataProblem(f"val_fraction={fraction}: a validation split needs 0 < val_fraction < 1")
@@ -205,11 +205,12 @@ def to_splits(loaded: Any, standardize: bool = True):
     """The loader's result (see the module docstring) as wdsweep.data.Splits."""
     import torch
 
-    from wdsweep.data import SPLITS, Splits
+    from wdsweep.splits import SPLITS, Splits
 
     if not isinstance(loaded, dict) or not all(s in loaded for s in SPLITS):
         raise DataProblem("the loader must return a mapping with train, val and test "
-                          f"(got {type(loaded).__name__}{' with ' + ', '.join(map(str, loaded)) if isinstance(loaded, dict) else ''})")
+                          f"(got {type(loaded).__name__}"
+                          f"{' with ' + ', '.join(map(str, loaded)) if isinstance(loaded, dict) else ''})")
     arrays = {s: _pair(loaded[s], s) for s in SPLITS}
     y_train = arrays["train"][1]
     task = loaded.get("task") or ("classification" if np.issubdtype(y_train.dtype, np.integer) else "regression")

@@ -7,8 +7,9 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from wdsweep.errors import ConfigError
 from wdsweep.resume import output_folder_problem
-from wdsweep.validation import ConfigError, validate
+from wdsweep.validation import validate
 
 
 class ValidateConfig(Callback):

@@ -2,12 +2,13 @@
 basic launcher) and the vectorized launcher share. Torch-free at import."""
 import gc
 import logging
-import re
 from typing import Any, List, Sequence
 
 from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, run_job, setup_globals
 from hydra.types import HydraContext
 from omegaconf import DictConfig, open_dict
+
+from wdsweep.override_text import readable_overrides
 
 log = logging.getLogger(__name__)
 
@@ -50,16 +51,6 @@ def numbered(cfg: DictConfig, index: int) -> DictConfig:
         cfg.hydra.job.id = index
         cfg.hydra.job.num = index
     return cfg
-
-
-# A float written with more digits than a reader can use (an Optuna sample, 0.0005547119471592127).
-_LONG_FLOAT = re.compile(r"(?<![\w.])-?\d+\.\d{7,}(?:[eE][-+]?\d+)?(?![\w.])|(?<![\w.])-?\d\.\d{7,}[eE][-+]?\d+")
-
-
-def readable_overrides(overrides: Sequence[str]) -> str:
-    """Overrides joined for a log line, long floats shown to 4 significant digits. Only the
-    line: the job's config, folder and metrics.json keep every digit."""
-    return " ".join(_LONG_FLOAT.sub(lambda m: f"{float(m.group()):.4g}", o) for o in overrides)
 
 
 def run_here(hydra_context: HydraContext, task: Any, config: DictConfig, job_overrides: Sequence[Sequence[str]],

@@ -55,7 +55,6 @@ objective and reports the nominal lam * sum.
 """
 from __future__ import annotations
 
-import math
 from typing import List, Optional, Tuple, Union
 
 import torch

@@ -21,14 +21,21 @@ from omegaconf import DictConfig
 
 import wdsweep
 from wdsweep.data import build_splits, derived_seed
-from wdsweep.inprocess import readable_overrides
 from wdsweep.mlflow_export import export_job
 from wdsweep.models import build_model, data_info_of
 from wdsweep.monitors import ProgressBar, PruningReporter, TensorBoardLogger, TrialWatch
 from wdsweep.optimizers import build_optimizer
+from wdsweep.override_text import readable_overrides
 from wdsweep.regularizers import Regularizer
-from wdsweep.results import (METRICS_FILE, SCHEMA_VERSION, config_hash, resolved_config,
-                             save_model, write_history, write_metrics)
+from wdsweep.results import (
+    METRICS_FILE,
+    SCHEMA_VERSION,
+    config_hash,
+    resolved_config,
+    save_model,
+    write_history,
+    write_metrics,
+)
 from wdsweep.resume import done_record, job_lock, remove_stale_temp_files
 from wdsweep.threads import dependent_threads, is_thread_independent, job_threads
 from wdsweep.training import Callback, TrainResult, train

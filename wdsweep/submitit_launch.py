@@ -52,6 +52,7 @@ def executor(params: Dict[str, Any], cluster: str):
     `max_num_timeout` go to the executor, the keys of BaseQueueConf (timeout_min, cpus_per_task,
     mem_gb, ...) as they are, every other key (partition, qos, ...) prefixed by the cluster."""
     import submitit
+
     from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 
     params = {k: v for k, v in params.items() if k not in OWN_KEYS}
@@ -130,9 +131,9 @@ def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_id
     collected on its own (see the module): a lost job is a failed JobReturn, the others are
     what the launcher returns."""
     from hydra.core.singleton import Singleton
-
-    from wdsweep.inprocess import readable_overrides
     from hydra.core.utils import filter_overrides
+
+    from wdsweep.override_text import readable_overrides
 
     assert launcher.config is not None and len(job_overrides) > 0
     cluster = launcher._EXECUTOR

@@ -19,25 +19,28 @@ import json
 import math
 import re
 import sys
-from typing import Any, List, NoReturn, Optional
+from typing import Any, List, Optional
 
-from hydra.errors import CompactHydraException, MissingConfigException
+from hydra.errors import MissingConfigException
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, OmegaConfBaseException
 
+from wdsweep.errors import ConfigError  # noqa: F401 - importable from here too, as it always was
 from wdsweep.schema import (
-    ACTIVATIONS, DATASETS, IMAGE_DATASETS, IMPLS, LOGGERS, MODES, OBJECTIVES, OPTIMIZERS,
-    SCHEDULES, SCOPES, TASKS, has_native_decay,
+    ACTIVATIONS,
+    DATASETS,
+    IMAGE_DATASETS,
+    IMPLS,
+    LOGGERS,
+    MODES,
+    OBJECTIVES,
+    OPTIMIZERS,
+    SCHEDULES,
+    SCOPES,
+    TASKS,
+    has_native_decay,
 )
 from wdsweep.trial_link import split_password
-
-
-class ConfigError(CompactHydraException):
-    """A config value is not allowed. Hydra prints only the message, on one line."""
-
-    def exit(self) -> NoReturn:
-        """End the program with this error as its one line on stderr, exit status 1."""
-        sys.exit(f"wdsweep: {self}")
 
 
 class _Checker:
@@ -345,7 +348,8 @@ def _warn_batch_larger_than_train(cfg: DictConfig, n_train: int) -> None:
     if batch is None or batch <= n_train:
         return
     message = (f"wdsweep: warning: trainer.batch_size={batch} is larger than the {n_train} rows of "
-               f"the training split (data={cfg.data.get('name') or cfg.data.get('_target_')}): allowed, but every step is then full-batch")
+               f"the training split (data={cfg.data.get('name') or cfg.data.get('_target_')}): "
+               "allowed, but every step is then full-batch")
     # validate runs more than once per job (callback or sweeper, then the job): warn once.
     if message not in _WARNED:
         _WARNED.add(message)

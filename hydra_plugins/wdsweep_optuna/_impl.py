@@ -49,10 +49,12 @@ from optuna.trial import TrialState
 
 from hydra_plugins.wdsweep_optuna import _replicates as rep
 from hydra_plugins.wdsweep_optuna import _workers as wk
-from wdsweep.finalists import finite_or_none, fresh_seeds, seed_list
 from hydra_plugins.wdsweep_optuna._search_space import SearchSpace, SearchSpaceError, parse_search_space
+from wdsweep.errors import ConfigError
+from wdsweep.finalists import finite_or_none, fresh_seeds, seed_list
 from wdsweep.trial_link import ENV_PASSWORD, MASK, hide_password, split_password, with_password
-from wdsweep.validation import ConfigError, composition_error_line  # torch-free; loaded only when the sweeper runs
+from wdsweep.trial_outcome import how_it_ended
+from wdsweep.validation import composition_error_line  # torch-free; loaded only when the sweeper runs
 
 log = logging.getLogger(__name__)
 # Optuna's own INFO lines ("Using an existing study ...", "Trial 3 finished ...") repeat what the
@@ -929,9 +931,9 @@ class OptunaSweeperImpl(Sweeper):
         except Exception as err:  # noqa: BLE001 - the job raised: a failed trial, not a failed sweep
             return TrialState.FAIL, None, f"job raised {type(err).__name__}: {err}"
         attrs = self.storage_obj.get_trial(trial._trial_id).user_attrs
-        return _how_it_ended(attrs.get("wdsweep_status"), attrs.get("wdsweep_error"),
-                             attrs.get("wdsweep_diverged_at_step"), value, len(self.directions),
-                             "the job returned")
+        return how_it_ended(attrs.get("wdsweep_status"), attrs.get("wdsweep_error"),
+                            attrs.get("wdsweep_diverged_at_step"), value, len(self.directions),
+                            "the job returned")
 
     def _tell(self, study: optuna.Study, trial_id: int, number: int, state: TrialState,
               values: Optional[List[float]], reason: Optional[str]) -> None:
@@ -1087,27 +1089,8 @@ def _finished_record(trial: optuna.trial.FrozenTrial, folder: Optional[Path] = N
 def _outcome_of_record(record: dict, n_directions: int
                        ) -> Tuple[TrialState, Optional[List[float]], Optional[str]]:
     """How a job ended, from its metrics.json (whose status _finished_record checked)."""
-    return _how_it_ended(record.get("status"), record.get("error"), record.get("diverged_at_step"),
-                         record.get("objective"), n_directions, "metrics.json holds")
-
-
-def _how_it_ended(status: Optional[str], error: Optional[str], diverged_at_step: Any, value: Any,
-                  n_directions: int, source: str
-                  ) -> Tuple[TrialState, Optional[List[float]], Optional[str]]:
-    """The trial's state, values and fail reason for a job of this status and objective value,
-    whether read from its return and trial attributes (_outcome) or from its metrics.json (a
-    trial whose sweep was killed before the tell); `source` says which, in reasons."""
-    if status == "pruned":
-        return TrialState.PRUNED, None, None
-    if status in ("diverged", "failed"):
-        detail = error or (f"at step {diverged_at_step}" if status == "diverged" else "")
-        return TrialState.FAIL, None, f"{status} {detail}".strip()
-    values = list(value) if isinstance(value, (list, tuple)) else [value]
-    if len(values) != n_directions:
-        return TrialState.FAIL, None, f"{source} {len(values)} values for {n_directions} directions"
-    if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
-        return TrialState.FAIL, None, f"non-finite objective {values}"
-    return TrialState.COMPLETE, [float(v) for v in values], None
+    return how_it_ended(record.get("status"), record.get("error"), record.get("diverged_at_step"),
+                        record.get("objective"), n_directions, "metrics.json holds")
 
 
 def _last_sign_of_life(trial: optuna.trial.FrozenTrial, now: float) -> float:

@@ -29,7 +29,6 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from wdsweep.finalists import finite_or_none
 
-
 log = logging.getLogger(__name__)
 
 SEED_VALUES_ATTR = "wdsweep_seed_values"  # {seed: objective values}, for the seeds that ran
@@ -87,17 +86,17 @@ def seed_outcome(ret: Any, job_dir: Path, n_directions: int):
     records no attributes on the trial: it shares the trial with its sibling seeds)."""
     from optuna.trial import TrialState
 
-    from hydra_plugins.wdsweep_optuna._impl import _how_it_ended
     from wdsweep.resume import read_record
+    from wdsweep.trial_outcome import how_it_ended
 
     try:
         ret.return_value
     except Exception as err:  # noqa: BLE001 - the job raised: this seed failed
         return TrialState.FAIL, None, f"job raised {type(err).__name__}: {err}", None
     record = read_record(job_dir) or {}
-    state, values, reason = _how_it_ended(record.get("status"), record.get("error"),
-                                          record.get("diverged_at_step"), record.get("objective"),
-                                          n_directions, "metrics.json holds")
+    state, values, reason = how_it_ended(record.get("status"), record.get("error"),
+                                         record.get("diverged_at_step"), record.get("objective"),
+                                         n_directions, "metrics.json holds")
     if not record:
         state, values, reason = TrialState.FAIL, None, f"no metrics.json in {job_dir}"
     return state, values, reason, record

@@ -103,8 +103,8 @@ class ValidatingSweeper(BasicSweeper):
     def sweep(self, arguments: List[str]) -> Any:
         # Imported here, not at module level: Hydra imports every plugin at the start of any
         # Hydra app in this environment, and other apps need not load (or register) our schemas.
+        from wdsweep.errors import ConfigError
         from wdsweep.resume import done_record, output_folder_problem
-        from wdsweep.validation import ConfigError
 
         assert self.hydra_context is not None and self.config is not None
         assert self.launcher is not None
@@ -192,8 +192,8 @@ class ValidatingSweeper(BasicSweeper):
         return results
 
     def _check_finalist_settings(self) -> None:
+        from wdsweep.errors import ConfigError
         from wdsweep.finalists import fresh_seeds
-        from wdsweep.validation import ConfigError
 
         if isinstance(self.finalists, bool) or not isinstance(self.finalists, int) or self.finalists < 0:
             ConfigError(f"invalid config: hydra.sweeper.finalists={self.finalists!r} is not allowed: "
@@ -214,8 +214,8 @@ class ValidatingSweeper(BasicSweeper):
         the finalist jobs and those of them it ran (the others were done by an earlier run of
         the same command)."""
         from wdsweep import finalists
+        from wdsweep.errors import ConfigError
         from wdsweep.resume import read_record
-        from wdsweep.validation import ConfigError
 
         groups: Dict[Tuple[str, ...], List[Tuple[_Job, Optional[dict]]]] = {}
         for job in jobs:
@@ -300,7 +300,7 @@ class ValidatingSweeper(BasicSweeper):
         """Two jobs of different configs in one folder would overwrite each other, and each
         resume would run the other again (hydra.job.config.override_dirname.exclude_keys=[seed]
         with -m seed=0,1, say): refuse before anything runs."""
-        from wdsweep.validation import ConfigError
+        from wdsweep.errors import ConfigError
 
         first: Dict[Path, _Job] = {}
         for job in jobs:
@@ -348,12 +348,11 @@ class ValidatingSweeper(BasicSweeper):
 
     def _checked_job(self, index: int, overrides: List[str]) -> _Job:
         """Compose one job's config as the launcher will, validate it, and find its folder."""
-        from wdsweep.validation import ConfigError, validate
-
         from hydra.errors import HydraException
         from omegaconf.errors import OmegaConfBaseException
 
-        from wdsweep.validation import composition_error_line
+        from wdsweep.errors import ConfigError
+        from wdsweep.validation import composition_error_line, validate
 
         try:
             cfg = self._job_config(index, overrides)

@@ -82,7 +82,7 @@ class VectorizedLauncher(Launcher):
     def __init__(self, max_batch: int = 64, device: str = "auto") -> None:
         if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
             # before the sweep writes or launches anything (Hydra makes the launcher first)
-            from wdsweep.validation import ConfigError
+            from wdsweep.errors import ConfigError
 
             ConfigError(f"invalid config: hydra.launcher.max_batch={max_batch!r} is not allowed: "
                         "an integer >= 1 (the members of one batched model)").exit()
@@ -170,8 +170,8 @@ class VectorizedLauncher(Launcher):
         job run alone holds its own: a second sweep into the same folder waits, then finds the
         jobs done. Returns the jobs to train and those already done (with resume on), and
         clears the temporary files of a write that was killed."""
-        from wdsweep.resume import done_record, job_lock, remove_stale_temp_files
         from wdsweep.results import config_hash
+        from wdsweep.resume import done_record, job_lock, remove_stale_temp_files
 
         resume = bool(self.config.hydra.sweeper.get("resume", False))
         folders = {job[0]: Path(str(job[2].hydra.sweep.dir)) / str(job[2].hydra.sweep.subdir)
@@ -252,7 +252,7 @@ class VectorizedSubmititLauncher(VectorizedLauncher):
         from hydra.core.singleton import Singleton
 
         from wdsweep import submitit_launch
-        from wdsweep.inprocess import readable_overrides
+        from wdsweep.override_text import readable_overrides
 
         setup_globals()
         assert self.config is not None and self.hydra_context is not None
