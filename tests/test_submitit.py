@@ -1,10 +1,12 @@
 """Submitit, tested for real: `hydra/launcher=submitit_local` runs every job in a process of its
 own, started by submitit from a pickle of the job, as `submitit_slurm` does on a cluster (the
 same launcher code and the same sweeper paths; only the executor differs, and Slurm itself
-cannot run here). Every sweep is a real `python -m wdsweep -m ...` process, and every kill a
-real signal: a job process killed mid-run (as the OOM killer or a Slurm time limit would), the
-sweep process killed while its jobs run on (they outlive it, as Slurm jobs outlive a login
-shell), then the same command again. Also the vectorized launcher's batches submitted as one
+cannot run here). Every job is a process of its own, and every kill a real signal: a job
+process killed mid-run (as the OOM killer or a Slurm time limit would), the sweep process
+killed while its jobs run on (they outlive it, as Slurm jobs outlive a login shell), then the
+same command again. A sweep that is killed is a real `python -m wdsweep -m ...` process; the
+other sweeps and the re-runs run in the test's process (tests/in_process.py), their jobs still
+submitit's processes. Also the vectorized launcher's batches submitted as one
 submitit job each (`hydra/launcher=vectorized_submitit_local`).
 
 With WDSWEEP_TEST_POSTGRES_URL set (.ci/run starts a server) the Optuna search runs on a
@@ -30,7 +32,7 @@ import optuna  # noqa: E402
 from optuna.storages.journal import JournalFileBackend  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
-from conftest import job_dirs, read_metrics, run_cli  # noqa: E402
+from conftest import job_dirs, read_metrics, run_wdsweep  # noqa: E402
 from test_resume_and_faults import kill_when, processes_with, result_files_whole, run_ids, start_sweep  # noqa: E402
 
 # What may differ between two runs of the same job: the clock and the run's id.
@@ -114,7 +116,6 @@ def test_a_grid_loses_a_killed_job_and_its_killed_sweep_then_resumes_exactly(tmp
     (tmp_path / "conf" / "model" / "dies.yaml").write_text("_target_: dies.Net\n")
     (tmp_path / "dies.py").write_text(DIES)  # importable: the jobs run in tmp_path, as the sweep
     grid = ["--config-dir", "conf", "model=dies", "reg.p=1,2,3,4", "trainer.steps=1500", "trainer.eval_every=500"]
-    plain = start_sweep([*grid, "hydra.sweep.dir=plain"], tmp_path, "plain.log")  # meanwhile: the reference
 
     marker = tmp_path / "die-once"
     marker.write_text("")
@@ -142,7 +143,9 @@ def test_a_grid_loses_a_killed_job_and_its_killed_sweep_then_resumes_exactly(tmp
     result_files_whole(sweep)
     before = run_ids(sweep)
 
-    rerun = run_cli(["-m", *args], cwd=tmp_path, env_extra=env)
+    # The sweep processes are the point only while they are killed: the re-run and the reference
+    # run in this process (the lost job's re-run is still a submitit job of its own).
+    rerun = run_wdsweep(["-m", *args], cwd=tmp_path, env_extra=env)
     assert rerun.returncode == 0, rerun.stderr
     assert "skipped 3 of 4 (already done)" in rerun.stdout + rerun.stderr
     after = run_ids(sweep)
@@ -151,7 +154,8 @@ def test_a_grid_loses_a_killed_job_and_its_killed_sweep_then_resumes_exactly(tmp
     result_files_whole(sweep)
     assert len(submitit_jobs(sweep)) == 4 + 1  # every job its own submitit job, the lost one twice
 
-    assert plain.wait(timeout=240) == 0, (tmp_path / "plain.log").read_text()
+    plain = run_wdsweep(["-m", *grid, "hydra.sweep.dir=plain"], cwd=tmp_path)
+    assert plain.returncode == 0, plain.stderr
     assert metrics_without_timing(sweep) == metrics_without_timing(tmp_path / "plain")
 
 
@@ -198,12 +202,14 @@ def test_an_optuna_search_under_submitit_prunes_fails_and_tells_every_trial(tmp_
     environment) reach the pickled jobs: they report to the pruner and record their test error
     on their trials themselves."""
     args, url, password = search_storage
-    proc = run_cli(["-m", "search=optuna", "hydra/launcher=submitit_local", "hydra.sweeper.n_trials=3",
-                    "hydra.sweeper.n_jobs=2", "hydra/sweeper/pruner=median", "hydra.sweeper.pruner.n_startup_trials=1",
-                    "reg.lam=choice(0.0001,3.0,1000000.0)", "reg.p=2", "reg.mode=coupled", "reg.scope=weights",
-                    "+hydra.sweeper.enqueue=[{reg.lam: 0.0001},{reg.lam: 1000000.0},{reg.lam: 3.0}]",
-                    "trainer.steps=60", "trainer.eval_every=10", "model.depth=1", "model.width=16",
-                    "hydra.sweep.dir=S", *args], cwd=tmp_path)
+    # The sweep in this process; each job a submitit process of its own.
+    proc = run_wdsweep(["-m", "search=optuna", "hydra/launcher=submitit_local", "hydra.sweeper.n_trials=3",
+                        "hydra.sweeper.n_jobs=2", "hydra/sweeper/pruner=median",
+                        "hydra.sweeper.pruner.n_startup_trials=1",
+                        "reg.lam=choice(0.0001,3.0,1000000.0)", "reg.p=2", "reg.mode=coupled", "reg.scope=weights",
+                        "+hydra.sweeper.enqueue=[{reg.lam: 0.0001},{reg.lam: 1000000.0},{reg.lam: 3.0}]",
+                        "trainer.steps=60", "trainer.eval_every=10", "model.depth=1", "model.width=16",
+                        "hydra.sweep.dir=S", *args], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     study = load_only_study(tmp_path, url)
     trials = study.trials
@@ -258,7 +264,7 @@ def test_a_killed_optuna_sweep_waits_for_its_running_submitit_jobs_and_tells_the
         assert [t.state for t in trials] == [TrialState.RUNNING] * 2
         assert all(t.user_attrs["wdsweep_heartbeat"] > killed_at + 0.5 for t in trials)  # beaten by the jobs
 
-        rerun = run_cli(["-m", *args], cwd=tmp_path)
+        rerun = run_wdsweep(["-m", *args], cwd=tmp_path)  # in this process: the killed one was the point
         assert rerun.returncode == 0, rerun.stderr
     finally:
         end_leftovers(tag)
@@ -275,10 +281,11 @@ def test_vectorized_batches_go_as_one_submitit_job_each_and_write_what_the_in_pr
     vectorized launcher's sweep of the same grid (timings aside)."""
     grid = ["reg.p=1,2", "seed=0,1", "trainer.steps=30", "trainer.eval_every=10", "model.width=16",
             "hydra.launcher.max_batch=2"]
-    here = start_sweep([*grid, "hydra/launcher=vectorized", "hydra.sweep.dir=here"], tmp_path, "here.log")
-    proc = run_cli(["-m", *grid, "hydra/launcher=vectorized_submitit_local", "hydra.sweep.dir=S"], cwd=tmp_path)
+    # Both sweeps in this process: the submitit jobs are the processes this test is about.
+    proc = run_wdsweep(["-m", *grid, "hydra/launcher=vectorized_submitit_local", "hydra.sweep.dir=S"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert here.wait(timeout=240) == 0, (tmp_path / "here.log").read_text()
+    here = run_wdsweep(["-m", *grid, "hydra/launcher=vectorized", "hydra.sweep.dir=here"], cwd=tmp_path)
+    assert here.returncode == 0, here.stderr
     sweep, reference = tmp_path / "S", tmp_path / "here"
     jobs = submitit_jobs(sweep)
     assert len(jobs) == 2
