@@ -5,6 +5,7 @@ process writes the same metrics.json and history.csv, bit for bit; and a run lea
 process as it found it."""
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -84,7 +85,7 @@ def test_a_run_in_process_leaves_this_process_as_it_found_it(tmp_path):
     from hydra._internal.core_plugins.importlib_resources_config_source import ImportlibResourcesConfigSource
 
     before = (os.getcwd(), dict(os.environ), sys.argv[:], signal.getsignal(signal.SIGTERM),
-              logging.getLogger().handlers[:], torch.get_num_threads(), sys.path[:])
+              logging.getLogger().handlers[:], torch.get_num_threads(), sys.path[:], gc.get_threshold())
     for name, width in (("first", 8), ("second", 12)):
         folder = tmp_path / name
         folder.mkdir()
@@ -94,14 +95,15 @@ def test_a_run_in_process_leaves_this_process_as_it_found_it(tmp_path):
             f"nn.ReLU(), nn.Linear({width}, n_outputs))\n")
         (folder / "conf" / "model").mkdir(parents=True)
         (folder / "conf" / "model" / "mynet.yaml").write_text("_target_: mynet.build\n")
-        done = run_wdsweep(["--config-dir", "conf", "model=mynet", "trainer.steps=5", "trainer.eval_every=5",
-                            "hydra.run.dir=job"], cwd=folder)
+        done = run_wdsweep(["-m", "--config-dir", "conf", "model=mynet", "trainer.steps=5", "trainer.eval_every=5",
+                            "hydra.sweep.dir=S"], cwd=folder)  # a sweep: it also raises the GC thresholds
         assert done.returncode == 0, done.stderr
-        state = torch.load(folder / "job" / "model.pt")
+        (job,) = job_dirs(folder / "S")
+        state = torch.load(job / "model.pt")
         assert state["0.weight"].shape == (width, 1)  # this folder's mynet, not the first one's
         assert "mynet" not in sys.modules
     after = (os.getcwd(), dict(os.environ), sys.argv[:], signal.getsignal(signal.SIGTERM),
-             logging.getLogger().handlers[:], torch.get_num_threads(), sys.path[:])
+             logging.getLogger().handlers[:], torch.get_num_threads(), sys.path[:], gc.get_threshold())
     assert after == before
     pickle.dumps(ImportlibResourcesConfigSource)  # by reference: still the module's own class
 
