@@ -66,8 +66,8 @@ def finalists_section(paths: List[Path]) -> List[str]:
         lines += [f"## Finalists on fresh seeds (`{path.parent.name}`)", "",
                   f"The {len(entries)} best configurations of the search (seeds {data.get('search_seeds')}) trained "
                   f"again on seeds it never used ({data.get('fresh_seeds')}). Means with 95% t-intervals "
-                  "over the fresh "
-                  "seeds; pick on the fresh validation error, and read the test error only as the estimate it is.", "",
+                  "over the fresh seeds; pick on the fresh validation error, and read the test error only as the "
+                  "estimate it is.", "",
                   "| finalist | search's value | fresh objective | fresh val error | fresh test error |",
                   "|---|---|---|---|---|"]
         for entry in entries:

@@ -79,6 +79,23 @@ def read_metrics(job_dir: Path) -> dict:
     return json.loads((job_dir / "metrics.json").read_text())
 
 
+# What differs between two executions of one job, however it runs: the clock and the run's id.
+PER_EXECUTION = {"train_seconds", "eval_seconds", "started_at", "finished_at", "run_id"}
+
+
+def metrics_without_timing(sweep: Path) -> dict:
+    """Each job's metrics.json without its per-execution fields, by the job's folder name."""
+    return {job.name: {k: v for k, v in read_metrics(job).items() if k not in PER_EXECUTION} for job in job_dirs(sweep)}
+
+
+def history_without_seconds(job: Path) -> List[dict]:
+    """The job's history.csv rows without the wall-clock column."""
+    import csv
+
+    return [{k: v for k, v in row.items() if k != "seconds"}
+            for row in csv.DictReader(io.StringIO((job / "history.csv").read_text()))]
+
+
 def run_analysis(*args: str) -> SimpleNamespace:
     """`python -m analysis ARGS` in this process: its exit status and what it printed. The
     command line itself (a fresh process, its one-line errors) is tested in test_bad_inputs.py

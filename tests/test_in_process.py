@@ -16,10 +16,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import job_dirs, read_metrics, run_cli, run_wdsweep
+from conftest import history_without_seconds, job_dirs, metrics_without_timing, run_cli, run_wdsweep
 
-# What differs between two executions of one job, however it runs.
-PER_EXECUTION = {"train_seconds", "eval_seconds", "started_at", "finished_at", "run_id"}
 QUICK = ["trainer.steps=60", "trainer.eval_every=20"]
 LAUNCHERS = {
     "basic": ["reg.p=1,2", "seed=0,1", *QUICK],
@@ -33,14 +31,10 @@ def results(sweep: Path) -> dict:
     """Each job's metrics.json without its per-execution fields, and its history.csv without
     the seconds column, by the job's folder name."""
     found = {}
-    for job in job_dirs(sweep):
-        record = {k: v for k, v in read_metrics(job).items() if k not in PER_EXECUTION}
-        if "optuna" in record:  # the study's own id for the trial, and its folder, differ per storage
+    for name, record in metrics_without_timing(sweep).items():
+        if "optuna" in record:  # the study's own id for the trial differs per storage
             record["optuna"] = {k: v for k, v in record["optuna"].items() if k != "trial_id"}
-        lines = (job / "history.csv").read_text().splitlines()
-        seconds = lines[0].split(",").index("seconds")
-        history = [",".join(v for i, v in enumerate(line.split(",")) if i != seconds) for line in lines]
-        found[job.name] = (record, history)
+        found[name] = (record, history_without_seconds(sweep / name))
     return found
 
 

@@ -15,14 +15,12 @@ the files submitit writes (pickles, logs); without it, on a journal file.
 """
 from __future__ import annotations
 
-import csv
-import io
 import os
 import signal
 import time
 import uuid
 from pathlib import Path
-from typing import Dict, List
+from typing import List
 
 import pytest
 
@@ -32,11 +30,8 @@ import optuna  # noqa: E402
 from optuna.storages.journal import JournalFileBackend  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
-from conftest import job_dirs, read_metrics, run_wdsweep  # noqa: E402
+from conftest import history_without_seconds, job_dirs, metrics_without_timing, read_metrics, run_wdsweep  # noqa: E402
 from test_resume_and_faults import kill_when, processes_with, result_files_whole, run_ids, start_sweep  # noqa: E402
-
-# What may differ between two runs of the same job: the clock and the run's id.
-TIMING = {"train_seconds", "eval_seconds", "started_at", "finished_at", "run_id"}
 
 # A net whose first forward pass in a submitit job SIGKILLs that job's process, once: the job
 # that takes the marker file ($WDSWEEP_TEST_DIE_ONCE) away dies mid-run, without a result, as a
@@ -71,15 +66,6 @@ class Net(nn.Module):
 def submitit_jobs(sweep: Path) -> List[Path]:
     """The folders submitit made, one per submitted job (not its `%j` template folder)."""
     return sorted(p for p in (sweep / ".submitit").glob("*") if p.name != "%j")
-
-
-def metrics_without_timing(sweep: Path) -> Dict[str, dict]:
-    return {job.name: {k: v for k, v in read_metrics(job).items() if k not in TIMING} for job in job_dirs(sweep)}
-
-
-def history_without_seconds(job: Path) -> List[dict]:
-    return [{k: v for k, v in row.items() if k != "seconds"}
-            for row in csv.DictReader(io.StringIO((job / "history.csv").read_text()))]
 
 
 def training(job: Path) -> bool:
