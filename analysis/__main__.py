@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from analysis.collect import collect, status_counts
-from wdsweep.trial_link import hide_password
+from wdsweep.config.urls import hide_password
 
 
 def newest_sweep(root: Path):

@@ -66,7 +66,7 @@ def _constant_error_of(config_path: str) -> float:
         import torch
         from omegaconf import OmegaConf
 
-        from wdsweep.data import build_splits
+        from wdsweep.train.data import build_splits
 
         config = OmegaConf.load(config_path)
         splits = build_splits(config.data, config.seed, torch.Generator().manual_seed(config.seed))

@@ -23,7 +23,7 @@ from typing import Any, Dict, Iterable, List, Sequence
 import pandas as pd
 import yaml
 
-# What a job that is not a trial's own run is to its trial (wdsweep.trial_link.ROLES): a seed of
+# What a job that is not a trial's own run is to its trial (wdsweep.tracking.trial_link.ROLES): a seed of
 # a replicated trial (hydra.sweeper.seeds) or a fresh-seed run of a finalist.
 ROLES = ("replicate", "finalist")
 STATUSES = ("completed", "diverged", "failed", "pruned", "incomplete", "unreadable")

@@ -1,5 +1,5 @@
 """The report's finalists section: a search's (or a grid's) best configurations re-run on fresh
-seeds (finalists.yaml, written by the sweepers; see wdsweep.finalists), beside what the search
+seeds (finalists.yaml, written by the sweepers; see wdsweep.search.finalists), beside what the search
 itself said of them, so that the winner's curse is measured rather than hidden."""
 from __future__ import annotations
 

@@ -187,8 +187,8 @@ def regression_fits(runs: pd.DataFrame, out: Path) -> Chart:
     import torch
     from omegaconf import OmegaConf
 
-    from wdsweep.data import build_splits
-    from wdsweep.models import build_model, data_info_of
+    from wdsweep.train.data import build_splits
+    from wdsweep.train.models import build_model, data_info_of
 
     pair = decay_pair(runs[runs.get("data.name", pd.Series(dtype=str)) == "regression1d"]) \
         if "data.name" in runs else None

@@ -33,7 +33,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import yaml
 
-from wdsweep.trial_link import ENV_STORAGE, ENV_STUDY, hide_password, split_password
+from wdsweep.config.urls import hide_password, split_password
+from wdsweep.tracking.trial_link import ENV_STORAGE, ENV_STUDY
 
 RESULTS_FILE = "optimization_results.yaml"  # the sweeper's summary of a sweep folder
 JOB_DIR_ATTR = "wdsweep_job_dir"  # the sweeper's record of a trial's folder
@@ -149,7 +150,7 @@ def load_studies(refs: Sequence[StudyRef], problems: List[str]) -> List[LoadedSt
     and a study it does not hold are one line each in `problems`."""
     import optuna
 
-    from wdsweep.trial_link import open_storage
+    from wdsweep.tracking.trial_link import open_storage
 
     by_storage: Dict[str, List[StudyRef]] = {}
     for ref in refs:

@@ -26,11 +26,11 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from wdsweep.data import Splits
-from wdsweep.models import mlp
-from wdsweep.optimizers import build_optimizer
-from wdsweep.regularizers import Regularizer
-from wdsweep.training import train
+from wdsweep.train.data import Splits
+from wdsweep.train.models import mlp
+from wdsweep.train.optimizers import build_optimizer
+from wdsweep.train.regularizers import Regularizer
+from wdsweep.train.training import train
 
 LAM = 1e-2
 SGD = OmegaConf.create({"name": "sgd", "lr": 0.01, "momentum": 0.9, "nesterov": False,

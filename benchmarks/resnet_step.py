@@ -28,8 +28,8 @@ import numpy as np
 
 BARE = r"""
 import sys, time, json, numpy as np, torch
-from wdsweep.models import ResNet
-from wdsweep.training import BatchSampler
+from wdsweep.train.models import ResNet
+from wdsweep.train.training import BatchSampler
 path, steps, penalty, lam = sys.argv[1], int(sys.argv[2]), sys.argv[3], float(sys.argv[4])
 with np.load(path) as f:
     x, y = f["x_train"].astype(np.float32), f["y_train"]

@@ -18,7 +18,7 @@ behaves as a first run in a new process and leaves the test process as it found 
 - the SIGTERM handler main() installs, the root logger's handlers and level, torch's thread
   count and denormal flushing (jobs set both process-wide), the garbage collector's thresholds
   (a sweep raises them). What a sweep imports once per process (torch, the training modules,
-  wdsweep.inprocess.prepare_for_many_jobs's frozen heap) stays, as it would for the next sweep
+  wdsweep.jobs.inprocess.prepare_for_many_jobs's frozen heap) stays, as it would for the next sweep
   of a worker process: it changes no number;
 - wdsweep's once-per-process state (PER_PROCESS below) and its caches of user code and files;
 - modules the run imported from outside the installed packages (a user's model or loader in
@@ -48,9 +48,9 @@ from typing import Dict, Iterator, Optional, Sequence
 # The process-wide flags of wdsweep that a new process starts without: (module, attribute,
 # its value in a fresh process). Containers are emptied in place instead.
 PER_PROCESS = (
-    ("wdsweep.threads", "_free_cores", None),
-    ("wdsweep.threads", "_warned", False),
-    ("wdsweep.lifeline", "_watching", False),
+    ("wdsweep.jobs.threads", "_free_cores", None),
+    ("wdsweep.jobs.threads", "_warned", False),
+    ("wdsweep.jobs.lifeline", "_watching", False),
 )
 PER_PROCESS_CONTAINERS = (
     ("wdsweep.mlflow_export", "_FAILED"),
@@ -60,7 +60,7 @@ PER_PROCESS_CONTAINERS = (
 # Caches that depend only on what they are given, not on a user's files or modules: kept
 # across runs, as they would be across the jobs of one sweep (the digits data set parses in
 # 0.3 s; MKL's mode is read once per process anyway).
-PURE_CACHES = {("wdsweep.data", "_digits_arrays"), ("wdsweep.threads", "gemm_is_strict")}
+PURE_CACHES = {("wdsweep.train.data", "_digits_arrays"), ("wdsweep.jobs.threads", "gemm_is_strict")}
 OUR_PACKAGES = ("wdsweep", "analysis", "hydra_plugins")
 
 

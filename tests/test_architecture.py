@@ -1,9 +1,11 @@
 """The shape of the code: no import cycle anywhere in the project, imports inside functions
-included (a cycle there is a cycle all the same, only found later), and ConfigError at the
-bottom, importing nothing of ours."""
+included (a cycle there is a cycle all the same, only found later); ConfigError at the bottom,
+importing nothing of ours; wdsweep's wings importing one way only, as their docstrings say."""
 from __future__ import annotations
 
 import ast
+import importlib
+import re
 from pathlib import Path
 from typing import Dict, List, Optional, Set
 
@@ -89,9 +91,9 @@ def cycles(graph: Dict[str, Set[str]]) -> List[List[str]]:
 def test_the_graph_sees_imports_at_every_level():
     """The finder itself: a module-level, a function-level and a relative import."""
     graph = import_graph()
-    assert "wdsweep.errors" in graph["wdsweep.data"]  # module level
-    assert "wdsweep.run" in graph["wdsweep.app"]  # inside task()
-    assert "hydra_plugins.wdsweep_optuna._impl" in graph["hydra_plugins.wdsweep_optuna.optuna_sweeper"]
+    assert "wdsweep.errors" in graph["wdsweep.train.data"]  # module level
+    assert "wdsweep.jobs.run" in graph["wdsweep.app"]  # inside task()
+    assert "wdsweep.search.loop" in graph["hydra_plugins.wdsweep_optuna.optuna_sweeper"]
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
 
@@ -101,3 +103,49 @@ def test_no_import_cycle_anywhere():
 
 def test_config_error_sits_at_the_bottom():
     assert import_graph()["wdsweep.errors"] == set()
+
+
+# wdsweep's wings, top to bottom: a wing imports only the wings below it (and wdsweep.errors, and
+# the package itself for its version). Above them all: wdsweep.app, wdsweep.hydra_callbacks, the
+# public paths kept at the top (wdsweep.models, ...), hydra_plugins and analysis.
+WINGS = ["search", "cluster", "batched", "jobs", "tracking", "config", "train"]
+ANYWHERE = {"wdsweep", "wdsweep.errors"}
+
+
+def wing_of(module: str) -> Optional[str]:
+    parts = module.split(".")
+    return parts[1] if parts[0] == "wdsweep" and len(parts) > 1 and parts[1] in WINGS else None
+
+
+def allowed_wings(wing: str) -> Set[str]:
+    """The wings named on the "May import:" line of the wing's docstring."""
+    doc = importlib.import_module(f"wdsweep.{wing}").__doc__ or ""
+    found = re.search(r"May import: (.+?)\.(?:\s|$)", doc, re.S)
+    assert found, f"wdsweep.{wing}'s docstring has no 'May import:' line"
+    return set(re.findall(r"wdsweep\.(\w+)", found[1])) - {"errors"}
+
+
+def test_each_wing_may_import_only_wings_below_it():
+    for index, wing in enumerate(WINGS):
+        assert allowed_wings(wing) <= set(WINGS[index + 1:]), wing
+
+
+def test_wings_import_only_what_their_docstrings_allow():
+    wrong = []
+    for module, imported in import_graph().items():
+        wing = wing_of(module)
+        if wing is None:
+            continue
+        allowed = allowed_wings(wing) | {wing}
+        wrong += [f"{module} -> {dep}" for dep in sorted(imported)
+                  if dep not in ANYWHERE and wing_of(dep) not in allowed]
+    assert wrong == []
+
+
+def test_the_public_paths_are_the_modules_themselves():
+    """Old import paths that configs, sweep folders and the docs name: each is the wing's module
+    itself under a second name (so a `_target_`, a monkeypatch or a pickle sees one module)."""
+    for public, home in [("wdsweep.models", "wdsweep.train.models"), ("wdsweep.datasets", "wdsweep.train.datasets"),
+                         ("wdsweep.search_spaces", "wdsweep.config.search_spaces"),
+                         ("wdsweep.mlflow_export", "wdsweep.tracking.mlflow_export")]:
+        assert importlib.import_module(public) is importlib.import_module(home)

@@ -34,10 +34,10 @@ CONFIG_DIR = _config_dir()
 
 
 def task(cfg: DictConfig) -> float:
-    """One job: train and record it, return its objective (see wdsweep.run)."""
-    from wdsweep.lifeline import watch_parent
-    from wdsweep.run import run  # deferred: torch is not needed to print --help or --cfg
-    from wdsweep.threads import launcher_share
+    """One job: train and record it, return its objective (see wdsweep.jobs.run)."""
+    from wdsweep.jobs.lifeline import watch_parent
+    from wdsweep.jobs.run import run  # deferred: torch is not needed to print --help or --cfg
+    from wdsweep.jobs.threads import launcher_share
 
     watch_parent()  # a joblib worker ends with its sweep, even one killed with SIGKILL
     hydra_cfg = HydraConfig.get()
@@ -66,9 +66,9 @@ def _terminate(signum, frame) -> None:
 
 
 def main() -> None:
-    from wdsweep.lifeline import mark_main_process
-    from wdsweep.mlflow_export import mask_command_line
-    from wdsweep.threads import start_watching
+    from wdsweep.jobs.lifeline import mark_main_process
+    from wdsweep.jobs.threads import start_watching
+    from wdsweep.tracking.mlflow_export import mask_command_line
 
     signal.signal(signal.SIGTERM, _terminate)
     mark_main_process()
@@ -76,7 +76,7 @@ def main() -> None:
     # configs, folder names, files and log lines get the URI masked (wdsweep.mlflow_export).
     sys.argv[1:] = mask_command_line(sys.argv[1:])
     try:
-        start_watching()  # the first job's thread decision measures the CPU from here (wdsweep.threads)
+        start_watching()  # the first job's thread decision measures the CPU from here (wdsweep.jobs.threads)
         check_override_syntax(sys.argv[1:])
         check_composition(sys.argv[1:])
         _hydra_main()
@@ -145,7 +145,7 @@ def _compose_primary(args) -> None:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from wdsweep.validation import composition_error_line
+    from wdsweep.config.validation import composition_error_line
 
     # As hydra.main's _run_hydra builds them, so that this compose is Hydra's own.
     calling_file, calling_module = detect_calling_file_or_module_from_task_function(task)

@@ -7,9 +7,9 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from wdsweep.config.validation import validate
 from wdsweep.errors import ConfigError
-from wdsweep.resume import output_folder_problem
-from wdsweep.validation import validate
+from wdsweep.jobs.resume import output_folder_problem
 
 
 class ValidateConfig(Callback):

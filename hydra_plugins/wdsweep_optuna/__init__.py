@@ -1,2 +1,3 @@
-"""wdsweep's Optuna sweeper for Hydra, on Optuna 5: pruning across processes, resume,
-failure tolerance and cooperating sweep processes. config.py registers it; _impl.py works."""
+"""wdsweep's Optuna sweeper for Hydra, on Optuna 5: config.py registers its config (every
+hydra.sweeper.* key), optuna_sweeper.py is the Sweeper Hydra instantiates. The search itself
+(the study, the ask/tell loop, twins, replicates, finalists, workers) is wdsweep.search."""

@@ -10,15 +10,21 @@ from omegaconf import MISSING
 
 @dataclass
 class SamplerConf:
+    # tpe, random, grid, cmaes or gp.
     name: str = "tpe"
+    # null: unseeded. A seed makes the search repeatable (a resumed study, or each worker, continues
+    # with a seed of its own).
     seed: Optional[int] = None
 
 
 @dataclass
 class TPESamplerConf(SamplerConf):
     name: str = "tpe"
+    # Random trials before TPE models the results.
     n_startup_trials: int = 10
+    # Model the parameters jointly (Optuna's multivariate TPE).
     multivariate: bool = False
+    # With multivariate: model conditional parameters by the groups they appear in.
     group: bool = False
     # Running trials are treated as bad by TPE, so parallel workers spread out.
     constant_liar: bool = True
@@ -39,45 +45,59 @@ class GridSamplerConf(SamplerConf):
 @dataclass
 class CmaEsSamplerConf(SamplerConf):
     name: str = "cmaes"
+    # Trials before CMA-ES starts (independent sampling until then).
     n_startup_trials: int = 1
+    # null: Optuna's default initial step size.
     sigma0: Optional[float] = None
+    # null, or ipop or bipop (Optuna's restart strategies).
     restart_strategy: Optional[str] = None
 
 
 @dataclass
 class GPSamplerConf(SamplerConf):
     name: str = "gp"
+    # Random trials before the Gaussian process models the results.
     n_startup_trials: int = 10
 
 
 @dataclass
 class PrunerConf:
+    # none, median, successive_halving, hyperband or wilcoxon.
     name: str = "none"
 
 
 @dataclass
 class MedianPrunerConf(PrunerConf):
     name: str = "median"
+    # Trials that are never pruned, before the median means something.
     n_startup_trials: int = 5
     # In training steps (the job reports every trainer.eval_every steps).
     n_warmup_steps: int = 0
+    # Check every this many reports.
     interval_steps: int = 1
+    # Trials that must have reported at a step before one is pruned there.
     n_min_trials: int = 1
 
 
 @dataclass
 class SuccessiveHalvingPrunerConf(PrunerConf):
     name: str = "successive_halving"
+    # Training steps before the first rung (auto: Optuna's estimate).
     min_resource: Any = "auto"
+    # The share of trials kept at each rung is 1/reduction_factor.
     reduction_factor: int = 4
+    # Rungs skipped before the first one that can prune.
     min_early_stopping_rate: int = 0
 
 
 @dataclass
 class HyperbandPrunerConf(PrunerConf):
     name: str = "hyperband"
+    # Training steps of the smallest bracket.
     min_resource: int = 1
+    # Training steps of a whole trial (auto: Optuna's estimate).
     max_resource: Any = "auto"
+    # As successive halving's.
     reduction_factor: int = 3
 
 
@@ -88,7 +108,10 @@ class WilcoxonPrunerConf(PrunerConf):
     seeds (one-sided Wilcoxon signed-rank, p < p_threshold) runs no more seeds."""
 
     name: str = "wilcoxon"
+    # Prune when a one-sided Wilcoxon test over the seeds run so far finds the trial worse than the
+    # best at this level.
     p_threshold: float = 0.1
+    # Seeds run before the test may prune.
     n_startup_steps: int = 2
 
 
@@ -106,6 +129,7 @@ class OptunaSweeperConf:
     # null: a journal file (no server; safe for processes on one machine) at
     # <storage_dir>/<study_name>.journal. Or any Optuna storage URL: sqlite:///x.db, postgresql://...
     storage: Optional[str] = None
+    # Where the journal files of studies without a storage URL live.
     storage_dir: str = "multirun/optuna"
     # The total of finished (complete, pruned or failed) trials the study should reach.
     n_trials: int = 20
@@ -114,10 +138,11 @@ class OptunaSweeperConf:
     n_jobs: int = 1
     # Worker mode (N > 1; n_jobs then stays 1): N worker processes (local, or submitit jobs
     # with hydra/launcher=submitit_*) each ask a trial, run it, tell it and ask the next at
-    # once, until the study holds n_trials: no round barrier. See _workers.py.
+    # once, until the study holds n_trials: no round barrier. See wdsweep/search/workers.py.
     workers: int = 1
     # Stop once failed / finished trials exceeds this (after min_trials_for_failure_rate trials).
     max_failure_rate: float = 1.0
+    # Finished trials before max_failure_rate applies.
     min_trials_for_failure_rate: int = 5
     # The search space in Hydra's sweep syntax; command-line entries win per key.
     params: Optional[Dict[str, str]] = None
@@ -128,6 +153,8 @@ class OptunaSweeperConf:
     # A running trial whose sweeper has not written a heartbeat for this long is stale:
     # its sweeper was killed, and it is marked failed.
     heartbeat_seconds: float = 10.0
+    # A RUNNING trial whose heartbeat is older than this (and whose job left no metrics.json) is
+    # failed.
     stale_after_seconds: float = 60.0
     # A trial whose canonical config a finished trial already trained (the same values, or
     # reg.lam=0 with other idle reg keys) is told that trial's values instead of training.
@@ -141,6 +168,7 @@ class OptunaSweeperConf:
     # mean: the mean over seeds; mean_se: the mean plus se_k standard errors towards the
     # worse side (a config that is good on average but erratic ranks lower).
     aggregate: str = "mean"
+    # The standard errors added by aggregate=mean_se.
     se_k: float = 1.0
     # After the search, re-run the m best trials (distinct configurations) on seeds the
     # search never used, into finalists/trial-NNNNN/seed-S; finalists.yaml compares their

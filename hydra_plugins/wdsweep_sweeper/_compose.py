@@ -13,7 +13,7 @@ Two Hydra keys are derived as values too, because a sweeper sets them per job:
 names each trial's folder and links it to its trial that way. Anything else this cannot derive
 exactly falls back to Hydra's full composition: `+`, other `++` and `~` overrides, dict values,
 overrides of Hydra's other keys, and keys that are not plain values of the template.
-tests/test_compose_cache.py checks that every job of a set of sweeps equals Hydra's own
+tests/search/test_compose_cache.py checks that every job of a set of sweeps equals Hydra's own
 composition.
 
 Not scanned as a plugin (leading underscore), so Hydra does not import it at every start.

@@ -25,12 +25,9 @@ submitit) are handed the jobs' overrides as usual.
 """
 
 import logging
-import math
-import sys
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Sequence, Tuple
 
 from hydra._internal.core_plugins.basic_launcher import BasicLauncher
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper, BasicSweeperConf
@@ -41,6 +38,9 @@ from hydra.core.utils import JobReturn, configure_log, setup_globals
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
+
+if TYPE_CHECKING:
+    from wdsweep.search.grid_plan import GridJob
 
 log = logging.getLogger(__name__)
 
@@ -54,14 +54,15 @@ class ValidatingSweeperConf(BasicSweeperConf):
     _target_: str = "hydra_plugins.wdsweep_sweeper.validating_sweeper.ValidatingSweeper"
     # Skip jobs whose finished result for the same config is already in their folder.
     resume: bool = True
-    # Train each distinct configuration once (wdsweep.canonical): with reg.lam=0, jobs that
+    # Train each distinct configuration once (wdsweep.jobs.canonical): with reg.lam=0, jobs that
     # differ only in reg.p/mode/scope/... become records of the first one's result.
     dedupe: bool = True
     # After the grid, train its `finalists` best configurations (lowest mean objective over
     # their seeds) again on `finalist_seeds` fresh seeds (a count: the smallest seeds the grid
     # did not use; or a list) into finalists/<config>/seed-S, and write finalists.yaml
-    # (wdsweep.finalists): the winner's curse, measured.
+    # (wdsweep.search.finalists): the winner's curse, measured.
     finalists: int = 0
+    # A count n (the n smallest seeds the grid did not use) or a list of unused seeds.
     finalist_seeds: Any = 5
     # Compose and validate every job, print which would train and which resume would skip
     # (and why), then exit 0: nothing trained, nothing written, no folder made.
@@ -70,16 +71,6 @@ class ValidatingSweeperConf(BasicSweeperConf):
 
 ConfigStore.instance().store(group="hydra/sweeper", name="wdsweep_grid",
                              node=ValidatingSweeperConf, provider="wdsweep")
-
-
-@dataclass
-class _Job:
-    index: int  # the job's number in the full grid, kept when others are skipped
-    overrides: List[str]
-    folder: Path
-    config_hash: str
-    threads: int  # the count a thread-dependent model would run with (wdsweep.threads)
-    canonical: str  # equal for jobs that would train the same thing (wdsweep.canonical)
 
 
 class ValidatingSweeper(BasicSweeper):
@@ -104,7 +95,9 @@ class ValidatingSweeper(BasicSweeper):
         # Imported here, not at module level: Hydra imports every plugin at the start of any
         # Hydra app in this environment, and other apps need not load (or register) our schemas.
         from wdsweep.errors import ConfigError
-        from wdsweep.resume import done_record, output_folder_problem
+        from wdsweep.jobs.resume import done_record, output_folder_problem
+        from wdsweep.search.grid_finalists import check_finalist_settings, run_finalists
+        from wdsweep.search.grid_plan import check_distinct_folders, find_twins, print_plan, report
 
         assert self.hydra_context is not None and self.config is not None
         assert self.launcher is not None
@@ -112,10 +105,10 @@ class ValidatingSweeper(BasicSweeper):
         self.in_process = (type(self.launcher) is BasicLauncher
                            or getattr(self.launcher, "runs_jobs_in_this_process", False))
         if self.in_process:
-            from wdsweep.inprocess import collect_less_often
+            from wdsweep.jobs.inprocess import collect_less_often
 
             collect_less_often()  # for the job configs validated here; torch comes once some job will train
-        self._check_finalist_settings()
+        check_finalist_settings(self)
         loader = self.hydra_context.config_loader
         self.composer = loader.composer(self.config)  # the launcher's too: one set of templates
         self._configs: dict = {}  # job index -> its validated config, for running in-process
@@ -126,15 +119,15 @@ class ValidatingSweeper(BasicSweeper):
         log.info("validated %d job configs (%d composed by Hydra, %d derived)", len(jobs),
                  self.composer.composed, self.composer.derived)
 
-        self._check_distinct_folders(jobs)
+        check_distinct_folders(jobs)
         sweep_dir = Path(self.config.hydra.sweep.dir)
 
-        def done(job: _Job) -> bool:
+        def done(job: "GridJob") -> bool:
             return self.resume and done_record(job.folder, job.config_hash, job.threads) is not None
 
-        twin_of = self._twins(jobs) if self.dedupe else {}
+        twin_of = find_twins(jobs) if self.dedupe else {}
         if self.dry_run:
-            self._print_plan(jobs, twin_of, done, sweep_dir)
+            print_plan(jobs, twin_of, done, sweep_dir, self.finalists)
             return []
         problem = output_folder_problem(sweep_dir)
         if problem:
@@ -157,7 +150,7 @@ class ValidatingSweeper(BasicSweeper):
         if self.in_process and pending:
             # Only now that every job is valid and some will train: torch and the training
             # modules (seconds) are not needed to refuse a config, plan a dry run or skip.
-            from wdsweep.inprocess import prepare_for_many_jobs
+            from wdsweep.jobs.inprocess import prepare_for_many_jobs
 
             prepare_for_many_jobs()
 
@@ -168,14 +161,14 @@ class ValidatingSweeper(BasicSweeper):
             returns.append(self._record_twins(twins, twin_of))
         launched = pending + twins
         if self.finalists:
-            finalists, ran = self._run_finalists(jobs, done)
+            finalists, ran = run_finalists(self, jobs, done)
             jobs, launched = jobs + finalists, launched + ran
-        self._report(jobs, launched)
+        report(jobs, launched)
         return returns
 
     def _launch(self, batch: List[List[str]], start: int) -> List[JobReturn]:
-        from wdsweep import submitit_launch
-        from wdsweep.inprocess import FolderNotWritable
+        from wdsweep.cluster import submitit_launch
+        from wdsweep.jobs.inprocess import FolderNotWritable
 
         if type(self.launcher) is BasicLauncher:
             results = self._run_here(batch, start)
@@ -191,146 +184,11 @@ class ValidatingSweeper(BasicSweeper):
                 _ = r.return_value  # re-raises what a job raised, as the basic sweeper does
         return results
 
-    def _check_finalist_settings(self) -> None:
-        from wdsweep.errors import ConfigError
-        from wdsweep.finalists import fresh_seeds
-
-        if isinstance(self.finalists, bool) or not isinstance(self.finalists, int) or self.finalists < 0:
-            ConfigError(f"invalid config: hydra.sweeper.finalists={self.finalists!r} is not allowed: "
-                        "an integer >= 0").exit()
-        if self.finalists and OmegaConf.is_list(self.config.objective):
-            ConfigError(f"invalid config: hydra.sweeper.finalists={self.finalists} is not allowed: 0 with a "
-                        "list of objectives (the grid's configurations then have no single ranking)").exit()
-        try:
-            fresh_seeds(self.finalist_seeds, [])
-        except ValueError:
-            ConfigError(f"invalid config: hydra.sweeper.finalist_seeds={self.finalist_seeds!r} is not allowed: "
-                        "a count >= 1 or a list of distinct seeds >= 0").exit()
-
-    def _run_finalists(self, jobs: List[_Job], done) -> Tuple[List[_Job], List[_Job]]:
-        """Train the grid's best configurations again on fresh seeds (see ValidatingSweeperConf)
-        and write finalists.yaml. A configuration is the grid's overrides without `seed`; it
-        ranks by its mean objective over its seeds, and only if every seed completed. Returns
-        the finalist jobs and those of them it ran (the others were done by an earlier run of
-        the same command)."""
-        from wdsweep import finalists
-        from wdsweep.errors import ConfigError
-        from wdsweep.resume import read_record
-
-        groups: Dict[Tuple[str, ...], List[Tuple[_Job, Optional[dict]]]] = {}
-        for job in jobs:
-            rest = tuple(o for o in job.overrides if not o.split("=", 1)[0].lstrip("+") == "seed")
-            groups.setdefault(rest, []).append((job, read_record(job.folder)))
-        used = sorted({int(r["seed"]) for members in groups.values() for _, r in members if r and "seed" in r}
-                      | {int(self.config.seed)})
-        try:
-            seeds = finalists.fresh_seeds(self.finalist_seeds, used)
-        except ValueError as err:
-            ConfigError(f"invalid config: hydra.sweeper.finalist_seeds={self.finalist_seeds!r} is not allowed: "
-                        f"seeds the grid did not use ({err})").exit()
-        ranked = []
-        for rest, members in groups.items():
-            records = [r for _, r in members]
-            values = [r.get("objective") if r else None for r in records]
-            if not all(r and r.get("status") == "completed" and isinstance(v, (int, float)) and math.isfinite(v)
-                       for r, v in zip(records, values)):
-                continue
-            if all(r.get("same_as") for r in records):
-                continue  # a record of another configuration's result (reg.lam=0 twins)
-            ranked.append((sum(values) / len(values), rest, members))
-        ranked.sort(key=lambda item: (item[0], item[1]))
-        chosen = ranked[:self.finalists]
-        start = max((j.index for j in jobs), default=-1) + 1
-        planned: List[Tuple[float, Tuple[str, ...], int, str, List[Tuple[int, _Job]]]] = []
-        finalist_jobs: List[_Job] = []
-        for value, rest, members in chosen:
-            name = ",".join(p for p in members[0][0].folder.name.split(",") if not p.startswith("seed=")) or "default"
-            seed_jobs = []
-            for s in seeds:
-                folder = f"{finalists.FINALISTS_DIR}/{name}/seed-{s}".replace("\\", "\\\\").replace("'", "\\'")
-                overrides = list(rest) + [f"seed={s}", f"hydra.sweep.subdir='{folder}'"]  # quoted: = and ,
-                job = self._checked_job(start + len(finalist_jobs), overrides)
-                seed_jobs.append((s, job))
-                finalist_jobs.append(job)
-            planned.append((value, rest, len(members), name, seed_jobs))
-        log.info("finalists: the %d best of %d configurations on fresh seeds %s", len(chosen), len(ranked), seeds)
-        todo = [job for job in finalist_jobs if not done(job)]
-        for job in todo:  # run from the configs just validated, as the grid's own jobs
-            if job.index in self._configs:
-                self.hydra_context.config_loader.keep(self.config, job.overrides, self._configs[job.index])
-        self._configs.clear()
-        for batch_start, batch in self._batches(todo):
-            self._launch(batch, batch_start)
-        entries = []
-        for value, rest, n_seeds, name, seed_jobs in planned:
-            records = [(s, read_record(job.folder)) for s, job in seed_jobs]
-            rows = [finalists.seed_row(s, record, (record or {}).get("objective"), None) for s, record in records]
-            entries.append(finalists.summary(name, {"overrides": list(rest)}, value, rows, search_seeds=n_seeds))
-        finalists.write(Path(self.config.hydra.sweep.dir), "minimize", used, seeds, entries,
-                        objective=str(self.config.objective))
-        for entry in entries:
-            log.info("%s", finalists.log_line(entry))
-        return finalist_jobs, todo
-
-    def _print_plan(self, jobs: List[_Job], twin_of: Dict[int, _Job], done, sweep_dir: Path) -> None:
-        """hydra.sweeper.dry_run: one line per job, what the sweep would do with it and why,
-        and a summary; on stdout, since it is the command's answer rather than a log."""
-        counts: Counter = Counter()
-        lines = []
-        width = max((len(job.folder.name) for job in jobs), default=0)
-        for job in jobs:
-            if done(job):
-                action = "skip: done (its metrics.json holds the same config hash)"
-            elif job.index in twin_of:
-                action = f"record: trains nothing, same as {twin_of[job.index].folder.name}"
-            else:
-                action = "train"
-            counts[action.split(":")[0]] += 1
-            lines.append(f"  #{job.index:<4d} {job.folder.name:<{width}s}  {action}")
-        print(f"dry run: {len(jobs)} jobs in {sweep_dir} ({'exists' if sweep_dir.is_dir() else 'not made yet'}): "
-              f"{counts['train']} would train, {counts['skip']} already done, {counts['record']} would be "
-              "records of another job's result; nothing trained or written")
-        print("\n".join(lines))
-        if self.finalists:
-            print(f"then the {self.finalists} best configurations would train again on fresh seeds "
-                  "(hydra.sweeper.finalists), picked from the results")
-
-    @staticmethod
-    def _check_distinct_folders(jobs: List[_Job]) -> None:
-        """Two jobs of different configs in one folder would overwrite each other, and each
-        resume would run the other again (hydra.job.config.override_dirname.exclude_keys=[seed]
-        with -m seed=0,1, say): refuse before anything runs."""
-        from wdsweep.errors import ConfigError
-
-        first: Dict[Path, _Job] = {}
-        for job in jobs:
-            other = first.setdefault(job.folder, job)
-            if other.config_hash != job.config_hash:
-                ConfigError(f"invalid config: hydra.sweep.subdir={job.folder.name!r} is not allowed: "
-                            f"one folder per job, but jobs [{' '.join(other.overrides)}] and "
-                            f"[{' '.join(job.overrides)}] would share it (hydra.sweep.subdir or "
-                            "override_dirname.exclude_keys leaves out what tells them apart)").exit()
-
-    @staticmethod
-    def _twins(jobs: List[_Job]) -> Dict[int, _Job]:
-        """index -> the earlier job that trains the same canonical config, for every job that
-        has one."""
-        first: Dict[str, _Job] = {}
-        twin_of: Dict[int, _Job] = {}
-        for job in jobs:
-            if job.canonical in first and first[job.canonical].folder != job.folder:
-                twin_of[job.index] = first[job.canonical]
-            elif job.canonical in first:
-                continue  # the same job twice (seed=1,1): one folder, resume runs it once
-            else:
-                first[job.canonical] = job
-        return twin_of
-
-    def _record_twins(self, twins: List[_Job], twin_of: Dict[int, _Job]) -> List[JobReturn]:
+    def _record_twins(self, twins: List["GridJob"], twin_of: Dict[int, "GridJob"]) -> List[JobReturn]:
         """Each twin's folder through Hydra's run_job (so its .hydra/ files are Hydra's), with
         a task that writes the record of its source's result."""
-        from wdsweep.canonical import RecordTwin
-        from wdsweep.inprocess import numbered, run_sweep_job
+        from wdsweep.jobs.canonical import RecordTwin
+        from wdsweep.jobs.inprocess import numbered, run_sweep_job
 
         setup_globals()
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
@@ -346,13 +204,13 @@ class ValidatingSweeper(BasicSweeper):
     def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
         """Every job was composed and validated up front in sweep()."""
 
-    def _checked_job(self, index: int, overrides: List[str]) -> _Job:
+    def _checked_job(self, index: int, overrides: List[str]) -> "GridJob":
         """Compose one job's config as the launcher will, validate it, and find its folder."""
         from hydra.errors import HydraException
         from omegaconf.errors import OmegaConfBaseException
 
+        from wdsweep.config.validation import composition_error_line, validate
         from wdsweep.errors import ConfigError
-        from wdsweep.validation import composition_error_line, validate
 
         try:
             cfg = self._job_config(index, overrides)
@@ -377,17 +235,18 @@ class ValidatingSweeper(BasicSweeper):
             self._configs[index] = cfg  # run from it; no second derivation
         return job
 
-    def _job(self, index: int, overrides: List[str], cfg: DictConfig) -> _Job:
-        from wdsweep.canonical import canonical_tree
-        from wdsweep.results import digest, job_tree
+    def _job(self, index: int, overrides: List[str], cfg: DictConfig) -> "GridJob":
+        from wdsweep.jobs.canonical import canonical_tree
+        from wdsweep.search.grid_plan import GridJob
+        from wdsweep.tracking.results import digest, job_tree
 
         tree = job_tree(cfg)  # resolved once for both digests: this runs for every job
-        return _Job(index, overrides, self._folder(cfg), digest(tree), self._threads(cfg),
+        return GridJob(index, overrides, self._folder(cfg), digest(tree), self._threads(cfg),
                     digest(canonical_tree(tree)))
 
     @staticmethod
     def _threads(cfg: DictConfig) -> int:
-        from wdsweep.threads import dependent_threads, launcher_share
+        from wdsweep.jobs.threads import dependent_threads, launcher_share
 
         return dependent_threads(cfg.trainer.threads, launcher_share(cfg.hydra.launcher))
 
@@ -396,21 +255,21 @@ class ValidatingSweeper(BasicSweeper):
         return Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir)
 
     def _job_config(self, index: int, overrides: List[str]) -> DictConfig:
-        from wdsweep.inprocess import numbered
+        from wdsweep.jobs.inprocess import numbered
 
         return numbered(self.composer.compose(overrides), index)
 
     def _run_here(self, batch: List[List[str]], start: int) -> List[JobReturn]:
         """What Hydra's basic launcher does, from the configs validated in sweep() (past
         KEEP_CONFIGS jobs derived again here: a big grid's configs would fill memory)."""
-        from wdsweep.inprocess import run_here
+        from wdsweep.jobs.inprocess import run_here
 
         return run_here(self.hydra_context, self.launcher.task_function, self.config, batch, start)
 
-    def _batches(self, pending: List[_Job]) -> Iterator[Tuple[int, List[List[str]]]]:
+    def _batches(self, pending: List["GridJob"]) -> Iterator[Tuple[int, List[List[str]]]]:
         """Runs of consecutive job numbers (so each job keeps its number), cut to
         max_batch_size."""
-        run: List[_Job] = []
+        run: List["GridJob"] = []
         for job in pending:
             if run and (job.index != run[-1].index + 1 or len(run) == (self.max_batch_size or 0)):
                 yield run[0].index, [j.overrides for j in run]
@@ -418,35 +277,3 @@ class ValidatingSweeper(BasicSweeper):
             run.append(job)
         if run:
             yield run[0].index, [j.overrides for j in run]
-
-    def _report(self, jobs: List[_Job], pending: List[_Job]) -> None:
-        """Count how the launched jobs ended, from their metrics.json; exit 1 if any failed
-        (a job whose metrics.json is missing or unreadable did not succeed either)."""
-        from wdsweep.resume import read_record
-
-        statuses = {job.folder: _status(read_record(job.folder)) for job in pending}
-        counts = Counter(statuses.values())
-        skipped = len(jobs) - len(pending)
-        summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
-        log.info("sweep over: %s%s", summary or "nothing run",
-                 f", {skipped} skipped (already done)" if skipped else "")
-        failed = [str(folder) for folder, status in statuses.items()
-                  if status not in ("completed", "diverged", SAME_AS_LABEL)]
-        if failed:
-            more = f" and {len(failed) - 3} more" if len(failed) > 3 else ""
-            sys.exit(f"wdsweep: {len(failed)} of {len(jobs)} jobs failed, the others are kept "
-                     f"(each one's metrics.json or log, or this sweep's log for one that could not start, says why): "
-                     f"{', '.join(failed[:3])}{more}")
-
-
-SAME_AS_LABEL = "same as another job (not trained)"
-
-
-def _status(record: Optional[dict]) -> str:
-    if record is None:
-        return "no result"
-    from wdsweep.resume import DONE_STATUSES
-
-    if record.get("same_as") and record.get("status") in DONE_STATUSES:
-        return SAME_AS_LABEL
-    return str(record.get("status", "no result"))

@@ -1,1 +1,1 @@
-"""hydra/launcher=vectorized: a sweep's jobs trained as batched models (see wdsweep.vectorized)."""
+"""hydra/launcher=vectorized: a sweep's jobs trained as batched models (see wdsweep.batched.vectorized)."""

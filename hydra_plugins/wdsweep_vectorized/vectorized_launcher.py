@@ -3,7 +3,7 @@
 of at most `max_batch`, in this process; each job then gets its folder, `.hydra/`, log,
 metrics.json, history.csv and model.pt exactly as if it had run alone (Hydra's own run_job
 writes them, with a task that records the member's result). The built-in mlp and linear are
-stacked; any other module is vmap'ed with torch.func (wdsweep.func_net). Jobs that cannot be
+stacked; any other module is vmap'ed with torch.func (wdsweep.batched.func_net). Jobs that cannot be
 batched (a module that draws random numbers in its forward, TensorBoard logging, a group of
 one) run as ordinary jobs, with a log line saying why; so
 do the jobs of a batch whose training raised (out of memory, say), each then failing or not on
@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from hydra.core.config_store import ConfigStore
-from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, configure_log, setup_globals
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
@@ -50,28 +49,6 @@ class VectorizedLauncherConf:
 
 ConfigStore.instance().store(group="hydra/launcher", name="vectorized",
                              node=VectorizedLauncherConf, provider="wdsweep")
-
-
-class _RecordMember:
-    """The task Hydra's run_job calls for a batched job: write the member's result. The
-    launcher holds the job folder's lock (VectorizedLauncher._claim) from before the training."""
-
-    def __init__(self, trained: Any) -> None:
-        self.trained = trained
-
-    def __call__(self, cfg: DictConfig) -> Any:
-        from wdsweep.results import config_hash
-        from wdsweep.run import record_trained, start_record
-        from wdsweep.trial_link import TrialLink
-
-        hydra_cfg = HydraConfig.get()
-        job_dir = Path(hydra_cfg.runtime.output_dir)
-        overrides = list(hydra_cfg.overrides.task)
-        t = self.trained
-        record = start_record(cfg, overrides, config_hash(cfg))
-        record.update(torch_threads=t.threads, thread_independent=t.thread_independent, batched=True)
-        return record_trained(record, cfg, job_dir, overrides, t.result, t.decay, t.data_sizes,
-                              t.model_state, TrialLink.from_env())
 
 
 class VectorizedLauncher(Launcher):
@@ -102,9 +79,10 @@ class VectorizedLauncher(Launcher):
     def _launch_here(self, numbered_overrides: Sequence[Tuple[int, List[str]]]) -> List[JobReturn]:
         """Train these jobs (job number, overrides) in this process: each batch as one batched
         model, the others one by one; their JobReturns in the same order."""
-        from wdsweep.inprocess import prepare_for_many_jobs
-        from wdsweep.trial_link import TrialLink
-        from wdsweep.vectorized import train_batched
+        from wdsweep.batched.batches import RecordMember, claim, plan_batches
+        from wdsweep.batched.vectorized import train_batched
+        from wdsweep.jobs.inprocess import prepare_for_many_jobs
+        from wdsweep.tracking.trial_link import TrialLink
 
         prepare_for_many_jobs()
         setup_globals()
@@ -113,10 +91,10 @@ class VectorizedLauncher(Launcher):
         Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
         device = self._device()
         jobs = [(index, overrides, self._config(index, overrides)) for index, overrides in numbered_overrides]
-        chunks, alone = self._plan(jobs)
+        chunks, alone = plan_batches(jobs, self.max_batch)
         for chunk in chunks:
             with contextlib.ExitStack() as locks:
-                chunk, done = self._claim(chunk, locks)
+                chunk, done = claim(chunk, locks, bool(self.config.hydra.sweeper.get("resume", False)))
                 alone += done  # finished by another process meanwhile: the task says so
                 if len(chunk) < 2:
                     alone += chunk
@@ -132,78 +110,19 @@ class VectorizedLauncher(Launcher):
                     alone += chunk
                     continue
                 for (index, overrides, cfg), member in zip(chunk, trained):
-                    self._run(index, overrides, cfg, _RecordMember(member))
+                    self._run(index, overrides, cfg, RecordMember(member))
         for index, overrides, cfg in alone:
             self._run(index, overrides, cfg, self.task_function)
         return [self.returns.pop(index) for index, _, _ in jobs]
 
-    def _plan(self, jobs: List[tuple]) -> Tuple[List[List[tuple]], List[tuple]]:
-        """The batches (chunks of at most max_batch jobs that differ only in what can be
-        batched) and the jobs that run alone, each with a log line saying why."""
-        from wdsweep.vectorized import batch_signature, unbatchable_reason
-
-        groups: Dict[str, List[tuple]] = {}
-        for job in jobs:
-            groups.setdefault(batch_signature(job[2]), []).append(job)
-        chunks: List[List[tuple]] = []
-        alone: List[tuple] = []
-        for members in groups.values():
-            # Equal signatures mean equal model, data and logger: one answer for the group
-            # (it builds the model once and tries it under vmap).
-            reason = unbatchable_reason(members[0][2])
-            if reason:
-                for job in members:
-                    log.info("#%d runs alone: %s", job[0], reason)
-                alone += members
-                continue
-            if len(members) == 1:
-                log.info("#%d runs alone: no other job of this sweep differs from it only in "
-                         "reg, seed or optimizer.lr", members[0][0])
-                alone += members
-                continue
-            chunks += [members[start:start + self.max_batch] for start in range(0, len(members), self.max_batch)]
-        return chunks, alone
-
-    def _claim(self, chunk: List[tuple], locks: contextlib.ExitStack) -> tuple:
-        """Take the folder lock of every job of the chunk (in folder order, so two launchers
-        never wait on each other in a cycle) and keep it through training and writing, as a
-        job run alone holds its own: a second sweep into the same folder waits, then finds the
-        jobs done. Returns the jobs to train and those already done (with resume on), and
-        clears the temporary files of a write that was killed."""
-        from wdsweep.results import config_hash
-        from wdsweep.resume import done_record, job_lock, remove_stale_temp_files
-
-        resume = bool(self.config.hydra.sweeper.get("resume", False))
-        folders = {job[0]: Path(str(job[2].hydra.sweep.dir)) / str(job[2].hydra.sweep.subdir)
-                   for job in chunk}
-        # flock on a second open file of one folder would wait on ourselves: each folder once;
-        # a later job of the same folder (the same job twice, dedupe off) runs after, alone.
-        first: Dict[str, int] = {}
-        for index in sorted(folders, key=lambda i: str(folders[i])):
-            if str(folders[index]) in first:
-                continue
-            first[str(folders[index])] = index
-            folders[index].mkdir(parents=True, exist_ok=True)
-            locks.enter_context(job_lock(folders[index]))
-        train, done = [], []
-        for job in chunk:
-            if first[str(folders[job[0]])] != job[0]:
-                done.append(job)  # runs alone once the locks are released, and finds itself done
-            elif resume and done_record(folders[job[0]], config_hash(job[2])) is not None:
-                done.append(job)
-            else:
-                remove_stale_temp_files(folders[job[0]])
-                train.append(job)
-        return train, done
-
     def _config(self, index: int, overrides: Sequence[str]) -> DictConfig:
-        from wdsweep.inprocess import numbered
+        from wdsweep.jobs.inprocess import numbered
 
         return numbered(self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides)),
                         index)
 
     def _run(self, index: int, overrides: List[str], cfg: DictConfig, task: Any) -> None:
-        from wdsweep.inprocess import run_sweep_job
+        from wdsweep.jobs.inprocess import run_sweep_job
 
         self.returns[index] = run_sweep_job(self.hydra_context, task, cfg, index, overrides)
 
@@ -221,7 +140,7 @@ class VectorizedSubmititLauncher(VectorizedLauncher):
     Slurm job), with hydra-submitit-launcher's keys (timeout_min, cpus_per_task, mem_gb,
     partition, ...; see submitit_local and submitit_slurm) beside max_batch and device.
 
-    The sweep process plans as the in-process launcher does (VectorizedLauncher._plan: which
+    The sweep process plans as the in-process launcher does (wdsweep.batched.batches.plan_batches: which
     jobs batch together, in chunks of max_batch, and which run alone), then submits one
     submitit job per batch and one per job that runs alone. Each submitit job runs
     VectorizedLauncher._launch_here on its jobs: the same code as the in-process launcher (it
@@ -229,7 +148,7 @@ class VectorizedSubmititLauncher(VectorizedLauncher):
     files through Hydra's run_job), so each job's folder holds what the in-process launcher
     writes, and the JobReturns come back to the sweeper in the jobs' order. A submitit job
     that ends without a result (killed, out of memory, past its time limit) fails its jobs,
-    not the sweep (wdsweep.submitit_launch).
+    not the sweep (wdsweep.cluster.submitit_launch).
 
     Why: a batch is one process's work (it trains with the cores it has: cpus_per_task), so on
     a cluster the natural unit of submission is the batch, not the job: 64 small jobs become
@@ -243,7 +162,7 @@ class VectorizedSubmititLauncher(VectorizedLauncher):
 
     def __init__(self, max_batch: int = 64, device: str = "auto", **params: Any) -> None:
         super().__init__(max_batch=max_batch, device=device)
-        # hydra-submitit-launcher's keys, as its launcher keeps them (wdsweep.submitit_launch
+        # hydra-submitit-launcher's keys, as its launcher keeps them (wdsweep.cluster.submitit_launch
         # builds the executor from them the same way)
         self.params = {k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
                        for k, v in params.items()}
@@ -251,15 +170,16 @@ class VectorizedSubmititLauncher(VectorizedLauncher):
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         from hydra.core.singleton import Singleton
 
-        from wdsweep import submitit_launch
-        from wdsweep.override_text import readable_overrides
+        from wdsweep.batched.batches import plan_batches
+        from wdsweep.cluster import submitit_launch
+        from wdsweep.jobs.override_text import readable_overrides
 
         setup_globals()
         assert self.config is not None and self.hydra_context is not None
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         jobs = [(initial_job_idx + i, list(o), self._config(initial_job_idx + i, o))
                 for i, o in enumerate(job_overrides)]
-        chunks, alone = self._plan(jobs)
+        chunks, alone = plan_batches(jobs, self.max_batch)
         units = sorted(chunks + [[job] for job in alone], key=lambda unit: unit[0][0])
         log.info("Submitit '%s' sweep output dir : %s; %d jobs as %d submitit jobs (%d batches)",
                  self._EXECUTOR, self.config.hydra.sweep.dir, len(jobs), len(units), len(chunks))

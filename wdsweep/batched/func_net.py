@@ -1,0 +1,108 @@
+"""Any module's K copies as one batched model, with torch.func: the vectorized launcher's
+general path (the built-in mlp and linear keep their faster stacked path in wdsweep.batched.vectorized).
+
+The K members' parameters and buffers are stacked (`torch.func.stack_module_state`), and one
+forward runs `functional_call` of a weightless copy of the module under `vmap`: each member
+sees its own batch, weights and buffers, as if it ran alone. BatchNorm works as in a single
+job: in training its running statistics are per member (stacked buffers, updated in place
+under vmap), and evaluation uses them (the module is put in eval mode). A module that draws
+random numbers in its forward (dropout) cannot give each member the draws its job alone would
+make, so vmap runs with randomness="error" and such a module runs as ordinary jobs
+(`vectorize_problem` says why before any training).
+
+The trainer (wdsweep.batched.vectorized._BatchedTrainer) sees every stacked tensor as a
+(K, 1, numel) view of its storage: its optimizer and decay formulas then broadcast per-member
+(K, 1, 1) constants over any parameter shape.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Dict, List, Optional
+
+import torch
+from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
+
+from wdsweep.train.training import EVAL_ROWS
+
+
+class FuncNet:
+    """K copies of one module (equal architecture, own weights and buffers)."""
+
+    # The stacked MLP writes SGD's momentum straight from its backward; this net does not.
+    sinks_momentum = False
+
+    def __init__(self, nets: List[nn.Module], device: torch.device) -> None:
+        self.k = len(nets)
+        params, buffers = stack_module_state(nets)
+        trainable = {name for name, q in nets[0].named_parameters() if q.requires_grad}
+        self.trainable: Dict[str, torch.Tensor] = {
+            n: q.detach().to(device).requires_grad_(True) for n, q in params.items() if n in trainable}
+        # Frozen parameters are constants to the optimizer, as in a single job: carried like buffers.
+        self.constants: Dict[str, torch.Tensor] = {
+            **{n: q.detach().to(device) for n, q in params.items() if n not in trainable},
+            **{n: b.to(device) for n, b in buffers.items()}}
+        self.base = copy.deepcopy(nets[0]).to("meta")  # the architecture only: no memory
+        with torch.no_grad():
+            self._views = [q.detach().view(self.k, 1, -1) for q in self.trainable.values()]
+        self.is_matrix = [q.dim() - 1 >= 2 for q in self.trainable.values()]
+        self._batched = vmap(self._one, randomness="error")
+
+    def _one(self, params: Dict[str, torch.Tensor], constants: Dict[str, torch.Tensor],
+             x: torch.Tensor) -> torch.Tensor:
+        return functional_call(self.base, (params, constants), (x,))
+
+    def params(self) -> List[torch.Tensor]:
+        """The trainable tensors as (K, 1, numel) views, in named_parameters order."""
+        return self._views
+
+    def train_outputs(self, x: torch.Tensor) -> torch.Tensor:
+        """The members' outputs (K, n, out) in training mode, for a backward that fills grads()."""
+        for q in self.trainable.values():
+            q.grad = None
+        self.base.train()
+        return self._batched(self.trainable, self.constants, x)
+
+    def grads(self) -> List[torch.Tensor]:
+        """The gradients of the last backward, shaped as params() (every trainable tensor has
+        one: vectorize_problem refuses a module whose forward leaves one unused)."""
+        return [q.grad.view(self.k, 1, -1) for q in self.trainable.values()]
+
+    @torch.no_grad()
+    def outputs(self, x: torch.Tensor) -> torch.Tensor:
+        """The members' outputs in eval mode (BatchNorm from its running statistics), in
+        chunks that hold about as many rows in all as a single job's evaluation does."""
+        self.base.eval()
+        rows = max(1, EVAL_ROWS // self.k)
+        return torch.cat([self._batched(self.trainable, self.constants, x[:, s:s + rows])
+                          for s in range(0, x.shape[1], rows)], dim=1)
+
+    def snapshot(self, k: int) -> Dict[str, torch.Tensor]:
+        """Member k's parameters and buffers, on the CPU."""
+        return {n: q[k].detach().cpu().clone() for n, q in {**self.trainable, **self.constants}.items()}
+
+    @staticmethod
+    def load(net: nn.Module, snapshot: Dict[str, torch.Tensor]) -> None:
+        """A member's snapshot into its own module."""
+        tensors = {**dict(net.named_parameters()), **dict(net.named_buffers())}
+        with torch.no_grad():
+            for name, value in snapshot.items():
+                tensors[name].copy_(value)
+
+
+def vectorize_problem(model: nn.Module, n_features: int) -> Optional[str]:
+    """Why K copies of `model` cannot train as one FuncNet (the error of a two-member forward
+    and backward in training mode and a forward in eval mode, in one line), or None."""
+    try:
+        net = FuncNet([model, copy.deepcopy(model)], torch.device("cpu"))
+        x = torch.zeros(2, 2, n_features)  # two rows: BatchNorm in training needs more than one
+        net.train_outputs(x).sum().backward()
+        net.outputs(x)
+        # torch's optimizers skip a tensor without a gradient; a batched step would move it.
+        unused = [n for n, q in net.trainable.items() if q.grad is None]
+        if unused:
+            return f"parameter {unused[0]} gets no gradient from the forward, so its job alone never steps it"
+    except Exception as err:  # noqa: BLE001 - whatever vmap or the module refuses is the reason
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        return f"{type(err).__name__}: {first}"
+    return None

@@ -1,0 +1,586 @@
+"""Many configurations of one model trained at once, as one batched model.
+
+A regularization sweep trains the same net again and again, varying only the regularizer,
+the seed and the learning rate. Here K such jobs become one model. Two paths build it:
+the built-in mlp and linear become stacked weights, (K, in, out), whose layers are batched
+matrix products (`torch.baddbmm`, K small products as one larger one, with gradients written
+in place: _StackedNet); any other module runs K times at once under `torch.func.vmap`
+(wdsweep.batched.func_net.FuncNet: convolutions, BatchNorm, the user's own modules). Each member
+keeps everything of its own: its data draw (and its augmentation draws), its initial
+weights and batch order (from its own seed, in the order wdsweep.jobs.run uses),
+its lam, p, mode, scope, l1_ratio, eps and momentum_corrected (as per-member tensors), its
+learning rate and schedule, its divergence (a member whose loss is not finite is recorded as
+diverged at that step and no longer counted; the others go on), and its Optuna trial, whose
+pruner may stop it alone at an evaluation.
+
+The optimizers are written out (SGD with momentum and Nesterov, Adam, AdamW) in torch's own
+formulas, per member; so are the three decay modes. A member's metrics equal those of the same
+job run alone to float rounding (tests/batched/test_vectorized.py: 1e-5).
+
+Only what equals a single job exactly is batched (see `unbatchable_reason` and
+`func_net.vectorize_problem`); the launcher in hydra_plugins/wdsweep_vectorized runs the rest
+as ordinary jobs, with a line saying why.
+"""
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+from torch.nn import functional as F
+
+from wdsweep.batched.func_net import FuncNet, vectorize_problem
+from wdsweep.config.schema import STEP_LOGGERS
+from wdsweep.jobs.lifeline import in_main_process
+from wdsweep.jobs.run import augment_generator, objective_names, seed_and_draw_data
+from wdsweep.jobs.threads import gemm_is_strict, job_threads, launcher_share
+from wdsweep.tracking.monitors import Callbacks, PruningReporter, TrialWatch
+from wdsweep.tracking.trial_link import TrialHeartbeat, TrialLink, heartbeat_seconds
+from wdsweep.train.data import SPLITS, data_info, derived_seed
+from wdsweep.train.models import _ACTIVATIONS, LINEAR_TARGET, MLP_TARGET, build_model, data_info_of, model_label
+from wdsweep.train.optimizers import lr_factor
+from wdsweep.train.regularizers import Regularizer, lp_elementwise, lp_grad, ordered_sum
+from wdsweep.train.training import BatchSampler, Callback, StopRun, TrainResult
+
+# Keys whose values may differ between the members of one batch. Everything else must be equal.
+BATCHABLE = ("reg", "seed", "optimizer.lr", "objective")
+
+
+def batch_signature(cfg: DictConfig) -> str:
+    """Jobs with equal signatures can be trained as one batch."""
+    plain = {k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
+             for k, v in cfg.items() if k != "hydra"}
+    for key in BATCHABLE:
+        group, _, leaf = key.partition(".")
+        if leaf:
+            plain.get(group, {}).pop(leaf, None)
+        else:
+            plain.pop(group, None)
+    return json.dumps(plain, sort_keys=True, default=str)
+
+
+def unbatchable_reason(cfg: DictConfig) -> Optional[str]:
+    """Why this job must run alone, or None if it can be a member of a batch. Builds the model
+    once (and tries two copies of it under vmap) unless it is the built-in mlp or linear: call
+    it once per batch_signature."""
+    if cfg.logger.name in STEP_LOGGERS:  # logger=mlflow exports each member's files: it batches
+        return f"logger={cfg.logger.name} logs one model's weights per step"
+    if _stacks(cfg):
+        return None
+    info = data_info(cfg.data)
+    problem = vectorize_problem(build_model(cfg.model, info), info.n_features)
+    if problem:
+        return f"model={model_label(cfg.model)} cannot be vectorized with torch.func ({problem})"
+    return None
+
+
+def _stacks(cfg: DictConfig) -> bool:
+    """Whether the job's model takes the stacked-MLP path (else the general torch.func one)."""
+    return cfg.model._target_ in (MLP_TARGET, LINEAR_TARGET)
+
+
+@dataclass
+class Trained:
+    """One member's outcome: what wdsweep.jobs.run.record_trained writes for it."""
+    result: TrainResult
+    decay: dict
+    data_sizes: dict
+    model_state: dict
+    threads: int  # torch threads the batch trained with
+    thread_independent: bool  # stacked dense layers are, when MKL's gemm is strict; vmap'ed modules not
+
+
+def _decays_before_step(reg: DictConfig) -> bool:
+    """Whether the member's regularizer acts before the optimizer step (coupled or decoupled
+    decay), rather than not at all (lam=0) or after it (proximal)."""
+    return reg.lam > 0 and reg.mode in ("coupled", "decoupled")
+
+
+class _Members:
+    """Per-member constants as (K, 1, 1) tensors, broadcasting over a stacked weight."""
+
+    def __init__(self, cfgs: Sequence[DictConfig], device: torch.device) -> None:
+        def column(values, dtype=torch.float32):
+            return torch.tensor(values, dtype=dtype, device=device).view(-1, 1, 1)
+
+        reg = [c.reg for c in cfgs]
+        self.lam = column([r.lam for r in reg])
+        self.p = column([r.p for r in reg])
+        self.l1 = column([r.l1_ratio for r in reg])
+        self.eps = column([r.eps for r in reg])
+        self.coupled = column([r.mode == "coupled" and r.lam > 0 for r in reg], torch.bool)
+        self.decoupled = column([r.mode == "decoupled" and r.lam > 0 for r in reg], torch.bool)
+        self.proximal = column([r.mode == "proximal" and r.lam > 0 for r in reg], torch.bool)
+        self.all_scope = column([r.scope == "all" for r in reg], torch.bool)
+        # SGD momentum's gain G = 1 / (1 - mu) (dampening is always 0), 1 under Adam/AdamW: the
+        # factor of the proximal step, of the corrected decoupled step and, inverted, of what
+        # uncorrected decoupled decay reports (wdsweep.train.regularizers explains all three).
+        sgd = [c.optimizer.name == "sgd" for c in cfgs]
+        self.gain = column([1.0 / (1.0 - float(c.optimizer.momentum)) if is_sgd else 1.0
+                            for c, is_sgd in zip(cfgs, sgd)])
+        self.decoupled_lam = torch.where(column([r.momentum_corrected for r in reg], torch.bool),
+                                         self.lam * self.gain, self.lam)
+        self.reported = torch.where(column([is_sgd and r.mode == "decoupled" and not r.momentum_corrected
+                                            for r, is_sgd in zip(reg, sgd)], torch.bool),
+                                    1.0 / self.gain, torch.ones_like(self.lam))
+        groups: Dict[float, List[int]] = {}
+        for k, r in enumerate(reg):  # the members come in _member_order: each p is a slice
+            groups.setdefault(float(r.p), []).append(k)
+        self.p_slices = [(p, slice(ks[0], ks[-1] + 1)) for p, ks in groups.items()]
+        # Within a p, the members that decay before the step come first: the decay is
+        # computed for them only.
+        self.decay_slices = []
+        for p, ks in groups.items():
+            decaying = [k for k in ks if _decays_before_step(reg[k])]
+            if decaying:
+                self.decay_slices.append((p, slice(decaying[0], decaying[-1] + 1)))
+        self.any_l1 = any(r.l1_ratio > 0 for r in reg)
+        self.base_lr = [float(c.optimizer.lr) for c in cfgs]
+        opt = cfgs[0].optimizer
+        self.factors = [lr_factor(opt.schedule, cfgs[0].trainer.steps, opt.warmup_steps, opt.min_lr / lr)
+                        for lr in self.base_lr]
+        self.device = device
+
+    def lr(self, t: int) -> torch.Tensor:
+        """Each member's learning rate for the update after t scheduler steps."""
+        return torch.tensor([lr * f(t) for lr, f in zip(self.base_lr, self.factors)],
+                            device=self.device).view(-1, 1, 1)
+
+    def add_decay(self, q: torch.Tensor, g: torch.Tensor, lr: torch.Tensor,
+                  coupled: Optional[torch.Tensor], decoupled: Optional[torch.Tensor],
+                  scratch: torch.Tensor) -> None:
+        """Regularizer.before_step per member: g += coupled * d(w) and w -= lr * decoupled * d(w),
+        d the penalty's gradient over lam, computed once per p on that p's slice of decaying
+        members (a power with a per-element exponent is many times slower). `scratch`, shaped
+        like q, holds d at p=1: a fresh tensor of that size every step costs more than the
+        sign itself (the allocator returns big blocks to the kernel, and each comes back
+        through page faults)."""
+        for p, rows in self.decay_slices:
+            w = q[rows]
+            d = torch.sign(w, out=scratch[rows]) if p == 1 else lp_grad(w, p, self.eps[rows])
+            if self.any_l1 and p != 1:
+                l1 = self.l1[rows]
+                d = (1 - l1) * d + l1 * torch.sign(w)
+            if coupled is not None:
+                g[rows].addcmul_(coupled[rows], d)
+            if decoupled is not None:
+                w.addcmul_(lr[rows] * decoupled[rows], d, value=-1.0)
+
+    def prox(self, w: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Regularizer.after_step per member (p is 1 or 2 where the mode is proximal), with
+        t its step size in the optimizer's metric: lr*lam*G per member under SGD, lr*lam / D
+        per entry under Adam (Regularizer.after_step)."""
+        threshold = torch.where(self.p == 1, t, t * self.l1)
+        shrunk = w - torch.clamp(w, -threshold, threshold)
+        return torch.where(self.p == 1, shrunk, shrunk / (1 + t * (1 - self.l1)))
+
+
+class _GradientSink:
+    """Where a stacked layer's backward puts its gradients: weight = beta * weight + dL/dW,
+    and likewise the bias. beta=0 makes them plain gradient buffers; for SGD with momentum
+    (no Nesterov) they are the momentum buffers themselves, with beta = momentum."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor, beta: float) -> None:
+        self.weight, self.bias, self.beta = weight, bias, beta
+
+    def take(self, x: torch.Tensor, g: torch.Tensor) -> None:
+        # baddbmm_ with beta=0 ignores what the buffer held (NaN included), as a fresh
+        # gradient would.
+        self.weight.baddbmm_(x.transpose(1, 2), g, beta=self.beta)
+        if self.beta == 0:
+            torch.sum(g, dim=1, keepdim=True, out=self.bias)
+        else:
+            self.bias.mul_(self.beta).add_(g.sum(dim=1, keepdim=True))
+
+
+class _SinkingLinear(torch.autograd.Function):
+    """x @ w + b for K members at once, whose backward writes dL/dw and dL/db into a
+    _GradientSink instead of handing them to autograd.
+
+    Why: a stacked weight gradient is tens of MB that autograd allocates afresh every step
+    (glibc hands blocks that big back to the kernel, so each one costs page faults) and that
+    the optimizer then reads once more to add into its momentum buffer. Written in place into
+    a buffer that lives for the whole run, and straight into the momentum buffer where that is
+    all the gradient is used for, the step takes about half the time (profiled on the weight-decay article's
+    MLP, 64 members). The weights still require grad, so autograd builds the graph through
+    every layer; this backward returns no gradient for them."""
+
+    @staticmethod
+    def forward(ctx, x, w, b, sink):  # noqa: D102 - torch.autograd.Function's protocol
+        ctx.save_for_backward(x, w)
+        ctx.sink = sink
+        return torch.baddbmm(b, x, w)
+
+    @staticmethod
+    def backward(ctx, g):  # noqa: D102
+        x, w = ctx.saved_tensors
+        ctx.sink.take(x, g)
+        grad_x = torch.bmm(g, w.transpose(1, 2)) if ctx.needs_input_grad[0] else None
+        return grad_x, None, None, None
+
+
+class _StackedNet:
+    """The members' nets as stacked weights: layer i is (K, in, out), transposed from
+    nn.Linear's (out, in) so that the weight gradient comes out of the batched product in
+    the weight's own layout (with (K, out, in) every step paid a copy of every weight), and
+    (K, 1, out) biases. Its interface is FuncNet's (wdsweep.batched.func_net)."""
+
+    sinks_momentum = True  # its backward can write SGD's momentum buffers itself
+
+    def __init__(self, nets: Sequence[nn.Module], activation: str, device: torch.device) -> None:
+        self.k = len(nets)
+        per_net = [[m for m in net.modules() if isinstance(m, nn.Linear)] for net in nets]
+        self.weights = [torch.stack([layers[i].weight.detach().t() for layers in per_net])
+                        .contiguous().to(device) for i in range(len(per_net[0]))]
+        self.biases = [torch.stack([layers[i].bias.detach() for layers in per_net]).unsqueeze(1).to(device)
+                       for i in range(len(per_net[0]))]
+        for q in self.params():
+            q.requires_grad_(True)
+        self.activation = _ACTIVATIONS[activation]()
+        self.is_matrix = [i % 2 == 0 for i in range(2 * len(self.weights))]
+        self._grads: List[torch.Tensor] = []
+        self._sinks: List[_GradientSink] = []
+
+    def params(self) -> List[torch.Tensor]:
+        """In nn.Module order: weight, bias of each layer."""
+        return [q for pair in zip(self.weights, self.biases) for q in pair]
+
+    def sink_gradients(self, momentum: float) -> None:
+        """Make the backward write into buffers that live for the run: plain gradients
+        (momentum 0), or SGD's momentum buffers themselves."""
+        self._grads = [torch.zeros_like(q, requires_grad=False) for q in self.params()]
+        self._sinks = [_GradientSink(w, b, momentum) for w, b in zip(self._grads[0::2], self._grads[1::2])]
+
+    def train_outputs(self, x: torch.Tensor) -> torch.Tensor:
+        return self(x, self._sinks)
+
+    def grads(self) -> List[torch.Tensor]:
+        return self._grads
+
+    @torch.no_grad()
+    def outputs(self, x: torch.Tensor) -> torch.Tensor:
+        return self(x)
+
+    def snapshot(self, k: int) -> List[torch.Tensor]:
+        return [q[k].detach().cpu().clone() for q in self.params()]
+
+    @staticmethod
+    def load(net: nn.Module, tensors: List[torch.Tensor]) -> None:
+        """A member's weights (weight (in, out), bias per layer, as params()) into its own net."""
+        layers = [m for m in net.modules() if isinstance(m, nn.Linear)]
+        with torch.no_grad():
+            for layer, w, b in zip(layers, tensors[0::2], tensors[1::2]):
+                layer.weight.copy_(w.t())
+                layer.bias.copy_(b.view(-1))
+
+    def __call__(self, x: torch.Tensor, sinks: Optional[Sequence[_GradientSink]] = None) -> torch.Tensor:
+        """The members' outputs; with `sinks` (one per layer), a backward pass from them fills
+        the sinks."""
+        last = len(self.weights) - 1
+        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+            x = torch.baddbmm(b, x, w) if sinks is None else _SinkingLinear.apply(x, w, b, sinks[i])
+            if i < last:
+                x = self.activation(x)
+        return x
+
+
+def _losses(task: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Each member's mean loss, (K,): the weight-decay article's MSE, or cross-entropy."""
+    if task == "regression":
+        return ((out - y) ** 2).mean(dim=(1, 2))
+    k, n, c = out.shape
+    return F.cross_entropy(out.reshape(k * n, c), y.reshape(k * n), reduction="none").view(k, n).mean(1)
+
+
+def train_batched(cfgs: Sequence[DictConfig], device: str = "cpu",
+                  trials: Optional[Sequence[Optional[TrialLink]]] = None) -> List[Trained]:
+    """Train the jobs `cfgs` (equal batch_signature, none unbatchable) as one batched model;
+    return their outcomes in the same order. A member with an Optuna trial (`trials`, in the
+    same order) reports to it at every evaluation and stops alone when its pruner says so,
+    as a job run alone does (monitors.PruningReporter)."""
+    # Members with the same p side by side, those that decay before the step first: each p's
+    # decay is then one slice of the stack.
+    order = sorted(range(len(cfgs)), key=lambda k: (float(cfgs[k].reg.p),
+                                                    not _decays_before_step(cfgs[k].reg)))
+    trials = list(trials) if trials is not None else [None] * len(cfgs)
+    trained = _train_sorted([cfgs[k] for k in order], torch.device(device), [trials[k] for k in order])
+    outcomes: List[Optional[Trained]] = [None] * len(cfgs)
+    for position, k in enumerate(order):
+        outcomes[k] = trained[position]
+    return outcomes
+
+
+def _train_sorted(cfgs: Sequence[DictConfig], dev: torch.device,
+                  trials: Sequence[Optional[TrialLink]]) -> List[Trained]:
+    torch.set_flush_denormal(cfgs[0].trainer.flush_denormal)  # trainer.* is equal in a batch
+    nets, splits, samplers, regs = [], [], [], []
+    # Members of one seed draw the same data: it is built once per seed, and the random
+    # states after it are restored for each member, so its init is as if it had drawn it.
+    drawn: Dict[int, tuple] = {}
+    for cfg in cfgs:  # each member built exactly as wdsweep.jobs.run._train builds its job
+        if cfg.seed in drawn:
+            member_splits, torch_state, np_state, py_state = drawn[cfg.seed]
+            torch.set_rng_state(torch_state)
+            np.random.set_state(np_state)
+            random.setstate(py_state)
+        else:
+            member_splits = seed_and_draw_data(cfg)
+            drawn[cfg.seed] = (member_splits, torch.get_rng_state(), np.random.get_state(),
+                               random.getstate())
+        net = build_model(cfg.model, data_info_of(member_splits))
+        splits.append(member_splits)
+        nets.append(net)
+        regs.append(Regularizer(net, lam=cfg.reg.lam, p=cfg.reg.p, mode=cfg.reg.mode,
+                                scope=cfg.reg.scope, optimizer=cfg.optimizer.name,
+                                l1_ratio=cfg.reg.l1_ratio, eps=cfg.reg.eps, impl=cfg.reg.impl,
+                                momentum_corrected=cfg.reg.momentum_corrected))
+        samplers.append(BatchSampler(len(member_splits.y["train"]), cfg.trainer.batch_size,
+                                     torch.Generator().manual_seed(derived_seed(cfg.seed, "batches"))))
+    # Stacked dense layers give the same bits at any thread count (tests/jobs/test_threads.py), so
+    # the batch takes the cores that are free now (trainer.* is equal in a batch); a vmap'ed
+    # module (convolutions) keeps the fixed count its job alone would use.
+    independent = _stacks(cfgs[0]) and gemm_is_strict()
+    # (a batch submitted as one submitit job takes the CPUs it is given: cpus_per_task)
+    threads = job_threads(cfgs[0].trainer.threads, launcher_share(cfgs[0].get("hydra", {}).get("launcher")),
+                          thread_independent=independent)
+    torch.set_num_threads(threads)
+    first = cfgs[0]
+    task, steps, eval_every = splits[0].task, first.trainer.steps, first.trainer.eval_every
+    # uint8 images are scaled once here: a batch holds K members' floats anyway.
+    x = {s: torch.stack([sp.inputs(s) for sp in splits]).to(dev) for s in SPLITS}
+    y = {s: torch.stack([sp.y[s] for sp in splits]).to(dev) for s in SPLITS}
+    if task == "regression":
+        y = {s: v.view(len(cfgs), -1, 1) for s, v in y.items()}
+    if _stacks(first):
+        net = _StackedNet(nets, first.model.activation if first.model._target_ == MLP_TARGET else "relu", dev)
+    else:
+        net = FuncNet(nets, dev)
+    members = _Members(cfgs, dev)
+    augments = ([(sp.augment, augment_generator(cfg.seed)) for sp, cfg in zip(splits, cfgs)]
+                if splits[0].augment is not None else None)
+    trainer = _BatchedTrainer(first, net, members, x, y, task, samplers, dev, augments)
+    reporters: List[Optional[Callbacks]] = []
+    # In a process of its own (a submitit batch job) the batch keeps its members' trials alive
+    # itself, and a member whose trial another sweep told stops alone (wdsweep.tracking.trial_link).
+    heartbeat = TrialHeartbeat(trials, heartbeat_seconds(first.get("hydra")), in_main_process())
+    try:  # built inside: if one cannot be made, those made before it are still closed
+        for cfg, trial in zip(cfgs, trials):
+            reporters.append(Callbacks([TrialWatch(heartbeat, trial)]
+                                       + ([PruningReporter(trial, objective_names(cfg)[0])] if trial.reports else []))
+                             if trial else None)
+        histories, outcomes, seconds = trainer.run(steps, eval_every, reporters)
+    finally:
+        heartbeat.close()
+        for reporter in reporters:
+            if reporter is not None:
+                reporter.close()
+
+    trained = []
+    for k, (cfg, member_net, reg) in enumerate(zip(cfgs, nets, regs)):
+        status, steps_done, diverged_at, tensors, stop_reason = outcomes[k]
+        net.load(member_net, tensors)
+        result = TrainResult(status=status, steps=steps_done, train_seconds=seconds[0] / len(cfgs),
+                             eval_seconds=seconds[1] / len(cfgs), history=histories[k],
+                             diverged_at_step=diverged_at, stop_reason=stop_reason)
+        trained.append(Trained(result, reg.summary(), splits[k].sizes(), member_net.state_dict(),
+                               threads, independent))
+    return trained
+
+
+class _BatchedTrainer:
+    """wdsweep.train.training.train for K members at once."""
+
+    def __init__(self, cfg, net, members, x, y, task, samplers, dev, augments=None) -> None:
+        self.net, self.m, self.x, self.y, self.task = net, members, x, y, task
+        self.samplers, self.dev = samplers, dev
+        self.augments = augments  # per member: (Augment, its generator), with data.augment
+        self.k = len(samplers)
+        # Which stacked tensors each member decays: weights (dim >= 2) always, the others
+        # (biases, norm gains) with scope=all.
+        self.decayed = [torch.ones_like(members.all_scope) if matrix else members.all_scope
+                        for matrix in net.is_matrix]
+
+        # Per tensor, each member's coefficient of the decay direction (None: nobody's).
+        def coefficient(mode: torch.Tensor, mask: torch.Tensor, lam: torch.Tensor):
+            on = mode & mask
+            return torch.where(on, lam, 0.0) if bool(on.any()) else None
+
+        self.coupled_coef = [coefficient(members.coupled, d, members.lam) for d in self.decayed]
+        self.decoupled_coef = [coefficient(members.decoupled, d, members.decoupled_lam)
+                               for d in self.decayed]
+        self.proximal_mask = [(members.proximal & d) if bool((members.proximal & d).any()) else None
+                              for d in self.decayed]
+        # The optimizer's settings as plain values: read every step, and an OmegaConf
+        # attribute costs microseconds.
+        opt = OmegaConf.to_container(cfg.optimizer, resolve=True)
+        self.opt = SimpleNamespace(name=opt["name"], momentum=float(opt.get("momentum") or 0.0),
+                                   nesterov=bool(opt.get("nesterov")), betas=opt.get("betas"),
+                                   eps=opt.get("eps"))
+        # SGD with momentum and without Nesterov uses a gradient only to add it into the
+        # momentum buffer: the stacked MLP's backward adds it there itself (see _SinkingLinear).
+        self.into_momentum = (net.sinks_momentum and self.opt.name == "sgd" and bool(self.opt.momentum)
+                              and not self.opt.nesterov)
+        if net.sinks_momentum:
+            net.sink_gradients(self.opt.momentum if self.into_momentum else 0.0)
+        self.scratch = [torch.empty_like(q, requires_grad=False) if c is not None or d is not None else None
+                        for q, c, d in zip(net.params(), self.coupled_coef, self.decoupled_coef)]
+        self.state: Dict[int, dict] = {}
+        self.step_count = 0
+
+    # ----------------------------------------------------------------- evaluation
+    @torch.no_grad()
+    def evaluate(self) -> List[dict]:
+        rows = [dict() for _ in range(self.k)]
+        for split in SPLITS:
+            out = self.net.outputs(self.x[split])
+            losses = _losses(self.task, out, self.y[split])
+            if self.task == "regression":
+                errors = losses
+            else:
+                errors = (out.argmax(dim=2) != self.y[split]).float().mean(dim=1)
+            for k in range(self.k):
+                rows[k][f"{split}_loss"] = float(losses[k])
+                rows[k][f"{split}_error"] = float(errors[k])
+        params = self.net.params()
+        matrices = [q for q, matrix in zip(params, self.net.is_matrix) if matrix]
+        norms = (torch.stack([ordered_sum(q.pow(2), keep=1) for q in matrices]).sum(0).sqrt() if matrices
+                 else torch.zeros(self.k, device=self.dev))
+        penalty = torch.zeros(self.k, device=self.dev)
+        zeros = torch.zeros(self.k, device=self.dev)
+        total = torch.zeros(self.k, device=self.dev)
+        m = self.m
+        for q, mask in zip(params, self.decayed):
+            mask = mask.view(-1)
+            term = torch.cat([ordered_sum(lp_elementwise(q[rows], p, m.eps[rows]), keep=1)
+                              for p, rows in m.p_slices])
+            l1 = ordered_sum(q.abs(), keep=1)
+            a = m.l1.view(-1)
+            penalty += mask * torch.where(a > 0, (1 - a) * term + a * l1, term)
+            zeros += mask * (q == 0).sum(dim=(1, 2))
+            total += mask * q[0].numel()
+        penalty = penalty * m.lam.view(-1) * (m.lam.view(-1) > 0) * m.reported.view(-1)
+        for k in range(self.k):
+            rows[k]["reg_loss"] = float(penalty[k])
+            rows[k]["weight_norm"] = float(norms[k])
+            rows[k]["sparsity"] = float(zeros[k] / total[k]) if total[k] else 0.0
+        return rows
+
+    # --------------------------------------------------------------- the optimizer
+    @torch.no_grad()
+    def update(self, lr: torch.Tensor) -> None:
+        """One optimizer step from the gradients the backward left in net.grads() (with
+        into_momentum, already the new momentum buffers)."""
+        opt, m = self.opt, self.m
+        for i, (q, g, coupled, decoupled) in enumerate(zip(self.net.params(), self.net.grads(),
+                                                            self.coupled_coef, self.decoupled_coef)):
+            if coupled is not None or decoupled is not None:
+                m.add_decay(q, g, lr, coupled, decoupled, self.scratch[i])
+            state = self.state.setdefault(i, {})
+            if opt.name == "sgd":
+                if opt.momentum and not self.into_momentum:
+                    if "buf" not in state:
+                        state["buf"] = g.clone()
+                    else:  # buf = momentum * buf + g, in one pass
+                        torch.add(g, state["buf"], alpha=opt.momentum, out=state["buf"])
+                    if opt.nesterov:
+                        g.add_(state["buf"], alpha=opt.momentum)  # g is rewritten by the next backward
+                    else:
+                        g = state["buf"]
+                q.addcmul_(lr, g, value=-1.0)
+                prox_step = lr * m.lam * m.gain if self.proximal_mask[i] is not None else None
+            else:  # adam, adamw (their own weight_decay is 0: the regularizer owns decay)
+                beta1, beta2 = opt.betas
+                if "m" not in state:
+                    state["m"], state["v"] = torch.zeros_like(q), torch.zeros_like(q)
+                state["m"].lerp_(g, 1 - beta1)
+                state["v"].mul_(beta2).addcmul_(g, g, value=1 - beta2)
+                t = self.step_count
+                denom = (state["v"].sqrt() / math.sqrt(1 - beta2 ** t)).add_(opt.eps)
+                q.addcdiv_(state["m"] * (lr / (1 - beta1 ** t)), denom, value=-1.0)
+                # The prox step in Adam's own metric: per entry lr*lam / D, D its denominator.
+                prox_step = torch.div(lr * m.lam, denom) if self.proximal_mask[i] is not None else None
+            if prox_step is not None:
+                q.copy_(torch.where(self.proximal_mask[i], m.prox(q, prox_step), q))
+
+    # ----------------------------------------------------------------- the loop
+    def run(self, steps: int, eval_every: int, reporters: Sequence[Optional[Callback]]):
+        histories: List[List[dict]] = [[] for _ in range(self.k)]
+        outcomes: Dict[int, tuple] = {}
+        alive = torch.ones(self.k, dtype=torch.bool, device=self.dev)
+        start = time.perf_counter()
+        eval_seconds = 0.0
+
+        def record(step: int, who, notify: bool = True) -> None:
+            """Evaluate; append the rows of members `who`; with `notify`, show each its
+            pruner, and stop those it prunes."""
+            nonlocal eval_seconds
+            tic = time.perf_counter()
+            rows = self.evaluate()
+            eval_seconds += time.perf_counter() - tic
+            lrs = self.m.lr(step).view(-1)
+            for k in who:
+                row = {"step": step, "lr": float(lrs[k]), **rows[k], "seconds": time.perf_counter() - start}
+                histories[k].append(row)
+                if notify and reporters[k] is not None:
+                    try:
+                        reporters[k].on_eval(step, row)
+                    except StopRun as stop:  # this member ends here; the others go on
+                        outcomes[k] = (stop.status, step, None, snapshot(k), stop.reason)
+                        alive[k] = False
+
+        snapshot = self.net.snapshot
+
+        record(0, range(self.k))
+        x_train, y_train = self.x["train"], self.y["train"]
+        n_train = x_train.shape[1]
+        # Member k's row i is row k * n_train + i of the flattened split (index_select on the
+        # flat view is several times faster than indexing with (member, row) pairs).
+        x_flat, y_flat = x_train.flatten(0, 1), y_train.flatten(0, 1)
+        first_row = torch.arange(self.k, device=self.dev).unsqueeze(1) * n_train
+        for step in range(1, steps + 1):
+            rows = [s.next() for s in self.samplers]
+            if rows[0] is None:
+                xb, yb = x_train, y_train
+            else:
+                index = (torch.stack(rows).to(self.dev) + first_row).view(-1)  # each member's own rows
+                xb = x_flat.index_select(0, index).view(self.k, -1, *x_train.shape[2:])
+                yb = y_flat.index_select(0, index).view(self.k, -1, *y_train.shape[2:])
+            if self.augments is not None:  # each member draws from its own stream, as alone
+                xb = torch.stack([augment(xb[k].cpu(), gen).to(self.dev)
+                                  for k, (augment, gen) in enumerate(self.augments)])
+            losses = _losses(self.task, self.net.train_outputs(xb), yb)
+            finite = torch.isfinite(losses.detach())
+            newly = (alive & ~finite).nonzero().view(-1).tolist()
+            if newly:  # these members stop here, as a single job would: results of step - 1
+                last = step - 1
+                for k in newly:
+                    if histories[k][-1]["step"] != last:
+                        record(last, [k], notify=False)  # the member is over: no pruner acts
+                    outcomes[k] = ("diverged", last, step, snapshot(k), None)
+                alive &= finite
+                if not alive.any():
+                    break
+            torch.where(alive, losses, torch.zeros_like(losses)).sum().backward()
+            self.step_count += 1
+            self.update(self.m.lr(step - 1))
+            if step % eval_every == 0 or step == steps:
+                record(step, [k for k in range(self.k) if bool(alive[k])])
+                if not alive.any():  # all pruned
+                    break
+        train_seconds = time.perf_counter() - start
+        for k in range(self.k):
+            if k not in outcomes:
+                final = histories[k][-1]
+                if math.isfinite(final["train_loss"]):
+                    outcomes[k] = ("completed", steps, None, snapshot(k), None)
+                else:  # the last update itself blew the weights up
+                    outcomes[k] = ("diverged", steps, steps, snapshot(k), None)
+        return histories, outcomes, (train_seconds, eval_seconds)

@@ -1,0 +1,240 @@
+"""The study and its storage: where it lives (a journal file by default, any Optuna storage
+URL), its derived name (the same command, the same study), the lock that makes "count, then
+ask" exact across sweep processes, the password kept out of everything written, and the
+checks that stop a sweep with one line before a storage it cannot use is touched.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import logging
+import os
+from pathlib import Path
+from typing import Iterator, NoReturn, Optional
+
+import optuna
+from omegaconf import open_dict, read_write
+
+from wdsweep.config.urls import MASK, hide_password, split_password, with_password
+from wdsweep.errors import ConfigError
+from wdsweep.search.results_file import RESULTS_FILE
+from wdsweep.search.settings import SearchSettings
+from wdsweep.search.space import SearchSpace, SearchSpaceError
+from wdsweep.search.trials import FINISHED, REPLICATION_ATTR, count_trials, one_line
+from wdsweep.tracking.trial_link import ENV_PASSWORD
+
+log = logging.getLogger(__name__)
+
+
+class StudyStorage(SearchSettings):
+    """Opening the study: settings -> storage_spec, storage_obj, password."""
+
+    def _take_password_out_of_storage(self) -> None:
+        """Keep a storage URL's password out of everything written or logged (see the module).
+
+        Hydra saves the sweeper's config (multirun.yaml here, each job's .hydra/hydra.yaml in
+        run_job) with hydra.sweeper.storage and the command line's hydra.overrides.hydra, and
+        composes every job from those overrides: both get the masked URL before the first is
+        saved or composed. The password goes to os.environ, which every launcher's job
+        processes inherit (in-process, joblib's workers, submitit's jobs), and open_storage puts
+        it back into the URL in memory. A user who would rather not type it at all gives
+        postgresql://me@host/db and PGPASSWORD or ~/.pgpass, which the driver reads."""
+        public, password = split_password(self.storage) if self.storage else (self.storage, None)
+        if password is None:
+            if self.storage and f":{MASK}@" in self.storage:  # a worker's URL: its coordinator masked it
+                self.password = os.environ.get(ENV_PASSWORD)
+            return
+        self.storage, self.password = public, password
+        os.environ[ENV_PASSWORD] = password
+        hydra_cfg = self.config.hydra
+        with read_write(hydra_cfg), open_dict(hydra_cfg):
+            hydra_cfg.sweeper.storage = public
+            hydra_cfg.overrides.hydra = [hide_password(o, password) for o in hydra_cfg.overrides.hydra]
+
+    @staticmethod
+    def _check_sweep_dir_is_ours(sweep_dir: Path, study_name: str) -> None:
+        """Trial folders are named by trial number, so a second study in the same sweep folder
+        would overwrite the first one's trial-00000, ... while that study's storage still points
+        there: refuse, before the storage is opened or anything written."""
+        import json
+
+        import yaml
+
+        owners = set()
+        results = sweep_dir / RESULTS_FILE
+        if results.is_file():
+            try:
+                owners.add((yaml.safe_load(results.read_text()) or {}).get("study_name"))
+            except (OSError, yaml.YAMLError, AttributeError):
+                pass
+        for metrics in sorted(sweep_dir.glob("trial-*/metrics.json"))[:20]:
+            try:
+                owners.add((json.loads(metrics.read_text()).get("optuna") or {}).get("study"))
+            except (OSError, ValueError, AttributeError):
+                continue
+        others = sorted(o for o in owners - {study_name, None} if isinstance(o, str))
+        if others:
+            ConfigError(f"invalid config: hydra.sweep.dir={str(sweep_dir)!r} is not allowed: a folder "
+                        f"of this study only ({study_name}); it holds the trials of study "
+                        f"{others[0]!r}, which its own storage still points to").exit()
+
+    def _open_study_or_exit(self, study_name: str, storage_spec: str, space: SearchSpace
+                            ) -> tuple["AskLock", optuna.Study]:
+        """Open the study before any trial is asked: a storage that cannot be reached or written
+        ends the sweep with one line naming it, instead of a driver's traceback."""
+        problem = storage_path_problem(storage_spec)
+        if problem is None:
+            try:
+                lock = AskLock(storage_spec, study_name)
+                with lock.held():  # two processes creating one RDB schema or study at once would collide
+                    return lock, self._open_study(study_name, storage_spec, space)
+            except storage_errors() as err:
+                problem = hide_password(one_line(err), self.password)
+        key, value = ("storage", self.storage) if self.storage else ("storage_dir", self.storage_dir)
+        ConfigError(f"invalid config: hydra.sweeper.{key}={value!r} is not allowed: an Optuna storage "
+                    f"this process can open and write ({problem})").exit()
+
+    def _open_study(self, study_name: str, storage_spec: str, space: SearchSpace) -> optuna.Study:
+        from wdsweep.tracking.trial_link import PRUNER_ATTR, open_storage
+
+        storage = self.storage_obj = open_storage(storage_spec)
+        existing = [s for s in optuna.get_all_study_summaries(storage) if s.study_name == study_name]
+        n_existing = existing[0].n_trials if existing else 0
+        study = optuna.create_study(
+            study_name=study_name, storage=storage, load_if_exists=True, directions=self.directions,
+            sampler=self._sampler(space, n_existing), pruner=nop_pruner())
+        if [d.name.lower() for d in study.directions] != self.directions:
+            ConfigError(f"invalid search: study {study_name!r} in {storage_spec} was created with directions "
+                        f"{[d.name.lower() for d in study.directions]}, not {self.directions}").exit()
+        replication = self._replication()
+        if existing and study.user_attrs.get(REPLICATION_ATTR) != replication:
+            # Values aggregated over other seeds (or one seed) are not comparable with these.
+            ConfigError(f"invalid search: study {study_name!r} in {storage_spec} was run with "
+                        f"{replication_text(study.user_attrs.get(REPLICATION_ATTR))}, not "
+                        f"{replication_text(replication)}: give another hydra.sweeper.study_name").exit()
+        study.set_user_attr(REPLICATION_ATTR, replication)
+        study.set_user_attr(PRUNER_ATTR, self.pruner_conf)
+        self._settle_orphaned_trials(study)
+        if not existing:
+            for point in self.enqueue:
+                study.enqueue_trial(point, skip_if_exists=True)
+        log.info("study %r in %s: %d trials already, %d finished; running to %d", study_name, storage_spec,
+                 n_existing, count_trials(study, FINISHED), self.n_trials)
+        return study
+
+    def _sampler(self, space: SearchSpace, n_existing: int) -> optuna.samplers.BaseSampler:
+        conf = dict(self.sampler_conf)
+        name, seed = conf.pop("name"), conf.pop("seed")
+        if seed is not None and n_existing:
+            seed += n_existing  # a resumed seeded sampler must not replay its first points
+        if seed is not None and self.worker:
+            # nor may two workers draw the same points: each has its own sampler
+            seed += 100_003 * self.worker
+        if name == "tpe":
+            return optuna.samplers.TPESampler(seed=seed, **conf)
+        if name == "random":
+            return optuna.samplers.RandomSampler(seed=seed)
+        if name == "grid":
+            return optuna.samplers.GridSampler(space.grid(), seed=seed)
+        if name == "cmaes":
+            return optuna.samplers.CmaEsSampler(seed=seed, **conf)
+        if name == "gp":
+            return optuna.samplers.GPSampler(seed=seed, **conf)
+        raise SearchSpaceError(f"hydra/sweeper/sampler={name!r}: tpe, random, grid, cmaes or gp")
+
+    def _stop_unwritable(self, problem: str) -> NoReturn:
+        ConfigError(f"search stopped: the Optuna storage {self.storage_spec} cannot be written ({problem}); "
+                    "the study keeps every trial told before: run the same command again to resume once "
+                    "it can be written").exit()
+
+
+def default_study_name(space: SearchSpace, replication: Optional[dict] = None) -> str:
+    """wdsweep-<digest of the search space, the fixed overrides and, for a replicated search,
+    its seeds and aggregate>: the same command, the same study; other seeds, another study."""
+    text = repr(sorted((k, repr(v)) for k, v in space.distributions.items())) + repr(sorted(space.fixed.items()))
+    if replication:
+        text += repr(sorted(replication.items()))
+    return "wdsweep-" + hashlib.sha1(text.encode()).hexdigest()[:10]
+
+
+def replication_text(replication: Optional[dict]) -> str:
+    if not replication:
+        return "one seed per trial"
+    return f"seeds {replication['seeds']} aggregated by {replication['aggregate']}"
+
+
+def storage_path_problem(storage_spec: str) -> str | None:
+    """Why a file storage (a journal path, sqlite:///path) cannot be used, or None. A journal's
+    folder is made; sqlite makes no folders, so its folder must exist."""
+    if "://" not in storage_spec:
+        folder = Path(storage_spec).parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            return f"cannot create the folder {folder}: {err.strerror}"
+    elif storage_spec.startswith("sqlite:///"):
+        folder = Path(storage_spec[len("sqlite:///"):]).parent
+        if not folder.is_dir():
+            return f"the folder {folder} does not exist"
+    else:
+        return None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"the folder {folder} is not writable"
+    return None
+
+
+def storage_errors() -> tuple[type, ...]:
+    """What opening a storage raises when it cannot be reached: files, drivers, databases."""
+    errors: tuple[type, ...] = (OSError, ImportError, optuna.exceptions.StorageInternalError)
+    try:
+        import sqlalchemy.exc  # optional: only RDB storages need it
+    except ImportError:
+        return errors
+    return errors + (sqlalchemy.exc.SQLAlchemyError,)
+
+
+def nop_pruner() -> optuna.pruners.BasePruner:
+    # The sweeper never prunes: its jobs do, with the pruner stored on the study.
+    return optuna.pruners.NopPruner()
+
+
+class AskLock:
+    """Serializes "count, then ask" across sweep processes sharing a study, so that together
+    they run exactly n_trials: a lock file beside a journal or sqlite file (one machine), or a
+    PostgreSQL advisory lock (any number of machines). Other storages rely on the storage alone."""
+
+    def __init__(self, storage_spec: str, study_name: str) -> None:
+        self.path: Optional[Path] = None
+        self.engine = None
+        if storage_spec.startswith("postgresql"):
+            import sqlalchemy
+            from sqlalchemy.pool import NullPool
+
+            self.engine = sqlalchemy.create_engine(with_password(storage_spec, ENV_PASSWORD), poolclass=NullPool)
+            self.key = int(hashlib.sha1(study_name.encode()).hexdigest()[:15], 16)
+        elif storage_spec.startswith("sqlite:///"):
+            self.path = Path(storage_spec[len("sqlite:///"):] + ".asklock")
+        elif "://" not in storage_spec:
+            self.path = Path(storage_spec + ".asklock")
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        if self.engine is not None:
+            import sqlalchemy
+
+            with self.engine.connect() as conn:
+                conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": self.key})
+                try:
+                    yield
+                finally:
+                    conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": self.key})
+        elif self.path is not None:
+            with open(self.path, "a") as handle:
+                fcntl.flock(handle, fcntl.LOCK_EX)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(handle, fcntl.LOCK_UN)
+        else:
+            yield

@@ -1,0 +1,317 @@
+"""Your data: loaders named by a data config's `_target_`, and how their result becomes splits.
+
+The contract. A `data` config with a `_target_` is called as Hydra's instantiate calls it,
+with its keys as keyword arguments, plus `seed` (the data seed: the run's `seed`, or
+`data.seed` when set) if the target accepts it. It returns a mapping with
+
+    "train", "val", "test"   each an (x, y) pair of numpy arrays or torch tensors, or a
+                             torch Dataset of (x, y) items (read once, into memory)
+    "task"                   optional: "classification" or "regression"; by default
+                             classification when y holds integers, else regression
+    "image_shape"            optional: [channels, height, width]; by default x's shape past
+                             the batch dimension when x has 4 dims (N, C, H, W)
+
+Classification labels are the integers 0..K-1; regression targets are (n,) or (n, k). wdsweep
+holds x as float32 rows, (n, features), in memory (uint8 images as uint8 rows): images are
+flattened (the model reshapes them, as SmallCNN and ResNet do) and, with `data.standardize`
+(default true), scaled by the training split's mean and standard deviation, per channel for
+images, per column otherwise, so nothing of val or test leaks into them. A validation split is never
+carved from the test split: the built-in loaders carve it from the training split by the seed
+when the files have none. `name`, `seed`, `standardize`, `augment`, `crop_padding` and `flip`
+are wdsweep's keys, not passed on (`name` is, to a loader that declares a `name` parameter).
+
+Shipped: `npz` (one .npz with x_train, y_train, x_test, y_test and optionally x_val, y_val;
+or a folder of train.npz, val.npz, test.npz holding x and y), `image_folder` (a
+torchvision-style folder: train/<class>/*.png, test/<class>/..., optionally val/<class>/...,
+read with Pillow) and `torchvision` (a torchvision dataset class by name; an optional extra).
+
+Images given as uint8 (x of 4 dims, or with image_shape) stay uint8 in memory and are scaled
+per batch (wdsweep.train.images); `data.augment=true` then crops and flips training batches.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict, Optional, Sequence, Tuple
+
+import numpy as np
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+Arrays = Dict[str, Tuple[np.ndarray, np.ndarray]]
+
+
+def user_path(path: str) -> Path:
+    """A path as the user wrote it: relative to where the command ran, also inside a job that
+    Hydra moved into its output folder (hydra.job.chdir=true), and with ~ expanded."""
+    from hydra.utils import to_absolute_path
+
+    return Path(to_absolute_path(str(Path(str(path)).expanduser())))
+
+
+class DataProblem(ValueError):
+    """What is wrong with the user's files, in one line (validation names the key)."""
+
+
+def npz(path: str, seed: int = 0, task: Optional[str] = None, val_fraction: float = 0.1) -> dict:
+    """A user's arrays: one .npz file with x_train, y_train, x_test, y_test (x_val, y_val
+    optional), or a folder holding train.npz, test.npz (val.npz optional), each with x and y."""
+    root = user_path(path)
+    if root.is_dir():
+        splits = {}
+        for split in ("train", "val", "test"):
+            file = root / f"{split}.npz"
+            if file.is_file():
+                with np.load(file, allow_pickle=False) as arrays:
+                    splits[split] = (_need(arrays, "x", file), _need(arrays, "y", file))
+    elif root.is_file():
+        with np.load(root, allow_pickle=False) as arrays:
+            splits = {split: (_need(arrays, f"x_{split}", root), _need(arrays, f"y_{split}", root))
+                      for split in ("train", "val", "test") if f"x_{split}" in arrays or split != "val"}
+    else:
+        raise DataProblem(f"{root}: no such file or folder")
+    for split in ("train", "test"):
+        if split not in splits:
+            raise DataProblem(f"{root}: no {split} split (x_{split}/y_{split}, or {split}.npz)")
+    if "val" not in splits:
+        splits["train"], splits["val"] = carve_val(*splits["train"], val_fraction, seed)
+    return {**splits, **({"task": task} if task else {})}
+
+
+def _need(arrays, key: str, file: Path) -> np.ndarray:
+    if key not in arrays:
+        raise DataProblem(f"{file}: no array {key!r} (it holds {', '.join(sorted(arrays.files))})")
+    return arrays[key]
+
+
+def image_folder(root: str, seed: int = 0, mode: str = "RGB", size: Optional[Sequence[int]] = None,
+                 val_fraction: float = 0.1) -> dict:
+    """Images in class folders, as torchvision's ImageFolder reads them: root/train/<class>/,
+    root/test/<class>/ and optionally root/val/<class>/; classes are the train split's folder
+    names in sorted order. mode: Pillow's "RGB" (3 channels) or "L" (grey, 1 channel); size:
+    [height, width] to resize to, else every image must have the first one's size."""
+    from PIL import Image
+
+    base = user_path(root)
+    if not (base / "train").is_dir() or not (base / "test").is_dir():
+        raise DataProblem(f"{base}: needs train/ and test/ folders of class folders")
+    classes = sorted(p.name for p in (base / "train").iterdir() if p.is_dir())
+    if len(classes) < 2:
+        raise DataProblem(f"{base / 'train'}: needs at least two class folders")
+    splits = {}
+    shape = None
+    for split in ("train", "val", "test"):
+        folder = base / split
+        if not folder.is_dir():
+            continue
+        images, labels = [], []
+        for label, name in enumerate(classes):
+            for file in sorted((folder / name).glob("*")) if (folder / name).is_dir() else []:
+                if file.suffix.lower() not in IMAGE_SUFFIXES:
+                    continue
+                with Image.open(file) as image:
+                    image = image.convert(mode)
+                    if size:
+                        image = image.resize((int(size[1]), int(size[0])))
+                    array = np.asarray(image, dtype=np.uint8)
+                array = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)  # (C, H, W)
+                if shape is None:
+                    shape = array.shape
+                elif array.shape != shape:
+                    raise DataProblem(f"{file}: {array.shape[1]}x{array.shape[2]} pixels, not "
+                                      f"{shape[1]}x{shape[2]} like the first image (set data.size)")
+                images.append(array)
+                labels.append(label)
+        unknown = [p.name for p in folder.iterdir() if p.is_dir() and p.name not in classes]
+        if unknown:
+            raise DataProblem(f"{folder}: class folders not in train/: {', '.join(sorted(unknown))}")
+        if not images:
+            raise DataProblem(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) in its class folders")
+        splits[split] = (np.stack(images), np.asarray(labels, dtype=np.int64))
+    if "val" not in splits:
+        splits["train"], splits["val"] = carve_val(*splits["train"], val_fraction, seed)
+    return {**splits, "task": "classification", "image_shape": list(shape)}
+
+
+def torchvision(name: str, root: str = "~/.cache/wdsweep/torchvision", download: bool = False,
+                seed: int = 0, val_fraction: float = 0.1, options: Optional[dict] = None) -> dict:
+    """A torchvision dataset class by name (CIFAR10, MNIST, FashionMNIST, SVHN, ...): its
+    training and test sets, and a validation split carved from the training set by the seed
+    (never from the test set). `options` go to the class as keyword arguments. Classes that
+    keep their images as a uint8 `data` array (CIFAR, MNIST) are read without decoding each
+    image; others item by item (PIL images). Needs the optional extra: a torchvision build
+    that matches the installed torch."""
+    try:
+        import torchvision.datasets as catalogue
+    except Exception as err:  # noqa: BLE001 - a missing wheel, or one built for another torch
+        raise DataProblem(f"data=torchvision needs torchvision built for this torch (pip install "
+                          f"'wdsweep[torchvision]'); importing it failed: {type(err).__name__}: "
+                          f"{' '.join(str(err).split())[:200]}") from None
+    cls = getattr(catalogue, str(name), None)
+    if not isinstance(cls, type):
+        raise DataProblem(f"torchvision.datasets has no dataset class {name!r}")
+    import inspect
+
+    params = inspect.signature(cls).parameters
+    if "train" in params:
+        which = {"train": {"train": True}, "test": {"train": False}}
+    elif "split" in params:
+        which = {"train": {"split": "train"}, "test": {"split": "test"}}
+    else:
+        raise DataProblem(f"torchvision.datasets.{name} takes neither train= nor split=: "
+                          "wdsweep cannot tell its training set from its test set")
+    base = user_path(root)
+    splits = {}
+    for split, choice in which.items():
+        dataset = cls(root=str(base), download=bool(download), **choice, **(options or {}))
+        splits[split] = _torchvision_arrays(dataset, split)
+    splits["train"], splits["val"] = carve_val(*splits["train"], val_fraction, seed)
+    return {**splits, "task": "classification", "image_shape": list(splits["train"][0].shape[1:])}
+
+
+def _torchvision_arrays(dataset, split: str) -> Tuple[np.ndarray, np.ndarray]:
+    """(images (n, C, H, W) uint8, labels) of a torchvision dataset."""
+    data = getattr(dataset, "data", None)
+    labels = getattr(dataset, "targets", None)
+    if labels is None:
+        labels = getattr(dataset, "labels", None)
+    if data is not None and labels is not None and getattr(dataset, "transform", None) is None:
+        images = np.asarray(data.numpy() if hasattr(data, "numpy") else data)
+        if images.dtype == np.uint8 and images.ndim in (3, 4):
+            if images.ndim == 3:  # (n, H, W): one grey channel
+                images = images[:, None]
+            elif images.shape[-1] in (1, 3) and images.shape[1] not in (1, 3):  # (n, H, W, C)
+                images = images.transpose(0, 3, 1, 2)
+            return np.ascontiguousarray(images), np.asarray(labels, dtype=np.int64)
+    return _pair(dataset, split)
+
+
+def carve_val(x: np.ndarray, y: np.ndarray, fraction: float, seed: int):
+    """Split the training arrays into train and val by the seed (stratified for class labels)."""
+    from sklearn.model_selection import train_test_split
+
+    from wdsweep.train.splits import derived_seed
+
+    if not 0 < fraction < 1:
+        raise DataProblem(f"val_fraction={fraction}: a validation split needs 0 < val_fraction < 1")
+    stratify = y if np.issubdtype(np.asarray(y).dtype, np.integer) and len(np.unique(y)) > 1 else None
+    try:
+        x_train, x_val, y_train, y_val = train_test_split(
+            x, y, test_size=fraction, random_state=derived_seed(seed, "val") % 2**32, stratify=stratify)
+    except ValueError as err:  # too few rows of a class to stratify
+        raise DataProblem(f"cannot carve a validation split of {fraction} from {len(y)} training rows: {err}")
+    return (x_train, y_train), (x_val, y_val)
+
+
+def to_splits(loaded: Any, standardize: bool = True):
+    """The loader's result (see the module docstring) as wdsweep.train.data.Splits."""
+    import torch
+
+    from wdsweep.train.splits import SPLITS, Splits
+
+    if not isinstance(loaded, dict) or not all(s in loaded for s in SPLITS):
+        raise DataProblem("the loader must return a mapping with train, val and test "
+                          f"(got {type(loaded).__name__}"
+                          f"{' with ' + ', '.join(map(str, loaded)) if isinstance(loaded, dict) else ''})")
+    arrays = {s: _pair(loaded[s], s) for s in SPLITS}
+    y_train = arrays["train"][1]
+    task = loaded.get("task") or ("classification" if np.issubdtype(y_train.dtype, np.integer) else "regression")
+    if task not in ("classification", "regression"):
+        raise DataProblem(f"task={task!r}: classification or regression")
+    x_train = arrays["train"][0]
+    image_shape = loaded.get("image_shape") or (list(x_train.shape[1:]) if x_train.ndim == 4 else None)
+    for s, (x, y) in arrays.items():
+        if len(x) != len(y) or len(x) == 0:
+            raise DataProblem(f"{s}: {len(x)} inputs and {len(y)} targets; needs as many, and at least one")
+        if x.shape[1:] != x_train.shape[1:]:
+            raise DataProblem(f"{s}: inputs of shape {x.shape[1:]}, train's are {x_train.shape[1:]}")
+        if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
+            raise DataProblem(f"{s}: inputs hold inf or NaN")
+        if np.issubdtype(x.dtype, np.floating) and np.abs(x).max() > np.finfo(np.float32).max:
+            raise DataProblem(f"{s}: inputs beyond float32's range (|x| >= 3.4e38)")
+        if task == "regression" and not np.isfinite(np.asarray(y, dtype=np.float64)).all():
+            raise DataProblem(f"{s}: targets hold inf or NaN")
+    if task == "classification":
+        labels = np.concatenate([y for _, y in arrays.values()])
+        if not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0:
+            raise DataProblem("classification labels must be integers 0..K-1")
+        n_outputs = int(labels.max()) + 1
+        if n_outputs < 2:
+            raise DataProblem("classification needs at least two classes")
+    else:
+        n_outputs = 1 if y_train.ndim == 1 else int(y_train.shape[1])
+    pixels = None
+    if image_shape and all(x.dtype == np.uint8 for x, _ in arrays.values()):
+        # Images stay uint8 in memory; the model's inputs are scaled per batch (wdsweep.train.images).
+        from wdsweep.train.images import PixelScale
+
+        x_rows = {s: np.ascontiguousarray(x.reshape(len(x), -1)) for s, (x, _) in arrays.items()}
+        pixels = PixelScale.of(x_rows["train"], int(image_shape[0]), standardize)
+    else:
+        x_rows = {s: x.astype(np.float32).reshape(len(x), -1) for s, (x, _) in arrays.items()}
+        if standardize:
+            x_rows = _standardize(x_rows, image_shape)
+    y_t = {}
+    for s, (_, y) in arrays.items():
+        y_t[s] = (torch.from_numpy(y.astype(np.int64)) if task == "classification"
+                  else torch.from_numpy(y.astype(np.float32).reshape(len(y), -1)))
+    return Splits(task=task, x={s: torch.from_numpy(np.ascontiguousarray(v)) for s, v in x_rows.items()},
+                  y=y_t, n_features=int(x_rows["train"].shape[1]), n_outputs=n_outputs,
+                  image_shape=tuple(int(d) for d in image_shape) if image_shape else None, pixels=pixels)
+
+
+def _pair(value: Any, split: str) -> Tuple[np.ndarray, np.ndarray]:
+    if isinstance(value, (tuple, list)) and len(value) == 2:
+        return _array(value[0]), _array(value[1])
+    if hasattr(value, "__getitem__") and hasattr(value, "__len__"):  # a map-style Dataset
+        items = [value[i] for i in range(len(value))]
+        if not items:
+            raise DataProblem(f"{split}: an empty data set")
+        return np.stack([_array(x) for x, _ in items]), np.asarray([_array(y) for _, y in items])
+    raise DataProblem(f"{split}: an (x, y) pair or a Dataset of (x, y) items, not {type(value).__name__}")
+
+
+def _array(value: Any) -> np.ndarray:
+    if hasattr(value, "detach"):
+        return value.detach().cpu().numpy()
+    if hasattr(value, "convert") and hasattr(value, "size"):  # a PIL image (torchvision's datasets)
+        array = np.asarray(value, dtype=np.uint8)
+        return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+    return np.asarray(value)
+
+
+def _standardize(x: Dict[str, np.ndarray], image_shape) -> Dict[str, np.ndarray]:
+    """Scale by the training split's statistics: per channel for images, per column otherwise."""
+    train = x["train"]
+    if image_shape:
+        channels = int(image_shape[0])
+        per_channel = train.reshape(len(train), channels, -1)
+        mean = per_channel.mean(axis=(0, 2)).repeat(per_channel.shape[2])
+        std = per_channel.std(axis=(0, 2)).repeat(per_channel.shape[2])
+    else:
+        mean, std = train.mean(axis=0), train.std(axis=0)
+    std = np.where(std > 0, std, 1.0)
+    return {s: ((v - mean) / std).astype(np.float32) for s, v in x.items()}
+
+
+# Keys of a data config that are wdsweep's, not the loader's (`name` also goes to a loader
+# that declares a parameter of that name, as data=torchvision's class name).
+OWN_KEYS = ("name", "seed", "standardize", "augment", "crop_padding", "flip")
+
+
+def load(cfg, data_seed: int):
+    """Call the config's `_target_` (with `seed` if it takes one) and make Splits of it.
+    Raises DataProblem (or the loader's own exception) when it cannot."""
+    from hydra._internal.utils import _locate
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from wdsweep.train.models import _accepts, call_target
+
+    spec = OmegaConf.to_container(cfg, resolve=True)
+    for key in OWN_KEYS:
+        spec.pop(key, None)
+    target = _locate(spec["_target_"])
+    extra = {"seed": data_seed} if "seed" not in spec and _accepts(target, "seed") else {}
+    if "name" in cfg and _accepts(target, "name", through_kwargs=False):  # data=torchvision's class name
+        extra["name"] = cfg.name
+    loaded = call_target(instantiate, spec, extra)
+    return to_splits(loaded, standardize=bool(cfg.get("standardize", True)))

@@ -1,0 +1,335 @@
+"""The regularizer: which tensors decay, the penalty's value, and the coupled, decoupled and
+proximal updates.
+
+One lambda convention throughout (see the README for the math):
+
+    penalty(W) = lam * sum_w [ l1_ratio * |w| + (1 - l1_ratio) * |w|^p / p ]
+    gradient   = lam * [ l1_ratio * sign(w) + (1 - l1_ratio) * sign(w) |w|^(p-1) ]
+
+so at p=2, l1_ratio=0 the gradient is lam*w: torch's `weight_decay=lam`, in every mode.
+For p < 1, |w| is smoothed to sqrt(w^2 + eps^2), which keeps the gradient finite at 0.
+
+The training loop calls, around each optimizer step:
+    loss_term()   -> added to the loss (impl=loss only)
+    before_step() -> coupled: adds the gradient term; decoupled: shrinks the weights
+    after_step()  -> proximal: the closed-form prox step (soft-threshold / rescale)
+When torch's own `weight_decay` computes the same update (impl=optimizer, or auto), it is
+handed to the optimizer through `param_groups()` and the hooks do nothing. The optimizer is
+built from `param_groups()` and then handed back with `bind(optimizer)`: the decoupled and
+proximal steps depend on it (below). Unbound, they act as under plain gradient descent.
+
+Which objective each mode minimizes. A run converges to a point where the optimizer's step
+and the decay's step cancel; write ∂P for the subgradient of penalty/lam and g for the data
+loss's gradient there.
+
+* coupled: the optimizer steps along g + lam ∂P, so its fixed point is g + lam ∂P ∋ 0, the
+  minimizer of loss + penalty, under every optimizer.
+* proximal, SGD: with momentum mu and dampening d (torch's SGD; ours is always 0: the
+  optimizer schema has no such key and build_optimizer never sets it), the buffer at a fixed
+  point holds buf = mu buf + (1 - d) g, so buf = (1 - d) g / (1 - mu), and the heavy-ball step
+  lr buf and the Nesterov step lr (g + mu buf) (torch allows Nesterov only with d = 0) both
+  equal lr g / (1 - mu) =: lr G g, G the momentum's gain. The prox step with step size t,
+  w = argmin_v t P(v) + |v - u|^2 / 2 from u = w - lr G g, holds still where
+  lr G g ∈ -t ∂P(w). With t = lr lam G that is g + lam ∂P ∋ 0: loss + penalty exactly.
+  (t = lr lam, as a plain proximal-gradient step has it, gave loss + (1 - mu) penalty.)
+* proximal, Adam/AdamW: Adam's step is lr m_hat / D, D = sqrt(v_hat) + eps per entry, with
+  v_hat = exp_avg_sq / (1 - beta2^step) read from the optimizer's state (as proximal adaptive
+  methods do). Soft-thresholding by lr lam after it would hold still where
+  g / D + lam ∂P ∋ 0: no fixed penalty. The prox step in Adam's own metric,
+  argmin_v lr lam P(v) + sum_i D_i (v_i - u_i)^2 / 2, is per entry the plain prox with
+  t_i = lr lam / D_i, and holds still where lr g / D ∈ -(lr lam / D) ∂P(w): again
+  g + lam ∂P ∋ 0. A tensor Adam has no state for (it never had a gradient, so Adam never
+  stepped it) has no metric yet and is left alone this step, as Adam leaves it.
+* decoupled, SGD: w -= lr lam ∂P before a step of lr G g holds still where
+  G g + lam ∂P ∋ 0: loss + penalty / G, i.e. (1 - mu) penalty at d = 0. This is PyTorch's
+  AdamW/SGDW convention and stays the default; momentum_corrected=True steps by lr lam G ∂P
+  instead, whose fixed point is loss + penalty.
+* decoupled, Adam/AdamW: AdamW's fixed point is g / D + lam w = 0 (p = 2), i.e.
+  g + lam D w = 0 with D the state's own per-entry scale: the minimizer of no fixed penalty,
+  so there is no exact correction (validation refuses momentum_corrected with Adam).
+
+`penalty()` (metrics.json's reg_loss) reports the penalty of the objective the run converges
+to: lam * sum above, except decoupled decay under SGD without the correction, which reports
+lam / G * sum ((1 - mu) lam * sum), and decoupled decay under Adam/AdamW, which has no
+objective and reports the nominal lam * sum.
+"""
+from __future__ import annotations
+
+from typing import List, Optional, Tuple, Union
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from wdsweep.train.native_decay import has_native_decay
+
+NamedParams = List[Tuple[str, nn.Parameter]]
+
+
+def matrix_params(model: nn.Module) -> NamedParams:
+    """Tensors with dim >= 2: weight matrices and kernels; no biases, no norm gains (nanoGPT's rule)."""
+    return [(n, p) for n, p in model.named_parameters() if p.requires_grad and p.dim() >= 2]
+
+
+def ordered_sum(t: torch.Tensor, keep: int = 0) -> torch.Tensor:
+    """t summed over every dim after the first `keep`, in an order that does not depend on
+    torch's thread count. A plain .sum() over more than 32k entries splits the work among
+    threads and adds their partial sums, so a reported penalty or norm changed in its last
+    bits with the thread count (wdsweep.jobs.threads); rows of 256 summed one per thread do not.
+    Zero padding changes no sum."""
+    flat = t.reshape(*t.shape[:keep], -1)
+    while flat.shape[-1] > 256:
+        flat = F.pad(flat, (0, (-flat.shape[-1]) % 256)).view(*flat.shape[:keep], -1, 256).sum(-1)
+    return flat.sum(-1)
+
+
+def weight_norm(model: nn.Module) -> float:
+    """The L2 norm over all dim >= 2 tensors, whatever the regularizer's scope."""
+    with torch.no_grad():
+        squares = [ordered_sum(p.pow(2)) for _, p in matrix_params(model)]
+        return float(torch.stack(squares).sum().sqrt()) if squares else 0.0
+
+
+def lp_term(w: torch.Tensor, p: float, eps: float) -> torch.Tensor:
+    """sum |w|^p / p, smoothed for p < 1. Differentiable, so it also serves impl=loss."""
+    return ordered_sum(lp_elementwise(w, p, eps))
+
+
+def lp_elementwise(w: torch.Tensor, p: float, eps) -> torch.Tensor:
+    """|w|^p / p per entry, smoothed for p < 1. eps: a number, or a tensor broadcasting over w
+    (wdsweep.batched.vectorized: one per member of a batch)."""
+    if p == 2:
+        return w.pow(2) / 2
+    if p < 1:
+        return ((w.pow(2) + eps * eps).pow(p / 2) - eps**p) / p
+    return w.abs().pow(p) / p
+
+
+def lp_grad(w: torch.Tensor, p: float, eps) -> torch.Tensor:
+    """d/dw of lp_elementwise: sign(w)|w|^(p-1), or w (w^2 + eps^2)^(p/2 - 1) for p < 1. The
+    single-tensor form of Regularizer._directions (which works on lists, for speed); used by
+    wdsweep.batched.vectorized. At p=2 it returns w itself, to be read, not written."""
+    if p == 2:
+        return w
+    if p == 1:
+        return torch.sign(w)
+    if p == 3:
+        return w * w.abs()
+    if p < 1:
+        return w * (w * w + eps * eps).pow(p / 2 - 1)
+    return torch.sign(w) * w.abs().pow(p - 1)
+
+
+class Regularizer:
+    def __init__(self, model: nn.Module, *, lam: float, p: float, mode: str, scope: str,
+                 optimizer: str, l1_ratio: float = 0.0, eps: float = 1e-3, impl: str = "auto",
+                 momentum_corrected: bool = False) -> None:
+        self.lam, self.p, self.mode, self.scope = float(lam), float(p), mode, scope
+        self.l1_ratio, self.eps = float(l1_ratio), float(eps)
+        self.momentum_corrected = bool(momentum_corrected)
+        # What bind() reads from the optimizer; until then, plain gradient descent.
+        self._gain = 1.0  # SGD momentum's gain G = (1 - dampening) / (1 - momentum)
+        self._adam: Optional[torch.optim.Adam] = None  # Adam/AdamW: its state gives the metric
+        named = [(n, q) for n, q in model.named_parameters() if q.requires_grad]
+        in_scope = (lambda q: q.dim() >= 2) if scope == "weights" else (lambda q: True)
+        self.decayed: NamedParams = [(n, q) for n, q in named if in_scope(q)]
+        self.kept: NamedParams = [(n, q) for n, q in named if not in_scope(q)]
+        self._params = [q for _, q in self.decayed]
+
+        native = has_native_decay(self.p, self.l1_ratio, mode, optimizer)
+        if impl == "auto":
+            impl = "optimizer" if native else "manual"
+        if impl == "optimizer" and not native:
+            raise ValueError(f"torch's {optimizer} has no weight_decay equal to mode={mode}, p={p}")
+        if impl == "loss" and mode != "coupled":
+            raise ValueError("impl=loss is coupled decay; mode must be coupled")
+        self.impl = impl
+        self.active = self.lam > 0 and bool(self._params)
+
+    # ------------------------------------------------------------------ set-up
+    def param_groups(self) -> List[dict]:
+        """Optimizer parameter groups: decayed and kept tensors, with torch's weight_decay set
+        only where torch itself applies our decay (impl=optimizer)."""
+        decay = self.lam if self.impl == "optimizer" else 0.0
+        groups = [{"params": self._params, "weight_decay": decay},
+                  {"params": [q for _, q in self.kept], "weight_decay": 0.0}]
+        return [g for g in groups if g["params"]]
+
+    def bind(self, optimizer: torch.optim.Optimizer) -> None:
+        """Take the optimizer built from param_groups(), whose step the decoupled and proximal
+        updates must match (see the module docstring): SGD's momentum gain, or Adam's state."""
+        group = self._group_of(optimizer)
+        if isinstance(optimizer, torch.optim.SGD):
+            self._gain, self._adam = (1.0 - group["dampening"]) / (1.0 - group["momentum"]), None
+        elif isinstance(optimizer, torch.optim.Adam):  # AdamW is an Adam to torch
+            if group["amsgrad"] and self.mode == "proximal":  # its denominator is another state
+                raise ValueError("the proximal step in Adam's metric does not support amsgrad")
+            if self.momentum_corrected:  # as wdsweep.config.validation refuses it
+                raise ValueError("momentum_corrected is SGD's: no exact correction exists under Adam/AdamW")
+            self._gain, self._adam = 1.0, optimizer
+        elif self.active and self.mode in ("decoupled", "proximal"):
+            raise ValueError(f"no {self.mode} step is defined for {type(optimizer).__name__}")
+
+    def _group_of(self, optimizer: torch.optim.Optimizer) -> dict:
+        """The optimizer's parameter group holding the decayed tensors (one group holds them all)."""
+        first = self._params[0] if self._params else None
+        for group in optimizer.param_groups:
+            if any(q is first for q in group["params"]):
+                return group
+        return optimizer.param_groups[0]
+
+    def summary(self) -> dict:
+        return {
+            "decayed_tensors": len(self.decayed),
+            "decayed_params": sum(q.numel() for _, q in self.decayed),
+            "kept_tensors": len(self.kept),
+            "kept_params": sum(q.numel() for _, q in self.kept),
+            "impl": self.impl,
+        }
+
+    # --------------------------------------------------------------- the step
+    def loss_term(self) -> Optional[torch.Tensor]:
+        """The penalty as a differentiable loss term, for impl=loss; None otherwise."""
+        if not self.active or self.impl != "loss":
+            return None
+        return self._penalty()
+
+    @torch.no_grad()
+    def before_step(self, lr: float) -> None:
+        if not self.active or self.impl != "manual":
+            return
+        # Whole-list foreach ops, no Python loop over tensors: a few kernel launches per step
+        # whatever the depth, so the decay costs next to nothing on small nets (benchmarks/).
+        if self.mode == "coupled":
+            params = [q for q in self._params if q.grad is not None]
+            self._add_direction([q.grad for q in params], params, self.lam)
+        elif self.mode == "decoupled":
+            # Before the optimizer step and from the current weights, as torch.optim.AdamW does.
+            step = lr * self.lam * (self._gain if self.momentum_corrected else 1.0)
+            if self._plain_l2:
+                torch._foreach_mul_(self._params, 1.0 - step)
+            else:
+                self._add_direction(self._params, self._params, -step)
+
+    @torch.no_grad()
+    def after_step(self, lr: float) -> None:
+        """The proximal step in the optimizer's metric: argmin_v lr*lam*P(v) + |v - w|_D^2 / 2,
+        in closed form, with D = 1 / G under SGD (G its momentum's gain) and D = sqrt(v_hat) +
+        eps per entry under Adam/AdamW: the step whose fixed point minimizes loss + penalty
+        (module docstring)."""
+        if not self.active or self.mode != "proximal":
+            return
+        if self._adam is None:
+            self._prox(self._params, lr * self.lam * self._gain)
+        else:
+            self._prox(*self._adam_steps(lr))
+
+    def _adam_steps(self, lr: float) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
+        """The tensors Adam has stepped and their per-entry prox step sizes lr*lam / D, D Adam's
+        own denominator sqrt(exp_avg_sq / (1 - beta2^step)) + eps, computed as torch's Adam
+        computes it (the same bits)."""
+        group = self._group_of(self._adam)
+        beta2, eps = group["betas"][1], group["eps"]
+        params, steps = [], []
+        for q in self._params:
+            state = self._adam.state.get(q)
+            if not state:  # never stepped by Adam: no metric, and Adam left it as it was
+                continue
+            bias_sqrt = (1 - beta2 ** float(state["step"])) ** 0.5
+            denom = (state["exp_avg_sq"].sqrt() / bias_sqrt).add_(eps)
+            params.append(q)
+            steps.append(torch.div(lr * self.lam, denom))
+        return params, steps
+
+    def _prox(self, params: List[torch.Tensor], t: Union[float, List[torch.Tensor]]) -> None:
+        """params = argmin_v t*P(v) + |v - params|^2 / 2 in place, t one step size or one per
+        entry (a tensor per param): soft-threshold by t*l1_ratio (t at p=1), exact zeros where
+        |w| <= that, then at p=2 divide by 1 + t*(1 - l1_ratio)."""
+        a, per_entry = self.l1_ratio, not isinstance(t, float)
+        threshold = t if self.p == 1 else (torch._foreach_mul(t, a) if per_entry else t * a)
+        if self.p == 1 or a:  # w - clamp(w, -threshold, threshold)
+            if per_entry:
+                clamped = torch._foreach_maximum(params, torch._foreach_neg(threshold))
+                torch._foreach_minimum_(clamped, threshold)
+            else:
+                clamped = torch._foreach_clamp_min(params, -threshold)
+                torch._foreach_clamp_max_(clamped, threshold)
+            torch._foreach_sub_(params, clamped)
+        if self.p == 2 and a < 1:  # then rescale for the L2 part
+            if per_entry:
+                scale = torch._foreach_mul(t, 1.0 - a)
+                torch._foreach_add_(scale, 1.0)
+                torch._foreach_div_(params, scale)
+            else:
+                torch._foreach_div_(params, 1.0 + t * (1.0 - a))
+
+    # ---------------------------------------------------------------- reports
+    @torch.no_grad()
+    def penalty(self) -> float:
+        """The penalty of the objective the run converges to (0 when lam = 0): lam * sum, but
+        lam / G * sum for uncorrected decoupled decay under SGD with momentum gain G, and the
+        nominal lam * sum for decoupled decay under Adam/AdamW, which minimizes no fixed
+        objective (module docstring)."""
+        return float(self._penalty()) * self.reported_scale if self.active else 0.0
+
+    @property
+    def reported_scale(self) -> float:
+        """The factor of lam in penalty(): 1 / G for uncorrected decoupled decay under SGD."""
+        if self.mode == "decoupled" and self._adam is None and not self.momentum_corrected:
+            return 1.0 / self._gain
+        return 1.0
+
+    @torch.no_grad()
+    def sparsity(self) -> float:
+        """The fraction of exactly-zero entries among the tensors in scope."""
+        total = sum(q.numel() for q in self._params)
+        zeros = sum(int((q == 0).sum()) for q in self._params)
+        return zeros / total if total else 0.0
+
+    # ---------------------------------------------------------------- helpers
+    @property
+    def _plain_l2(self) -> bool:
+        return self.p == 2 and self.l1_ratio == 0
+
+    def _penalty(self) -> torch.Tensor:
+        a = self.l1_ratio
+        total = sum(lp_term(q, self.p, self.eps) for q in self._params)
+        if a:
+            total = (1 - a) * total + a * sum(ordered_sum(q.abs()) for q in self._params)
+        return self.lam * total
+
+    def _add_direction(self, targets: List[torch.Tensor], params: List[torch.Tensor],
+                       scale: float) -> None:
+        """targets += scale * d(penalty / lam)/dw, in place, in as few foreach kernels as the
+        case allows (one or two for p in {1, 2, 3}); targets may be the params themselves."""
+        p, a = self.p, self.l1_ratio
+        if p == 3 and not a:  # sign(w)|w|^2 = w|w|
+            torch._foreach_addcmul_(targets, params, torch._foreach_abs(params), value=scale)
+        elif (p == 2 and not a) and targets is not params:
+            torch._foreach_add_(targets, params, alpha=scale)
+        elif p == 1:  # L1 mixed with L1 is still L1
+            torch._foreach_add_(targets, torch._foreach_sign(params), alpha=scale)
+        else:
+            torch._foreach_add_(targets, self._directions(params), alpha=scale)
+
+    def _directions(self, params: List[torch.Tensor]) -> List[torch.Tensor]:
+        """d(penalty / lam)/dw for each tensor, as new tensors: sign(w)|w|^(p-1) (smoothed to
+        w (w^2 + eps^2)^(p/2 - 1) for p < 1), mixed with sign(w) by l1_ratio."""
+        p, a = self.p, self.l1_ratio
+        if p == 2:
+            g = torch._foreach_mul(params, 1.0)
+        elif p == 1:
+            g = torch._foreach_sign(params)
+        elif p < 1:
+            g = torch._foreach_mul(params, params)
+            torch._foreach_add_(g, self.eps * self.eps)
+            torch._foreach_pow_(g, p / 2 - 1)
+            torch._foreach_mul_(g, params)
+        else:
+            g = torch._foreach_abs(params)
+            torch._foreach_pow_(g, p - 1)
+            torch._foreach_mul_(g, torch._foreach_sign(params))
+        if a and p != 1:
+            torch._foreach_mul_(g, 1 - a)
+            torch._foreach_add_(g, torch._foreach_sign(params), alpha=a)
+        return g

@@ -1,0 +1,177 @@
+"""The training loop, in one readable function, plus evaluation and mini-batch sampling.
+
+Per step: forward, loss (+ the penalty for impl=loss), backward, regularizer.before_step,
+optimizer.step, regularizer.after_step, schedule. A non-finite loss stops the run as
+`diverged`. Every `eval_every` steps (and at steps 0 and last) all three splits are
+evaluated into the history; callbacks (progress bar, TensorBoard, later a pruner) see each
+step and each evaluation.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import List, Optional, Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from wdsweep.train.data import SPLITS, Splits
+from wdsweep.train.regularizers import Regularizer, weight_norm
+
+
+class StopRun(Exception):
+    """Raised by a callback to end a run early with a status of its own (a pruner's "pruned")."""
+
+    def __init__(self, status: str, reason: str) -> None:
+        super().__init__(reason)
+        self.status, self.reason = status, reason
+
+
+class Callback:
+    """Hooks the loop calls; every method is optional."""
+
+    def on_step(self, step: int, loss: float, model: nn.Module) -> None:
+        """After backward (gradients are present), before the optimizer step."""
+
+    def on_eval(self, step: int, row: dict) -> None:
+        """After each evaluation; may raise to stop the run (a pruner will)."""
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class TrainResult:
+    status: str  # "completed" | "diverged" | a StopRun's status ("pruned")
+    steps: int  # optimizer steps taken
+    train_seconds: float  # the loop alone, evaluations included
+    eval_seconds: float
+    history: List[dict] = field(default_factory=list)
+    diverged_at_step: Optional[int] = None
+    stop_reason: Optional[str] = None
+
+    @property
+    def final(self) -> dict:
+        return self.history[-1]
+
+
+# Splits larger than this are evaluated in chunks of this many rows, so that a convnet's
+# activations for a 10k-image test split never have to fit at once.
+EVAL_ROWS = 2048
+
+
+def data_loss(task: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    # The weight-decay article's MSELoss (mean) for regression; mean cross-entropy for classification.
+    return F.mse_loss(out, y) if task == "regression" else F.cross_entropy(out, y)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, splits: Splits, regularizer: Regularizer) -> dict:
+    """Loss and error on every split, with the weight statistics. Error: MSE or 1 - accuracy."""
+    was_training = model.training
+    model.eval()
+    row = {}
+    for split in SPLITS:
+        y = splits.y[split]
+        if len(y) <= EVAL_ROWS:  # one pass, as the numbers have always been computed
+            out = model(splits.inputs(split))
+            loss = float(data_loss(splits.task, out, y))
+            wrong = float((out.argmax(dim=1) != y).float().mean()) if splits.task != "regression" else loss
+        else:  # a large split in chunks: the mean of per-row losses, weighted by chunk size
+            loss_sum = wrong_sum = 0.0
+            for start in range(0, len(y), EVAL_ROWS):
+                out = model(splits.inputs(split, slice(start, start + EVAL_ROWS)))
+                part = y[start:start + EVAL_ROWS]
+                loss_sum += float(data_loss(splits.task, out, part)) * len(part)
+                if splits.task != "regression":
+                    wrong_sum += float((out.argmax(dim=1) != part).sum())
+            loss = loss_sum / len(y)
+            wrong = loss if splits.task == "regression" else wrong_sum / len(y)
+        row[f"{split}_loss"] = loss
+        row[f"{split}_error"] = wrong
+    row["reg_loss"] = regularizer.penalty()
+    row["weight_norm"] = weight_norm(model)
+    row["sparsity"] = regularizer.sparsity()
+    model.train(was_training)
+    return row
+
+
+class BatchSampler:
+    """Reshuffled passes over the training rows; every batch has exactly batch_size rows
+    (a pass's remainder carries into the next), so steps are comparable across batch sizes."""
+
+    def __init__(self, n: int, batch_size: Optional[int], generator: torch.Generator) -> None:
+        self.n, self.generator = n, generator
+        self.batch_size = None if batch_size is None or batch_size >= n else batch_size
+        self._queue = torch.empty(0, dtype=torch.long)
+
+    def next(self) -> Optional[torch.Tensor]:
+        """Row indices of the next batch, or None for the full batch."""
+        if self.batch_size is None:
+            return None
+        while len(self._queue) < self.batch_size:
+            self._queue = torch.cat([self._queue, torch.randperm(self.n, generator=self.generator)])
+        batch, self._queue = self._queue[: self.batch_size], self._queue[self.batch_size:]
+        return batch
+
+
+def train(model: nn.Module, splits: Splits, optimizer: torch.optim.Optimizer,
+          scheduler: torch.optim.lr_scheduler.LRScheduler, regularizer: Regularizer, *,
+          steps: int, batch_size: Optional[int], eval_every: int, generator: torch.Generator,
+          augment_generator: Optional[torch.Generator] = None,
+          callbacks: Sequence[Callback] = ()) -> TrainResult:
+    """`generator` draws the batches; `augment_generator` the augmentation of each (with
+    splits.augment set, data.augment)."""
+    y_train = splits.y["train"]
+    sampler = BatchSampler(len(y_train), batch_size, generator)
+    result = TrainResult(status="completed", steps=0, train_seconds=0.0, eval_seconds=0.0)
+    start = time.perf_counter()
+
+    def record(step: int, notify: bool = True) -> None:
+        tic = time.perf_counter()
+        row = {"step": step, "lr": optimizer.param_groups[0]["lr"], **evaluate(model, splits, regularizer)}
+        result.eval_seconds += time.perf_counter() - tic
+        row["seconds"] = time.perf_counter() - start
+        result.history.append(row)
+        for cb in callbacks if notify else ():
+            cb.on_eval(step, row)
+
+    model.train()
+    try:  # a callback may end the run early (StopRun), e.g. when a pruner says so
+        record(0)
+        for step in range(1, steps + 1):
+            rows = sampler.next()
+            x, y = splits.inputs("train", rows), (y_train if rows is None else y_train[rows])
+            if splits.augment is not None:
+                x = splits.augment(x, augment_generator)
+            loss = data_loss(splits.task, model(x), y)
+            loss_value = loss.item()
+            if not math.isfinite(loss_value):
+                result.status, result.diverged_at_step = "diverged", step
+                break
+            penalty = regularizer.loss_term()
+            total = loss if penalty is None else loss + penalty
+            optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            for cb in callbacks:
+                cb.on_step(step, loss_value, model)
+            lr = optimizer.param_groups[0]["lr"]
+            regularizer.before_step(lr)
+            optimizer.step()
+            regularizer.after_step(lr)
+            scheduler.step()
+            result.steps = step
+            if step % eval_every == 0 or step == steps:
+                record(step)
+    except StopRun as stop:
+        result.status, result.stop_reason = stop.status, stop.reason
+
+    if result.status == "completed" and not math.isfinite(result.final["train_loss"]):
+        # The last update itself blew the weights up; no loss saw it yet.
+        result.status, result.diverged_at_step = "diverged", result.steps
+    if result.status == "diverged" and result.history[-1]["step"] != result.steps:
+        record(result.steps, notify=False)  # the run is over: nothing (no pruner) may act on it
+    result.train_seconds = time.perf_counter() - start
+    return result
