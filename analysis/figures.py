@@ -2,6 +2,9 @@
 PNG (screens) and PDF (papers). Each chart function returns the table it drew, so tests can check
 the data behind a chart and not only that a file exists.
 
+One file of about 430 lines, on purpose: the charts against λ share their rules (below), their
+axes and their legends, and those rules are what a reader checks, in one place.
+
 What the charts against λ promise (the same rules for the test error and the gap charts):
 - A point is the mean over seeds of the configurations that did not collapse; its bar is the
   95% t-interval over those seeds, and the legend says over how many. With a single seed there

@@ -1,5 +1,9 @@
 """Optuna studies as analysis input, and each study's own plots.
 
+One file of about 450 lines, on purpose: finding a study from any of its folders, loading it
+once and joining its trials with their job folders is one chain, whose fallbacks (a killed
+sweep, a moved tree) only make sense read together.
+
 A study is named by any of these sources, and each gives the same study, whole:
 - its storage: a journal file or a storage URL (every study in it);
 - any sweep folder of any of its invocations (a resumed study writes one per command). The

@@ -53,9 +53,9 @@ PER_PROCESS = (
     ("wdsweep.jobs.lifeline", "_watching", False),
 )
 PER_PROCESS_CONTAINERS = (
-    ("wdsweep.mlflow_export", "_FAILED"),
-    ("wdsweep.mlflow_export", "_TRACKERS"),
-    ("wdsweep.mlflow_export", "_ANNOUNCED"),
+    ("wdsweep.tracking.mlflow_export", "_FAILED"),
+    ("wdsweep.tracking.mlflow_client", "_TRACKERS"),
+    ("wdsweep.tracking.mlflow_export", "_ANNOUNCED"),
 )
 # Caches that depend only on what they are given, not on a user's files or modules: kept
 # across runs, as they would be across the jobs of one sweep (the digits data set parses in

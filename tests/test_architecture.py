@@ -149,3 +149,15 @@ def test_the_public_paths_are_the_modules_themselves():
                          ("wdsweep.search_spaces", "wdsweep.config.search_spaces"),
                          ("wdsweep.mlflow_export", "wdsweep.tracking.mlflow_export")]:
         assert importlib.import_module(public) is importlib.import_module(home)
+
+
+def test_the_export_command_keeps_its_public_name(tmp_path):
+    """`python -m wdsweep.mlflow_export` (the docs' command) runs the tracking wing's main: a
+    folder without jobs is one line and exit status 1."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "wdsweep.mlflow_export", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stdout.strip() == f"{tmp_path}: no job folder (none holds metrics.json)"

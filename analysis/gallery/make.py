@@ -1,5 +1,6 @@
-"""The README gallery's images: the analysis's own PNGs, shrunk for a web page (at most 1200 px
-wide, a 128-colour palette: charts have few colours, so nothing readable is lost).
+"""The gallery's images (the README's figure, and the docs' under docs/img): the analysis's own
+PNGs, shrunk for a web page (at most 1200 px wide, a 128-colour palette: charts have few
+colours, so nothing readable is lost).
 
     python -m wdsweep -m experiment=seed_regression hydra.sweep.dir=multirun/seed_regression
     python -m analysis multirun/seed_regression
@@ -18,6 +19,7 @@ from pathlib import Path
 from PIL import Image
 
 HERE = Path(__file__).resolve().parent
+DOCS_IMAGES = HERE.parent.parent / "docs" / "img"  # MkDocs serves only what lies under docs/
 WIDTH = 1200
 PICKS = [  # (report index, the analysis's file, the gallery's file)
     (0, "weight_histograms.png", "weight_histograms.png"),
@@ -39,6 +41,8 @@ def main(reports) -> None:
     for index, name, out in PICKS:
         shrink(Path(reports[index]) / name, HERE / out)
         print(f"{HERE / out}: {(HERE / out).stat().st_size // 1024} KB")
+        if DOCS_IMAGES.is_dir():  # a source checkout
+            (DOCS_IMAGES / out).write_bytes((HERE / out).read_bytes())
 
 
 if __name__ == "__main__":

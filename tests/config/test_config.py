@@ -6,7 +6,7 @@ import pytest
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
-from wdsweep.config.schema import job_dir_name
+from wdsweep.config.job_folder import job_dir_name
 from wdsweep.config.validation import ConfigError, composition_error_line, validate
 
 

@@ -13,7 +13,8 @@ from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
 from wdsweep.config.validation import ConfigError, validate
-from wdsweep.tracking.mlflow_export import ENV_PASSWORD, PARENT_FILE, export_folders, mask_command_line, tracking_uri
+from wdsweep.tracking.mlflow_client import PARENT_FILE
+from wdsweep.tracking.mlflow_export import ENV_PASSWORD, export_folders, mask_command_line, tracking_uri
 
 from conftest import job_dirs, read_metrics, run_wdsweep, shared_sweep
 
@@ -241,7 +242,8 @@ def test_jobs_finishing_together_make_one_parent_run(tmp_path):
     the file themselves as it excludes processes; the joblib sweep above is the real case.)"""
     import threading
 
-    from wdsweep.tracking.mlflow_export import Place, _Tracker
+    from wdsweep.tracking.mlflow_client import Place
+    from wdsweep.tracking.mlflow_client import Tracker as _Tracker
 
     uri, sweep = f"sqlite:///{tmp_path / 'm.db'}", tmp_path / "sweep"
     sweep.mkdir()

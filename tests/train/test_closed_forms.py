@@ -10,7 +10,7 @@ Nesterov, Adam and AdamW (the prox step is taken in the optimizer's own metric,
 wdsweep.train.regularizers). Decoupled decay under SGD momentum mu lands on loss + (1 - mu) times
 the penalty, and on the penalty itself with reg.momentum_corrected=true. Each run's reg_loss
 (metrics.json) is checked against the penalty of its final weights, computed here, with the
-lam the README claims for that mode.
+lam the docs claim for that mode.
 """
 from __future__ import annotations
 
@@ -70,7 +70,7 @@ def fit(compose_cfg, tmp_path, csv_path, *overrides) -> tuple:
 
 
 def elastic_penalty(w: np.ndarray, lam: float, l1_ratio: float) -> float:
-    """lam * (a |w|_1 + (1 - a) |w|^2 / 2): the README's convention, in float64."""
+    """lam * (a |w|_1 + (1 - a) |w|^2 / 2): the docs' convention, in float64."""
     return lam * (l1_ratio * np.abs(w).sum() + (1 - l1_ratio) * (w ** 2).sum() / 2)
 
 

@@ -292,7 +292,7 @@ def write_mnist_idx(raw: Path, n_train: int = 60, n_test: int = 20) -> np.ndarra
 
 
 @pytest.mark.skipif(not _torchvision_imports(), reason="no torchvision built for this torch (PyPI's wheel "
-                    "links CUDA's torch libraries): see the README's data=torchvision")
+                    "links CUDA's torch libraries): see the docs' config groups, data=torchvision")
 def test_data_torchvision_reads_mnist_files_and_carves_val_from_train(compose_cfg, tmp_path):
     test_images = write_mnist_idx(tmp_path / "MNIST" / "raw")
     cfg = compose_cfg(["data=torchvision", "data.name=MNIST", f"data.root={tmp_path}", "data.val_fraction=0.25"])

@@ -120,7 +120,7 @@ def _subnormals_survive() -> bool:
 @pytest.mark.parametrize("batched", [False, True], ids=["alone", "batched"])
 def test_flushing_subnormals_takes_effect_and_changes_no_metric(compose_cfg, tmp_path, batched):
     """trainer.flush_denormal is process-wide state each job sets; both of its settings must
-    give the same metrics (the README's claim), on a run whose dead units' momentum decays
+    give the same metrics (the docs' claim), on a run whose dead units' momentum decays
     into the subnormal range (lr small, many steps, no decay)."""
     from wdsweep.batched.vectorized import train_batched
 

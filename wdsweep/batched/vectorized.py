@@ -4,7 +4,7 @@ A regularization sweep trains the same net again and again, varying only the reg
 the seed and the learning rate. Here K such jobs become one model. Two paths build it:
 the built-in mlp and linear become stacked weights, (K, in, out), whose layers are batched
 matrix products (`torch.baddbmm`, K small products as one larger one, with gradients written
-in place: _StackedNet); any other module runs K times at once under `torch.func.vmap`
+in place: wdsweep.batched.stacked_net); any other module runs K times at once under `torch.func.vmap`
 (wdsweep.batched.func_net.FuncNet: convolutions, BatchNorm, the user's own modules). Each member
 keeps everything of its own: its data draw (and its augmentation draws), its initial
 weights and batch order (from its own seed, in the order wdsweep.jobs.run uses),
@@ -34,10 +34,11 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
-from torch import nn
 from torch.nn import functional as F
 
 from wdsweep.batched.func_net import FuncNet, vectorize_problem
+from wdsweep.batched.members import Members, decays_before_step
+from wdsweep.batched.stacked_net import StackedNet
 from wdsweep.config.schema import STEP_LOGGERS
 from wdsweep.jobs.lifeline import in_main_process
 from wdsweep.jobs.run import augment_generator, objective_names, seed_and_draw_data
@@ -45,9 +46,8 @@ from wdsweep.jobs.threads import gemm_is_strict, job_threads, launcher_share
 from wdsweep.tracking.monitors import Callbacks, PruningReporter, TrialWatch
 from wdsweep.tracking.trial_link import TrialHeartbeat, TrialLink, heartbeat_seconds
 from wdsweep.train.data import SPLITS, data_info, derived_seed
-from wdsweep.train.models import _ACTIVATIONS, LINEAR_TARGET, MLP_TARGET, build_model, data_info_of, model_label
-from wdsweep.train.optimizers import lr_factor
-from wdsweep.train.regularizers import Regularizer, lp_elementwise, lp_grad, ordered_sum
+from wdsweep.train.models import LINEAR_TARGET, MLP_TARGET, build_model, data_info_of, model_label
+from wdsweep.train.regularizers import Regularizer, lp_elementwise, ordered_sum
 from wdsweep.train.training import BatchSampler, Callback, StopRun, TrainResult
 
 # Keys whose values may differ between the members of one batch. Everything else must be equal.
@@ -98,200 +98,6 @@ class Trained:
     thread_independent: bool  # stacked dense layers are, when MKL's gemm is strict; vmap'ed modules not
 
 
-def _decays_before_step(reg: DictConfig) -> bool:
-    """Whether the member's regularizer acts before the optimizer step (coupled or decoupled
-    decay), rather than not at all (lam=0) or after it (proximal)."""
-    return reg.lam > 0 and reg.mode in ("coupled", "decoupled")
-
-
-class _Members:
-    """Per-member constants as (K, 1, 1) tensors, broadcasting over a stacked weight."""
-
-    def __init__(self, cfgs: Sequence[DictConfig], device: torch.device) -> None:
-        def column(values, dtype=torch.float32):
-            return torch.tensor(values, dtype=dtype, device=device).view(-1, 1, 1)
-
-        reg = [c.reg for c in cfgs]
-        self.lam = column([r.lam for r in reg])
-        self.p = column([r.p for r in reg])
-        self.l1 = column([r.l1_ratio for r in reg])
-        self.eps = column([r.eps for r in reg])
-        self.coupled = column([r.mode == "coupled" and r.lam > 0 for r in reg], torch.bool)
-        self.decoupled = column([r.mode == "decoupled" and r.lam > 0 for r in reg], torch.bool)
-        self.proximal = column([r.mode == "proximal" and r.lam > 0 for r in reg], torch.bool)
-        self.all_scope = column([r.scope == "all" for r in reg], torch.bool)
-        # SGD momentum's gain G = 1 / (1 - mu) (dampening is always 0), 1 under Adam/AdamW: the
-        # factor of the proximal step, of the corrected decoupled step and, inverted, of what
-        # uncorrected decoupled decay reports (wdsweep.train.regularizers explains all three).
-        sgd = [c.optimizer.name == "sgd" for c in cfgs]
-        self.gain = column([1.0 / (1.0 - float(c.optimizer.momentum)) if is_sgd else 1.0
-                            for c, is_sgd in zip(cfgs, sgd)])
-        self.decoupled_lam = torch.where(column([r.momentum_corrected for r in reg], torch.bool),
-                                         self.lam * self.gain, self.lam)
-        self.reported = torch.where(column([is_sgd and r.mode == "decoupled" and not r.momentum_corrected
-                                            for r, is_sgd in zip(reg, sgd)], torch.bool),
-                                    1.0 / self.gain, torch.ones_like(self.lam))
-        groups: Dict[float, List[int]] = {}
-        for k, r in enumerate(reg):  # the members come in _member_order: each p is a slice
-            groups.setdefault(float(r.p), []).append(k)
-        self.p_slices = [(p, slice(ks[0], ks[-1] + 1)) for p, ks in groups.items()]
-        # Within a p, the members that decay before the step come first: the decay is
-        # computed for them only.
-        self.decay_slices = []
-        for p, ks in groups.items():
-            decaying = [k for k in ks if _decays_before_step(reg[k])]
-            if decaying:
-                self.decay_slices.append((p, slice(decaying[0], decaying[-1] + 1)))
-        self.any_l1 = any(r.l1_ratio > 0 for r in reg)
-        self.base_lr = [float(c.optimizer.lr) for c in cfgs]
-        opt = cfgs[0].optimizer
-        self.factors = [lr_factor(opt.schedule, cfgs[0].trainer.steps, opt.warmup_steps, opt.min_lr / lr)
-                        for lr in self.base_lr]
-        self.device = device
-
-    def lr(self, t: int) -> torch.Tensor:
-        """Each member's learning rate for the update after t scheduler steps."""
-        return torch.tensor([lr * f(t) for lr, f in zip(self.base_lr, self.factors)],
-                            device=self.device).view(-1, 1, 1)
-
-    def add_decay(self, q: torch.Tensor, g: torch.Tensor, lr: torch.Tensor,
-                  coupled: Optional[torch.Tensor], decoupled: Optional[torch.Tensor],
-                  scratch: torch.Tensor) -> None:
-        """Regularizer.before_step per member: g += coupled * d(w) and w -= lr * decoupled * d(w),
-        d the penalty's gradient over lam, computed once per p on that p's slice of decaying
-        members (a power with a per-element exponent is many times slower). `scratch`, shaped
-        like q, holds d at p=1: a fresh tensor of that size every step costs more than the
-        sign itself (the allocator returns big blocks to the kernel, and each comes back
-        through page faults)."""
-        for p, rows in self.decay_slices:
-            w = q[rows]
-            d = torch.sign(w, out=scratch[rows]) if p == 1 else lp_grad(w, p, self.eps[rows])
-            if self.any_l1 and p != 1:
-                l1 = self.l1[rows]
-                d = (1 - l1) * d + l1 * torch.sign(w)
-            if coupled is not None:
-                g[rows].addcmul_(coupled[rows], d)
-            if decoupled is not None:
-                w.addcmul_(lr[rows] * decoupled[rows], d, value=-1.0)
-
-    def prox(self, w: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """Regularizer.after_step per member (p is 1 or 2 where the mode is proximal), with
-        t its step size in the optimizer's metric: lr*lam*G per member under SGD, lr*lam / D
-        per entry under Adam (Regularizer.after_step)."""
-        threshold = torch.where(self.p == 1, t, t * self.l1)
-        shrunk = w - torch.clamp(w, -threshold, threshold)
-        return torch.where(self.p == 1, shrunk, shrunk / (1 + t * (1 - self.l1)))
-
-
-class _GradientSink:
-    """Where a stacked layer's backward puts its gradients: weight = beta * weight + dL/dW,
-    and likewise the bias. beta=0 makes them plain gradient buffers; for SGD with momentum
-    (no Nesterov) they are the momentum buffers themselves, with beta = momentum."""
-
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor, beta: float) -> None:
-        self.weight, self.bias, self.beta = weight, bias, beta
-
-    def take(self, x: torch.Tensor, g: torch.Tensor) -> None:
-        # baddbmm_ with beta=0 ignores what the buffer held (NaN included), as a fresh
-        # gradient would.
-        self.weight.baddbmm_(x.transpose(1, 2), g, beta=self.beta)
-        if self.beta == 0:
-            torch.sum(g, dim=1, keepdim=True, out=self.bias)
-        else:
-            self.bias.mul_(self.beta).add_(g.sum(dim=1, keepdim=True))
-
-
-class _SinkingLinear(torch.autograd.Function):
-    """x @ w + b for K members at once, whose backward writes dL/dw and dL/db into a
-    _GradientSink instead of handing them to autograd.
-
-    Why: a stacked weight gradient is tens of MB that autograd allocates afresh every step
-    (glibc hands blocks that big back to the kernel, so each one costs page faults) and that
-    the optimizer then reads once more to add into its momentum buffer. Written in place into
-    a buffer that lives for the whole run, and straight into the momentum buffer where that is
-    all the gradient is used for, the step takes about half the time (profiled on the weight-decay article's
-    MLP, 64 members). The weights still require grad, so autograd builds the graph through
-    every layer; this backward returns no gradient for them."""
-
-    @staticmethod
-    def forward(ctx, x, w, b, sink):  # noqa: D102 - torch.autograd.Function's protocol
-        ctx.save_for_backward(x, w)
-        ctx.sink = sink
-        return torch.baddbmm(b, x, w)
-
-    @staticmethod
-    def backward(ctx, g):  # noqa: D102
-        x, w = ctx.saved_tensors
-        ctx.sink.take(x, g)
-        grad_x = torch.bmm(g, w.transpose(1, 2)) if ctx.needs_input_grad[0] else None
-        return grad_x, None, None, None
-
-
-class _StackedNet:
-    """The members' nets as stacked weights: layer i is (K, in, out), transposed from
-    nn.Linear's (out, in) so that the weight gradient comes out of the batched product in
-    the weight's own layout (with (K, out, in) every step paid a copy of every weight), and
-    (K, 1, out) biases. Its interface is FuncNet's (wdsweep.batched.func_net)."""
-
-    sinks_momentum = True  # its backward can write SGD's momentum buffers itself
-
-    def __init__(self, nets: Sequence[nn.Module], activation: str, device: torch.device) -> None:
-        self.k = len(nets)
-        per_net = [[m for m in net.modules() if isinstance(m, nn.Linear)] for net in nets]
-        self.weights = [torch.stack([layers[i].weight.detach().t() for layers in per_net])
-                        .contiguous().to(device) for i in range(len(per_net[0]))]
-        self.biases = [torch.stack([layers[i].bias.detach() for layers in per_net]).unsqueeze(1).to(device)
-                       for i in range(len(per_net[0]))]
-        for q in self.params():
-            q.requires_grad_(True)
-        self.activation = _ACTIVATIONS[activation]()
-        self.is_matrix = [i % 2 == 0 for i in range(2 * len(self.weights))]
-        self._grads: List[torch.Tensor] = []
-        self._sinks: List[_GradientSink] = []
-
-    def params(self) -> List[torch.Tensor]:
-        """In nn.Module order: weight, bias of each layer."""
-        return [q for pair in zip(self.weights, self.biases) for q in pair]
-
-    def sink_gradients(self, momentum: float) -> None:
-        """Make the backward write into buffers that live for the run: plain gradients
-        (momentum 0), or SGD's momentum buffers themselves."""
-        self._grads = [torch.zeros_like(q, requires_grad=False) for q in self.params()]
-        self._sinks = [_GradientSink(w, b, momentum) for w, b in zip(self._grads[0::2], self._grads[1::2])]
-
-    def train_outputs(self, x: torch.Tensor) -> torch.Tensor:
-        return self(x, self._sinks)
-
-    def grads(self) -> List[torch.Tensor]:
-        return self._grads
-
-    @torch.no_grad()
-    def outputs(self, x: torch.Tensor) -> torch.Tensor:
-        return self(x)
-
-    def snapshot(self, k: int) -> List[torch.Tensor]:
-        return [q[k].detach().cpu().clone() for q in self.params()]
-
-    @staticmethod
-    def load(net: nn.Module, tensors: List[torch.Tensor]) -> None:
-        """A member's weights (weight (in, out), bias per layer, as params()) into its own net."""
-        layers = [m for m in net.modules() if isinstance(m, nn.Linear)]
-        with torch.no_grad():
-            for layer, w, b in zip(layers, tensors[0::2], tensors[1::2]):
-                layer.weight.copy_(w.t())
-                layer.bias.copy_(b.view(-1))
-
-    def __call__(self, x: torch.Tensor, sinks: Optional[Sequence[_GradientSink]] = None) -> torch.Tensor:
-        """The members' outputs; with `sinks` (one per layer), a backward pass from them fills
-        the sinks."""
-        last = len(self.weights) - 1
-        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
-            x = torch.baddbmm(b, x, w) if sinks is None else _SinkingLinear.apply(x, w, b, sinks[i])
-            if i < last:
-                x = self.activation(x)
-        return x
-
-
 def _losses(task: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Each member's mean loss, (K,): the weight-decay article's MSE, or cross-entropy."""
     if task == "regression":
@@ -309,7 +115,7 @@ def train_batched(cfgs: Sequence[DictConfig], device: str = "cpu",
     # Members with the same p side by side, those that decay before the step first: each p's
     # decay is then one slice of the stack.
     order = sorted(range(len(cfgs)), key=lambda k: (float(cfgs[k].reg.p),
-                                                    not _decays_before_step(cfgs[k].reg)))
+                                                    not decays_before_step(cfgs[k].reg)))
     trials = list(trials) if trials is not None else [None] * len(cfgs)
     trained = _train_sorted([cfgs[k] for k in order], torch.device(device), [trials[k] for k in order])
     outcomes: List[Optional[Trained]] = [None] * len(cfgs)
@@ -360,10 +166,10 @@ def _train_sorted(cfgs: Sequence[DictConfig], dev: torch.device,
     if task == "regression":
         y = {s: v.view(len(cfgs), -1, 1) for s, v in y.items()}
     if _stacks(first):
-        net = _StackedNet(nets, first.model.activation if first.model._target_ == MLP_TARGET else "relu", dev)
+        net = StackedNet(nets, first.model.activation if first.model._target_ == MLP_TARGET else "relu", dev)
     else:
         net = FuncNet(nets, dev)
-    members = _Members(cfgs, dev)
+    members = Members(cfgs, dev)
     augments = ([(sp.augment, augment_generator(cfg.seed)) for sp, cfg in zip(splits, cfgs)]
                 if splits[0].augment is not None else None)
     trainer = _BatchedTrainer(first, net, members, x, y, task, samplers, dev, augments)
@@ -425,7 +231,7 @@ class _BatchedTrainer:
                                    nesterov=bool(opt.get("nesterov")), betas=opt.get("betas"),
                                    eps=opt.get("eps"))
         # SGD with momentum and without Nesterov uses a gradient only to add it into the
-        # momentum buffer: the stacked MLP's backward adds it there itself (see _SinkingLinear).
+        # momentum buffer: the stacked MLP's backward adds it there itself (see wdsweep.batched.stacked_net).
         self.into_momentum = (net.sinks_momentum and self.opt.name == "sgd" and bool(self.opt.momentum)
                               and not self.opt.nesterov)
         if net.sinks_momentum:

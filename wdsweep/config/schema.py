@@ -1,5 +1,10 @@
 """Typed schemas for every config group, the allowed values of every choice key, and their
-registration in Hydra's ConfigStore (plus the resolver that names sweep job folders).
+registration in Hydra's ConfigStore (plus the resolver that names sweep job folders, from
+wdsweep.config.job_folder).
+
+One file for every group's schema, on purpose (about 400 lines): the comment on each field is
+its documentation (the docs' config reference is generated from it), and a reader sees every
+key and every allowed value in one place.
 
 The dataclasses give OmegaConf the types, so `reg.lam=abc` fails at composition; the values
 themselves are checked by wdsweep.config.validation. No torch here: validation runs before any
@@ -7,13 +12,13 @@ training, and Hydra's start-up should not pay for it.
 """
 from __future__ import annotations
 
-import hashlib
-import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
+
+from wdsweep.config.job_folder import job_dir_name
 
 # The allowed values of every choice key, in one place, so that messages and code agree.
 TASKS = ("regression", "classification")
@@ -388,41 +393,6 @@ _GROUP_SCHEMAS = {
     "trainer": {"base": TrainerConfig},
     "logger": {"none": LoggerConfig, "tensorboard": TensorBoardConfig, "mlflow": MlflowConfig},
 }
-
-_UNSAFE_DIR_CHARS = re.compile(r"[^A-Za-z0-9._,=+\-]")
-_MAX_DIR_LEN = 120
-
-
-# A float literal standing alone as a value (after = , or [, before , ] or the end).
-_FLOAT_VALUE = re.compile(r"(?<=[=,\[])[-+]?(?:\d+\.\d*|\.\d+|\d+(?:\.\d*)?[eE][-+]?\d+)(?=[,\]]|$)")
-
-
-def _same_number_same_text(match: re.Match) -> str:
-    """reg.p=1.0 and reg.p=1, reg.lam=1e-3 and reg.lam=0.001 are the same job: one spelling,
-    Python's shortest repr of the float, without a trailing .0. Distinct floats keep distinct
-    text; integers are left as typed (a seed past 2**53 has no exact float)."""
-    text = repr(float(match.group(0)))
-    return text[:-2] if text.endswith(".0") else text
-
-
-def job_dir_name(override_dirname: str) -> str:
-    """A file-system-safe, stable job folder name made from a job's overrides.
-
-    Numbers are spelled one way (_same_number_same_text), so that `reg.p=1,2` and then
-    `reg.p=1.0,2.0` name the same folders and the second finds the first's results. Hydra's
-    override_dirname may hold '/' (a csv path) or be very long; such names are sanitized and,
-    past _MAX_DIR_LEN characters, shortened with a hash so that distinct override sets never
-    share a folder.
-    """
-    override_dirname = _FLOAT_VALUE.sub(_same_number_same_text, override_dirname)
-    safe = _UNSAFE_DIR_CHARS.sub("_", override_dirname)
-    if safe == override_dirname and 0 < len(safe) <= _MAX_DIR_LEN:
-        return safe
-    if not override_dirname:
-        return "default"
-    digest = hashlib.sha1(override_dirname.encode()).hexdigest()[:8]
-    return f"{safe[: _MAX_DIR_LEN - 9]}-{digest}"
-
 
 def register_configs() -> None:
     """Store every schema in Hydra's ConfigStore and register our resolver.

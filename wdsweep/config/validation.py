@@ -3,6 +3,10 @@ built or trained. Every problem is reported on one line naming the key, the valu
 allowed; all problems of a config are reported at once. One value is allowed but warned about,
 on one line: a batch larger than the training split.
 
+One file of about 400 lines, on purpose: the checks of every group sit side by side because
+many are across groups (reg.impl against optimizer.name, model against data, ...), and the
+wording of every refusal is read and kept consistent in one place.
+
 `composition_error_line` does the same for Hydra's own composition errors (an unknown group
 option, a value of the wrong type), which Hydra would print over several lines.
 

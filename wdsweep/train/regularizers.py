@@ -1,7 +1,7 @@
 """The regularizer: which tensors decay, the penalty's value, and the coupled, decoupled and
 proximal updates.
 
-One lambda convention throughout (see the README for the math):
+One lambda convention throughout (the docs' "regularizer math" page has the derivations):
 
     penalty(W) = lam * sum_w [ l1_ratio * |w| + (1 - l1_ratio) * |w|^p / p ]
     gradient   = lam * [ l1_ratio * sign(w) + (1 - l1_ratio) * sign(w) |w|^(p-1) ]
