@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import List
 
-from mkdocs.structure.files import File, Files
-
 PAGE = "reference/config.md"
 
 PREFACE = """# Config keys
@@ -66,6 +64,9 @@ def page() -> str:
     return markdown(sections(), PREFACE)
 
 
-def on_files(files: Files, config) -> Files:
+def on_files(files, config):
+    # mkdocs is imported here only: the tests load this module for its sections without it.
+    from mkdocs.structure.files import File
+
     files.append(File.generated(config, PAGE, content=page()))
     return files
