@@ -24,6 +24,8 @@ COMMANDS = {
     "wdsweep reg.lam=-1 (refused run)": [sys.executable, "-m", "wdsweep", "reg.lam=-1"],
     "wdsweep -m reg.p=1,2,-1 (refused sweep)": [sys.executable, "-m", "wdsweep", "-m", "reg.p=1,2,-1"],
     "wdsweep -m reg.p=1,2 dry run": [sys.executable, "-m", "wdsweep", "-m", "reg.p=1,2", "hydra.sweeper.dry_run=true"],
+    "wdsweep -m search=optuna dry run": [sys.executable, "-m", "wdsweep", "-m", "search=optuna",
+                                         "hydra.sweeper.dry_run=true"],
     "wdsweep trainer.steps=1 (one step)": [sys.executable, "-m", "wdsweep", "trainer.steps=1", "trainer.eval_every=1",
                                            "hydra.run.dir=one-step"],
 }

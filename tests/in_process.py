@@ -16,10 +16,10 @@ behaves as a first run in a new process and leaves the test process as it found 
   sources, the ConfigStore) stay as the run left them, as module state does: what a module
   registers when imported is registered once per process;
 - the SIGTERM handler main() installs, the root logger's handlers and level, torch's thread
-  count and denormal flushing (jobs set both process-wide), the garbage collector's thresholds
-  (a sweep raises them). What a sweep imports once per process (torch, the training modules,
-  wdsweep.jobs.inprocess.prepare_for_many_jobs's frozen heap) stays, as it would for the next sweep
-  of a worker process: it changes no number;
+  count, denormal flushing and deterministic algorithms (jobs set them process-wide), the
+  garbage collector's thresholds (a sweep raises them). What a sweep imports once per process
+  (torch, the training modules, wdsweep.jobs.inprocess.prepare_for_many_jobs's frozen heap)
+  stays, as it would for the next sweep of a worker process: it changes no number;
 - wdsweep's once-per-process state (PER_PROCESS below) and its caches of user code and files;
 - modules the run imported from outside the installed packages (a user's model or loader in
   the test's folder: another test's file of the same name must be imported afresh).
@@ -120,6 +120,7 @@ def fresh_process(cwd: Path, argv: Sequence[str], env_extra: Dict[str, str]) -> 
     root = logging.getLogger()
     saved_root = (root.handlers[:], root.level)
     saved_threads = torch.get_num_threads()
+    saved_deterministic = torch.are_deterministic_algorithms_enabled()
     saved_gc = gc.get_threshold()
     os.environ.pop("HYDRA_FULL_ERROR", None)  # as conftest.run_cli: the program's own errors
     os.environ.update(env_extra)
@@ -141,6 +142,7 @@ def fresh_process(cwd: Path, argv: Sequence[str], env_extra: Dict[str, str]) -> 
         root.setLevel(saved_root[1])
         torch.set_num_threads(saved_threads)
         torch.set_flush_denormal(False)  # torch's default; it has no getter
+        torch.use_deterministic_algorithms(saved_deterministic)
         gc.set_threshold(*saved_gc)
         _forget_user_modules(saved_modules)
 

@@ -9,7 +9,8 @@ one) run as ordinary jobs, with a log line saying why; so
 do the jobs of a batch whose training raised (out of memory, say), each then failing or not on
 its own.
 
-`device=auto` trains on CUDA when torch sees a GPU, else on the CPU. The Optuna sweeper may
+A batch trains on its jobs' trainer.device (the same key as every launcher's; `auto`: CUDA when
+torch sees a GPU, else the CPU; the launcher's own `device` key is gone). The Optuna sweeper may
 use it too: each round of `n_jobs` asked trials becomes one batch, and the sweep's pruner
 stops single members of it (a pruned member no longer counts in the batch's loss).
 
@@ -19,7 +20,7 @@ a batch is one process's work and on a cluster the batch is the unit worth submi
 Slurm job for 24 members rather than 24 queue waits and Python and torch starts). They are
 separate launcher configs rather than a `submitit=` key on this one so that they take
 hydra-submitit-launcher's own schemas (timeout_min, cpus_per_task, mem_gb, partition, ...,
-with Hydra's type checks) beside max_batch and device, and read as its submitit_local and
+with Hydra's type checks) beside max_batch, and read as its submitit_local and
 submitit_slurm do. The sweep process plans the batches; each submitit job runs this module's
 in-process code (_launch_here) on its jobs: see VectorizedSubmititLauncher.
 """
@@ -43,8 +44,9 @@ class VectorizedLauncherConf:
     _target_: str = "hydra_plugins.wdsweep_vectorized.vectorized_launcher.VectorizedLauncher"
     # Members per batched model; more use more memory, and past a point no more speed.
     max_batch: int = 64
-    # auto: cuda when available, else cpu. Or cpu, cuda, cuda:1, ...
-    device: str = "auto"
+    # Replaced by trainer.device, one key for every launcher: set that instead (a value here
+    # is refused with one line saying so).
+    device: Optional[str] = None
 
 
 ConfigStore.instance().store(group="hydra/launcher", name="vectorized",
@@ -56,14 +58,17 @@ class VectorizedLauncher(Launcher):
     # load_sweep_config compose them again.
     runs_jobs_in_this_process = True
 
-    def __init__(self, max_batch: int = 64, device: str = "auto") -> None:
-        if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
-            # before the sweep writes or launches anything (Hydra makes the launcher first)
-            from wdsweep.errors import ConfigError
+    def __init__(self, max_batch: int = 64, device: Optional[str] = None) -> None:
+        # before the sweep writes or launches anything (Hydra makes the launcher first)
+        from wdsweep.errors import ConfigError
 
+        if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
             ConfigError(f"invalid config: hydra.launcher.max_batch={max_batch!r} is not allowed: "
                         "an integer >= 1 (the members of one batched model)").exit()
-        self.max_batch, self.device = max_batch, device
+        if device is not None:
+            ConfigError(f"invalid config: hydra.launcher.device={device!r} is not allowed: null; the "
+                        f"device is trainer.device={device}, one key for every launcher").exit()
+        self.max_batch = max_batch
         self.config: Optional[DictConfig] = None
         self.hydra_context: Optional[HydraContext] = None
         self.task_function: Optional[TaskFunction] = None
@@ -83,13 +88,13 @@ class VectorizedLauncher(Launcher):
         from wdsweep.batched.vectorized import train_batched
         from wdsweep.jobs.inprocess import prepare_for_many_jobs
         from wdsweep.tracking.trial_link import TrialLink
+        from wdsweep.train.device import resolve_device
 
         prepare_for_many_jobs()
         setup_globals()
         assert self.config is not None and self.hydra_context is not None
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
-        device = self._device()
         jobs = [(index, overrides, self._config(index, overrides)) for index, overrides in numbered_overrides]
         chunks, alone = plan_batches(jobs, self.max_batch)
         for chunk in chunks:
@@ -99,6 +104,8 @@ class VectorizedLauncher(Launcher):
                 if len(chunk) < 2:
                     alone += chunk
                     continue
+                # the batch's trainer.device (one for the batch: it is part of batch_signature)
+                device = str(resolve_device(chunk[0][2].trainer.device, chunk[0][0]))
                 log.info("training %d jobs as one batched model on %s: #%s", len(chunk), device,
                          ", #".join(str(j[0]) for j in chunk))
                 try:
@@ -126,19 +133,12 @@ class VectorizedLauncher(Launcher):
 
         self.returns[index] = run_sweep_job(self.hydra_context, task, cfg, index, overrides)
 
-    def _device(self) -> str:
-        if self.device != "auto":
-            return self.device
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-
 
 class VectorizedSubmititLauncher(VectorizedLauncher):
     """`hydra/launcher=vectorized_submitit_local` and `vectorized_submitit_slurm`: the batches
     of the vectorized launcher, each submitted as one submitit job (a process of its own, or a
     Slurm job), with hydra-submitit-launcher's keys (timeout_min, cpus_per_task, mem_gb,
-    partition, ...; see submitit_local and submitit_slurm) beside max_batch and device.
+    partition, ...; see submitit_local and submitit_slurm) beside max_batch.
 
     The sweep process plans as the in-process launcher does (wdsweep.batched.batches.plan_batches: which
     jobs batch together, in chunks of max_batch, and which run alone), then submits one
@@ -160,7 +160,7 @@ class VectorizedSubmititLauncher(VectorizedLauncher):
     runs_jobs_in_this_process = False  # our grid sweeper hands over overrides, not configs
     _EXECUTOR = "abstract"
 
-    def __init__(self, max_batch: int = 64, device: str = "auto", **params: Any) -> None:
+    def __init__(self, max_batch: int = 64, device: Optional[str] = None, **params: Any) -> None:
         super().__init__(max_batch=max_batch, device=device)
         # hydra-submitit-launcher's keys, as its launcher keeps them (wdsweep.cluster.submitit_launch
         # builds the executor from them the same way)
@@ -226,7 +226,7 @@ class VectorizedSubmititSlurmLauncher(VectorizedSubmititLauncher):
     _EXECUTOR = "slurm"
 
 
-try:  # the submitit extra: its launchers' config schemas, extended by max_batch and device
+try:  # the submitit extra: its launchers' config schemas, extended by max_batch
     from hydra_plugins.hydra_submitit_launcher.config import LocalQueueConf, SlurmQueueConf
 except ImportError:
     pass
@@ -235,13 +235,13 @@ else:
     class VectorizedSubmititLocalConf(LocalQueueConf):
         _target_: str = "hydra_plugins.wdsweep_vectorized.vectorized_launcher.VectorizedSubmititLocalLauncher"
         max_batch: int = 64
-        device: str = "auto"
+        device: Optional[str] = None  # refused: trainer.device
 
     @dataclass
     class VectorizedSubmititSlurmConf(SlurmQueueConf):
         _target_: str = "hydra_plugins.wdsweep_vectorized.vectorized_launcher.VectorizedSubmititSlurmLauncher"
         max_batch: int = 64
-        device: str = "auto"
+        device: Optional[str] = None  # refused: trainer.device
 
     ConfigStore.instance().store(group="hydra/launcher", name="vectorized_submitit_local",
                                  node=VectorizedSubmititLocalConf, provider="wdsweep")

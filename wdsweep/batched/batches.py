@@ -37,7 +37,8 @@ class RecordMember:
         overrides = list(hydra_cfg.overrides.task)
         t = self.trained
         record = start_record(cfg, overrides, config_hash(cfg))
-        record.update(torch_threads=t.threads, thread_independent=t.thread_independent, batched=True)
+        record.update(torch_threads=t.threads, thread_independent=t.thread_independent, batched=True,
+                      device=t.device, device_name=t.device_name)
         return record_trained(record, cfg, job_dir, overrides, t.result, t.decay, t.data_sizes,
                               t.model_state, TrialLink.from_env())
 

@@ -46,6 +46,7 @@ from wdsweep.jobs.threads import gemm_is_strict, job_threads, launcher_share
 from wdsweep.tracking.monitors import Callbacks, PruningReporter, TrialWatch
 from wdsweep.tracking.trial_link import TrialHeartbeat, TrialLink, heartbeat_seconds
 from wdsweep.train.data import SPLITS, data_info, derived_seed
+from wdsweep.train.device import device_name
 from wdsweep.train.models import LINEAR_TARGET, MLP_TARGET, build_model, data_info_of, model_label
 from wdsweep.train.regularizers import Regularizer, lp_elementwise, ordered_sum
 from wdsweep.train.training import BatchSampler, Callback, StopRun, TrainResult
@@ -73,6 +74,8 @@ def unbatchable_reason(cfg: DictConfig) -> Optional[str]:
     it once per batch_signature."""
     if cfg.logger.name in STEP_LOGGERS:  # logger=mlflow exports each member's files: it batches
         return f"logger={cfg.logger.name} logs one model's weights per step"
+    if str(cfg.trainer.get("precision", "32")) != "32":
+        return f"trainer.precision={cfg.trainer.precision}: the batched trainer trains in float32 only"
     if _stacks(cfg):
         return None
     info = data_info(cfg.data)
@@ -96,6 +99,8 @@ class Trained:
     model_state: dict
     threads: int  # torch threads the batch trained with
     thread_independent: bool  # stacked dense layers are, when MKL's gemm is strict; vmap'ed modules not
+    device: str = "cpu"  # where the batch trained (trainer.device), and its name
+    device_name: str = ""
 
 
 def _losses(task: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -112,6 +117,8 @@ def train_batched(cfgs: Sequence[DictConfig], device: str = "cpu",
     return their outcomes in the same order. A member with an Optuna trial (`trials`, in the
     same order) reports to it at every evaluation and stops alone when its pruner says so,
     as a job run alone does (monitors.PruningReporter)."""
+    # trainer.deterministic, as a job run alone sets it (equal for the batch: batch_signature)
+    torch.use_deterministic_algorithms(bool(cfgs[0].trainer.get("deterministic", False)))
     # Members with the same p side by side, those that decay before the step first: each p's
     # decay is then one slice of the stack.
     order = sorted(range(len(cfgs)), key=lambda k: (float(cfgs[k].reg.p),
@@ -197,7 +204,7 @@ def _train_sorted(cfgs: Sequence[DictConfig], dev: torch.device,
                              eval_seconds=seconds[1] / len(cfgs), history=histories[k],
                              diverged_at_step=diverged_at, stop_reason=stop_reason)
         trained.append(Trained(result, reg.summary(), splits[k].sizes(), member_net.state_dict(),
-                               threads, independent))
+                               threads, independent, str(dev), device_name(dev)))
     return trained
 
 

@@ -37,6 +37,7 @@ LOGGERS = ("none", "tensorboard", "mlflow")
 STEP_LOGGERS = ("tensorboard",)
 DATASETS = ("regression1d", "digits", "moons", "csv")
 OPTIMIZERS = ("sgd", "adam", "adamw")
+PRECISIONS = ("32", "bf16-mixed", "16-mixed")  # trainer.precision, Lightning's names
 # Data sets whose inputs are images, and so suit model=cnn.
 IMAGE_DATASETS = ("digits",)
 
@@ -334,6 +335,18 @@ class TrainerConfig:
     # of a unit that gets no gradient decays through that range. No metric changes that we
     # could measure (tested); false gives IEEE arithmetic exactly.
     flush_denormal: bool = True
+    # Where the job trains: auto (CUDA when torch sees a GPU, else the CPU), cpu, cuda, cuda:N
+    # or mps. With several GPUs, jobs run in parallel (joblib's n_jobs, worker mode) each take
+    # their own (the docs' "Real runs"). The vectorized launcher trains its batches here too.
+    device: str = "auto"
+    # torch.use_deterministic_algorithms: on a GPU, the same bits on every run, at the cost of
+    # slower kernels, and a job fails where an op has no deterministic kernel. On the CPU the
+    # training is deterministic already and this changes nothing we could measure.
+    deterministic: bool = False
+    # 32, bf16-mixed or 16-mixed (Lightning's names): mixed runs the forward pass and the data
+    # loss under autocast in bfloat16 or float16 (16-mixed with a gradient scaler); the weights,
+    # the optimizer and the penalty, decay and proximal steps stay float32.
+    precision: str = "32"
 
 
 # --------------------------------------------------------------------------- logger

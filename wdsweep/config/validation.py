@@ -38,12 +38,14 @@ from wdsweep.config.schema import (
     MODES,
     OBJECTIVES,
     OPTIMIZERS,
+    PRECISIONS,
     SCHEDULES,
     SCOPES,
     TASKS,
 )
 from wdsweep.config.urls import split_password
 from wdsweep.errors import ConfigError  # noqa: F401 - importable from here too, as it always was
+from wdsweep.train.device import device_problem
 from wdsweep.train.native_decay import has_native_decay
 
 
@@ -285,6 +287,18 @@ def _validate_trainer(check: _Checker) -> None:
     check.number("trainer.batch_size", low=1, optional=True)
     check.number("trainer.eval_every", low=1)
     check.number("trainer.threads", low=1, optional=True)
+    device = check.get("trainer.device")
+    # A Slurm launcher's jobs train on other machines (GPU nodes of a login node's sweep): here
+    # only the spelling is checked, and each job checks its own machine when it starts.
+    # (read alone: the rest of the hydra node may not resolve yet in a single run's callback)
+    launcher = OmegaConf.select(check.cfg, "hydra.launcher._target_", default=None, throw_on_missing=False)
+    elsewhere = "slurm" in str(launcher).lower()
+    problem = device_problem(device, this_machine=not elsewhere) if device is not MISSING else None
+    if problem:
+        check.fail("trainer.device", device, problem)
+    check.choice("trainer.precision", PRECISIONS)
+    if check.get("trainer.deterministic") not in (True, False, MISSING):
+        check.fail("trainer.deterministic", check.get("trainer.deterministic"), "true or false")
     warmup, steps = check.get("optimizer.warmup_steps"), check.get("trainer.steps")
     if isinstance(warmup, int) and isinstance(steps, int) and warmup >= steps > 0:
         check.fail("optimizer.warmup_steps", warmup, f"< trainer.steps ({steps})")

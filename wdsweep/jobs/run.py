@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import platform
 import random
 import traceback
@@ -38,8 +39,10 @@ from wdsweep.tracking.results import (
 )
 from wdsweep.tracking.trial_link import TrialHeartbeat, TrialLink, heartbeat_seconds
 from wdsweep.train.data import build_splits, derived_seed
+from wdsweep.train.device import device_name, resolve_device
 from wdsweep.train.models import build_model, data_info_of
 from wdsweep.train.optimizers import build_optimizer
+from wdsweep.train.precision import precision_of
 from wdsweep.train.regularizers import Regularizer
 from wdsweep.train.training import Callback, TrainResult, train
 
@@ -90,7 +93,12 @@ def _run(cfg: DictConfig, job_dir: Path, cfg_hash: str, overrides: Sequence[str]
             raise
         return _failed_objective(objective_names(cfg))
     return record_trained(record, cfg, job_dir, overrides, result, regularizer.summary(),
-                          splits.sizes(), model.state_dict(), trial, raise_failures)
+                          splits.sizes(), cpu_state(model), trial, raise_failures)
+
+
+def cpu_state(model: torch.nn.Module) -> dict:
+    """The model's state_dict on the CPU (model.pt loads anywhere; on the CPU, the same tensors)."""
+    return {key: value.detach().cpu() for key, value in model.state_dict().items()}
 
 
 def start_record(cfg: DictConfig, overrides: Sequence[str], cfg_hash: str) -> dict:
@@ -131,6 +139,7 @@ def record_trained(record: dict, cfg: DictConfig, job_dir: Path, overrides: Sequ
         steps_planned=cfg.trainer.steps,
         diverged_at_step=result.diverged_at_step,
         stop_reason=result.stop_reason,
+        skipped_steps=result.skipped_steps,
         # a run stopped as failed (its trial told by another sweep) says why where failures do
         **({"error": result.stop_reason} if result.status == "failed" and result.stop_reason else {}),
         decay=decay,
@@ -192,6 +201,22 @@ def set_threads(record: dict, requested: Optional[int], launcher_jobs: object,
     return threads
 
 
+def set_device(record: dict, trainer: DictConfig) -> torch.device:
+    """The job's device (trainer.device), recorded in metrics.json, and torch's deterministic
+    algorithms as trainer.deterministic says (process-wide: every job sets it)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    job_num = HydraConfig.get().job.get("num") if HydraConfig.initialized() else None
+    device = resolve_device(trainer.device, job_num)
+    deterministic = bool(trainer.get("deterministic", False))
+    if deterministic and device.type == "cuda":
+        # cuBLAS is deterministic only with a fixed workspace, set before its first call.
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(deterministic)
+    record.update(device=str(device), device_name=device_name(device))
+    return device
+
+
 def augment_generator(seed: int) -> torch.Generator:
     """The job's own stream of augmentation draws (data.augment), apart from the batches'."""
     return torch.Generator().manual_seed(derived_seed(seed, "augment"))
@@ -218,12 +243,15 @@ def job_heartbeat_seconds() -> float:
 def _train_beating(cfg: DictConfig, job_dir: Path, progress: bool, trial: Optional[TrialLink],
                    launcher_jobs: object, record: dict, heartbeat: TrialHeartbeat):
     torch.set_flush_denormal(cfg.trainer.flush_denormal)  # process-wide: set by every job
+    device = set_device(record, cfg.trainer)
     splits = seed_and_draw_data(cfg)  # (drawn serially: the thread count does not matter yet)
     model = build_model(cfg.model, data_info_of(splits))  # continues the global stream after the data draw
     rows = len(splits.y["train"]) if cfg.trainer.batch_size is None else min(cfg.trainer.batch_size,
                                                                               len(splits.y["train"]))
     set_threads(record, cfg.trainer.threads, launcher_jobs,
                 is_thread_independent(model, rows * splits.n_outputs))
+    # Built on the CPU (the same initial weights on every device), then moved once, with the data.
+    model, splits = model.to(device), splits.to(device)
     reg = cfg.reg
     regularizer = Regularizer(model, lam=reg.lam, p=reg.p, mode=reg.mode, scope=reg.scope,
                               optimizer=cfg.optimizer.name, l1_ratio=reg.l1_ratio, eps=reg.eps,
@@ -254,7 +282,7 @@ def _train_beating(cfg: DictConfig, job_dir: Path, progress: bool, trial: Option
                        steps=cfg.trainer.steps, batch_size=cfg.trainer.batch_size,
                        eval_every=cfg.trainer.eval_every, generator=batch_generator,
                        augment_generator=augment_generator(cfg.seed),
-                       callbacks=callbacks)
+                       callbacks=callbacks, precision=precision_of(cfg.trainer.get("precision", "32"), device))
     finally:
         for cb in callbacks:
             cb.close()

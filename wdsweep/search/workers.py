@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Dict, List, Optional, Sequence
 
 from wdsweep.config.urls import hide_password
 from wdsweep.errors import ConfigError
+from wdsweep.train.device import ENV_GPU_SLOT
 
 if TYPE_CHECKING:
     import optuna
@@ -104,7 +105,8 @@ class LocalWorkers:
 
         self.log_dir.mkdir(parents=True, exist_ok=True)
         for i in range(self.n):
-            env = dict(os.environ, **{ENV_WORKER: str(i), ENV_PARALLEL_JOBS: str(self.n)})
+            # ENV_GPU_SLOT: with several GPUs, worker i trains on GPU i mod their count
+            env = dict(os.environ, **{ENV_WORKER: str(i), ENV_PARALLEL_JOBS: str(self.n), ENV_GPU_SLOT: str(i)})
             proc = subprocess.Popen(self.argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, text=True, errors="replace", bufsize=1)
             self.procs.append(proc)
@@ -198,7 +200,7 @@ class SubmititWorkers:
 
 def run_worker(argv: List[str], index: int, extra_env: Dict[str, str]) -> int:
     """A submitit job's body: the worker command, in this job's process tree."""
-    env = dict(os.environ, **extra_env, **{ENV_WORKER: str(index)})
+    env = dict(os.environ, **extra_env, **{ENV_WORKER: str(index), ENV_GPU_SLOT: str(index)})
     return subprocess.run(argv, env=env, stdin=subprocess.DEVNULL).returncode
 
 

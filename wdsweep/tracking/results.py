@@ -97,8 +97,19 @@ def job_tree(cfg: DictConfig) -> dict:
             for key, value in cfg.items() if key != "hydra"}
 
 
+# Keys added after sweeps were already on disk, with the default they were added with. At that
+# default a key is left out of the digest: a config that does not use it hashes as it did before
+# the key existed, so older sweep folders still resume (tests/jobs/test_old_sweeps_resume.py).
+ADDED_KEYS = {("trainer", "device"): "auto", ("trainer", "deterministic"): False, ("trainer", "precision"): "32"}
+
+
 def digest(tree: dict) -> str:
-    """A short, stable digest of a plain config tree (key order does not matter)."""
+    """A short, stable digest of a plain config tree (key order does not matter; keys added
+    since, at their defaults, do not count: ADDED_KEYS)."""
+    for (group, key), default in ADDED_KEYS.items():
+        node = tree.get(group)
+        if isinstance(node, dict) and key in node and node[key] == default and type(node[key]) is type(default):
+            tree = {**tree, group: {k: v for k, v in node.items() if k != key}}
     text = json.dumps(tree, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

@@ -31,8 +31,8 @@ class PixelScale:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         c = len(self.mean)
-        mean = torch.tensor(self.mean, dtype=torch.float32).view(1, c, 1)
-        std = torch.tensor(self.std, dtype=torch.float32).view(1, c, 1)
+        mean = torch.tensor(self.mean, dtype=torch.float32, device=x.device).view(1, c, 1)
+        std = torch.tensor(self.std, dtype=torch.float32, device=x.device).view(1, c, 1)
         return ((x.view(len(x), c, -1).to(torch.float32) - mean) / std).view(len(x), -1)
 
     @staticmethod
@@ -63,19 +63,21 @@ class Augment:
     flip: bool
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        n = len(x)
+        # The draws come from `generator` (a CPU generator: the same stream on every device)
+        # and move to the images' device.
+        n, dev = len(x), x.device
         c, h, w = self.image_shape
         images = x.view(n, c, h, w)
         if self.flip:
-            flipped = torch.rand(n, generator=generator) < 0.5
+            flipped = (torch.rand(n, generator=generator) < 0.5).to(dev)
             images = torch.where(flipped.view(n, 1, 1, 1), images.flip(3), images)
         pad = self.crop_padding
         if pad:
             padded = F.pad(images, (pad, pad, pad, pad), mode="reflect")
-            top = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
-            left = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
-            rows = (top.view(n, 1) + torch.arange(h)).view(n, 1, h, 1).expand(n, c, h, w + 2 * pad)
-            cols = (left.view(n, 1) + torch.arange(w)).view(n, 1, 1, w).expand(n, c, h, w)
+            top = torch.randint(0, 2 * pad + 1, (n,), generator=generator).to(dev)
+            left = torch.randint(0, 2 * pad + 1, (n,), generator=generator).to(dev)
+            rows = (top.view(n, 1) + torch.arange(h, device=dev)).view(n, 1, h, 1).expand(n, c, h, w + 2 * pad)
+            cols = (left.view(n, 1) + torch.arange(w, device=dev)).view(n, 1, 1, w).expand(n, c, h, w)
             images = padded.gather(2, rows).gather(3, cols)
         return images.reshape(n, -1)
 

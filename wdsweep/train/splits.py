@@ -3,7 +3,7 @@ random draws derive from (derived_seed). A module of its own, below the built-in
 (wdsweep.train.data) and the user's loaders (wdsweep.datasets), which both make Splits."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Optional, Tuple
 
 import numpy as np
@@ -31,6 +31,13 @@ class Splits:
 
     def sizes(self) -> dict:
         return {s: len(self.y[s]) for s in SPLITS}
+
+    def to(self, device) -> "Splits":
+        """The splits with their tensors on `device` (uint8 images stay uint8); itself on the CPU."""
+        if device.type == "cpu":
+            return self
+        return replace(self, x={s: t.to(device) for s, t in self.x.items()},
+                       y={s: t.to(device) for s, t in self.y.items()})
 
     def inputs(self, split: str, rows=None) -> "torch.Tensor":
         """The model's float32 inputs for `rows` (an index tensor or a slice; all if None)."""

@@ -1,7 +1,8 @@
 """The training loop, in one readable function, plus evaluation and mini-batch sampling.
 
 Per step: forward, loss (+ the penalty for impl=loss), backward, regularizer.before_step,
-optimizer.step, regularizer.after_step, schedule. A non-finite loss stops the run as
+optimizer.step, regularizer.after_step, schedule. With trainer.precision mixed, the forward pass
+and the data loss run under autocast and nothing else does (wdsweep.train.precision). A non-finite loss stops the run as
 `diverged`. Every `eval_every` steps (and at steps 0 and last) all three splits are
 evaluated into the history; callbacks (progress bar, TensorBoard, later a pruner) see each
 step and each evaluation.
@@ -18,6 +19,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from wdsweep.train.data import SPLITS, Splits
+from wdsweep.train.precision import FLOAT32, Precision
 from wdsweep.train.regularizers import Regularizer, weight_norm
 
 
@@ -51,6 +53,7 @@ class TrainResult:
     history: List[dict] = field(default_factory=list)
     diverged_at_step: Optional[int] = None
     stop_reason: Optional[str] = None
+    skipped_steps: int = 0  # 16-mixed: steps skipped whole because the scaled gradients overflowed
 
     @property
     def final(self) -> dict:
@@ -68,23 +71,26 @@ def data_loss(task: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, splits: Splits, regularizer: Regularizer) -> dict:
-    """Loss and error on every split, with the weight statistics. Error: MSE or 1 - accuracy."""
+def evaluate(model: nn.Module, splits: Splits, regularizer: Regularizer, precision: Precision = FLOAT32) -> dict:
+    """Loss and error on every split, with the weight statistics. Error: MSE or 1 - accuracy.
+    The forward passes run at the training's precision."""
     was_training = model.training
     model.eval()
     row = {}
     for split in SPLITS:
         y = splits.y[split]
         if len(y) <= EVAL_ROWS:  # one pass, as the numbers have always been computed
-            out = model(splits.inputs(split))
-            loss = float(data_loss(splits.task, out, y))
+            with precision.autocast():
+                out = model(splits.inputs(split))
+                loss = float(data_loss(splits.task, out, y))
             wrong = float((out.argmax(dim=1) != y).float().mean()) if splits.task != "regression" else loss
         else:  # a large split in chunks: the mean of per-row losses, weighted by chunk size
             loss_sum = wrong_sum = 0.0
             for start in range(0, len(y), EVAL_ROWS):
-                out = model(splits.inputs(split, slice(start, start + EVAL_ROWS)))
                 part = y[start:start + EVAL_ROWS]
-                loss_sum += float(data_loss(splits.task, out, part)) * len(part)
+                with precision.autocast():
+                    out = model(splits.inputs(split, slice(start, start + EVAL_ROWS)))
+                    loss_sum += float(data_loss(splits.task, out, part)) * len(part)
                 if splits.task != "regression":
                     wrong_sum += float((out.argmax(dim=1) != part).sum())
             loss = loss_sum / len(y)
@@ -117,13 +123,24 @@ class BatchSampler:
         return batch
 
 
+def _scaled_backward(scaler: "torch.amp.GradScaler", total: torch.Tensor,
+                     optimizer: torch.optim.Optimizer) -> bool:
+    """Backward through the scaled loss, then unscale the gradients in place, so that the
+    callbacks, the regularizer and the optimizer see true float32 gradients. False if any
+    overflowed (then nothing may step)."""
+    scaler.scale(total).backward()
+    scaler.unscale_(optimizer)
+    grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+    return all(bool(torch.isfinite(g).all()) for g in grads)
+
+
 def train(model: nn.Module, splits: Splits, optimizer: torch.optim.Optimizer,
           scheduler: torch.optim.lr_scheduler.LRScheduler, regularizer: Regularizer, *,
           steps: int, batch_size: Optional[int], eval_every: int, generator: torch.Generator,
           augment_generator: Optional[torch.Generator] = None,
-          callbacks: Sequence[Callback] = ()) -> TrainResult:
+          callbacks: Sequence[Callback] = (), precision: Precision = FLOAT32) -> TrainResult:
     """`generator` draws the batches; `augment_generator` the augmentation of each (with
-    splits.augment set, data.augment)."""
+    splits.augment set, data.augment). `precision`: trainer.precision (wdsweep.train.precision)."""
     y_train = splits.y["train"]
     sampler = BatchSampler(len(y_train), batch_size, generator)
     result = TrainResult(status="completed", steps=0, train_seconds=0.0, eval_seconds=0.0)
@@ -131,13 +148,15 @@ def train(model: nn.Module, splits: Splits, optimizer: torch.optim.Optimizer,
 
     def record(step: int, notify: bool = True) -> None:
         tic = time.perf_counter()
-        row = {"step": step, "lr": optimizer.param_groups[0]["lr"], **evaluate(model, splits, regularizer)}
+        row = {"step": step, "lr": optimizer.param_groups[0]["lr"],
+               **evaluate(model, splits, regularizer, precision)}
         result.eval_seconds += time.perf_counter() - tic
         row["seconds"] = time.perf_counter() - start
         result.history.append(row)
         for cb in callbacks if notify else ():
             cb.on_eval(step, row)
 
+    scaler = precision.grad_scaler()  # 16-mixed only
     model.train()
     try:  # a callback may end the run early (StopRun), e.g. when a pruner says so
         record(0)
@@ -146,20 +165,33 @@ def train(model: nn.Module, splits: Splits, optimizer: torch.optim.Optimizer,
             x, y = splits.inputs("train", rows), (y_train if rows is None else y_train[rows])
             if splits.augment is not None:
                 x = splits.augment(x, augment_generator)
-            loss = data_loss(splits.task, model(x), y)
+            with precision.autocast():  # a no-op at 32
+                loss = data_loss(splits.task, model(x), y)
             loss_value = loss.item()
             if not math.isfinite(loss_value):
                 result.status, result.diverged_at_step = "diverged", step
                 break
-            penalty = regularizer.loss_term()
+            penalty = regularizer.loss_term()  # float32, outside autocast
             total = loss if penalty is None else loss + penalty
             optimizer.zero_grad(set_to_none=True)
-            total.backward()
+            if scaler is None:
+                total.backward()
+            elif not _scaled_backward(scaler, total, optimizer):
+                # 16-mixed: the scaled gradients overflowed; the scaler lowers its scale and the
+                # step is skipped whole (decay included), as GradScaler skips optimizer.step
+                scaler.update()
+                scheduler.step()
+                result.steps, result.skipped_steps = step, result.skipped_steps + 1
+                if step % eval_every == 0 or step == steps:
+                    record(step)
+                continue
             for cb in callbacks:
                 cb.on_step(step, loss_value, model)
             lr = optimizer.param_groups[0]["lr"]
             regularizer.before_step(lr)
             optimizer.step()
+            if scaler is not None:
+                scaler.update()
             regularizer.after_step(lr)
             scheduler.step()
             result.steps = step
