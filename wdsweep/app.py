@@ -82,7 +82,8 @@ def main() -> None:
         _hydra_main()
     except KeyboardInterrupt as stop:
         # A job writes metrics.json last and atomically: the one interrupted left no result,
-        # so the same command trains it again and skips the finished ones.
+        # so the same command trains it again (from its checkpoint, if it wrote one:
+        # wdsweep.jobs.checkpoints) and skips the finished ones.
         what = "SIGTERM" if isinstance(stop, Terminated) else "Ctrl-C"
         print(f"wdsweep: stopped by {what}; finished jobs are kept, and the same command again "
               "resumes the sweep (hydra.sweeper.resume=true, the default)", file=sys.stderr)

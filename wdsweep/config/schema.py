@@ -347,6 +347,15 @@ class TrainerConfig:
     # loss under autocast in bfloat16 or float16 (16-mixed with a gradient scaler); the weights,
     # the optimizer and the penalty, decay and proximal steps stay float32.
     precision: str = "32"
+    # Write a checkpoint every this many steps (null: by time only, checkpoint_seconds). A
+    # killed or preempted job run again continues from its last checkpoint, and ends with the
+    # same numbers and model.pt, bit for bit, as if it had never stopped.
+    checkpoint_every: Optional[int] = None
+    # Also write one when this many seconds of training passed since the last (0: never by
+    # time): jobs shorter than this write none.
+    checkpoint_seconds: float = 600.0
+    # Keep the last checkpoint of a finished job (else it is removed once metrics.json is written).
+    keep_checkpoint: bool = False
 
 
 # --------------------------------------------------------------------------- logger

@@ -287,6 +287,8 @@ def _validate_trainer(check: _Checker) -> None:
     check.number("trainer.batch_size", low=1, optional=True)
     check.number("trainer.eval_every", low=1)
     check.number("trainer.threads", low=1, optional=True)
+    check.number("trainer.checkpoint_every", low=1, optional=True)
+    check.number("trainer.checkpoint_seconds", low=0)
     device = check.get("trainer.device")
     # A Slurm launcher's jobs train on other machines (GPU nodes of a login node's sweep): here
     # only the spelling is checked, and each job checks its own machine when it starts.

@@ -22,6 +22,7 @@ from omegaconf import DictConfig
 
 import wdsweep
 from wdsweep.config.validation import validate
+from wdsweep.jobs.checkpoints import JobCheckpoints, remove_checkpoint
 from wdsweep.jobs.lifeline import in_main_process
 from wdsweep.jobs.override_text import readable_overrides
 from wdsweep.jobs.resume import done_record, job_lock, remove_stale_temp_files
@@ -38,6 +39,7 @@ from wdsweep.tracking.results import (
     write_metrics,
 )
 from wdsweep.tracking.trial_link import TrialHeartbeat, TrialLink, heartbeat_seconds
+from wdsweep.train.checkpoint import UnusableCheckpoint
 from wdsweep.train.data import build_splits, derived_seed
 from wdsweep.train.device import device_name, resolve_device
 from wdsweep.train.models import build_model, data_info_of
@@ -242,6 +244,18 @@ def job_heartbeat_seconds() -> float:
 
 def _train_beating(cfg: DictConfig, job_dir: Path, progress: bool, trial: Optional[TrialLink],
                    launcher_jobs: object, record: dict, heartbeat: TrialHeartbeat):
+    checkpoints = JobCheckpoints(job_dir, record["config_hash"], cfg.trainer.get("checkpoint_every"),
+                                 float(cfg.trainer.get("checkpoint_seconds", 0)))
+    try:
+        return _build_and_train(cfg, job_dir, progress, trial, launcher_jobs, record, heartbeat, checkpoints)
+    except UnusableCheckpoint as err:
+        # It loaded, but does not fit this run: set it aside and start over from fresh parts.
+        checkpoints.discard(f"does not fit this job ({err})")
+        return _build_and_train(cfg, job_dir, progress, trial, launcher_jobs, record, heartbeat, checkpoints)
+
+
+def _build_and_train(cfg: DictConfig, job_dir: Path, progress: bool, trial: Optional[TrialLink],
+                     launcher_jobs: object, record: dict, heartbeat: TrialHeartbeat, checkpoints: JobCheckpoints):
     torch.set_flush_denormal(cfg.trainer.flush_denormal)  # process-wide: set by every job
     device = set_device(record, cfg.trainer)
     splits = seed_and_draw_data(cfg)  # (drawn serially: the thread count does not matter yet)
@@ -278,11 +292,15 @@ def _train_beating(cfg: DictConfig, job_dir: Path, progress: bool, trial: Option
             callbacks.append(PruningReporter(trial, objective_names(cfg)[0]))
         if cfg.logger.name == "tensorboard":
             callbacks.append(TensorBoardLogger(job_dir / "tensorboard", cfg.logger.histogram_every))
-        result = train(model, splits, optimizer, scheduler, regularizer,
-                       steps=cfg.trainer.steps, batch_size=cfg.trainer.batch_size,
-                       eval_every=cfg.trainer.eval_every, generator=batch_generator,
-                       augment_generator=augment_generator(cfg.seed),
-                       callbacks=callbacks, precision=precision_of(cfg.trainer.get("precision", "32"), device))
+        with checkpoints:  # SIGTERM and SIGUSR1 now wait for a checkpoint
+            result = train(model, splits, optimizer, scheduler, regularizer,
+                           steps=cfg.trainer.steps, batch_size=cfg.trainer.batch_size,
+                           eval_every=cfg.trainer.eval_every, generator=batch_generator,
+                           augment_generator=augment_generator(cfg.seed), callbacks=callbacks,
+                           precision=precision_of(cfg.trainer.get("precision", "32"), device),
+                           checkpoints=checkpoints)
+        if checkpoints.resumed_from is not None:
+            record["resumed_from_step"] = checkpoints.resumed_from
     finally:
         for cb in callbacks:
             cb.close()
@@ -314,6 +332,8 @@ def _finish(record: dict, cfg: DictConfig, job_dir: Path, trial: Optional[TrialL
         if trial is not None and trial.reports:
             trial.record(record)
         return False
+    if not cfg.trainer.get("keep_checkpoint", False):
+        remove_checkpoint(job_dir)  # the job is done: metrics.json is its record now
     export_job(cfg, job_dir, record)  # logger=mlflow: from the files just written; never raises
     return True
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 from wdsweep.errors import ConfigError
+from wdsweep.jobs.checkpoints import checkpoint_step
 from wdsweep.jobs.resume import DONE_STATUSES, read_record
 
 log = logging.getLogger(__name__)
@@ -72,7 +73,8 @@ def print_plan(jobs: List[GridJob], twin_of: Dict[int, GridJob], done: Callable[
         elif job.index in twin_of:
             action = f"record: trains nothing, same as {twin_of[job.index].folder.name}"
         else:
-            action = "train"
+            step = checkpoint_step(job.folder, job.config_hash)
+            action = "train" + (f": resume at step {step} (its checkpoint)" if step else "")
         counts[action.split(":")[0]] += 1
         lines.append(f"  #{job.index:<4d} {job.folder.name:<{width}s}  {action}")
     print(f"dry run: {len(jobs)} jobs in {sweep_dir} ({'exists' if sweep_dir.is_dir() else 'not made yet'}): "

@@ -103,9 +103,18 @@ def job_tree(cfg: DictConfig) -> dict:
 ADDED_KEYS = {("trainer", "device"): "auto", ("trainer", "deterministic"): False, ("trainer", "precision"): "32"}
 
 
+# Keys that change when and where a job saves its state, never what it computes: left out of
+# the digest, so changing them does not make a finished job run again.
+NEUTRAL_KEYS = (("trainer", "checkpoint_every"), ("trainer", "checkpoint_seconds"), ("trainer", "keep_checkpoint"))
+
+
 def digest(tree: dict) -> str:
     """A short, stable digest of a plain config tree (key order does not matter; keys added
-    since, at their defaults, do not count: ADDED_KEYS)."""
+    since, at their defaults, do not count: ADDED_KEYS; nor do NEUTRAL_KEYS)."""
+    for group, key in NEUTRAL_KEYS:
+        node = tree.get(group)
+        if isinstance(node, dict) and key in node:
+            tree = {**tree, group: {k: v for k, v in node.items() if k != key}}
     for (group, key), default in ADDED_KEYS.items():
         node = tree.get(group)
         if isinstance(node, dict) and key in node and node[key] == default and type(node[key]) is type(default):

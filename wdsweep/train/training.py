@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import List, Optional, Sequence
 
@@ -18,6 +19,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from wdsweep.train.checkpoint import FORMAT, Checkpoints, UnusableCheckpoint, random_states, set_random_states
 from wdsweep.train.data import SPLITS, Splits
 from wdsweep.train.precision import FLOAT32, Precision
 from wdsweep.train.regularizers import Regularizer, weight_norm
@@ -138,13 +140,46 @@ def train(model: nn.Module, splits: Splits, optimizer: torch.optim.Optimizer,
           scheduler: torch.optim.lr_scheduler.LRScheduler, regularizer: Regularizer, *,
           steps: int, batch_size: Optional[int], eval_every: int, generator: torch.Generator,
           augment_generator: Optional[torch.Generator] = None,
-          callbacks: Sequence[Callback] = (), precision: Precision = FLOAT32) -> TrainResult:
+          callbacks: Sequence[Callback] = (), precision: Precision = FLOAT32,
+          checkpoints: Optional[Checkpoints] = None) -> TrainResult:
     """`generator` draws the batches; `augment_generator` the augmentation of each (with
-    splits.augment set, data.augment). `precision`: trainer.precision (wdsweep.train.precision)."""
+    splits.augment set, data.augment). `precision`: trainer.precision (wdsweep.train.precision).
+    `checkpoints`: where the run continues from, and where its state goes after each step
+    (wdsweep.train.checkpoint); None: from step 0, no checkpoint."""
     y_train = splits.y["train"]
     sampler = BatchSampler(len(y_train), batch_size, generator)
     result = TrainResult(status="completed", steps=0, train_seconds=0.0, eval_seconds=0.0)
+    scaler = precision.grad_scaler()  # 16-mixed only
     start = time.perf_counter()
+
+    def state(step: int) -> dict:
+        """Everything the run needs to go on after `step` exactly as it would have."""
+        return {"format": FORMAT, "step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler else None,
+                "random": random_states(), "batches": generator.get_state(),
+                "augment": augment_generator.get_state() if augment_generator is not None else None,
+                "sampler_queue": sampler._queue, "history": result.history, "skipped_steps": result.skipped_steps,
+                "train_seconds": time.perf_counter() - start, "eval_seconds": result.eval_seconds}
+
+    saved = checkpoints.load() if checkpoints is not None else None
+    if saved is not None:
+        try:
+            model.load_state_dict(saved["model"])
+            optimizer.load_state_dict(saved["optimizer"])
+            scheduler.load_state_dict(saved["scheduler"])
+            if scaler is not None:
+                scaler.load_state_dict(saved["scaler"])
+            generator.set_state(saved["batches"])
+            if augment_generator is not None:
+                augment_generator.set_state(saved["augment"])
+            sampler._queue = saved["sampler_queue"]
+            set_random_states(saved["random"])
+            result.history, result.skipped_steps = list(saved["history"]), int(saved["skipped_steps"])
+            result.steps, result.eval_seconds = int(saved["step"]), float(saved["eval_seconds"])
+            start -= float(saved["train_seconds"])
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as err:
+            raise UnusableCheckpoint(f"{type(err).__name__}: {' '.join(str(err).split())[:200]}") from err
+    first = result.steps + 1
 
     def record(step: int, notify: bool = True) -> None:
         tic = time.perf_counter()
@@ -156,11 +191,11 @@ def train(model: nn.Module, splits: Splits, optimizer: torch.optim.Optimizer,
         for cb in callbacks if notify else ():
             cb.on_eval(step, row)
 
-    scaler = precision.grad_scaler()  # 16-mixed only
     model.train()
     try:  # a callback may end the run early (StopRun), e.g. when a pruner says so
-        record(0)
-        for step in range(1, steps + 1):
+        if first == 1:
+            record(0)
+        for step in range(first, steps + 1):
             rows = sampler.next()
             x, y = splits.inputs("train", rows), (y_train if rows is None else y_train[rows])
             if splits.augment is not None:
@@ -180,10 +215,14 @@ def train(model: nn.Module, splits: Splits, optimizer: torch.optim.Optimizer,
                 # 16-mixed: the scaled gradients overflowed; the scaler lowers its scale and the
                 # step is skipped whole (decay included), as GradScaler skips optimizer.step
                 scaler.update()
-                scheduler.step()
+                with warnings.catch_warnings():  # "scheduler.step() before optimizer.step()": meant
+                    warnings.simplefilter("ignore", UserWarning)
+                    scheduler.step()
                 result.steps, result.skipped_steps = step, result.skipped_steps + 1
                 if step % eval_every == 0 or step == steps:
                     record(step)
+                if checkpoints is not None:
+                    checkpoints.after_step(step, lambda: state(step))
                 continue
             for cb in callbacks:
                 cb.on_step(step, loss_value, model)
@@ -197,6 +236,8 @@ def train(model: nn.Module, splits: Splits, optimizer: torch.optim.Optimizer,
             result.steps = step
             if step % eval_every == 0 or step == steps:
                 record(step)
+            if checkpoints is not None:
+                checkpoints.after_step(step, lambda: state(step))
     except StopRun as stop:
         result.status, result.stop_reason = stop.status, stop.reason
 

@@ -1,0 +1,73 @@
+"""trainer.precision on this machine: the step time of bf16-mixed (and 16-mixed) against 32,
+side by side in one run, for the article's MLP and for ResNet-20 on CIFAR-10-shaped images.
+
+Each configuration runs as a real job (`python -m wdsweep`, in a process of its own), `--repeats`
+times, alternating with the others so that a change of load hits them all alike; the step time
+is the job's train_seconds (its evaluations left out) over its steps, from metrics.json, and the
+table gives the median and its ratio to 32.
+
+    python benchmarks/precision.py --repeats 3
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+PRECISIONS = ("32", "bf16-mixed", "16-mixed")
+
+
+def cifar_shaped(folder: Path, n: int = 2048) -> Path:
+    """n random 3x32x32 uint8 images with 10 labels, as data=npz reads them."""
+    rng = np.random.default_rng(0)
+    path = folder / "cifar_shaped.npz"
+    np.savez(path, x_train=rng.integers(0, 256, (n, 3, 32, 32), dtype=np.uint8),
+             y_train=rng.integers(0, 10, n), x_test=rng.integers(0, 256, (256, 3, 32, 32), dtype=np.uint8),
+             y_test=rng.integers(0, 10, 256))
+    return path
+
+
+def step_seconds(args, folder: Path, tag: str) -> float:
+    run_dir = folder / tag
+    subprocess.run([sys.executable, "-m", "wdsweep", *args, "trainer.progress=false", "trainer.save_model=false",
+                    f"hydra.run.dir={run_dir}"], check=True, capture_output=True, cwd=folder)
+    record = json.loads((run_dir / "metrics.json").read_text())
+    return (record["train_seconds"] - record["eval_seconds"]) / record["steps"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=30)
+    options = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        npz = cifar_shaped(folder)
+        steps = [f"trainer.steps={options.steps}", f"trainer.eval_every={options.steps}"]
+        cases = {
+            "MLP 1-200-200-200-1, full batch of 10 (the article)": [*steps],
+            "ResNet-20, batch 64 of 3x32x32": [*steps, "model=resnet", "data=npz", f"data.path={npz}",
+                                              "trainer.batch_size=64"],
+        }
+        times = {(case, p): [] for case in cases for p in PRECISIONS}
+        for r in range(options.repeats):
+            for case, args in cases.items():
+                for p in PRECISIONS:
+                    tag = f"{r}-{p}-{len(case)}"
+                    times[case, p].append(step_seconds([*args, f"trainer.precision={p}"], folder, tag))
+        print(f"{'case':<52} {'precision':<11} {'step (ms)':>10} {'x 32':>7}")
+        for case in cases:
+            base = statistics.median(times[case, "32"])
+            for p in PRECISIONS:
+                t = statistics.median(times[case, p])
+                print(f"{case:<52} {p:<11} {1000 * t:>10.2f} {t / base:>7.2f}")
+
+
+if __name__ == "__main__":
+    main()
