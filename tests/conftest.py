@@ -22,7 +22,7 @@ import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
-from typing import List, Sequence
+from typing import Iterator, List, Sequence
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -153,3 +153,18 @@ def shared_sweep(tmp_path_factory: pytest.TempPathFactory, name: str, args: Sequ
     home = shared_folder(tmp_path_factory, os.environ.get("PYTEST_XDIST_WORKER", "master"), f"sweep-{name}", build)
     assert json.loads((home / "args.json").read_text()) == list(args), f"shared sweep {name!r} asked with other args"
     return home / "sweep"
+
+
+@contextlib.contextmanager
+def mounted_tmpfs(mount: Path, size: str) -> Iterator[Path]:
+    """A real file system of `size` (tmpfs) at `mount`, for a full disk; the test is skipped
+    where this process may not mount one (root on Linux)."""
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)],
+                          capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)

@@ -142,3 +142,42 @@ def test_the_dry_run_says_where_a_job_would_resume(tmp_path):
     assert lines[killed.name] == "train: resume at step 200 (its checkpoint)"
     assert [v for k, v in lines.items() if k != killed.name] == [
         "skip: done (its metrics.json holds the same config hash)"]
+
+
+def test_a_checkpoint_that_does_not_fit_the_job_is_never_loaded_into_it(tmp_path):
+    """A checkpoint of this very config hash whose tensors do not fit the model (here: one of a
+    wider net, relabelled): loading fails part-way, so the job is built afresh and trains from
+    step 0, with one warning line."""
+    import torch
+
+    short = ["trainer.steps=200", "trainer.eval_every=100", "trainer.checkpoint_every=50",
+             "trainer.keep_checkpoint=true"]
+    assert run_wdsweep([*short, "model.width=32", "hydra.run.dir=W"], cwd=tmp_path).returncode == 0
+    fresh = run_wdsweep([*short, "model.width=16", "hydra.run.dir=N"], cwd=tmp_path)
+    assert fresh.returncode == 0
+    expected = outcome(tmp_path / "N")
+    narrow_hash = read_metrics(tmp_path / "N")["config_hash"]
+    wide = torch.load(tmp_path / "W" / "checkpoint.pt", weights_only=True)
+    torch.save({**wide, "config_hash": narrow_hash}, tmp_path / "N" / "checkpoint.pt")
+    (tmp_path / "N" / "metrics.json").unlink()
+    again = run_wdsweep([*short, "model.width=16", "hydra.run.dir=N"], cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    output = (again.stdout + again.stderr).splitlines()
+    assert len([line for line in output if "does not fit this job (RuntimeError" in line]) == 1
+    assert "resumed_from_step" not in read_metrics(tmp_path / "N")
+    assert outcome(tmp_path / "N") == expected
+
+
+def test_a_disk_too_full_for_checkpoints_costs_a_warning_not_the_job(tmp_path):
+    from conftest import mounted_tmpfs
+
+    # model.pt (330 kB) fits in 600 kB, a checkpoint (680 kB: weights and momentum) does not
+    with mounted_tmpfs(tmp_path / "small", "600k") as disk:
+        proc = run_wdsweep(["trainer.steps=100", "trainer.eval_every=50", "trainer.checkpoint_every=20",
+                            f"hydra.run.dir={disk / 'J'}"], cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        output = (proc.stdout + proc.stderr).splitlines()
+        assert len([line for line in output if "could not write a checkpoint at step 20" in line]) == 1
+        record = read_metrics(disk / "J")
+        assert record["status"] == "completed" and record["steps"] == 100
+        assert not list((disk / "J").glob(".*.tmp")) and not (disk / "J" / "checkpoint.pt").exists()

@@ -20,7 +20,7 @@ import pytest
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
-from conftest import job_dirs, read_metrics, run_cli, run_wdsweep
+from conftest import job_dirs, mounted_tmpfs, read_metrics, run_cli, run_wdsweep
 from sweep_processes import (
     kill_after,
     kill_when,
@@ -208,16 +208,8 @@ def test_a_killed_optuna_search_loses_no_finished_trial(tmp_path):
 @pytest.fixture
 def small_disk(tmp_path):
     """A real 256 KiB file system (tmpfs), when this process may mount one (root on Linux)."""
-    mount = tmp_path / "small"
-    mount.mkdir()
-    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)],
-                          capture_output=True, text=True)
-    if made.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.strip()}")
-    try:
+    with mounted_tmpfs(tmp_path / "small", "256k") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def test_a_full_disk_fails_the_job_not_the_sweep(tmp_path, small_disk):

@@ -66,6 +66,11 @@ class JobCheckpoints:
         self.cfg_hash, self.every, self.seconds = cfg_hash, every, seconds
         self.last_saved = time.monotonic()
         self.resumed_from: Optional[int] = None
+        # The job's thread count, and whether its numbers depend on it (set once it is known):
+        # a checkpoint of a thread-dependent job continues only at the count it was written with.
+        self.threads: Optional[int] = None
+        self.thread_independent = True
+        self._failed_write = False
         self._signal: Optional[int] = None
         self._previous: Dict[int, Any] = {}
 
@@ -88,6 +93,10 @@ class JobCheckpoints:
         if state.get("config_hash") != self.cfg_hash:
             self.discard("was written by another config of this job folder")
             return None
+        if not self.thread_independent and state.get("torch_threads") != self.threads:
+            self.discard(f"was written with {state.get('torch_threads')} torch threads, and this job's numbers "
+                         f"depend on the count (it runs with {self.threads})")
+            return None
         self.resumed_from = int(state["step"])
         log.info("continuing from the checkpoint at step %d (%s)", self.resumed_from, self.path)
         return state
@@ -95,6 +104,7 @@ class JobCheckpoints:
     def discard(self, why: str) -> None:
         """Set the checkpoint aside (checkpoint.pt.unusable, for a look) and train from step 0."""
         log.warning("%s %s: set aside as %s.unusable; the job trains from step 0", self.path, why, self.path.name)
+        self.resumed_from = None
         try:
             os.replace(self.path, self.path.with_name(self.path.name + ".unusable"))
             self.step_path.unlink(missing_ok=True)
@@ -106,14 +116,21 @@ class JobCheckpoints:
         due = (self.every is not None and step % self.every == 0) or \
               (self.seconds > 0 and time.monotonic() - self.last_saved >= self.seconds)
         if due or self._signal is not None:
-            self.save(step, state())
+            try:
+                self.save(step, state())
+            except (OSError, RuntimeError) as err:  # a full disk, say: the training goes on
+                if not self._failed_write:
+                    log.warning("could not write a checkpoint at step %d (%s: %s); training goes on, and a "
+                                "kill before the next one loses the steps since the last", step,
+                                type(err).__name__, " ".join(str(err).split())[:200])
+                self._failed_write = True
         if self._signal is not None:
             self._deliver()
 
     def save(self, step: int, state: Dict[str, Any]) -> None:
         import torch
 
-        state = {**state, "config_hash": self.cfg_hash}
+        state = {**state, "config_hash": self.cfg_hash, "torch_threads": self.threads}
         atomic_write(self.path, lambda f: torch.save(state, f), binary=True)
         atomic_write(self.step_path, lambda f: json.dump({"step": step, "config_hash": self.cfg_hash}, f))
         self.last_saved = time.monotonic()

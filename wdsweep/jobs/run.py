@@ -264,6 +264,7 @@ def _build_and_train(cfg: DictConfig, job_dir: Path, progress: bool, trial: Opti
                                                                               len(splits.y["train"]))
     set_threads(record, cfg.trainer.threads, launcher_jobs,
                 is_thread_independent(model, rows * splits.n_outputs))
+    checkpoints.threads, checkpoints.thread_independent = record["torch_threads"], record["thread_independent"]
     # Built on the CPU (the same initial weights on every device), then moved once, with the data.
     model, splits = model.to(device), splits.to(device)
     reg = cfg.reg
