@@ -80,7 +80,9 @@ def read_metrics(job_dir: Path) -> dict:
 
 
 # What differs between two executions of one job, however it runs: the clock and the run's id.
-PER_EXECUTION = {"train_seconds", "eval_seconds", "started_at", "finished_at", "run_id"}
+PER_EXECUTION = {"train_seconds", "eval_seconds", "started_at", "finished_at", "run_id", "throughput"}
+# history.csv's wall-clock columns: when, and how fast (the rest is what the run computed)
+WALL_CLOCK = ("seconds", "samples_per_s", "step_ms", "data_wait")
 
 
 def metrics_without_timing(sweep: Path) -> dict:
@@ -89,10 +91,10 @@ def metrics_without_timing(sweep: Path) -> dict:
 
 
 def history_without_seconds(job: Path) -> List[dict]:
-    """The job's history.csv rows without the wall-clock column."""
+    """The job's history.csv rows without the wall-clock columns."""
     import csv
 
-    return [{k: v for k, v in row.items() if k != "seconds"}
+    return [{k: v for k, v in row.items() if k not in WALL_CLOCK}
             for row in csv.DictReader(io.StringIO((job / "history.csv").read_text()))]
 
 

@@ -9,11 +9,11 @@ import pytest
 from wdsweep.jobs.canonical import canonical_hash
 from wdsweep.jobs.run import run
 
-from conftest import job_dirs, read_metrics, run_analysis, run_wdsweep
+from conftest import history_without_seconds, job_dirs, read_metrics, run_analysis, run_wdsweep
 
 # Fields a record of another job's result has of its own.
 OWN = ("train_seconds", "eval_seconds", "started_at", "finished_at", "run_id", "config",
-       "config_hash", "overrides", "decay", "torch_threads", "thread_independent", "same_as")
+       "config_hash", "overrides", "decay", "torch_threads", "thread_independent", "same_as", "throughput")
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
@@ -31,8 +31,7 @@ def test_with_lam_zero_the_idle_reg_keys_change_no_number(compose_cfg, tmp_path,
         run(cfg, tmp_path / str(i))
         record = read_metrics(tmp_path / str(i))
         numbers.append(({k: v for k, v in record.items() if k not in OWN},
-                        [row.rsplit(",", 1)[0]
-                         for row in (tmp_path / str(i) / "history.csv").read_text().splitlines()]))
+                        history_without_seconds(tmp_path / str(i))))
     assert len(hashes) == 1
     assert all(n == numbers[0] for n in numbers[1:])
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import job_dirs, read_metrics, run_wdsweep
+from conftest import WALL_CLOCK, job_dirs, read_metrics, run_wdsweep
 from sweep_processes import kill_when, start_sweep
 
 pytestmark = pytest.mark.integration
@@ -29,13 +29,13 @@ JOB = ["data=digits", "data.augment=true", "model.width=64", "trainer.batch_size
 # What may differ between two runs of one config: when and how long, the free cores a run found
 # (the model's numbers do not depend on them: thread_independent), and how it was invoked.
 NOT_NUMBERS = {"train_seconds", "eval_seconds", "started_at", "finished_at", "run_id", "resumed_from_step",
-               "torch_threads", "overrides", "config"}
+               "torch_threads", "overrides", "config", "throughput"}
 
 
 def outcome(job: Path) -> tuple:
     record = {k: v for k, v in read_metrics(job).items() if k not in NOT_NUMBERS}
     with open(job / "history.csv") as f:
-        history = [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(f)]
+        history = [{k: v for k, v in row.items() if k not in WALL_CLOCK} for row in csv.DictReader(f)]
     return record, history, (job / "model.pt").read_bytes()
 
 

@@ -35,7 +35,7 @@ pytestmark = pytest.mark.integration
 
 # Six jobs of about half a second each, so that a kill lands mid-sweep.
 GRID = ["reg.p=1,2,3", "seed=0,1", "trainer.steps=300", "trainer.eval_every=100"]
-TIMING = {"train_seconds", "eval_seconds", "started_at", "finished_at", "run_id"}
+TIMING = {"train_seconds", "eval_seconds", "started_at", "finished_at", "run_id", "throughput"}
 
 
 def test_killed_grids_lose_nothing_rerun_only_the_rest_and_agree_across_launchers(tmp_path):

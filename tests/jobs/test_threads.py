@@ -12,18 +12,17 @@ import pytest
 from wdsweep.jobs.run import run
 from wdsweep.jobs.threads import FreeCores, usable_cores
 
-from conftest import job_dirs, read_metrics, run_wdsweep
+from conftest import WALL_CLOCK, history_without_seconds, job_dirs, read_metrics, run_wdsweep
 
 # What may differ between the two runs: timings, ids, and the thread count itself.
 TIMINGS = ("train_seconds", "eval_seconds", "started_at", "finished_at", "run_id", "torch_threads",
-           "config", "config_hash", "overrides")
+           "config", "config_hash", "overrides", "throughput")
 
 
 def _numbers(job_dir) -> tuple:
     record = read_metrics(job_dir)
-    history = [row.rsplit(",", 1)[0]  # the last column is the elapsed time
-               for row in (job_dir / "history.csv").read_text().splitlines()]
-    assert history[0].endswith("weight_norm,sparsity")  # so the cut column was "seconds"
+    history = history_without_seconds(job_dir)
+    assert "sparsity" in history[0] and "seconds" not in history[0]
     return {k: v for k, v in record.items() if k not in TIMINGS}, history
 
 
@@ -53,7 +52,7 @@ def test_a_batched_model_gives_the_same_bits_at_any_thread_count(compose_cfg):
                              f"trainer.threads={threads}"]) for p in (1, 2, 3)]
         trained = train_batched(cfgs)
         assert {t.threads for t in trained} == {threads}
-        finals[threads] = [[{k: v for k, v in row.items() if k != "seconds"}
+        finals[threads] = [[{k: v for k, v in row.items() if k not in WALL_CLOCK}
                             for row in (t.result.final, *t.result.history)] for t in trained]
     assert finals[1] == finals[2]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import job_dirs, read_metrics, run_wdsweep
+from conftest import WALL_CLOCK, job_dirs, read_metrics, run_wdsweep
 
 pytestmark = pytest.mark.integration
 
@@ -17,7 +17,7 @@ def histories(sweep) -> dict:
     out = {}
     for job in job_dirs(sweep):
         with open(job / "history.csv") as f:
-            out[job.name] = [{k: float(v) for k, v in row.items() if k != "seconds"} for row in csv.DictReader(f)]
+            out[job.name] = [{k: float(v) for k, v in row.items() if k not in WALL_CLOCK} for row in csv.DictReader(f)]
     return out
 
 

@@ -49,7 +49,7 @@ from wdsweep.train.data import SPLITS, data_info, derived_seed
 from wdsweep.train.device import device_name
 from wdsweep.train.models import LINEAR_TARGET, MLP_TARGET, build_model, data_info_of, model_label
 from wdsweep.train.regularizers import Regularizer, lp_elementwise, ordered_sum
-from wdsweep.train.training import BatchSampler, Callback, StopRun, TrainResult
+from wdsweep.train.training import BatchSampler, Callback, StopRun, Throughput, TrainResult
 
 # Keys whose values may differ between the members of one batch. Everything else must be equal.
 BATCHABLE = ("reg", "seed", "optimizer.lr", "objective")
@@ -202,7 +202,7 @@ def _train_sorted(cfgs: Sequence[DictConfig], dev: torch.device,
         net.load(member_net, tensors)
         result = TrainResult(status=status, steps=steps_done, train_seconds=seconds[0] / len(cfgs),
                              eval_seconds=seconds[1] / len(cfgs), history=histories[k],
-                             diverged_at_step=diverged_at, stop_reason=stop_reason)
+                             diverged_at_step=diverged_at, stop_reason=stop_reason, throughput=seconds[2])
         trained.append(Trained(result, reg.summary(), splits[k].sizes(), member_net.state_dict(),
                                threads, independent, str(dev), device_name(dev)))
     return trained
@@ -330,6 +330,8 @@ class _BatchedTrainer:
         alive = torch.ones(self.k, dtype=torch.bool, device=self.dev)
         start = time.perf_counter()
         eval_seconds = 0.0
+        # per member: its own rows per step, at the batch's step time (all members share it)
+        throughput = Throughput(self.samplers[0].batch_size or self.x["train"].shape[1])
 
         def record(step: int, who, notify: bool = True) -> None:
             """Evaluate; append the rows of members `who`; with `notify`, show each its
@@ -339,8 +341,9 @@ class _BatchedTrainer:
             rows = self.evaluate()
             eval_seconds += time.perf_counter() - tic
             lrs = self.m.lr(step).view(-1)
+            window = throughput.window()
             for k in who:
-                row = {"step": step, "lr": float(lrs[k]), **rows[k], "seconds": time.perf_counter() - start}
+                row = {"step": step, "lr": float(lrs[k]), **rows[k], "seconds": time.perf_counter() - start, **window}
                 histories[k].append(row)
                 if notify and reporters[k] is not None:
                     try:
@@ -359,6 +362,7 @@ class _BatchedTrainer:
         x_flat, y_flat = x_train.flatten(0, 1), y_train.flatten(0, 1)
         first_row = torch.arange(self.k, device=self.dev).unsqueeze(1) * n_train
         for step in range(1, steps + 1):
+            began = time.perf_counter()
             rows = [s.next() for s in self.samplers]
             if rows[0] is None:
                 xb, yb = x_train, y_train
@@ -369,6 +373,7 @@ class _BatchedTrainer:
             if self.augments is not None:  # each member draws from its own stream, as alone
                 xb = torch.stack([augment(xb[k].cpu(), gen).to(self.dev)
                                   for k, (augment, gen) in enumerate(self.augments)])
+            data_ready = time.perf_counter()
             losses = _losses(self.task, self.net.train_outputs(xb), yb)
             finite = torch.isfinite(losses.detach())
             newly = (alive & ~finite).nonzero().view(-1).tolist()
@@ -384,6 +389,7 @@ class _BatchedTrainer:
             torch.where(alive, losses, torch.zeros_like(losses)).sum().backward()
             self.step_count += 1
             self.update(self.m.lr(step - 1))
+            throughput.add(time.perf_counter() - began, data_ready - began)
             if step % eval_every == 0 or step == steps:
                 record(step, [k for k in range(self.k) if bool(alive[k])])
                 if not alive.any():  # all pruned
@@ -396,4 +402,4 @@ class _BatchedTrainer:
                     outcomes[k] = ("completed", steps, None, snapshot(k), None)
                 else:  # the last update itself blew the weights up
                     outcomes[k] = ("diverged", steps, steps, snapshot(k), None)
-        return histories, outcomes, (train_seconds, eval_seconds)
+        return histories, outcomes, (train_seconds, eval_seconds, throughput.overall())

@@ -142,6 +142,8 @@ def record_trained(record: dict, cfg: DictConfig, job_dir: Path, overrides: Sequ
         diverged_at_step=result.diverged_at_step,
         stop_reason=result.stop_reason,
         skipped_steps=result.skipped_steps,
+        # wall-clock figures of this execution: samples_per_second, step_ms, data_wait_share
+        throughput=result.throughput,  # (NaN, as everywhere in metrics.json, is written as null)
         # a run stopped as failed (its trial told by another sweep) says why where failures do
         **({"error": result.stop_reason} if result.status == "failed" and result.stop_reason else {}),
         decay=decay,
@@ -286,7 +288,7 @@ def _build_and_train(cfg: DictConfig, job_dir: Path, progress: bool, trial: Opti
     batch_generator = torch.Generator().manual_seed(derived_seed(cfg.seed, "batches"))
     try:  # built inside: if one cannot be made, those made before it are still closed
         if progress and cfg.trainer.progress:
-            callbacks.append(ProgressBar(cfg.trainer.steps))
+            callbacks.append(ProgressBar(cfg.trainer.steps, rows))
         if trial is not None:
             callbacks.append(TrialWatch(heartbeat, trial))
         if trial is not None and trial.reports:

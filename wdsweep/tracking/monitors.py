@@ -14,9 +14,11 @@ from wdsweep.train.training import Callback, StopRun
 
 
 class ProgressBar(Callback):
-    def __init__(self, steps: int) -> None:
+    def __init__(self, steps: int, samples_per_step: int = 1) -> None:
         # disable=None: no bar when stderr is not a terminal (CI logs, sweeps piped to files).
-        self.bar = tqdm(total=steps, unit="step", dynamic_ncols=True, disable=None, leave=False)
+        # Counted in steps, shown in samples (unit_scale): its rate is samples per second.
+        self.bar = tqdm(total=steps, unit="sample", unit_scale=samples_per_step, dynamic_ncols=True,
+                        disable=None, leave=False)
 
     def on_step(self, step: int, loss: float, model: nn.Module) -> None:
         self.bar.update(1)

@@ -46,6 +46,38 @@ class Callback:
         pass
 
 
+class Throughput:
+    """Samples per second, the mean step time and the share of it spent waiting for data (drawing
+    the batch's rows, reading them, augmenting them), over this execution of the run
+    (`overall`) and over the steps since the last evaluation (`window`, then reset)."""
+
+    def __init__(self, samples_per_step: int) -> None:
+        self.samples_per_step = samples_per_step
+        self.total = [0, 0.0, 0.0]  # steps, step seconds, data seconds
+        self.recent = [0, 0.0, 0.0]
+
+    def add(self, step_seconds: float, data_seconds: float) -> None:
+        for acc in (self.total, self.recent):
+            acc[0] += 1
+            acc[1] += step_seconds
+            acc[2] += data_seconds
+
+    def _numbers(self, acc: list) -> dict:
+        steps, seconds, data = acc
+        if not steps or seconds <= 0:
+            return {"samples_per_s": math.nan, "step_ms": math.nan, "data_wait": math.nan}
+        return {"samples_per_s": steps * self.samples_per_step / seconds, "step_ms": 1000 * seconds / steps,
+                "data_wait": data / seconds}
+
+    def window(self) -> dict:
+        numbers, self.recent = self._numbers(self.recent), [0, 0.0, 0.0]
+        return numbers
+
+    def overall(self) -> dict:
+        n = self._numbers(self.total)
+        return {"samples_per_second": n["samples_per_s"], "step_ms": n["step_ms"], "data_wait_share": n["data_wait"]}
+
+
 @dataclass
 class TrainResult:
     status: str  # "completed" | "diverged" | a StopRun's status ("pruned")
@@ -56,6 +88,7 @@ class TrainResult:
     diverged_at_step: Optional[int] = None
     stop_reason: Optional[str] = None
     skipped_steps: int = 0  # 16-mixed: steps skipped whole because the scaled gradients overflowed
+    throughput: dict = field(default_factory=dict)  # Throughput.overall(): this execution's steps
 
     @property
     def final(self) -> dict:
@@ -180,6 +213,7 @@ def train(model: nn.Module, splits: Splits, optimizer: torch.optim.Optimizer,
         except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as err:
             raise UnusableCheckpoint(f"{type(err).__name__}: {' '.join(str(err).split())[:200]}") from err
     first = result.steps + 1
+    throughput = Throughput(sampler.batch_size or len(y_train))
 
     def record(step: int, notify: bool = True) -> None:
         tic = time.perf_counter()
@@ -187,6 +221,7 @@ def train(model: nn.Module, splits: Splits, optimizer: torch.optim.Optimizer,
                **evaluate(model, splits, regularizer, precision)}
         result.eval_seconds += time.perf_counter() - tic
         row["seconds"] = time.perf_counter() - start
+        row.update(throughput.window())  # wall-clock columns, after `seconds`
         result.history.append(row)
         for cb in callbacks if notify else ():
             cb.on_eval(step, row)
@@ -196,10 +231,12 @@ def train(model: nn.Module, splits: Splits, optimizer: torch.optim.Optimizer,
         if first == 1:
             record(0)
         for step in range(first, steps + 1):
+            began = time.perf_counter()
             rows = sampler.next()
             x, y = splits.inputs("train", rows), (y_train if rows is None else y_train[rows])
             if splits.augment is not None:
                 x = splits.augment(x, augment_generator)
+            data_ready = time.perf_counter()
             with precision.autocast():  # a no-op at 32
                 loss = data_loss(splits.task, model(x), y)
             loss_value = loss.item()
@@ -219,6 +256,7 @@ def train(model: nn.Module, splits: Splits, optimizer: torch.optim.Optimizer,
                     warnings.simplefilter("ignore", UserWarning)
                     scheduler.step()
                 result.steps, result.skipped_steps = step, result.skipped_steps + 1
+                throughput.add(time.perf_counter() - began, data_ready - began)
                 if step % eval_every == 0 or step == steps:
                     record(step)
                 if checkpoints is not None:
@@ -234,6 +272,7 @@ def train(model: nn.Module, splits: Splits, optimizer: torch.optim.Optimizer,
             regularizer.after_step(lr)
             scheduler.step()
             result.steps = step
+            throughput.add(time.perf_counter() - began, data_ready - began)
             if step % eval_every == 0 or step == steps:
                 record(step)
             if checkpoints is not None:
@@ -247,4 +286,5 @@ def train(model: nn.Module, splits: Splits, optimizer: torch.optim.Optimizer,
     if result.status == "diverged" and result.history[-1]["step"] != result.steps:
         record(result.steps, notify=False)  # the run is over: nothing (no pruner) may act on it
     result.train_seconds = time.perf_counter() - start
+    result.throughput = throughput.overall()
     return result
