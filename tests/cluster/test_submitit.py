@@ -15,6 +15,7 @@ the files submitit writes (pickles, logs); without it, on a journal file.
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -303,3 +304,42 @@ def test_submitit_cpus_per_task_is_a_jobs_thread_share(monkeypatch):
     assert dependent_threads(None, launcher_share({"cpus_per_task": 3})) == 1  # and OMP_NUM_THREADS
 
 
+
+
+def test_a_preempted_submitit_job_checkpoints_requeues_itself_and_ends_as_if_never_stopped(tmp_path):
+    """submitit's preemption signal (SIGUSR2: what Slurm sends before a preemption or a time
+    limit, with signal_delay_s) sent to a running job: the step finishes, a checkpoint is written,
+    submitit requeues the job (hydra-submitit-launcher's checkpoint()), and the job's second run
+    continues from the checkpoint; the sweep ends with the numbers of a job that never stopped."""
+    job = ["data=digits", "data.augment=true", "model.width=64", "trainer.batch_size=64", "trainer.steps=2400",
+           "trainer.eval_every=300", "trainer.checkpoint_every=100", "trainer.progress=false"]
+    reference = run_wdsweep(["-m", *job, "hydra.sweep.dir=R"], cwd=tmp_path)
+    assert reference.returncode == 0, reference.stderr
+    marker = f"WDSWEEP_TEST_PREEMPT={uuid.uuid4().hex}"
+    sweep = tmp_path / "P"
+    proc = start_sweep([*job, "hydra/launcher=submitit_local", f"hydra.sweep.dir={sweep}"], cwd=tmp_path,
+                       env_extra=dict([marker.split("=")]))
+
+    def checkpoint_step() -> int:
+        steps = [json.loads(p.read_text())["step"] for p in sweep.glob("*/checkpoint.json")]
+        return max(steps, default=0)
+
+    deadline = time.time() + 180
+    while checkpoint_step() < 300:
+        assert proc.poll() is None and time.time() < deadline, (tmp_path / "sweep.log").read_text()
+        time.sleep(0.02)
+    (task,) = [pid for pid in processes_with(marker)
+               if b"submitit.core._submit" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    os.kill(task, signal.SIGUSR2)
+    assert proc.wait(timeout=240) == 0, (tmp_path / "sweep.log").read_text()
+    (done,) = job_dirs(sweep)
+    (expected,) = job_dirs(tmp_path / "R")
+    record = read_metrics(done)
+    assert record["resumed_from_step"] >= 300
+    assert metrics_without_timing(sweep)[done.name] == {
+        **metrics_without_timing(tmp_path / "R")[expected.name], "resumed_from_step": record["resumed_from_step"],
+        "torch_threads": record["torch_threads"]}
+    assert history_without_seconds(done) == history_without_seconds(expected)
+    assert (done / "model.pt").read_bytes() == (expected / "model.pt").read_bytes()
+    logs = "".join(p.read_text(errors="replace") for p in sweep.rglob("*_log.*"))
+    assert "this job is preempted" in logs and "Requeued job" in logs

@@ -7,10 +7,11 @@ that write one before the job goes.
   moment leaves the previous checkpoint, or the new one, never half of one.
 - It is written every `trainer.checkpoint_every` steps and whenever `trainer.checkpoint_seconds`
   of training passed since the last one (by default 600 s: short jobs write none).
-- SIGTERM (Ctrl-C's cousin, and what Slurm sends before a kill) and SIGUSR1 (Slurm's and
-  submitit's warning before a time limit) no longer end a training job at once: the step in
+- SIGTERM (what Slurm sends before a kill), SIGUSR1 (Slurm's warning before a time limit) and
+  submitit's preemption signal (SIGUSR2) no longer end a training job at once: the step in
   progress finishes, a checkpoint is written, and then the signal does what it did before
-  (wdsweep.app's one line and exit 143 for SIGTERM).
+  (wdsweep.app's one line and exit 143 for SIGTERM; under submitit, its handler requeues the
+  job, which then continues from the checkpoint).
 - Running the same command again continues the job from its checkpoint when its config hash is
   the job's: the finished numbers and model.pt are those of a run that never stopped, bit for
   bit. A checkpoint that cannot be read (torn, not ours) or belongs to another config is set
@@ -37,7 +38,13 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_FILE = "checkpoint.pt"
 STEP_FILE = "checkpoint.json"
-SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+# SIGTERM: Slurm's before a kill; SIGUSR1: Slurm's --signal warning before a time limit; and
+# submitit's preemption signal (SIGUSR2 unless SUBMITIT_PREEMPT_SIGNAL says otherwise), whose
+# handler, once the checkpoint is written, requeues the job (hydra-submitit-launcher's
+# checkpoint(): the same job again, which continues from this checkpoint).
+SIGNALS = tuple(dict.fromkeys((signal.SIGTERM, signal.SIGUSR1,
+                               getattr(signal, "SIG" + os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2"),
+                                       signal.SIGUSR2))))
 
 
 def remove_checkpoint(job_dir: Path) -> None:
