@@ -4,7 +4,9 @@ Holds the data (data.py: the built-in sets, csv/npz/image folders, your loader; 
 their builders; splits.py; images.py: image decoding and augmentation), the models (models.py;
 memory.py: a model's memory before it is built), the regularizers (regularizers.py: every
 `reg.mode`, and which ones torch's optimizers already do, native_decay.py), the optimizers and
-schedules (optimizers.py) and the training loop itself (training.py).
+schedules (optimizers.py), the training loop itself (training.py), where it runs (device.py:
+trainer.device), in what arithmetic (precision.py: trainer.precision) and the state a run
+continues from (checkpoint.py: what a checkpoint holds).
 
 May import: wdsweep.errors only. This is the bottom wing: it knows nothing of Hydra's sweeps,
 Optuna or the files a job writes, and `wdsweep.config` may ask it about a model or a dataset.
