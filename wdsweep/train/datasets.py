@@ -35,6 +35,8 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
+from wdsweep.train.cifar import LAYOUTS, CifarProblem, cifar_folder, read_cifar
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 Arrays = Dict[str, Tuple[np.ndarray, np.ndarray]]
 
@@ -138,12 +140,23 @@ def torchvision(name: str, root: str = "~/.cache/wdsweep/torchvision", download:
     (never from the test set). `options` go to the class as keyword arguments. Classes that
     keep their images as a uint8 `data` array (CIFAR, MNIST) are read without decoding each
     image; others item by item (PIL images). Needs the optional extra: a torchvision build
-    that matches the installed torch."""
+    that matches the installed torch. CIFAR10 and CIFAR100 whose files are already under
+    `root` in torchvision's format are read without torchvision (wdsweep.train.cifar)."""
+    base = user_path(root)
+    if cifar_folder(name, base) is not None and not options:
+        try:
+            splits = read_cifar(name, base)
+        except CifarProblem as err:
+            raise DataProblem(str(err)) from None
+        splits["train"], splits["val"] = carve_val(*splits["train"], val_fraction, seed)
+        return {**splits, "task": "classification", "image_shape": list(splits["train"][0].shape[1:])}
     try:
         import torchvision.datasets as catalogue
     except Exception as err:  # noqa: BLE001 - a missing wheel, or one built for another torch
+        where = (f", or put its files in {base / LAYOUTS[str(name)][0]} (torchvision's format), which "
+                 "wdsweep reads without torchvision") if str(name) in LAYOUTS else ""
         raise DataProblem(f"data=torchvision needs torchvision built for this torch (pip install "
-                          f"'wdsweep[torchvision]'); importing it failed: {type(err).__name__}: "
+                          f"'wdsweep[torchvision]'){where}; importing it failed: {type(err).__name__}: "
                           f"{' '.join(str(err).split())[:200]}") from None
     cls = getattr(catalogue, str(name), None)
     if not isinstance(cls, type):
@@ -158,7 +171,6 @@ def torchvision(name: str, root: str = "~/.cache/wdsweep/torchvision", download:
     else:
         raise DataProblem(f"torchvision.datasets.{name} takes neither train= nor split=: "
                           "wdsweep cannot tell its training set from its test set")
-    base = user_path(root)
     splits = {}
     for split, choice in which.items():
         dataset = cls(root=str(base), download=bool(download), **choice, **(options or {}))
