@@ -111,3 +111,14 @@ def test_the_vectorized_launcher_takes_trainer_device_and_refuses_its_old_key(tm
     assert ok.returncode == 0, ok.stderr
     records = [read_metrics(job) for job in job_dirs(tmp_path / "V")]
     assert [(r["batched"], r["device"]) for r in records] == [(True, "cpu")] * 2
+
+
+@pytest.mark.skipif(not NO_GPU, reason="this machine has a CUDA GPU: the check itself runs there")
+def test_the_gpu_check_says_no_gpu_and_exits_0_without_one():
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu_check.py"
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"no GPU: torch {torch.__version__} sees no CUDA device; nothing to check"
