@@ -147,7 +147,8 @@ class NpzConfig(ImageDataConfig):
     _target_: str = "wdsweep.datasets.npz"
     name: str = "npz"
     # One .npz holding x_train, y_train, x_test, y_test (and optionally x_val, y_val), or a folder
-    # of train.npz, val.npz, test.npz holding x and y.
+    # of train.npz, val.npz, test.npz holding x and y, or a folder of x_train.npy, y_train.npy, ...
+    # .npy files and uncompressed .npz members are memory-mapped, not loaded.
     path: str = MISSING
     task: Optional[str] = None  # null: classification for integer labels, else regression
     val_fraction: float = 0.1  # carved from train by the seed when the file has no val split

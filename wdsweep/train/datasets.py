@@ -30,12 +30,14 @@ per batch (wdsweep.train.images); `data.augment=true` then crops and flips train
 """
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
 from wdsweep.train.cifar import LAYOUTS, CifarProblem, cifar_folder, read_cifar
+from wdsweep.train.mapped_arrays import map_npy, map_npz
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 Arrays = Dict[str, Tuple[np.ndarray, np.ndarray]]
@@ -55,20 +57,36 @@ class DataProblem(ValueError):
 
 def npz(path: str, seed: int = 0, task: Optional[str] = None, val_fraction: float = 0.1) -> dict:
     """A user's arrays: one .npz file with x_train, y_train, x_test, y_test (x_val, y_val
-    optional), or a folder holding train.npz, test.npz (val.npz optional), each with x and y."""
+    optional); or a folder holding train.npz, test.npz (val.npz optional), each with x and y; or
+    a folder of .npy files x_train.npy, y_train.npy, x_test.npy, y_test.npy (x_val.npy, y_val.npy
+    optional). .npy files and uncompressed .npz members are memory-mapped, not loaded
+    (wdsweep.train.mapped_arrays): with a val split of its own, a set larger than memory trains
+    page by page (carving val from train copies the training set)."""
     root = user_path(path)
-    if root.is_dir():
-        splits = {}
-        for split in ("train", "val", "test"):
-            file = root / f"{split}.npz"
-            if file.is_file():
-                with np.load(file, allow_pickle=False) as arrays:
-                    splits[split] = (_need(arrays, "x", file), _need(arrays, "y", file))
-    elif root.is_file():
-        with np.load(root, allow_pickle=False) as arrays:
+    try:
+        if root.is_dir() and (root / "x_train.npy").is_file():
+            arrays = {f.stem: map_npy(f) for f in root.glob("*.npy")}
             splits = {split: (_need(arrays, f"x_{split}", root), _need(arrays, f"y_{split}", root))
                       for split in ("train", "val", "test") if f"x_{split}" in arrays or split != "val"}
-    else:
+        elif root.is_dir():
+            splits = {}
+            for split in ("train", "val", "test"):
+                file = root / f"{split}.npz"
+                if file.is_file():
+                    arrays = map_npz(file)
+                    splits[split] = (_need(arrays, "x", file), _need(arrays, "y", file))
+        elif root.is_file():
+            arrays = map_npz(root)
+            splits = {split: (_need(arrays, f"x_{split}", root), _need(arrays, f"y_{split}", root))
+                      for split in ("train", "val", "test") if f"x_{split}" in arrays or split != "val"}
+        else:
+            splits = None
+    except DataProblem:
+        raise
+    except (OSError, ValueError, zipfile.BadZipFile) as err:
+        raise DataProblem(f"{root}: cannot be read as arrays ({type(err).__name__}: "
+                          f"{' '.join(str(err).split())[:200]})") from None
+    if splits is None:
         raise DataProblem(f"{root}: no such file or folder")
     for split in ("train", "test"):
         if split not in splits:
@@ -78,9 +96,9 @@ def npz(path: str, seed: int = 0, task: Optional[str] = None, val_fraction: floa
     return {**splits, **({"task": task} if task else {})}
 
 
-def _need(arrays, key: str, file: Path) -> np.ndarray:
+def _need(arrays: dict, key: str, file: Path) -> np.ndarray:
     if key not in arrays:
-        raise DataProblem(f"{file}: no array {key!r} (it holds {', '.join(sorted(arrays.files))})")
+        raise DataProblem(f"{file}: no array {key!r} (it holds {', '.join(sorted(arrays))})")
     return arrays[key]
 
 
