@@ -1,11 +1,12 @@
 """The training loop, in one readable function, plus evaluation and mini-batch sampling.
 
 Per step: forward, loss (+ the penalty for impl=loss), backward, regularizer.before_step,
-optimizer.step, regularizer.after_step, schedule. With trainer.precision mixed, the forward pass
-and the data loss run under autocast and nothing else does (wdsweep.train.precision). A non-finite loss stops the run as
-`diverged`. Every `eval_every` steps (and at steps 0 and last) all three splits are
-evaluated into the history; callbacks (progress bar, TensorBoard, later a pruner) see each
-step and each evaluation.
+optimizer.step, regularizer.after_step, schedule. A non-finite loss stops the run as
+`diverged`. Every `eval_every` steps (and at steps 0 and last) all three splits are evaluated
+into the history; callbacks (progress bar, TensorBoard, a pruner) see each step and each
+evaluation. With trainer.precision mixed, the forward pass and the data loss run under autocast
+and nothing else does (wdsweep.train.precision); after each step the run's state may go to a
+checkpoint (wdsweep.train.checkpoint), from which a later run continues exactly.
 """
 from __future__ import annotations
 
