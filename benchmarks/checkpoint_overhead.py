@@ -12,29 +12,15 @@ eval_seconds, from metrics.json (the checkpoints are written inside that time).
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
-
-def cifar_shaped(folder: Path, n: int = 2048) -> Path:
-    rng = np.random.default_rng(0)
-    path = folder / "cifar_shaped.npz"
-    np.savez(path, x_train=rng.integers(0, 256, (n, 3, 32, 32), dtype=np.uint8), y_train=rng.integers(0, 10, n),
-             x_test=rng.integers(0, 256, (256, 3, 32, 32), dtype=np.uint8), y_test=rng.integers(0, 10, 256))
-    return path
+from synthetic_jobs import cifar_shaped, run_job
 
 
 def train_seconds(args, folder: Path, tag: str) -> float:
-    run_dir = folder / tag
-    subprocess.run([sys.executable, "-m", "wdsweep", *args, "trainer.progress=false", f"hydra.run.dir={run_dir}"],
-                   check=True, capture_output=True, cwd=folder)
-    record = json.loads((run_dir / "metrics.json").read_text())
+    record = run_job(args, folder, tag)
     return record["train_seconds"] - record["eval_seconds"]
 
 

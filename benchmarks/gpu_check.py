@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
+from synthetic_jobs import cifar_shaped
 
 # GPU against CPU: float32 kernels that sum in another order drift apart over thousands of
 # steps; a relative 5% on a configuration's test error (or final training loss) is the claim.
@@ -61,11 +61,7 @@ def main() -> int:
     failures = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        rng = np.random.default_rng(0)
-        npz = folder / "cifar_shaped.npz"
-        np.savez(npz, x_train=rng.integers(0, 256, (4096, 3, 32, 32), dtype=np.uint8),
-                 y_train=rng.integers(0, 10, 4096), x_test=rng.integers(0, 256, (1024, 3, 32, 32), dtype=np.uint8),
-                 y_test=rng.integers(0, 10, 1024))
+        npz = cifar_shaped(folder, n_train=4096, n_test=1024)
         main_job = ["experiment=lp_vs_global"]
         resnet = ["model=resnet", "data=npz", f"data.path={npz}", "trainer.batch_size=128", "trainer.steps=200",
                   "trainer.eval_every=100", "reg.lam=0,5e-4", "seed=0,1"]

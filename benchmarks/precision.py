@@ -11,33 +11,17 @@ table gives the median and its ratio to 32.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
+from synthetic_jobs import cifar_shaped, run_job
 
 PRECISIONS = ("32", "bf16-mixed", "16-mixed")
 
 
-def cifar_shaped(folder: Path, n: int = 2048) -> Path:
-    """n random 3x32x32 uint8 images with 10 labels, as data=npz reads them."""
-    rng = np.random.default_rng(0)
-    path = folder / "cifar_shaped.npz"
-    np.savez(path, x_train=rng.integers(0, 256, (n, 3, 32, 32), dtype=np.uint8),
-             y_train=rng.integers(0, 10, n), x_test=rng.integers(0, 256, (256, 3, 32, 32), dtype=np.uint8),
-             y_test=rng.integers(0, 10, 256))
-    return path
-
-
 def step_seconds(args, folder: Path, tag: str) -> float:
-    run_dir = folder / tag
-    subprocess.run([sys.executable, "-m", "wdsweep", *args, "trainer.progress=false", "trainer.save_model=false",
-                    f"hydra.run.dir={run_dir}"], check=True, capture_output=True, cwd=folder)
-    record = json.loads((run_dir / "metrics.json").read_text())
+    record = run_job([*args, "trainer.save_model=false"], folder, tag)
     return (record["train_seconds"] - record["eval_seconds"]) / record["steps"]
 
 
