@@ -249,29 +249,28 @@ def train(model: nn.Module, splits: Splits, optimizer: torch.optim.Optimizer,
             optimizer.zero_grad(set_to_none=True)
             if scaler is None:
                 total.backward()
-            elif not _scaled_backward(scaler, total, optimizer):
-                # 16-mixed: the scaled gradients overflowed; the scaler lowers its scale and the
-                # step is skipped whole (decay included), as GradScaler skips optimizer.step
+                stepped = True
+            else:
+                # 16-mixed: when the scaled gradients overflowed, the step is skipped whole
+                # (decay included), as GradScaler skips optimizer.step, and the scale lowered
+                stepped = _scaled_backward(scaler, total, optimizer)
+            if stepped:
+                for cb in callbacks:
+                    cb.on_step(step, loss_value, model)
+                lr = optimizer.param_groups[0]["lr"]
+                regularizer.before_step(lr)
+                optimizer.step()
+                regularizer.after_step(lr)
+            else:
+                result.skipped_steps += 1
+            if scaler is not None:
                 scaler.update()
+            if stepped:
+                scheduler.step()
+            else:
                 with warnings.catch_warnings():  # "scheduler.step() before optimizer.step()": meant
                     warnings.simplefilter("ignore", UserWarning)
                     scheduler.step()
-                result.steps, result.skipped_steps = step, result.skipped_steps + 1
-                throughput.add(time.perf_counter() - began, data_ready - began)
-                if step % eval_every == 0 or step == steps:
-                    record(step)
-                if checkpoints is not None:
-                    checkpoints.after_step(step, lambda: state(step))
-                continue
-            for cb in callbacks:
-                cb.on_step(step, loss_value, model)
-            lr = optimizer.param_groups[0]["lr"]
-            regularizer.before_step(lr)
-            optimizer.step()
-            if scaler is not None:
-                scaler.update()
-            regularizer.after_step(lr)
-            scheduler.step()
             result.steps = step
             throughput.add(time.perf_counter() - began, data_ready - began)
             if step % eval_every == 0 or step == steps:
