@@ -20,38 +20,26 @@ def map_npy(path: Path) -> np.ndarray:
     return np.load(path, mmap_mode="c", allow_pickle=False)
 
 
-def shape_of(raw, read_header) -> tuple:
-    """The shape in the .npy header at the file's current position, which is left as it was."""
-    at = raw.tell()
-    shape = read_header(raw)[0]
-    raw.seek(at)
-    return shape
-
-
 def map_npz(path: Path) -> Dict[str, np.ndarray]:
     """Every array of an .npz by its name: mapped where stored uncompressed, else loaded."""
     arrays: Dict[str, np.ndarray] = {}
-    with zipfile.ZipFile(path) as archive, open(path, "rb") as raw:
+    readers = {(1, 0): npy_format.read_array_header_1_0, (2, 0): npy_format.read_array_header_2_0}
+    with zipfile.ZipFile(path) as archive, open(path, "rb") as raw, np.load(path, allow_pickle=False) as loaded:
         for info in archive.infolist():
             name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
-            if info.compress_type != zipfile.ZIP_STORED:
-                with np.load(path, allow_pickle=False) as loaded:
-                    arrays[name] = loaded[name]
+            header = None
+            if info.compress_type == zipfile.ZIP_STORED:
+                # The member's bytes start after its local header: 30 bytes, its name, its extra field.
+                raw.seek(info.header_offset)
+                local = raw.read(30)
+                raw.seek(info.header_offset + 30 + int.from_bytes(local[26:28], "little")
+                         + int.from_bytes(local[28:30], "little"))
+                read_header = readers.get(npy_format.read_magic(raw))
+                header = read_header(raw) if read_header is not None else None
+            if header is None or not int(np.prod(header[0])):
+                arrays[name] = loaded[name]  # compressed, another header version, or empty: read
                 continue
-            # The member's bytes start after its local header: 30 bytes, its name, its extra field.
-            raw.seek(info.header_offset)
-            local = raw.read(30)
-            start = info.header_offset + 30 + int.from_bytes(local[26:28], "little") + \
-                int.from_bytes(local[28:30], "little")
-            raw.seek(start)
-            version = npy_format.read_magic(raw)
-            read_header = {(1, 0): npy_format.read_array_header_1_0,
-                           (2, 0): npy_format.read_array_header_2_0}.get(version)
-            if read_header is None or not int(np.prod(shape_of(raw, read_header))):
-                with np.load(path, allow_pickle=False) as loaded:  # another header version, or empty
-                    arrays[name] = loaded[name]
-                continue
-            shape, fortran, dtype = read_header(raw)
+            shape, fortran, dtype = header
             if dtype.hasobject:
                 raise ValueError(f"{path}: array {name!r} holds Python objects, which are not read")
             arrays[name] = np.memmap(path, dtype=dtype, mode="c", offset=raw.tell(), shape=shape,
