@@ -27,15 +27,23 @@ def skipped_before_launch(outputs: List[str]) -> int:
     return sum(int(n) for out in outputs for n in re.findall(r"skipped (\d+) of \d+ \(already done\)", out))
 
 
-def start_sweep(args: List[str], cwd: Path, log: str = "sweep.log", env_extra: dict | None = None
-                ) -> subprocess.Popen:
-    """Start a sweep in its own process group (so a kill reaches its workers too), its output
-    in cwd/log (a pipe nobody reads would fill and stall it)."""
+def start_sweep(args: List[str], cwd: Path, log: str = "sweep.log", env_extra: dict | None = None,
+                multirun: bool = True) -> subprocess.Popen:
+    """Start a sweep (or with multirun=False a single run) in its own process group (so a kill
+    reaches its workers too), its output in cwd/log (a pipe nobody reads would fill and stall it)."""
     env = {**os.environ, "PYTHONHASHSEED": "0", **(env_extra or {})}
     env.pop("HYDRA_FULL_ERROR", None)
     with open(cwd / log, "w") as out:
-        return subprocess.Popen([sys.executable, "-m", "wdsweep", "-m", *args], cwd=cwd, env=env,
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen([sys.executable, "-m", "wdsweep", *(["-m"] if multirun else []), *args], cwd=cwd,
+                                env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def saved_step(job: Path) -> int:
+    """The step of the job folder's checkpoint (its checkpoint.json), 0 if it has none yet."""
+    try:
+        return json.loads((job / "checkpoint.json").read_text())["step"]
+    except (OSError, ValueError, KeyError):
+        return 0
 
 
 def kill_when(proc: subprocess.Popen, ready: Callable[[], bool], timeout: float = 180,

@@ -15,7 +15,6 @@ the files submitit writes (pickles, logs); without it, on a journal file.
 """
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
@@ -32,7 +31,7 @@ from optuna.storages.journal import JournalFileBackend  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
 from conftest import history_without_seconds, job_dirs, metrics_without_timing, read_metrics, run_wdsweep  # noqa: E402
-from sweep_processes import kill_when, processes_with, result_files_whole, run_ids, start_sweep  # noqa: E402
+from sweep_processes import kill_when, processes_with, result_files_whole, run_ids, saved_step, start_sweep  # noqa: E402
 
 # A net whose first forward pass in a submitit job SIGKILLs that job's process, once: the job
 # that takes the marker file ($WDSWEEP_TEST_DIE_ONCE) away dies mid-run, without a result, as a
@@ -320,12 +319,8 @@ def test_a_preempted_submitit_job_checkpoints_requeues_itself_and_ends_as_if_nev
     proc = start_sweep([*job, "hydra/launcher=submitit_local", f"hydra.sweep.dir={sweep}"], cwd=tmp_path,
                        env_extra=dict([marker.split("=")]))
 
-    def checkpoint_step() -> int:
-        steps = [json.loads(p.read_text())["step"] for p in sweep.glob("*/checkpoint.json")]
-        return max(steps, default=0)
-
     deadline = time.time() + 180
-    while checkpoint_step() < 300:
+    while max(map(saved_step, job_dirs(sweep)), default=0) < 300:
         assert proc.poll() is None and time.time() < deadline, (tmp_path / "sweep.log").read_text()
         time.sleep(0.02)
     (task,) = [pid for pid in processes_with(marker)

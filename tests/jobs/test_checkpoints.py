@@ -6,19 +6,16 @@ that finish, and the reference, run in-process."""
 from __future__ import annotations
 
 import csv
-import json
 import os
 import random
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from conftest import WALL_CLOCK, job_dirs, read_metrics, run_wdsweep
-from sweep_processes import kill_when, start_sweep
+from sweep_processes import kill_when, saved_step, start_sweep
 
 pytestmark = pytest.mark.integration
 
@@ -37,13 +34,6 @@ def outcome(job: Path) -> tuple:
     with open(job / "history.csv") as f:
         history = [{k: v for k, v in row.items() if k not in WALL_CLOCK} for row in csv.DictReader(f)]
     return record, history, (job / "model.pt").read_bytes()
-
-
-def saved_step(job: Path) -> int:
-    try:
-        return json.loads((job / "checkpoint.json").read_text())["step"]
-    except (OSError, ValueError, KeyError):
-        return 0
 
 
 def test_a_job_killed_twice_at_random_steps_ends_as_if_it_never_stopped(tmp_path):
@@ -71,11 +61,7 @@ def test_sigterm_writes_a_checkpoint_before_the_job_goes_and_the_same_command_co
     reference = run_wdsweep([*JOB, "hydra.run.dir=R"], cwd=tmp_path)
     assert reference.returncode == 0, reference.stderr
     args = [*JOB, "trainer.checkpoint_every=100", "hydra.run.dir=T"]
-    env = {**os.environ, "PYTHONHASHSEED": "0"}
-    env.pop("HYDRA_FULL_ERROR", None)
-    with open(tmp_path / "term.log", "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "wdsweep", *args], cwd=tmp_path, env=env, stdout=out,
-                                stderr=subprocess.STDOUT)
+    proc = start_sweep(args, tmp_path, log="term.log", multirun=False)
     deadline = time.time() + 120
     while saved_step(tmp_path / "T") < 300:
         assert proc.poll() is None and time.time() < deadline, (tmp_path / "term.log").read_text()
