@@ -155,8 +155,14 @@ class ValidatingSweeper(BasicSweeper):
             prepare_for_many_jobs()
 
         returns = []
-        for start, batch in self._batches(pending):
-            returns.append(self._launch(batch, start))
+        if hasattr(self.launcher, "launch_numbered"):  # the vectorized launchers: gaps allowed
+            size = self.max_batch_size or len(pending)
+            for first in range(0, len(pending), size):
+                chunk = pending[first:first + size]
+                returns.append(self._checked(self.launcher.launch_numbered([(j.index, j.overrides) for j in chunk])))
+        else:
+            for start, batch in self._batches(pending):
+                returns.append(self._launch(batch, start))
         if twins:
             returns.append(self._record_twins(twins, twin_of))
         launched = pending + twins
@@ -168,7 +174,6 @@ class ValidatingSweeper(BasicSweeper):
 
     def _launch(self, batch: List[List[str]], start: int) -> List[JobReturn]:
         from wdsweep.cluster import submitit_launch
-        from wdsweep.jobs.inprocess import FolderNotWritable
 
         if type(self.launcher) is BasicLauncher:
             results = self._run_here(batch, start)
@@ -177,6 +182,13 @@ class ValidatingSweeper(BasicSweeper):
             results = submitit_launch.launch(self.launcher, batch, start)
         else:
             results = self.launcher.launch(batch, initial_job_idx=start)
+        return self._checked(results)
+
+    @staticmethod
+    def _checked(results: List[JobReturn]) -> List[JobReturn]:
+        from wdsweep.cluster import submitit_launch
+        from wdsweep.jobs.inprocess import FolderNotWritable
+
         for r in results:
             # a job that could not start, or whose process ended without a result: counted
             # in the summary (it has no metrics.json), and the sweep goes on

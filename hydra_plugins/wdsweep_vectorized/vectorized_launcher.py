@@ -79,11 +79,19 @@ class VectorizedLauncher(Launcher):
         self.config, self.hydra_context, self.task_function = config, hydra_context, task_function
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-        return self._launch_here([(initial_job_idx + i, list(o)) for i, o in enumerate(job_overrides)])
+        return self.launch_numbered([(initial_job_idx + i, list(o)) for i, o in enumerate(job_overrides)])
+
+    def launch_numbered(self, numbered_overrides: Sequence[Tuple[int, List[str]]]) -> List[JobReturn]:
+        """Hydra's launch, for jobs whose numbers need not follow each other: our sweeper hands
+        over every job a resumed sweep still has to run at once (the jobs it skipped as done
+        leave gaps), so that the members of a batch train together again, from their batch's
+        checkpoint, and not one by one."""
+        return self._launch_here(list(numbered_overrides))
 
     def _launch_here(self, numbered_overrides: Sequence[Tuple[int, List[str]]]) -> List[JobReturn]:
         """Train these jobs (job number, overrides) in this process: each batch as one batched
         model, the others one by one; their JobReturns in the same order."""
+        from wdsweep.batched.batch_checkpoints import BatchCheckpoints
         from wdsweep.batched.batches import RecordMember, claim, plan_batches
         from wdsweep.batched.vectorized import train_batched
         from wdsweep.jobs.inprocess import prepare_for_many_jobs
@@ -108,9 +116,11 @@ class VectorizedLauncher(Launcher):
                 device = str(resolve_device(chunk[0][2].trainer.device, chunk[0][0]))
                 log.info("training %d jobs as one batched model on %s: #%s", len(chunk), device,
                          ", #".join(str(j[0]) for j in chunk))
+                checkpoints = BatchCheckpoints([cfg for _, _, cfg in chunk])
                 try:
                     trained = train_batched([cfg for _, _, cfg in chunk], device,
-                                            [TrialLink.from_env(cfg.hydra.job.env_set) for _, _, cfg in chunk])
+                                            [TrialLink.from_env(cfg.hydra.job.env_set) for _, _, cfg in chunk],
+                                            checkpoints)
                 except Exception as err:  # noqa: BLE001 - each job then fails, or not, on its own
                     log.warning("batched training failed (%s: %s); running these %d jobs one "
                                 "by one", type(err).__name__, err, len(chunk))
@@ -118,6 +128,7 @@ class VectorizedLauncher(Launcher):
                     continue
                 for (index, overrides, cfg), member in zip(chunk, trained):
                     self._run(index, overrides, cfg, RecordMember(member))
+                checkpoints.finish()
         for index, overrides, cfg in alone:
             self._run(index, overrides, cfg, self.task_function)
         return [self.returns.pop(index) for index, _, _ in jobs]
@@ -167,7 +178,7 @@ class VectorizedSubmititLauncher(VectorizedLauncher):
         self.params = {k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
                        for k, v in params.items()}
 
-    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+    def launch_numbered(self, numbered_overrides: Sequence[Tuple[int, List[str]]]) -> List[JobReturn]:
         from hydra.core.singleton import Singleton
 
         from wdsweep.batched.batches import plan_batches
@@ -177,8 +188,7 @@ class VectorizedSubmititLauncher(VectorizedLauncher):
         setup_globals()
         assert self.config is not None and self.hydra_context is not None
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
-        jobs = [(initial_job_idx + i, list(o), self._config(initial_job_idx + i, o))
-                for i, o in enumerate(job_overrides)]
+        jobs = [(index, list(o), self._config(index, o)) for index, o in numbered_overrides]
         chunks, alone = plan_batches(jobs, self.max_batch)
         units = sorted(chunks + [[job] for job in alone], key=lambda unit: unit[0][0])
         log.info("Submitit '%s' sweep output dir : %s; %d jobs as %d submitit jobs (%d batches)",

@@ -58,15 +58,18 @@ def test_a_job_killed_twice_at_random_steps_ends_as_if_it_never_stopped(tmp_path
 
 
 def test_sigterm_writes_a_checkpoint_before_the_job_goes_and_the_same_command_continues(tmp_path):
+    """As Slurm sends it: to every process of the job, here its two data-loading workers too
+    (data.num_workers=2), which leave the checkpoint to the job's process. The workers change no
+    number: the reference trains without them."""
     reference = run_wdsweep([*JOB, "hydra.run.dir=R"], cwd=tmp_path)
     assert reference.returncode == 0, reference.stderr
-    args = [*JOB, "trainer.checkpoint_every=100", "hydra.run.dir=T"]
+    args = [*JOB, "trainer.checkpoint_every=100", "data.num_workers=2", "hydra.run.dir=T"]
     proc = start_sweep(args, tmp_path, log="term.log", multirun=False)
     deadline = time.time() + 120
     while saved_step(tmp_path / "T") < 300:
         assert proc.poll() is None and time.time() < deadline, (tmp_path / "term.log").read_text()
         time.sleep(0.02)
-    proc.send_signal(signal.SIGTERM)
+    os.killpg(proc.pid, signal.SIGTERM)
     assert proc.wait(timeout=60) == 143
     log = (tmp_path / "term.log").read_text()
     assert "SIGTERM: finishing this step and writing a checkpoint before stopping" in log

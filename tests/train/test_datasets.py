@@ -39,10 +39,10 @@ def test_npz_val_is_carved_from_train_by_the_seed_never_from_test(compose_cfg, t
     s = splits[0]
     assert (len(s.y["train"]), len(s.y["val"]), len(s.y["test"])) == (180, 20, 50)
     assert s.task == "classification" and s.n_outputs == 2 and s.n_features == 4
-    torch.testing.assert_close(s.x["test"], torch.from_numpy(x[200:]))  # the test split as given
+    torch.testing.assert_close(s.inputs("test"), torch.from_numpy(x[200:]))  # the test split as given
     rows = lambda t: {tuple(r) for r in t.numpy().round(6)}  # noqa: E731
-    assert rows(s.x["train"]) | rows(s.x["val"]) == rows(torch.from_numpy(x[:200]))
-    assert rows(s.x["val"]) != rows(splits[1].x["val"])  # another seed, another validation draw
+    assert rows(s.inputs("train")) | rows(s.inputs("val")) == rows(torch.from_numpy(x[:200]))
+    assert rows(s.inputs("val")) != rows(splits[1].inputs("val"))  # another seed, another validation draw
 
 
 def test_npz_folder_with_its_own_val_and_regression_targets(compose_cfg, tmp_path):
@@ -54,8 +54,9 @@ def test_npz_folder_with_its_own_val_and_regression_targets(compose_cfg, tmp_pat
     s = build_splits(cfg.data, 0, torch.Generator())
     assert s.task == "regression" and s.n_outputs == 1 and len(s.y["val"]) == 20
     assert s.y["train"].shape == (60, 1)
-    # standardized by the training split's statistics only
-    assert s.x["train"].mean(0).abs().max() < 1e-5 and s.x["val"].mean(0).abs().max() > 1e-3
+    # standardized by the training split's statistics only, per batch: the stored rows stay float64
+    assert s.raw("train").dtype == torch.float64
+    assert s.inputs("train").mean(0).abs().max() < 1e-5 and s.inputs("val").mean(0).abs().max() > 1e-3
 
 
 def test_image_folder_reads_classes_channels_first_and_trains_a_resnet(compose_cfg, tmp_path):
@@ -65,21 +66,21 @@ def test_image_folder_reads_classes_channels_first_and_trains_a_resnet(compose_c
     assert s.image_shape == (3, 10, 12) and s.n_features == 360 and s.n_outputs == 2
     assert (len(s.y["train"]), len(s.y["val"]), len(s.y["test"])) == (18, 6, 8)
     assert sorted(s.y["test"].tolist()) == [0] * 4 + [1] * 4
-    # The pixels stay uint8 in memory, as the files hold them, channels first.
-    assert s.x["train"].dtype == torch.uint8 and s.x["test"].shape == (8, 360)
+    # The pixels stay uint8, as the files hold them, channels first, decoded as they are read.
+    assert s.raw("train").dtype == torch.uint8 and s.raw("test").shape == (8, 360)
     first_cat = np.asarray(Image.open(tmp_path / "img" / "test" / "cat" / "0.png")).transpose(2, 0, 1)
-    np.testing.assert_array_equal(s.x["test"][0].numpy(), first_cat.ravel())
+    np.testing.assert_array_equal(s.raw("test")[0].numpy(), first_cat.ravel())
     # The model's inputs: standardized per channel by the training split's statistics
     # (numpy in float64 as the reference).
-    train = s.x["train"].numpy().reshape(-1, 3, 120).astype(np.float64)
+    train = s.raw("train").numpy().reshape(-1, 3, 120).astype(np.float64)
     mean, std = train.mean(axis=(0, 2)), train.std(axis=(0, 2))
     for split in ("train", "test"):
-        pixels = s.x[split].numpy().reshape(-1, 3, 120).astype(np.float64)
+        pixels = s.raw(split).numpy().reshape(-1, 3, 120).astype(np.float64)
         expected = ((pixels - mean[:, None]) / std[:, None]).reshape(len(pixels), -1)
         np.testing.assert_allclose(s.inputs(split).numpy(), expected, rtol=1e-5, atol=1e-5)
     raw = build_splits(compose_cfg(["data=image_folder", f"data.root={tmp_path / 'img'}",
                                     "data.standardize=false"]).data, 0, torch.Generator())
-    np.testing.assert_allclose(raw.inputs("test").numpy(), s.x["test"].numpy() / 255.0, rtol=1e-6)
+    np.testing.assert_allclose(raw.inputs("test").numpy(), s.raw("test").numpy() / 255.0, rtol=1e-6)
     grey = build_splits(compose_cfg(["data=image_folder", f"data.root={tmp_path / 'img'}", "data.mode=L",
                                      "data.size=[8,8]"]).data, 0, torch.Generator())
     assert grey.image_shape == (1, 8, 8)
@@ -298,5 +299,5 @@ def test_data_torchvision_reads_mnist_files_and_carves_val_from_train(compose_cf
     cfg = compose_cfg(["data=torchvision", "data.name=MNIST", f"data.root={tmp_path}", "data.val_fraction=0.25"])
     s = build_splits(cfg.data, 0, torch.Generator())
     assert (len(s.y["train"]), len(s.y["val"]), len(s.y["test"])) == (45, 15, 20)
-    assert s.image_shape == (1, 28, 28) and s.x["test"].dtype == torch.uint8 and s.n_outputs == 3
-    np.testing.assert_array_equal(s.x["test"].numpy(), test_images.reshape(20, -1))  # the test set as given
+    assert s.image_shape == (1, 28, 28) and s.raw("test").dtype == torch.uint8 and s.n_outputs == 3
+    np.testing.assert_array_equal(s.raw("test").numpy(), test_images.reshape(20, -1))  # the test set as given

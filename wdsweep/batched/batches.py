@@ -39,6 +39,8 @@ class RecordMember:
         record = start_record(cfg, overrides, config_hash(cfg))
         record.update(torch_threads=t.threads, thread_independent=t.thread_independent, batched=True,
                       device=t.device, device_name=t.device_name)
+        if t.resumed_from is not None:
+            record["resumed_from_step"] = t.resumed_from
         return record_trained(record, cfg, job_dir, overrides, t.result, t.decay, t.data_sizes,
                               t.model_state, TrialLink.from_env())
 

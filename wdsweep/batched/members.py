@@ -22,7 +22,9 @@ def decays_before_step(reg: DictConfig) -> bool:
 class Members:
     """Per-member constants as (K, 1, 1) tensors, broadcasting over a stacked weight."""
 
-    def __init__(self, cfgs: Sequence[DictConfig], device: torch.device) -> None:
+    def __init__(self, cfgs: Sequence[DictConfig], device: torch.device, steps: int) -> None:
+        """`steps`: the members' planned steps (their learning-rate schedules span them)."""
+
         def column(values, dtype=torch.float32):
             return torch.tensor(values, dtype=dtype, device=device).view(-1, 1, 1)
 
@@ -60,7 +62,7 @@ class Members:
         self.any_l1 = any(r.l1_ratio > 0 for r in reg)
         self.base_lr = [float(c.optimizer.lr) for c in cfgs]
         opt = cfgs[0].optimizer
-        self.factors = [lr_factor(opt.schedule, cfgs[0].trainer.steps, opt.warmup_steps, opt.min_lr / lr)
+        self.factors = [lr_factor(opt.schedule, steps, opt.warmup_steps, opt.min_lr / lr)
                         for lr in self.base_lr]
         self.device = device
 

@@ -39,6 +39,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.nn import functional as F
 
+from wdsweep.batched.batch_checkpoints import BatchCheckpoints
 from wdsweep.batched.func_net import FuncNet, vectorize_problem
 from wdsweep.batched.members import Members, decays_before_step
 from wdsweep.batched.stacked_net import StackedNet
@@ -48,8 +49,10 @@ from wdsweep.jobs.run import augment_generator, objective_names, seed_and_draw_d
 from wdsweep.jobs.threads import gemm_is_strict, job_threads, launcher_share
 from wdsweep.tracking.monitors import Callbacks, PruningReporter, TrialWatch
 from wdsweep.tracking.trial_link import TrialHeartbeat, TrialLink, heartbeat_seconds
+from wdsweep.train.checkpoint import FORMAT, Checkpoints, UnusableCheckpoint, random_states, set_random_states
 from wdsweep.train.data import SPLITS, data_info, derived_seed
 from wdsweep.train.device import device_name
+from wdsweep.train.epochs import planned_steps
 from wdsweep.train.models import LINEAR_TARGET, MLP_TARGET, build_model, data_info_of, model_label
 from wdsweep.train.regularizers import Regularizer, lp_elementwise, ordered_sum
 from wdsweep.train.training import BatchSampler, Callback, StopRun, Throughput, TrainResult
@@ -104,6 +107,7 @@ class Trained:
     thread_independent: bool  # stacked dense layers are, when MKL's gemm is strict; vmap'ed modules not
     device: str = "cpu"  # where the batch trained (trainer.device), and its name
     device_name: str = ""
+    resumed_from: Optional[int] = None  # the step of the batch's checkpoint it continued from
 
 
 def _losses(task: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -115,11 +119,14 @@ def _losses(task: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def train_batched(cfgs: Sequence[DictConfig], device: str = "cpu",
-                  trials: Optional[Sequence[Optional[TrialLink]]] = None) -> List[Trained]:
+                  trials: Optional[Sequence[Optional[TrialLink]]] = None,
+                  checkpoints: Optional[BatchCheckpoints] = None) -> List[Trained]:
     """Train the jobs `cfgs` (equal batch_signature, none unbatchable) as one batched model;
     return their outcomes in the same order. A member with an Optuna trial (`trials`, in the
     same order) reports to it at every evaluation and stops alone when its pruner says so,
-    as a job run alone does (monitors.PruningReporter)."""
+    as a job run alone does (monitors.PruningReporter). With `checkpoints` (the launcher's,
+    wdsweep.batched.batch_checkpoints) the batch continues from its checkpoint and writes
+    them; the launcher calls its `finish` once every member's files are written."""
     # trainer.deterministic, as a job run alone sets it (equal for the batch: batch_signature)
     torch.use_deterministic_algorithms(bool(cfgs[0].trainer.get("deterministic", False)))
     # Members with the same p side by side, those that decay before the step first: each p's
@@ -127,15 +134,21 @@ def train_batched(cfgs: Sequence[DictConfig], device: str = "cpu",
     order = sorted(range(len(cfgs)), key=lambda k: (float(cfgs[k].reg.p),
                                                     not decays_before_step(cfgs[k].reg)))
     trials = list(trials) if trials is not None else [None] * len(cfgs)
-    trained = _train_sorted([cfgs[k] for k in order], torch.device(device), [trials[k] for k in order])
+    sorted_cfgs, sorted_trials = [cfgs[k] for k in order], [trials[k] for k in order]
+    try:
+        trained = _train_sorted(sorted_cfgs, torch.device(device), sorted_trials, checkpoints)
+    except UnusableCheckpoint as err:
+        # It loaded, but does not fit this batch: set it aside and start over from fresh parts.
+        checkpoints.discard(f"does not fit this batch ({err})")
+        trained = _train_sorted(sorted_cfgs, torch.device(device), sorted_trials, checkpoints)
     outcomes: List[Optional[Trained]] = [None] * len(cfgs)
     for position, k in enumerate(order):
         outcomes[k] = trained[position]
     return outcomes
 
 
-def _train_sorted(cfgs: Sequence[DictConfig], dev: torch.device,
-                  trials: Sequence[Optional[TrialLink]]) -> List[Trained]:
+def _train_sorted(cfgs: Sequence[DictConfig], dev: torch.device, trials: Sequence[Optional[TrialLink]],
+                  checkpoints: Optional[BatchCheckpoints]) -> List[Trained]:
     torch.set_flush_denormal(cfgs[0].trainer.flush_denormal)  # trainer.* is equal in a batch
     nets, splits, samplers, regs = [], [], [], []
     # Members of one seed draw the same data: it is built once per seed, and the random
@@ -169,7 +182,9 @@ def _train_sorted(cfgs: Sequence[DictConfig], dev: torch.device,
                           thread_independent=independent)
     torch.set_num_threads(threads)
     first = cfgs[0]
-    task, steps, eval_every = splits[0].task, first.trainer.steps, first.trainer.eval_every
+    # (one seed draws one data set, and every seed's sizes are equal: the steps are too)
+    task, eval_every = splits[0].task, first.trainer.eval_every
+    steps = planned_steps(first.trainer, len(splits[0].y["train"]))
     # uint8 images are scaled once here: a batch holds K members' floats anyway.
     x = {s: torch.stack([sp.inputs(s) for sp in splits]).to(dev) for s in SPLITS}
     y = {s: torch.stack([sp.y[s] for sp in splits]).to(dev) for s in SPLITS}
@@ -179,7 +194,7 @@ def _train_sorted(cfgs: Sequence[DictConfig], dev: torch.device,
         net = StackedNet(nets, first.model.activation if first.model._target_ == MLP_TARGET else "relu", dev)
     else:
         net = FuncNet(nets, dev)
-    members = Members(cfgs, dev)
+    members = Members(cfgs, dev, steps)
     augments = ([(sp.augment, augment_generator(cfg.seed)) for sp, cfg in zip(splits, cfgs)]
                 if splits[0].augment is not None else None)
     trainer = _BatchedTrainer(first, net, members, x, y, task, samplers, dev, augments)
@@ -192,7 +207,12 @@ def _train_sorted(cfgs: Sequence[DictConfig], dev: torch.device,
             reporters.append(Callbacks([TrialWatch(heartbeat, trial)]
                                        + ([PruningReporter(trial, objective_names(cfg)[0])] if trial.reports else []))
                              if trial else None)
-        histories, outcomes, seconds = trainer.run(steps, eval_every, reporters)
+        if checkpoints is None:
+            histories, outcomes, seconds = trainer.run(steps, eval_every, reporters)
+        else:
+            checkpoints.threads, checkpoints.thread_independent = threads, independent
+            with checkpoints:  # SIGTERM and SIGUSR1 now wait for a checkpoint
+                histories, outcomes, seconds = trainer.run(steps, eval_every, reporters, checkpoints)
     finally:
         heartbeat.close()
         for reporter in reporters:
@@ -203,11 +223,12 @@ def _train_sorted(cfgs: Sequence[DictConfig], dev: torch.device,
     for k, (cfg, member_net, reg) in enumerate(zip(cfgs, nets, regs)):
         status, steps_done, diverged_at, tensors, stop_reason = outcomes[k]
         net.load(member_net, tensors)
-        result = TrainResult(status=status, steps=steps_done, train_seconds=seconds[0] / len(cfgs),
+        result = TrainResult(status=status, steps=steps_done, steps_planned=steps, train_seconds=seconds[0] / len(cfgs),
                              eval_seconds=seconds[1] / len(cfgs), history=histories[k],
                              diverged_at_step=diverged_at, stop_reason=stop_reason, throughput=seconds[2])
         trained.append(Trained(result, reg.summary(), splits[k].sizes(), member_net.state_dict(),
-                               threads, independent, str(dev), device_name(dev)))
+                               threads, independent, str(dev), device_name(dev),
+                               checkpoints.resumed_from if checkpoints is not None else None))
     return trained
 
 
@@ -248,7 +269,7 @@ class _BatchedTrainer:
             net.sink_gradients(self.opt.momentum if self.into_momentum else 0.0)
         self.scratch = [torch.empty_like(q, requires_grad=False) if c is not None or d is not None else None
                         for q, c, d in zip(net.params(), self.coupled_coef, self.decoupled_coef)]
-        self.state: Dict[int, dict] = {}
+        self.state_of_tensors: Dict[int, dict] = {}  # the optimizer's, per stacked tensor
         self.step_count = 0
 
     # ----------------------------------------------------------------- evaluation
@@ -299,7 +320,7 @@ class _BatchedTrainer:
                                                             self.coupled_coef, self.decoupled_coef)):
             if coupled is not None or decoupled is not None:
                 m.add_decay(q, g, lr, coupled, decoupled, self.scratch[i])
-            state = self.state.setdefault(i, {})
+            state = self.state_of_tensors.setdefault(i, {})
             if opt.name == "sgd":
                 if opt.momentum and not self.into_momentum:
                     if "buf" not in state:
@@ -326,13 +347,59 @@ class _BatchedTrainer:
             if prox_step is not None:
                 q.copy_(torch.where(self.proximal_mask[i], m.prox(q, prox_step), q))
 
+    # ----------------------------------------------------------- checkpoints
+    def _tensors(self) -> List[torch.Tensor]:
+        """Every tensor the batch's training changes in place: the members' weights (and
+        buffers: BatchNorm's statistics), and the stacked MLP's momentum buffers, which its
+        backward writes (StackedNet.sink_gradients)."""
+        net = self.net
+        if isinstance(net, FuncNet):
+            return [*net.trainable.values(), *net.constants.values()]
+        return [*net.params(), *(net.grads() if self.into_momentum else [])]
+
+    def state(self, step: int, run: dict) -> dict:
+        """The batch's whole state after `step` (wdsweep.batched.batch_checkpoints), with the
+        loop's own (`run`: histories, outcomes, the members still training, the seconds)."""
+        return {"format": FORMAT, "step": step, "tensors": [t.detach().cpu() for t in self._tensors()],
+                "optimizer": {str(i): {k: v.cpu() for k, v in s.items()} for i, s in self.state_of_tensors.items()},
+                "step_count": self.step_count, "random": random_states(),
+                "samplers": [s.position() for s in self.samplers],
+                "augment": [gen.get_state() for _, gen in self.augments] if self.augments else None, **run}
+
+    @torch.no_grad()
+    def restore(self, saved: dict) -> None:
+        tensors = self._tensors()
+        if len(saved["tensors"]) != len(tensors) or any(a.shape != b.shape for a, b in zip(saved["tensors"], tensors)):
+            raise UnusableCheckpoint("its tensors are not this batch's")
+        for mine, kept in zip(tensors, saved["tensors"]):
+            mine.copy_(kept)
+        self.state_of_tensors = {int(i): {k: v.to(self.dev) for k, v in s.items()}
+                                 for i, s in saved["optimizer"].items()}
+        self.step_count = int(saved["step_count"])
+        set_random_states(saved["random"])
+        for sampler, position in zip(self.samplers, saved["samplers"]):
+            sampler.restore(position)
+        for (_, gen), kept in zip(self.augments or [], saved["augment"] or []):
+            gen.set_state(kept)
+
     # ----------------------------------------------------------------- the loop
-    def run(self, steps: int, eval_every: int, reporters: Sequence[Optional[Callback]]):
+    def run(self, steps: int, eval_every: int, reporters: Sequence[Optional[Callback]],
+            checkpoints: Optional[Checkpoints] = None):
         histories: List[List[dict]] = [[] for _ in range(self.k)]
         outcomes: Dict[int, tuple] = {}
         alive = torch.ones(self.k, dtype=torch.bool, device=self.dev)
         start = time.perf_counter()
         eval_seconds = 0.0
+        saved = checkpoints.load() if checkpoints is not None else None
+        if saved is not None:
+            try:
+                self.restore(saved)
+                histories, alive = saved["histories"], saved["alive"].to(self.dev)
+                outcomes = {int(k): tuple(v) for k, v in saved["outcomes"].items()}
+                eval_seconds, start = float(saved["eval_seconds"]), start - float(saved["train_seconds"])
+            except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as err:
+                raise UnusableCheckpoint(f"{type(err).__name__}: {' '.join(str(err).split())[:200]}") from err
+        first = int(saved["step"]) + 1 if saved is not None else 1
         # per member: its own rows per step, at the batch's step time (all members share it)
         throughput = Throughput(self.samplers[0].batch_size or self.x["train"].shape[1])
 
@@ -357,14 +424,20 @@ class _BatchedTrainer:
 
         snapshot = self.net.snapshot
 
-        record(0, range(self.k))
+        def run_state() -> dict:
+            return {"histories": histories, "alive": alive.cpu(), "eval_seconds": eval_seconds,
+                    "outcomes": {str(k): list(v) for k, v in outcomes.items()},
+                    "train_seconds": time.perf_counter() - start}
+
+        if first == 1:
+            record(0, range(self.k))
         x_train, y_train = self.x["train"], self.y["train"]
         n_train = x_train.shape[1]
         # Member k's row i is row k * n_train + i of the flattened split (index_select on the
         # flat view is several times faster than indexing with (member, row) pairs).
         x_flat, y_flat = x_train.flatten(0, 1), y_train.flatten(0, 1)
         first_row = torch.arange(self.k, device=self.dev).unsqueeze(1) * n_train
-        for step in range(1, steps + 1):
+        for step in range(first, steps + 1):
             began = time.perf_counter()
             rows = [s.next() for s in self.samplers]
             if rows[0] is None:
@@ -397,6 +470,8 @@ class _BatchedTrainer:
                 record(step, [k for k in range(self.k) if bool(alive[k])])
                 if not alive.any():  # all pruned
                     break
+            if checkpoints is not None:
+                checkpoints.after_step(step, lambda: self.state(step, run_state()))
         train_seconds = time.perf_counter() - start
         for k in range(self.k):
             if k not in outcomes:

@@ -51,6 +51,17 @@ class DataConfig:
     # None: the data are drawn from the run's `seed`, so each seed is a fresh data draw
     # (and, for regression1d, the weight-decay article's exact RNG order). An int fixes the data across seeds.
     seed: Optional[int] = None
+    # Worker processes (a torch DataLoader's) that read the training batches and evaluation
+    # chunks: 0 reads them in the job's own process. Worth it where reading is the work: an
+    # image folder decoded file by file, a memory-mapped set on a slow disk. The same rows,
+    # scaled and augmented in the job's process, so no number changes: not part of a job's
+    # identity (changing it does not rerun a finished job).
+    num_workers: int = 0
+    # With num_workers > 0 on a CUDA device: the workers' batches go through pinned memory and
+    # the copy to the GPU does not block.
+    pin_memory: bool = True
+    # With num_workers > 0: the evaluation's workers live from one evaluation to the next.
+    persistent_workers: bool = True
 
 
 @dataclass
@@ -141,7 +152,7 @@ class CsvConfig(DataConfig):
 
 # Loaders named by `_target_` (wdsweep.datasets explains the contract; a user's own
 # conf/data/<name>.yaml needs no schema). `name`, `seed`, `standardize`, `augment`,
-# `crop_padding` and `flip` are wdsweep's keys.
+# `crop_padding`, `flip` and the reading keys (`num_workers`, ...) are wdsweep's keys.
 @dataclass
 class NpzConfig(ImageDataConfig):
     _target_: str = "wdsweep.datasets.npz"
@@ -319,8 +330,11 @@ class RegConfig:
 # -------------------------------------------------------------------------- trainer
 @dataclass
 class TrainerConfig:
-    # Optimizer steps.
+    # Optimizer steps (not read when `epochs` is set).
     steps: int = 2000
+    # Passes over the training rows instead of `steps`: ceil(epochs * n_train / batch_size)
+    # steps (full batch: epochs steps). null: `steps` counts.
+    epochs: Optional[int] = None
     batch_size: Optional[int] = None  # None: full batch
     # Evaluate train, val and test (and log them) every this many steps, and at the end.
     eval_every: int = 200

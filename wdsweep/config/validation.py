@@ -46,6 +46,7 @@ from wdsweep.config.schema import (
 from wdsweep.config.urls import split_password
 from wdsweep.errors import ConfigError  # noqa: F401 - importable from here too, as it always was
 from wdsweep.train.device import device_problem
+from wdsweep.train.epochs import planned_steps
 from wdsweep.train.native_decay import has_native_decay
 
 
@@ -122,9 +123,22 @@ def validate(cfg: DictConfig) -> None:
     n_train = _validate_data_contents(cfg)
     _validate_model_fits(cfg)
     _warn_batch_larger_than_train(cfg, n_train)
+    _validate_warmup_within_epochs(cfg, n_train)
+
+
+def _validate_warmup_within_epochs(cfg: DictConfig, n_train: int) -> None:
+    """With trainer.epochs, the steps are known once the data's size is."""
+    if cfg.trainer.get("epochs") is None:
+        return
+    steps = planned_steps(cfg.trainer, n_train)
+    warmup = cfg.optimizer.get("warmup_steps")
+    if isinstance(warmup, int) and warmup >= steps:
+        raise ConfigError(f"invalid config: optimizer.warmup_steps={warmup} is not allowed: < the {steps} steps "
+                          f"trainer.epochs={cfg.trainer.epochs} comes to on {n_train} training rows")
 
 
 def _validate_data(check: _Checker) -> None:
+    _validate_reading(check)
     if "_target_" in check.cfg.data:  # a loader: its files are checked when it is called
         target = check.get("data._target_")
         if "seed" in check.cfg.data:
@@ -282,8 +296,19 @@ def _validate_reg(check: _Checker) -> None:
                    "p=2 and l1_ratio=0 with coupled decay on sgd/adam or decoupled decay on adamw")
 
 
+def _validate_reading(check: _Checker) -> None:
+    """data.num_workers and its companions, on every data set (a user's data config may omit them)."""
+    data = check.cfg.data
+    if "num_workers" in data:
+        check.number("data.num_workers", low=0)
+    for key in ("pin_memory", "persistent_workers"):
+        if key in data and check.get(f"data.{key}") not in (True, False):
+            check.fail(f"data.{key}", check.get(f"data.{key}"), "true or false")
+
+
 def _validate_trainer(check: _Checker) -> None:
     check.number("trainer.steps", low=1)
+    check.number("trainer.epochs", low=1, optional=True)
     check.number("trainer.batch_size", low=1, optional=True)
     check.number("trainer.eval_every", low=1)
     check.number("trainer.threads", low=1, optional=True)
@@ -302,7 +327,8 @@ def _validate_trainer(check: _Checker) -> None:
     if check.get("trainer.deterministic") not in (True, False, MISSING):
         check.fail("trainer.deterministic", check.get("trainer.deterministic"), "true or false")
     warmup, steps = check.get("optimizer.warmup_steps"), check.get("trainer.steps")
-    if isinstance(warmup, int) and isinstance(steps, int) and warmup >= steps > 0:
+    by_steps = check.get("trainer.epochs") is None  # else checked once the data's size is known
+    if by_steps and isinstance(warmup, int) and isinstance(steps, int) and warmup >= steps > 0:
         check.fail("optimizer.warmup_steps", warmup, f"< trainer.steps ({steps})")
 
 

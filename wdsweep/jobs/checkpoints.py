@@ -60,7 +60,9 @@ def checkpoint_step(job_dir: Path, cfg_hash: str) -> Optional[int]:
         return None
     if not isinstance(saved, dict) or saved.get("config_hash") != cfg_hash:
         return None
-    if not (Path(job_dir) / CHECKPOINT_FILE).is_file():
+    # a member of a vectorized batch: the state is the batch's (wdsweep.batched.batch_checkpoints)
+    state_file = Path(saved["batch_checkpoint"]) if saved.get("batch_checkpoint") else Path(job_dir) / CHECKPOINT_FILE
+    if not state_file.is_file():
         return None
     return saved.get("step") if isinstance(saved.get("step"), int) else None
 

@@ -42,10 +42,12 @@ from wdsweep.tracking.trial_link import TrialHeartbeat, TrialLink, heartbeat_sec
 from wdsweep.train.checkpoint import UnusableCheckpoint
 from wdsweep.train.data import build_splits, derived_seed
 from wdsweep.train.device import device_name, resolve_device
+from wdsweep.train.epochs import planned_steps
 from wdsweep.train.models import build_model, data_info_of
 from wdsweep.train.optimizers import build_optimizer
 from wdsweep.train.precision import precision_of
 from wdsweep.train.regularizers import Regularizer
+from wdsweep.train.streaming import Loading
 from wdsweep.train.training import Callback, TrainResult, train
 
 log = logging.getLogger(__name__)
@@ -138,7 +140,7 @@ def record_trained(record: dict, cfg: DictConfig, job_dir: Path, overrides: Sequ
         train_seconds=result.train_seconds,
         eval_seconds=result.eval_seconds,
         steps=result.steps,
-        steps_planned=cfg.trainer.steps,
+        steps_planned=result.steps_planned,
         diverged_at_step=result.diverged_at_step,
         stop_reason=result.stop_reason,
         skipped_steps=result.skipped_steps,
@@ -267,8 +269,10 @@ def _build_and_train(cfg: DictConfig, job_dir: Path, progress: bool, trial: Opti
     set_threads(record, cfg.trainer.threads, launcher_jobs,
                 is_thread_independent(model, rows * splits.n_outputs))
     checkpoints.threads, checkpoints.thread_independent = record["torch_threads"], record["thread_independent"]
-    # Built on the CPU (the same initial weights on every device), then moved once, with the data.
-    model, splits = model.to(device), splits.to(device)
+    # Built on the CPU (the same initial weights on every device), then moved once, with the data
+    # (unless workers read it: then each batch moves as it is read).
+    loading = Loading.of(cfg.data)
+    model, splits = model.to(device), splits.to(device, keep_inputs=loading.streams)
     reg = cfg.reg
     regularizer = Regularizer(model, lam=reg.lam, p=reg.p, mode=reg.mode, scope=reg.scope,
                               optimizer=cfg.optimizer.name, l1_ratio=reg.l1_ratio, eps=reg.eps,
@@ -281,14 +285,18 @@ def _build_and_train(cfg: DictConfig, job_dir: Path, progress: bool, trial: Opti
     if cfg.optimizer.name == "adamw" and reg.mode != "decoupled" and reg.lam > 0:
         log.warning("optimizer=adamw with reg.mode=%s: the decay is %s as reg says; "
                     "AdamW's own decoupled decay is reg.mode=decoupled", reg.mode, reg.mode)
-    optimizer, scheduler = build_optimizer(cfg.optimizer, regularizer.param_groups(), cfg.trainer.steps)
+    steps = planned_steps(cfg.trainer, len(splits.y["train"]))
+    if cfg.trainer.get("epochs") is not None:
+        log.info("trainer.epochs=%d: %s steps of %d rows over %s training rows (trainer.steps is not read)",
+                 cfg.trainer.epochs, f"{steps:,}", rows, f"{len(splits.y['train']):,}")
+    optimizer, scheduler = build_optimizer(cfg.optimizer, regularizer.param_groups(), steps)
     regularizer.bind(optimizer)  # its decoupled and proximal steps follow this optimizer's metric
 
     callbacks: List[Callback] = []
     batch_generator = torch.Generator().manual_seed(derived_seed(cfg.seed, "batches"))
     try:  # built inside: if one cannot be made, those made before it are still closed
         if progress and cfg.trainer.progress:
-            callbacks.append(ProgressBar(cfg.trainer.steps, rows))
+            callbacks.append(ProgressBar(steps, rows))
         if trial is not None:
             callbacks.append(TrialWatch(heartbeat, trial))
         if trial is not None and trial.reports:
@@ -297,11 +305,11 @@ def _build_and_train(cfg: DictConfig, job_dir: Path, progress: bool, trial: Opti
             callbacks.append(TensorBoardLogger(job_dir / "tensorboard", cfg.logger.histogram_every))
         with checkpoints:  # SIGTERM and SIGUSR1 now wait for a checkpoint
             result = train(model, splits, optimizer, scheduler, regularizer,
-                           steps=cfg.trainer.steps, batch_size=cfg.trainer.batch_size,
+                           steps=steps, batch_size=cfg.trainer.batch_size,
                            eval_every=cfg.trainer.eval_every, generator=batch_generator,
                            augment_generator=augment_generator(cfg.seed), callbacks=callbacks,
                            precision=precision_of(cfg.trainer.get("precision", "32"), device),
-                           checkpoints=checkpoints)
+                           checkpoints=checkpoints, loading=loading)
         if checkpoints.resumed_from is not None:
             record["resumed_from_step"] = checkpoints.resumed_from
     finally:

@@ -100,12 +100,15 @@ def job_tree(cfg: DictConfig) -> dict:
 # Keys added after sweeps were already on disk, with the default they were added with. At that
 # default a key is left out of the digest: a config that does not use it hashes as it did before
 # the key existed, so older sweep folders still resume (tests/jobs/test_old_sweeps_resume.py).
-ADDED_KEYS = {("trainer", "device"): "auto", ("trainer", "deterministic"): False, ("trainer", "precision"): "32"}
+ADDED_KEYS = {("trainer", "device"): "auto", ("trainer", "deterministic"): False, ("trainer", "precision"): "32",
+              ("trainer", "epochs"): None}
 
 
-# Keys that change when and where a job saves its state, never what it computes: left out of
+# Keys that change when and where a job saves its state, or who reads its data, never what it computes: left out of
 # the digest, so changing them does not make a finished job run again.
-NEUTRAL_KEYS = (("trainer", "checkpoint_every"), ("trainer", "checkpoint_seconds"), ("trainer", "keep_checkpoint"))
+NEUTRAL_KEYS = (("trainer", "checkpoint_every"), ("trainer", "checkpoint_seconds"), ("trainer", "keep_checkpoint"),
+                # who reads the rows, not which (wdsweep.train.streaming)
+                ("data", "num_workers"), ("data", "pin_memory"), ("data", "persistent_workers"))
 
 
 def digest(tree: dict) -> str:

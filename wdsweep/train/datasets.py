@@ -12,24 +12,29 @@ with its keys as keyword arguments, plus `seed` (the data seed: the run's `seed`
                              the batch dimension when x has 4 dims (N, C, H, W)
 
 Classification labels are the integers 0..K-1; regression targets are (n,) or (n, k). wdsweep
-holds x as float32 rows, (n, features), in memory (uint8 images as uint8 rows): images are
-flattened (the model reshapes them, as SmallCNN and ResNet do) and, with `data.standardize`
-(default true), scaled by the training split's mean and standard deviation, per channel for
-images, per column otherwise, so nothing of val or test leaks into them. A validation split is never
+keeps x as given (a memory map stays mapped, uint8 images stay uint8, float64 stays float64)
+and makes each batch's rows float32 model inputs as it is drawn: images are flattened (the
+model reshapes them, as SmallCNN and ResNet do) and, with `data.standardize` (default true),
+scaled by the training split's mean and standard deviation, per channel for images, per column
+otherwise, so nothing of val or test leaks into them. No float32 copy of a split is made. A validation split is never
 carved from the test split: the built-in loaders carve it from the training split by the seed
-when the files have none. `name`, `seed`, `standardize`, `augment`, `crop_padding` and `flip`
-are wdsweep's keys, not passed on (`name` is, to a loader that declares a `name` parameter).
+when the files have none. `name`, `seed`, `standardize`, `augment`, `crop_padding`, `flip`,
+`num_workers`, `pin_memory` and `persistent_workers` are wdsweep's keys, not passed on (`name`
+is, to a loader that declares a `name` parameter).
 
 Shipped: `npz` (one .npz with x_train, y_train, x_test, y_test and optionally x_val, y_val;
 or a folder of train.npz, val.npz, test.npz holding x and y), `image_folder` (a
 torchvision-style folder: train/<class>/*.png, test/<class>/..., optionally val/<class>/...,
 read with Pillow) and `torchvision` (a torchvision dataset class by name; an optional extra).
 
-Images given as uint8 (x of 4 dims, or with image_shape) stay uint8 in memory and are scaled
-per batch (wdsweep.train.images); `data.augment=true` then crops and flips training batches.
+Images given as uint8 (x of 4 dims, or with image_shape) are scaled per batch
+(wdsweep.train.images); `data.augment=true` then crops and flips training batches. With
+`data.num_workers` > 0, batches are read by a torch DataLoader's worker processes
+(wdsweep.train.streaming).
 """
 from __future__ import annotations
 
+import math
 import zipfile
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence, Tuple
@@ -38,6 +43,7 @@ import numpy as np
 
 from wdsweep.train.cifar import LAYOUTS, CifarProblem, cifar_folder, read_cifar
 from wdsweep.train.mapped_arrays import map_npy, map_npz
+from wdsweep.train.rows import row_ranges
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 Arrays = Dict[str, Tuple[np.ndarray, np.ndarray]]
@@ -107,8 +113,14 @@ def image_folder(root: str, seed: int = 0, mode: str = "RGB", size: Optional[Seq
     """Images in class folders, as torchvision's ImageFolder reads them: root/train/<class>/,
     root/test/<class>/ and optionally root/val/<class>/; classes are the train split's folder
     names in sorted order. mode: Pillow's "RGB" (3 channels) or "L" (grey, 1 channel); size:
-    [height, width] to resize to, else every image must have the first one's size."""
-    from PIL import Image
+    [height, width] to resize to, else every image must have the first one's size.
+
+    The folder is listed and every file's header read (its size, not its pixels); the images
+    are decoded when a batch or an evaluation reads them (wdsweep.train.rows.ImageFiles), by
+    `data.num_workers` processes when set: a folder larger than memory trains."""
+    from PIL import Image, UnidentifiedImageError
+
+    from wdsweep.train.rows import ImageFiles
 
     base = user_path(root)
     if not (base / "train").is_dir() or not (base / "test").is_dir():
@@ -116,39 +128,42 @@ def image_folder(root: str, seed: int = 0, mode: str = "RGB", size: Optional[Seq
     classes = sorted(p.name for p in (base / "train").iterdir() if p.is_dir())
     if len(classes) < 2:
         raise DataProblem(f"{base / 'train'}: needs at least two class folders")
-    splits = {}
-    shape = None
+    channels = {"RGB": 3, "L": 1}.get(str(mode))
+    if channels is None:
+        raise DataProblem(f"mode={mode!r}: RGB or L")
+    listed = {}
+    shape = (channels, int(size[0]), int(size[1])) if size else None
     for split in ("train", "val", "test"):
         folder = base / split
         if not folder.is_dir():
             continue
-        images, labels = [], []
+        files, labels = [], []
         for label, name in enumerate(classes):
             for file in sorted((folder / name).glob("*")) if (folder / name).is_dir() else []:
                 if file.suffix.lower() not in IMAGE_SUFFIXES:
                     continue
-                with Image.open(file) as image:
-                    image = image.convert(mode)
-                    if size:
-                        image = image.resize((int(size[1]), int(size[0])))
-                    array = np.asarray(image, dtype=np.uint8)
-                array = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)  # (C, H, W)
-                if shape is None:
-                    shape = array.shape
-                elif array.shape != shape:
-                    raise DataProblem(f"{file}: {array.shape[1]}x{array.shape[2]} pixels, not "
-                                      f"{shape[1]}x{shape[2]} like the first image (set data.size)")
-                images.append(array)
+                if not size:
+                    try:
+                        with Image.open(file) as image:  # the header only: no pixels decoded
+                            width, height = image.size
+                    except (OSError, UnidentifiedImageError) as err:
+                        raise DataProblem(f"{file}: not an image Pillow reads ({type(err).__name__})") from None
+                    if shape is None:
+                        shape = (channels, height, width)
+                    elif (height, width) != shape[1:]:
+                        raise DataProblem(f"{file}: {height}x{width} pixels, not "
+                                          f"{shape[1]}x{shape[2]} like the first image (set data.size)")
+                files.append(file)
                 labels.append(label)
         unknown = [p.name for p in folder.iterdir() if p.is_dir() and p.name not in classes]
         if unknown:
             raise DataProblem(f"{folder}: class folders not in train/: {', '.join(sorted(unknown))}")
-        if not images:
+        if not files:
             raise DataProblem(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) in its class folders")
-        splits[split] = (np.stack(images), np.asarray(labels, dtype=np.int64))
-    if "val" not in splits:
-        splits["train"], splits["val"] = carve_val(*splits["train"], val_fraction, seed)
-    return {**splits, "task": "classification", "image_shape": list(shape)}
+        listed[split] = (ImageFiles(files, str(mode), size, shape), np.asarray(labels, dtype=np.int64))
+    if "val" not in listed:
+        listed["train"], listed["val"] = carve_val(*listed["train"], val_fraction, seed)
+    return {**listed, "task": "classification", "image_shape": list(shape)}
 
 
 def torchvision(name: str, root: str = "~/.cache/wdsweep/torchvision", download: bool = False,
@@ -214,27 +229,34 @@ def _torchvision_arrays(dataset, split: str) -> Tuple[np.ndarray, np.ndarray]:
     return _pair(dataset, split)
 
 
-def carve_val(x: np.ndarray, y: np.ndarray, fraction: float, seed: int):
-    """Split the training arrays into train and val by the seed (stratified for class labels)."""
+def carve_val(x, y: np.ndarray, fraction: float, seed: int):
+    """Split the training rows into train and val by the seed (stratified for class labels).
+    The inputs are split by index (wdsweep.train.rows.IndexedRows), not copied: a memory-mapped
+    or listed set stays on disk. The same rows as splitting the arrays themselves."""
     from sklearn.model_selection import train_test_split
 
+    from wdsweep.train.rows import IndexedRows
     from wdsweep.train.splits import derived_seed
 
     if not 0 < fraction < 1:
         raise DataProblem(f"val_fraction={fraction}: a validation split needs 0 < val_fraction < 1")
-    stratify = y if np.issubdtype(np.asarray(y).dtype, np.integer) and len(np.unique(y)) > 1 else None
+    y = np.asarray(y)
+    stratify = y if np.issubdtype(y.dtype, np.integer) and len(np.unique(y)) > 1 else None
     try:
-        x_train, x_val, y_train, y_val = train_test_split(
-            x, y, test_size=fraction, random_state=derived_seed(seed, "val") % 2**32, stratify=stratify)
+        train_rows, val_rows = train_test_split(
+            np.arange(len(y)), test_size=fraction, random_state=derived_seed(seed, "val") % 2**32, stratify=stratify)
     except ValueError as err:  # too few rows of a class to stratify
         raise DataProblem(f"cannot carve a validation split of {fraction} from {len(y)} training rows: {err}")
-    return (x_train, y_train), (x_val, y_val)
+    return (IndexedRows(x, train_rows), y[train_rows]), (IndexedRows(x, val_rows), y[val_rows])
 
 
 def to_splits(loaded: Any, standardize: bool = True):
-    """The loader's result (see the module docstring) as wdsweep.train.data.Splits."""
+    """The loader's result (see the module docstring) as wdsweep.train.data.Splits. The inputs are
+    kept as given (a memory map stays mapped, a listed folder listed, float64 stays float64) and
+    made float32 and scaled per batch: no float32 copy of a split is made here."""
     import torch
 
+    from wdsweep.train.images import InputScale
     from wdsweep.train.splits import SPLITS, Splits
 
     if not isinstance(loaded, dict) or not all(s in loaded for s in SPLITS):
@@ -247,16 +269,18 @@ def to_splits(loaded: Any, standardize: bool = True):
     if task not in ("classification", "regression"):
         raise DataProblem(f"task={task!r}: classification or regression")
     x_train = arrays["train"][0]
-    image_shape = loaded.get("image_shape") or (list(x_train.shape[1:]) if x_train.ndim == 4 else None)
+    image_shape = loaded.get("image_shape") or (list(x_train.shape[1:]) if len(x_train.shape) == 4 else None)
     for s, (x, y) in arrays.items():
         if len(x) != len(y) or len(x) == 0:
             raise DataProblem(f"{s}: {len(x)} inputs and {len(y)} targets; needs as many, and at least one")
         if x.shape[1:] != x_train.shape[1:]:
             raise DataProblem(f"{s}: inputs of shape {x.shape[1:]}, train's are {x_train.shape[1:]}")
-        if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
-            raise DataProblem(f"{s}: inputs hold inf or NaN")
-        if np.issubdtype(x.dtype, np.floating) and np.abs(x).max() > np.finfo(np.float32).max:
-            raise DataProblem(f"{s}: inputs beyond float32's range (|x| >= 3.4e38)")
+        if x.dtype != x_train.dtype:  # one scale serves every split
+            raise DataProblem(f"{s}: inputs of dtype {x.dtype}, train's are {x_train.dtype}")
+        if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
+            raise DataProblem(f"{s}: inputs of dtype {x.dtype}; numbers are needed")
+        if np.issubdtype(x.dtype, np.floating):
+            _check_finite(x, s)
         if task == "regression" and not np.isfinite(np.asarray(y, dtype=np.float64)).all():
             raise DataProblem(f"{s}: targets hold inf or NaN")
     if task == "classification":
@@ -268,24 +292,45 @@ def to_splits(loaded: Any, standardize: bool = True):
             raise DataProblem("classification needs at least two classes")
     else:
         n_outputs = 1 if y_train.ndim == 1 else int(y_train.shape[1])
-    pixels = None
-    if image_shape and all(x.dtype == np.uint8 for x, _ in arrays.values()):
-        # Images stay uint8 in memory; the model's inputs are scaled per batch (wdsweep.train.images).
-        from wdsweep.train.images import PixelScale
-
-        x_rows = {s: np.ascontiguousarray(x.reshape(len(x), -1)) for s, (x, _) in arrays.items()}
-        pixels = PixelScale.of(x_rows["train"], int(image_shape[0]), standardize)
-    else:
-        x_rows = {s: x.astype(np.float32).reshape(len(x), -1) for s, (x, _) in arrays.items()}
-        if standardize:
-            x_rows = _standardize(x_rows, image_shape)
+    n_features = int(np.prod(x_train.shape[1:]))
+    # Per channel for images, per column otherwise; a float32 set not standardized needs nothing.
+    scale = None
+    if standardize or x_train.dtype != np.float32:
+        groups = int(image_shape[0]) if image_shape else n_features
+        scale = InputScale(x_train, groups, standardize)
     y_t = {}
     for s, (_, y) in arrays.items():
         y_t[s] = (torch.from_numpy(y.astype(np.int64)) if task == "classification"
                   else torch.from_numpy(y.astype(np.float32).reshape(len(y), -1)))
-    return Splits(task=task, x={s: torch.from_numpy(np.ascontiguousarray(v)) for s, v in x_rows.items()},
-                  y=y_t, n_features=int(x_rows["train"].shape[1]), n_outputs=n_outputs,
-                  image_shape=tuple(int(d) for d in image_shape) if image_shape else None, pixels=pixels)
+    return Splits(task=task, x={s: _stored(x) for s, (x, _) in arrays.items()}, y=y_t,
+                  n_features=n_features, n_outputs=n_outputs,
+                  image_shape=tuple(int(d) for d in image_shape) if image_shape else None, scale=scale)
+
+
+def _stored(x):
+    """A split's inputs as Splits keeps them: a C-contiguous writable array (a copy-on-write
+    memory map included) as a (n, features) tensor on the same memory; anything else (a
+    read-only or strided array, an index into another, a folder) as the source itself."""
+    import torch
+
+    if isinstance(x, np.ndarray) and x.flags.c_contiguous and x.flags.writeable and x.dtype != np.bool_:
+        return torch.from_numpy(x.reshape(len(x), -1))
+    return x
+
+
+def _check_finite(x, split: str) -> None:
+    """Refuse inf, NaN and values beyond float32's range, a chunk of rows at a time, by each
+    chunk's minimum and maximum (NaN carries into both): no temporary array of the set's size."""
+    limit = float(np.finfo(np.float32).max)
+    for start, stop in row_ranges(x):
+        part = np.asarray(x[start:stop])
+        if not part.size:
+            continue
+        low, high = float(part.min()), float(part.max())
+        if not (math.isfinite(low) and math.isfinite(high)):
+            raise DataProblem(f"{split}: inputs hold inf or NaN")
+        if max(-low, high) > limit:
+            raise DataProblem(f"{split}: inputs beyond float32's range (|x| >= 3.4e38)")
 
 
 def _pair(value: Any, split: str) -> Tuple[np.ndarray, np.ndarray]:
@@ -300,6 +345,10 @@ def _pair(value: Any, split: str) -> Tuple[np.ndarray, np.ndarray]:
 
 
 def _array(value: Any) -> np.ndarray:
+    from wdsweep.train.rows import ImageFiles, IndexedRows
+
+    if isinstance(value, (IndexedRows, ImageFiles, np.ndarray)):  # memory maps and sources stay as they are
+        return value
     if hasattr(value, "detach"):
         return value.detach().cpu().numpy()
     if hasattr(value, "convert") and hasattr(value, "size"):  # a PIL image (torchvision's datasets)
@@ -308,23 +357,10 @@ def _array(value: Any) -> np.ndarray:
     return np.asarray(value)
 
 
-def _standardize(x: Dict[str, np.ndarray], image_shape) -> Dict[str, np.ndarray]:
-    """Scale by the training split's statistics: per channel for images, per column otherwise."""
-    train = x["train"]
-    if image_shape:
-        channels = int(image_shape[0])
-        per_channel = train.reshape(len(train), channels, -1)
-        mean = per_channel.mean(axis=(0, 2)).repeat(per_channel.shape[2])
-        std = per_channel.std(axis=(0, 2)).repeat(per_channel.shape[2])
-    else:
-        mean, std = train.mean(axis=0), train.std(axis=0)
-    std = np.where(std > 0, std, 1.0)
-    return {s: ((v - mean) / std).astype(np.float32) for s, v in x.items()}
-
-
 # Keys of a data config that are wdsweep's, not the loader's (`name` also goes to a loader
 # that declares a parameter of that name, as data=torchvision's class name).
-OWN_KEYS = ("name", "seed", "standardize", "augment", "crop_padding", "flip")
+OWN_KEYS = ("name", "seed", "standardize", "augment", "crop_padding", "flip", "num_workers", "pin_memory",
+            "persistent_workers")
 
 
 def load(cfg, data_seed: int):

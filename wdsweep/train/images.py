@@ -1,9 +1,9 @@
-"""Image inputs as tensors: uint8 pixels scaled on the fly, and training batches augmented.
+"""Model inputs made per batch: stored rows scaled on the fly, and training batches augmented.
 
-Large image sets stay in memory as uint8 rows, (n, channels * height * width): a quarter of
-float32's memory. `PixelScale` turns the rows a step or an evaluation needs into float32
-model inputs, (x - mean) / std per channel (the training split's statistics with
-`data.standardize`, else mean 0 and std 255, torchvision's ToTensor scale).
+Image sets stay uint8 rows, (n, channels * height * width), in memory or on disk: a quarter of
+float32's memory. A user's float arrays stay as given (memory-mapped, float64, ...). `InputScale`
+turns the rows a step or an evaluation needs into float32 model inputs, (x - mean) / std per
+channel for images and per column otherwise: no float32 copy of a whole split is ever made.
 
 `Augment` (`data.augment=true`) changes each training batch as cifar10-airbench does: a random
 crop of the image padded by `data.crop_padding` pixels on every side (reflect padding: no
@@ -16,43 +16,69 @@ vectorized launcher augments scaled floats, a single job too.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 import torch
 from torch.nn import functional as F
 
 
-@dataclass(frozen=True)
-class PixelScale:
-    """uint8 rows to float32 inputs, per channel."""
-    mean: Tuple[float, ...]
-    std: Tuple[float, ...]
+class InputScale:
+    """Rows of any dtype to float32 model inputs, (x - mean) / std per group of columns: per
+    channel for images (a group is a channel's pixels), per column otherwise. The statistics are
+    the training split's (`data.standardize`), else mean 0 and std 255 for uint8 images
+    (torchvision's ToTensor scale) and 0 and 1 for floats (a plain cast to float32).
+
+    They are computed when first needed, not when the data are built: checking a config (the
+    sweeper's validation) lists an image folder without decoding it."""
+
+    def __init__(self, train, groups: int, standardize: bool) -> None:
+        self._train, self.groups, self.standardize = train, groups, standardize
+        self._stats: Optional[Tuple[np.ndarray, np.ndarray]] = None
+        self._tensors: dict = {}
+
+    def stats(self) -> Tuple[np.ndarray, np.ndarray]:
+        """(mean, std) per group, float32."""
+        if self._stats is None:
+            if self.standardize:
+                mean, std = group_moments(self._train, self.groups)
+            else:
+                fill = 255.0 if self._train.dtype == np.uint8 else 1.0
+                mean, std = np.zeros(self.groups), np.full(self.groups, fill)
+            self._stats = (mean.astype(np.float32), std.astype(np.float32))
+            self._train = None  # done with it (a memory map, or a folder's file list)
+        return self._stats
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        c = len(self.mean)
-        mean = torch.tensor(self.mean, dtype=torch.float32, device=x.device).view(1, c, 1)
-        std = torch.tensor(self.std, dtype=torch.float32, device=x.device).view(1, c, 1)
-        return ((x.view(len(x), c, -1).to(torch.float32) - mean) / std).view(len(x), -1)
+        if x.device not in self._tensors:
+            mean, std = self.stats()
+            self._tensors[x.device] = (torch.from_numpy(mean).to(x.device).view(1, -1, 1),
+                                       torch.from_numpy(std).to(x.device).view(1, -1, 1))
+        mean, std = self._tensors[x.device]
+        return ((x.view(len(x), self.groups, -1).to(torch.float32) - mean) / std).view(len(x), -1)
 
-    @staticmethod
-    def of(train: np.ndarray, channels: int, standardize: bool, chunk: int = 4096) -> "PixelScale":
-        """The scale for uint8 rows `train` (n, channels * pixels): their per-channel mean and
-        standard deviation (summed in float64, a chunk of rows at a time: no float copy of
-        the set), or ToTensor's 1/255."""
-        if not standardize:
-            return PixelScale((0.0,) * channels, (255.0,) * channels)
-        total = np.zeros(channels)
-        squares = np.zeros(channels)
-        for start in range(0, len(train), chunk):
-            part = train[start:start + chunk].reshape(-1, channels, train.shape[1] // channels).astype(np.float64)
-            total += part.sum(axis=(0, 2))
-            squares += (part * part).sum(axis=(0, 2))
-        count = len(train) * (train.shape[1] // channels)
-        mean = total / count
-        std = np.sqrt(np.maximum(squares / count - mean * mean, 0.0))
-        std = np.where(std > 0, std, 1.0)
-        return PixelScale(tuple(float(m) for m in mean), tuple(float(s) for s in std))
+
+def group_moments(train, groups: int) -> Tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation per group of the rows of `train` (any array-like source),
+    in float64, a chunk of rows at a time (Chan's parallel update: no float copy of the set,
+    and no cancellation for data far from 0). A constant group gets std 1."""
+    from wdsweep.train.rows import row_chunks
+
+    count, mean, m2 = 0, np.zeros(groups), np.zeros(groups)
+    for part in row_chunks(train):
+        values = part.numpy().reshape(len(part), groups, -1).astype(np.float64)
+        n = values.shape[0] * values.shape[2]
+        part_mean = values.mean(axis=(0, 2))
+        values -= part_mean[None, :, None]  # in place: one chunk's copy at a time, no more
+        np.square(values, out=values)
+        part_m2 = values.sum(axis=(0, 2))
+        delta = part_mean - mean
+        total = count + n
+        mean = mean + delta * n / total
+        m2 = m2 + part_m2 + delta * delta * count * n / total
+        count = total
+    std = np.sqrt(m2 / max(count, 1))
+    return mean, np.where(std > 0, std, 1.0)
 
 
 @dataclass(frozen=True)

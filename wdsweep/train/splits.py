@@ -11,7 +11,7 @@ import numpy as np
 if TYPE_CHECKING:
     import torch
 
-    from wdsweep.train.images import Augment, PixelScale
+    from wdsweep.train.images import Augment, InputScale
 
 SPLITS = ("train", "val", "test")
 
@@ -19,30 +19,61 @@ SPLITS = ("train", "val", "test")
 @dataclass
 class Splits:
     task: str  # "regression" | "classification"
-    # split name -> float32 tensor (n, n_features), or uint8 image rows with `pixels` set:
-    # read the model's inputs through `inputs`.
+    # split name -> the stored inputs: a (n, n_features) tensor, float32 unless `scale` is set,
+    # or an array-like source read per batch (a memory map, wdsweep.train.rows' IndexedRows or
+    # ImageFiles). Read the model's inputs through `inputs`, the stored rows through `raw`.
     x: dict
     y: dict  # split name -> float32 (n, 1) for regression, int64 (n,) for classification
     n_features: int
     n_outputs: int  # 1 for regression, the number of classes for classification
     image_shape: Optional[Tuple[int, int, int]] = None  # (channels, height, width)
-    pixels: Optional["PixelScale"] = None  # how uint8 rows become float inputs (wdsweep.train.images)
+    scale: Optional["InputScale"] = None  # how stored rows become float inputs (wdsweep.train.images)
     augment: Optional["Augment"] = None  # what a training batch goes through (data.augment)
+    device: Optional["torch.device"] = None  # where `inputs` puts rows read from a source; None: CPU
 
     def sizes(self) -> dict:
         return {s: len(self.y[s]) for s in SPLITS}
 
-    def to(self, device) -> "Splits":
-        """The splits with their tensors on `device` (uint8 images stay uint8); itself on the CPU."""
+    def to(self, device, keep_inputs: bool = False) -> "Splits":
+        """The splits with their tensors on `device` (uint8 images stay uint8); inputs read from
+        a source, or by workers (`keep_inputs`), stay where they are and each batch moves as it
+        is read. Itself on the CPU."""
         if device.type == "cpu":
             return self
-        return replace(self, x={s: t.to(device) for s, t in self.x.items()},
-                       y={s: t.to(device) for s, t in self.y.items()})
+        import torch
+
+        def moved(t):
+            return t.to(device) if isinstance(t, torch.Tensor) and not keep_inputs else t
+
+        return replace(self, x={s: moved(t) for s, t in self.x.items()},
+                       y={s: t.to(device) for s, t in self.y.items()}, device=device)
+
+    def raw(self, split: str, rows=None) -> "torch.Tensor":
+        """The stored rows (an index tensor or a slice; all if None), (k, n_features), unscaled."""
+        from wdsweep.train.rows import read_rows
+
+        return read_rows(self.x[split], rows)
 
     def inputs(self, split: str, rows=None) -> "torch.Tensor":
         """The model's float32 inputs for `rows` (an index tensor or a slice; all if None)."""
-        x = self.x[split] if rows is None else self.x[split][rows]
-        return x if self.pixels is None else self.pixels(x)
+        return self.model_inputs(self.raw(split, rows))
+
+    def model_inputs(self, stored: "torch.Tensor") -> "torch.Tensor":
+        """Stored rows (from `raw`, or a data loader's worker) as the model's float32 inputs, on
+        the splits' device."""
+        import torch
+
+        if self.device is not None and stored.device != self.device:
+            stored = stored.to(self.device, non_blocking=True)
+        if self.scale is not None:
+            return self.scale(stored)
+        return stored if stored.dtype == torch.float32 else stored.float()
+
+    def in_memory(self) -> bool:
+        """Whether every split's inputs are a tensor (else some are read per batch)."""
+        import torch
+
+        return all(isinstance(t, torch.Tensor) for t in self.x.values())
 
 
 def derived_seed(seed: int, purpose: str) -> int:

@@ -24,6 +24,7 @@ from wdsweep.train.checkpoint import FORMAT, Checkpoints, UnusableCheckpoint, ra
 from wdsweep.train.data import SPLITS, Splits
 from wdsweep.train.precision import FLOAT32, Precision
 from wdsweep.train.regularizers import Regularizer, weight_norm
+from wdsweep.train.streaming import EVAL_ROWS, Batches, EvalChunks, Loading
 
 
 class StopRun(Exception):
@@ -83,6 +84,7 @@ class Throughput:
 class TrainResult:
     status: str  # "completed" | "diverged" | a StopRun's status ("pruned")
     steps: int  # optimizer steps taken
+    steps_planned: int  # trainer.steps, or what trainer.epochs comes to (wdsweep.train.epochs)
     train_seconds: float  # the loop alone, evaluations included
     eval_seconds: float
     history: List[dict] = field(default_factory=list)
@@ -96,43 +98,41 @@ class TrainResult:
         return self.history[-1]
 
 
-# Splits larger than this are evaluated in chunks of this many rows, so that a convnet's
-# activations for a 10k-image test split never have to fit at once.
-EVAL_ROWS = 2048
-
-
 def data_loss(task: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     # The weight-decay article's MSELoss (mean) for regression; mean cross-entropy for classification.
     return F.mse_loss(out, y) if task == "regression" else F.cross_entropy(out, y)
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, splits: Splits, regularizer: Regularizer, precision: Precision = FLOAT32) -> dict:
+def evaluate(model: nn.Module, splits: Splits, regularizer: Regularizer, precision: Precision = FLOAT32,
+             chunks: Optional[EvalChunks] = None) -> dict:
     """Loss and error on every split, with the weight statistics. Error: MSE or 1 - accuracy.
-    The forward passes run at the training's precision."""
+    The forward passes run at the training's precision; a split of more than EVAL_ROWS rows in
+    chunks (wdsweep.train.streaming). `chunks`: where the rows come from; None reads them here."""
     was_training = model.training
     model.eval()
+    sums = {split: [0.0, 0.0] for split in SPLITS}  # loss and wrong predictions, summed over rows
     row = {}
-    for split in SPLITS:
+    for split, start, stored in (chunks or EvalChunks(splits, Loading()))():
         y = splits.y[split]
+        part = y[start:start + len(stored)]
+        with precision.autocast():
+            out = model(splits.model_inputs(stored))
+            loss = data_loss(splits.task, out, part)
         if len(y) <= EVAL_ROWS:  # one pass, as the numbers have always been computed
-            with precision.autocast():
-                out = model(splits.inputs(split))
-                loss = float(data_loss(splits.task, out, y))
-            wrong = float((out.argmax(dim=1) != y).float().mean()) if splits.task != "regression" else loss
-        else:  # a large split in chunks: the mean of per-row losses, weighted by chunk size
-            loss_sum = wrong_sum = 0.0
-            for start in range(0, len(y), EVAL_ROWS):
-                part = y[start:start + EVAL_ROWS]
-                with precision.autocast():
-                    out = model(splits.inputs(split, slice(start, start + EVAL_ROWS)))
-                    loss_sum += float(data_loss(splits.task, out, part)) * len(part)
-                if splits.task != "regression":
-                    wrong_sum += float((out.argmax(dim=1) != part).sum())
-            loss = loss_sum / len(y)
-            wrong = loss if splits.task == "regression" else wrong_sum / len(y)
-        row[f"{split}_loss"] = loss
-        row[f"{split}_error"] = wrong
+            row[f"{split}_loss"] = float(loss)
+            row[f"{split}_error"] = (float((out.argmax(dim=1) != part).float().mean())
+                                     if splits.task != "regression" else float(loss))
+            continue
+        # a large split: the mean of per-row losses, weighted by chunk size
+        sums[split][0] += float(loss) * len(part)
+        if splits.task != "regression":
+            sums[split][1] += float((out.argmax(dim=1) != part).sum())
+        if start + len(stored) == len(y):
+            row[f"{split}_loss"] = sums[split][0] / len(y)
+            row[f"{split}_error"] = (row[f"{split}_loss"] if splits.task == "regression"
+                                     else sums[split][1] / len(y))
+    row = {key: row[key] for split in SPLITS for key in (f"{split}_loss", f"{split}_error")}
     row["reg_loss"] = regularizer.penalty()
     row["weight_norm"] = weight_norm(model)
     row["sparsity"] = regularizer.sparsity()
@@ -158,6 +158,14 @@ class BatchSampler:
         batch, self._queue = self._queue[: self.batch_size], self._queue[self.batch_size:]
         return batch
 
+    def position(self) -> dict:
+        """Where the sampler stands: its generator's state and the rows drawn but not yet used."""
+        return {"batches": self.generator.get_state(), "sampler_queue": self._queue}
+
+    def restore(self, position: dict) -> None:
+        self.generator.set_state(position["batches"])
+        self._queue = position["sampler_queue"]
+
 
 def _scaled_backward(scaler: "torch.amp.GradScaler", total: torch.Tensor,
                      optimizer: torch.optim.Optimizer) -> bool:
@@ -175,14 +183,15 @@ def train(model: nn.Module, splits: Splits, optimizer: torch.optim.Optimizer,
           steps: int, batch_size: Optional[int], eval_every: int, generator: torch.Generator,
           augment_generator: Optional[torch.Generator] = None,
           callbacks: Sequence[Callback] = (), precision: Precision = FLOAT32,
-          checkpoints: Optional[Checkpoints] = None) -> TrainResult:
+          checkpoints: Optional[Checkpoints] = None, loading: Loading = Loading()) -> TrainResult:
     """`generator` draws the batches; `augment_generator` the augmentation of each (with
     splits.augment set, data.augment). `precision`: trainer.precision (wdsweep.train.precision).
     `checkpoints`: where the run continues from, and where its state goes after each step
-    (wdsweep.train.checkpoint); None: from step 0, no checkpoint."""
+    (wdsweep.train.checkpoint); None: from step 0, no checkpoint. `loading`: who reads the
+    stored rows (wdsweep.train.streaming; data.num_workers)."""
     y_train = splits.y["train"]
     sampler = BatchSampler(len(y_train), batch_size, generator)
-    result = TrainResult(status="completed", steps=0, train_seconds=0.0, eval_seconds=0.0)
+    result = TrainResult(status="completed", steps=0, steps_planned=steps, train_seconds=0.0, eval_seconds=0.0)
     scaler = precision.grad_scaler()  # 16-mixed only
     start = time.perf_counter()
 
@@ -190,9 +199,9 @@ def train(model: nn.Module, splits: Splits, optimizer: torch.optim.Optimizer,
         """Everything the run needs to go on after `step` exactly as it would have."""
         return {"format": FORMAT, "step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler else None,
-                "random": random_states(), "batches": generator.get_state(),
+                "random": random_states(), **batches.position(step),
                 "augment": augment_generator.get_state() if augment_generator is not None else None,
-                "sampler_queue": sampler._queue, "history": result.history, "skipped_steps": result.skipped_steps,
+                "history": result.history, "skipped_steps": result.skipped_steps,
                 "train_seconds": time.perf_counter() - start, "eval_seconds": result.eval_seconds}
 
     saved = checkpoints.load() if checkpoints is not None else None
@@ -203,10 +212,9 @@ def train(model: nn.Module, splits: Splits, optimizer: torch.optim.Optimizer,
             scheduler.load_state_dict(saved["scheduler"])
             if scaler is not None:
                 scaler.load_state_dict(saved["scaler"])
-            generator.set_state(saved["batches"])
+            sampler.restore(saved)
             if augment_generator is not None:
                 augment_generator.set_state(saved["augment"])
-            sampler._queue = saved["sampler_queue"]
             set_random_states(saved["random"])
             result.history, result.skipped_steps = list(saved["history"]), int(saved["skipped_steps"])
             result.steps, result.eval_seconds = int(saved["step"]), float(saved["eval_seconds"])
@@ -215,11 +223,12 @@ def train(model: nn.Module, splits: Splits, optimizer: torch.optim.Optimizer,
             raise UnusableCheckpoint(f"{type(err).__name__}: {' '.join(str(err).split())[:200]}") from err
     first = result.steps + 1
     throughput = Throughput(sampler.batch_size or len(y_train))
+    batches, eval_chunks = Batches(splits, sampler, first, steps, loading), EvalChunks(splits, loading)
 
     def record(step: int, notify: bool = True) -> None:
         tic = time.perf_counter()
         row = {"step": step, "lr": optimizer.param_groups[0]["lr"],
-               **evaluate(model, splits, regularizer, precision)}
+               **evaluate(model, splits, regularizer, precision, eval_chunks)}
         result.eval_seconds += time.perf_counter() - tic
         row["seconds"] = time.perf_counter() - start
         row.update(throughput.window())  # wall-clock columns, after `seconds`
@@ -227,64 +236,68 @@ def train(model: nn.Module, splits: Splits, optimizer: torch.optim.Optimizer,
         for cb in callbacks if notify else ():
             cb.on_eval(step, row)
 
-    model.train()
-    try:  # a callback may end the run early (StopRun), e.g. when a pruner says so
-        if first == 1:
-            record(0)
-        for step in range(first, steps + 1):
-            began = time.perf_counter()
-            rows = sampler.next()
-            x, y = splits.inputs("train", rows), (y_train if rows is None else y_train[rows])
-            if splits.augment is not None:
-                x = splits.augment(x, augment_generator)
-            data_ready = time.perf_counter()
-            with precision.autocast():  # a no-op at 32
-                loss = data_loss(splits.task, model(x), y)
-            loss_value = loss.item()
-            if not math.isfinite(loss_value):
-                result.status, result.diverged_at_step = "diverged", step
-                break
-            penalty = regularizer.loss_term()  # float32, outside autocast
-            total = loss if penalty is None else loss + penalty
-            optimizer.zero_grad(set_to_none=True)
-            if scaler is None:
-                total.backward()
-                stepped = True
-            else:
-                # 16-mixed: when the scaled gradients overflowed, the step is skipped whole
-                # (decay included), as GradScaler skips optimizer.step, and the scale lowered
-                stepped = _scaled_backward(scaler, total, optimizer)
-            if stepped:
-                for cb in callbacks:
-                    cb.on_step(step, loss_value, model)
-                lr = optimizer.param_groups[0]["lr"]
-                regularizer.before_step(lr)
-                optimizer.step()
-                regularizer.after_step(lr)
-            else:
-                result.skipped_steps += 1
-            if scaler is not None:
-                scaler.update()
-            if stepped:
-                scheduler.step()
-            else:
-                with warnings.catch_warnings():  # "scheduler.step() before optimizer.step()": meant
-                    warnings.simplefilter("ignore", UserWarning)
+    try:  # the loaders' workers stop with the run, however it ends
+        model.train()
+        try:  # a callback may end the run early (StopRun), e.g. when a pruner says so
+            if first == 1:
+                record(0)
+            for step in range(first, steps + 1):
+                began = time.perf_counter()
+                rows, stored = next(batches)
+                x, y = splits.model_inputs(stored), (y_train if rows is None else y_train[rows.to(y_train.device)])
+                if splits.augment is not None:
+                    x = splits.augment(x, augment_generator)
+                data_ready = time.perf_counter()
+                with precision.autocast():  # a no-op at 32
+                    loss = data_loss(splits.task, model(x), y)
+                loss_value = loss.item()
+                if not math.isfinite(loss_value):
+                    result.status, result.diverged_at_step = "diverged", step
+                    break
+                penalty = regularizer.loss_term()  # float32, outside autocast
+                total = loss if penalty is None else loss + penalty
+                optimizer.zero_grad(set_to_none=True)
+                if scaler is None:
+                    total.backward()
+                    stepped = True
+                else:
+                    # 16-mixed: when the scaled gradients overflowed, the step is skipped whole
+                    # (decay included), as GradScaler skips optimizer.step, and the scale lowered
+                    stepped = _scaled_backward(scaler, total, optimizer)
+                if stepped:
+                    for cb in callbacks:
+                        cb.on_step(step, loss_value, model)
+                    lr = optimizer.param_groups[0]["lr"]
+                    regularizer.before_step(lr)
+                    optimizer.step()
+                    regularizer.after_step(lr)
+                else:
+                    result.skipped_steps += 1
+                if scaler is not None:
+                    scaler.update()
+                if stepped:
                     scheduler.step()
-            result.steps = step
-            throughput.add(time.perf_counter() - began, data_ready - began)
-            if step % eval_every == 0 or step == steps:
-                record(step)
-            if checkpoints is not None:
-                checkpoints.after_step(step, lambda: state(step))
-    except StopRun as stop:
-        result.status, result.stop_reason = stop.status, stop.reason
+                else:
+                    with warnings.catch_warnings():  # "scheduler.step() before optimizer.step()": meant
+                        warnings.simplefilter("ignore", UserWarning)
+                        scheduler.step()
+                result.steps = step
+                throughput.add(time.perf_counter() - began, data_ready - began)
+                if step % eval_every == 0 or step == steps:
+                    record(step)
+                if checkpoints is not None:
+                    checkpoints.after_step(step, lambda: state(step))
+        except StopRun as stop:
+            result.status, result.stop_reason = stop.status, stop.reason
 
-    if result.status == "completed" and not math.isfinite(result.final["train_loss"]):
-        # The last update itself blew the weights up; no loss saw it yet.
-        result.status, result.diverged_at_step = "diverged", result.steps
-    if result.status == "diverged" and result.history[-1]["step"] != result.steps:
-        record(result.steps, notify=False)  # the run is over: nothing (no pruner) may act on it
-    result.train_seconds = time.perf_counter() - start
-    result.throughput = throughput.overall()
+        if result.status == "completed" and not math.isfinite(result.final["train_loss"]):
+            # The last update itself blew the weights up; no loss saw it yet.
+            result.status, result.diverged_at_step = "diverged", result.steps
+        if result.status == "diverged" and result.history[-1]["step"] != result.steps:
+            record(result.steps, notify=False)  # the run is over: nothing (no pruner) may act on it
+        result.train_seconds = time.perf_counter() - start
+        result.throughput = throughput.overall()
+    finally:
+        batches.close()
+        eval_chunks.close()
     return result
