@@ -15,8 +15,10 @@ SGD; its own timer covers its steps. Both run as fresh processes at torch's defa
 count. Target: wdsweep <= 1.05x the bare loop.
 
 Peak memory. The resident set of each process, polled from /proc every 50 ms: the job's main
-process, and the main process with its workers summed (pages of the memory map that several
-processes touched are counted once per process: an upper bound). The figures to read them against
+process, and the main process with its workers summed (pages that several processes share are
+counted once per process: an upper bound); all of it (RSS, which counts the pages of the mapped
+file a process touched: the kernel drops and rereads those as it needs) and its anonymous part
+(what the process allocated). The figures to read them against
 are the set's uint8 and float32 sizes, and a process that imported torch and built the model and
 nothing else (its baseline). The job also evaluates (all 50,000 training rows at the start and
 end, in chunks of 2,048), which the bare loop does not; evaluation activations count in its peak.
@@ -102,10 +104,12 @@ def write_sets(folder: Path, n_train: int, n_test: int, png: bool) -> dict:
     return paths
 
 
-def resident(pid: int) -> int:
+def resident(pid: int, field: str = "VmRSS") -> int:
+    """A process's resident memory: all of it (VmRSS), or its anonymous part (RssAnon: what it
+    allocated, as against the pages of files it maps, which the kernel can drop and reread)."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) * 1024
     except OSError:
         pass
@@ -120,20 +124,23 @@ def children(pid: int) -> list:
 
 
 def run_polled(command: list, cwd: Path) -> tuple:
-    """(stdout, peak RSS of the main process, peak RSS of it and its children summed)."""
+    """(stdout, peaks): the peak resident memory of the main process, of it and its children
+    summed, and the same for their anonymous memory."""
     out = open(cwd / "out.txt", "w+")
     proc = subprocess.Popen(command, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
-    main_peak = tree_peak = 0
+    peaks = {"rss": 0, "rss+workers": 0, "anon": 0, "anon+workers": 0}
     while proc.poll() is None:
-        main = resident(proc.pid)
-        main_peak = max(main_peak, main)
-        tree_peak = max(tree_peak, main + sum(resident(c) for c in children(proc.pid)))
+        kids = children(proc.pid)
+        for field, name in (("VmRSS", "rss"), ("RssAnon", "anon")):
+            main = resident(proc.pid, field)
+            peaks[name] = max(peaks[name], main)
+            peaks[name + "+workers"] = max(peaks[name + "+workers"], main + sum(resident(c, field) for c in kids))
         time.sleep(0.05)
     out.seek(0)
     text = out.read()
     if proc.returncode:
         raise SystemExit(f"{' '.join(map(str, command))} failed:\n{text[-3000:]}")
-    return text, main_peak, tree_peak
+    return text, peaks
 
 
 def wdsweep_job(data: list, steps: int, folder: Path, tag: str) -> tuple:
@@ -141,9 +148,9 @@ def wdsweep_job(data: list, steps: int, folder: Path, tag: str) -> tuple:
     args = [sys.executable, "-m", "wdsweep", *data, "model=resnet", "trainer.batch_size=128", f"trainer.steps={steps}",
             f"trainer.eval_every={steps}", "trainer.progress=false", "trainer.checkpoint_seconds=0",
             "trainer.save_model=false", f"hydra.run.dir={run_dir}"]
-    _, main_peak, tree_peak = run_polled(args, folder)
+    _, peaks = run_polled(args, folder)
     record = json.loads((run_dir / "metrics.json").read_text())
-    return (record["train_seconds"] - record["eval_seconds"]) / steps, main_peak, tree_peak, record
+    return (record["train_seconds"] - record["eval_seconds"]) / steps, peaks, record
 
 
 def main() -> None:
@@ -157,6 +164,7 @@ def main() -> None:
         folder = Path(tmp)
         tic = time.perf_counter()
         paths = write_sets(folder, options.n_train, 10000, png=not options.no_png)
+        os.sync()  # the writes' flushing to disk must not land in the first case's time
         print(f"sets written in {time.perf_counter() - tic:.0f} s")
         uint8 = (options.n_train + 10000) * 3 * 32 * 32
         npy = ["data=npz", f"data.path={paths['npy']}"]
@@ -167,27 +175,25 @@ def main() -> None:
                                                        "data.num_workers=2"]
         step_times = {name: [] for name in [*cases, "bare loop, same loader, 2 workers"]}
         peaks = {}
-        for r in range(options.repeats):
-            text, main_peak, tree_peak = run_polled([sys.executable, "-c", BARE, str(paths["npy"]), str(options.steps)],
-                                                    folder)
-            step_times["bare loop, same loader, 2 workers"].append(json.loads(text.strip().splitlines()[-1])["seconds"]
-                                                                   / options.steps)
-            peaks["bare loop, same loader, 2 workers"] = (main_peak, tree_peak)
+        bare_name = "bare loop, same loader, 2 workers"
+        for r in range(options.repeats):  # the cases alternate: a change of load hits them alike
+            text, peaks[bare_name] = run_polled([sys.executable, "-c", BARE, str(paths["npy"]), str(options.steps)],
+                                                folder)
+            step_times[bare_name].append(json.loads(text.strip().splitlines()[-1])["seconds"] / options.steps)
             for name, data in cases.items():
-                seconds, main_peak, tree_peak, _ = wdsweep_job(data, options.steps, folder, f"{r}-{len(name)}")
+                seconds, peaks[name], _ = wdsweep_job(data, options.steps, folder, f"{r}-{len(name)}")
                 step_times[name].append(seconds)
-                peaks[name] = (main_peak, tree_peak)
-        _, base_peak, _ = run_polled([sys.executable, "-c", BASELINE], folder)
-        bare = statistics.median(step_times["bare loop, same loader, 2 workers"])
+        _, base = run_polled([sys.executable, "-c", BASELINE], folder)
+        bare = statistics.median(step_times[bare_name])
         print(f"\nResNet-20, batch 128, {options.steps} steps, {options.n_train:,} training images; "
-              f"{os.cpu_count()} cores")
-        print(f"{'':<50} {'step ms':>8} {'x bare':>7} {'peak RSS MB':>12} {'+workers':>9}")
+              f"{os.cpu_count()} cores; medians of {options.repeats}; peak memory in MB (the last repeat's)")
+        print(f"{'':<50} {'step ms':>8} {'x bare':>7} {'RSS':>6} {'+workers':>9} {'anon':>6} {'+workers':>9}")
         for name, times in step_times.items():
-            t = statistics.median(times)
-            main_peak, tree_peak = peaks[name]
-            print(f"{name:<50} {1000 * t:>8.1f} {t / bare:>7.3f} {main_peak / MB:>12.0f} {tree_peak / MB:>9.0f}")
+            t, p = statistics.median(times), peaks[name]
+            print(f"{name:<50} {1000 * t:>8.1f} {t / bare:>7.3f} {p['rss'] / MB:>6.0f} {p['rss+workers'] / MB:>9.0f} "
+                  f"{p['anon'] / MB:>6.0f} {p['anon+workers'] / MB:>9.0f}")
         print(f"\nthe set: {uint8 / MB:.0f} MB as uint8, {4 * uint8 / MB:.0f} MB as float32; "
-              f"python + torch + ResNet-20 alone: {base_peak / MB:.0f} MB")
+              f"python + torch + ResNet-20 alone: {base['rss'] / MB:.0f} MB resident, {base['anon'] / MB:.0f} MB anon")
 
 
 if __name__ == "__main__":

@@ -122,3 +122,22 @@ def test_the_gpu_check_says_no_gpu_and_exits_0_without_one():
     proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == f"no GPU: torch {torch.__version__} sees no CUDA device; nothing to check"
+
+
+def test_a_job_too_big_for_the_gpus_free_memory_is_refused_in_one_line(compose_cfg):
+    """The GPU check's arithmetic, with free memory as the GPUs of a 2 x 4 GiB machine would
+    report it (this machine has none: where CUDA is, free_gpu_memory reads torch.cuda.mem_get_info)."""
+    from wdsweep.train.memory import GIB, device_data_bytes, gpu_memory_problem
+
+    free = {0: 1 * GIB, 1: 3 * GIB}
+    assert gpu_memory_problem(2 * GIB, free, "cuda") is None  # GPU 1 holds it
+    assert gpu_memory_problem(2 * GIB, free, "cuda:1") is None
+    line = gpu_memory_problem(2 * GIB, free, "cuda:0")
+    assert line.startswith("trainer.device=cuda:0 is not allowed here: the job needs about 2.0 GiB") and \
+        "GPU 0 has 1.0 GiB free" in line and "\n" not in line
+    assert "the roomiest GPU (1) has 3.0 GiB free" in gpu_memory_problem(4 * GIB, free, "auto")
+    assert gpu_memory_problem(10 * GIB, {}, "cuda") is None  # no CUDA here: nothing to check
+    # what moves to the device whole: a generated set's splits, nothing when workers read them
+    cfg = compose_cfg(["data=moons", "data.n_train=1000", "data.n_val=0", "data.n_test=0"])
+    assert device_data_bytes(cfg, n_features=2) == 1000 * (2 * 4 + 8)
+    assert device_data_bytes(compose_cfg(["data=moons", "data.num_workers=2"]), n_features=2) == 0

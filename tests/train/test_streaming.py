@@ -134,6 +134,11 @@ def test_a_memory_mapped_set_is_never_copied_to_float32_validation_included(comp
     arrays = write_npy_folder(tmp_path / "arrays", n_train=30000, n_test=200, features=256)
     float32_bytes = arrays["train"][0].size * 4
     cfg = compose_cfg(["data=npz", f"data.path={tmp_path / 'arrays'}", "trainer.batch_size=64"])
+    # The same path once before, on another data seed (the caches hold each seed's splits): what
+    # it imports for the first time in this process (sklearn, torch's modules) is not counted.
+    warm = compose_cfg(["data=npz", f"data.path={tmp_path / 'arrays'}", "trainer.batch_size=64", "data.seed=1"])
+    validate(warm)
+    build_splits(warm.data, 1, torch.Generator()).inputs("train", torch.arange(64))
     tracemalloc.start()
     try:
         validate(cfg)

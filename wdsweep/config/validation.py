@@ -242,9 +242,30 @@ def _validate_model_fits(cfg: DictConfig) -> None:
         from wdsweep.train.memory import memory_problem
         from wdsweep.train.models import parameter_count
 
-        problem = memory_problem(cfg, info.n_features, parameter_count(cfg.model, info))
+        n_parameters = parameter_count(cfg.model, info)
+        problem = memory_problem(cfg, info.n_features, n_parameters) or _gpu_problem(cfg, info, n_parameters)
     if problem:
         raise ConfigError(f"invalid config: {problem}")
+
+
+def _gpu_problem(cfg: DictConfig, info, n_parameters: int) -> Optional[str]:
+    """Does the job fit on the GPU it will train on, when that GPU is this machine's."""
+    device = str(cfg.trainer.get("device", "auto"))
+    launcher = OmegaConf.select(cfg, "hydra.launcher._target_", default=None, throw_on_missing=False)
+    if not (device == "auto" or device.startswith("cuda")) or "slurm" in str(launcher).lower():
+        return None
+    from wdsweep.train.memory import BYTES_PER_PARAMETER, device_data_bytes, free_gpu_memory, gpu_memory_problem
+
+    free = free_gpu_memory()
+    if not free:
+        return None
+    splits = None
+    if "_target_" in cfg.data:
+        from wdsweep.train.data import target_splits
+
+        splits = target_splits(cfg.data)
+    needed = n_parameters * BYTES_PER_PARAMETER + device_data_bytes(cfg, info.n_features, splits)
+    return gpu_memory_problem(needed, free, device)
 
 
 def _validate_optimizer(check: _Checker) -> None:

@@ -64,7 +64,7 @@ def data_info(cfg: DictConfig):
     from wdsweep.train.models import DataInfo, data_info_of
 
     if "_target_" in cfg:
-        return data_info_of(_from_target(cfg, _data_seed(cfg, 0)))
+        return data_info_of(target_splits(cfg))
     if cfg.name == "regression1d":
         return DataInfo(n_features=1, n_outputs=1, task="regression")
     if cfg.name == "digits":
@@ -73,6 +73,11 @@ def data_info(cfg: DictConfig):
         return DataInfo(n_features=2, n_outputs=2, task="classification")
     arrays = _checked_csv(cfg, _data_seed(cfg, 0))
     return DataInfo(n_features=int(arrays.x.shape[1]), n_outputs=int(arrays.n_outputs), task=cfg.task)
+
+
+def target_splits(cfg: DictConfig) -> Splits:
+    """A `_target_` loader's splits for seed 0 (what validation checks), cached."""
+    return _from_target(cfg, _data_seed(cfg, 0))
 
 
 def _data_seed(cfg: DictConfig, seed: int) -> int:

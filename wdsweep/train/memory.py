@@ -8,6 +8,11 @@ moons: float32 inputs and their targets) and the model's parameters four times o
 Activations, a csv's or a user loader's own arrays (already read when this runs) and the
 vectorized launcher's K members are not counted: the figure is a floor, so what it refuses
 cannot fit, and what it passes may still not.
+
+A job that will train on a CUDA GPU of this machine is also checked against the GPU's free
+memory (`gpu_memory_problem`): the model four times over again, and the splits a job moves to
+the device whole (all but those that `data.num_workers` workers read per batch). Where the
+GPU is another machine's (a Slurm launcher's node), the job is not checked here.
 """
 from __future__ import annotations
 
@@ -54,7 +59,7 @@ def memory_problem(cfg: DictConfig, n_features: int, n_parameters: int) -> Optio
     if available is None:
         return None
     rows = _generated_rows(cfg.data)
-    data_bytes = sum(rows.values()) * (n_features * 4 + 8) if rows else 0
+    data_bytes = device_data_bytes(cfg, n_features) if rows else 0
     model_bytes = n_parameters * BYTES_PER_PARAMETER
     if data_bytes + model_bytes <= available:
         return None
@@ -65,6 +70,48 @@ def memory_problem(cfg: DictConfig, n_features: int, n_parameters: int) -> Optio
                 f"{data_bytes / GIB:,.1f} GiB of memory and {have}")
     return (f"model={_label(cfg.model)} is not allowed here: its {n_parameters:,} parameters need about "
             f"{model_bytes / GIB:,.1f} GiB with their gradients and optimizer state, and {have}")
+
+
+def device_data_bytes(cfg: DictConfig, n_features: int, splits=None) -> int:
+    """The bytes of data a job moves to its device whole: the generated sets' splits by their
+    sizes, a loader's (`splits`) by its tensors; none when workers read them per batch."""
+    if int(cfg.data.get("num_workers", 0) or 0) > 0:
+        return 0
+    if splits is not None:
+        import torch
+
+        tensors = [*splits.x.values(), *splits.y.values()]
+        return sum(t.numel() * t.element_size() for t in tensors if isinstance(t, torch.Tensor))
+    rows = _generated_rows(cfg.data)
+    return sum(rows.values()) * (n_features * 4 + 8) if rows else 0
+
+
+def gpu_memory_problem(needed: int, free_by_gpu: dict, device: str) -> Optional[str]:
+    """Why a job needing `needed` bytes on the GPU cannot train on `device` (one line), or None.
+    `free_by_gpu`: each visible GPU's free bytes by index; `cuda` and `auto` take any of them
+    (a job is given one by its slot: the roomiest decides), `cuda:N` that one."""
+    if not free_by_gpu:
+        return None
+    if device.startswith("cuda:"):
+        index = int(device.split(":", 1)[1])
+        free, where = free_by_gpu.get(index, 0), f"GPU {index} has"
+    else:
+        index = max(free_by_gpu, key=free_by_gpu.get)
+        free, where = free_by_gpu[index], f"the roomiest GPU ({index}) has"
+    if needed <= free:
+        return None
+    return (f"trainer.device={device} is not allowed here: the job needs about {needed / GIB:,.1f} GiB of GPU "
+            f"memory (its parameters with their gradients and optimizer state, and its data), and {where} "
+            f"{free / GIB:,.1f} GiB free (data.num_workers > 0 keeps the data off the GPU)")
+
+
+def free_gpu_memory() -> dict:
+    """Each visible CUDA GPU's free bytes, by index; {} without CUDA."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return {}
+    return {i: torch.cuda.mem_get_info(i)[0] for i in range(torch.cuda.device_count())}
 
 
 def _label(model: DictConfig) -> str:

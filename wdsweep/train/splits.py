@@ -69,12 +69,6 @@ class Splits:
             return self.scale(stored)
         return stored if stored.dtype == torch.float32 else stored.float()
 
-    def in_memory(self) -> bool:
-        """Whether every split's inputs are a tensor (else some are read per batch)."""
-        import torch
-
-        return all(isinstance(t, torch.Tensor) for t in self.x.values())
-
 
 def derived_seed(seed: int, purpose: str) -> int:
     """An independent 63-bit seed for one purpose (a split, a noise draw) of one data seed."""

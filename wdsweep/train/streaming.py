@@ -121,9 +121,12 @@ class Batches:
             self._rows = ((rows, splits.raw("train", rows)) for rows in drawn)
 
     def _drawn(self, first: int, last: int) -> Iterator[Optional[torch.Tensor]]:
+        full_batch = None  # the full batch draws nothing: one position serves every step
         for step in range(first, last + 1):
             rows = self.sampler.next()
-            self._positions[step] = self.sampler.position()
+            if rows is None:
+                full_batch = full_batch or self.sampler.position()
+            self._positions[step] = full_batch or self.sampler.position()
             yield rows
 
     def __next__(self) -> Tuple[Optional[torch.Tensor], torch.Tensor]:
@@ -139,6 +142,12 @@ class Batches:
 
     def close(self) -> None:
         _stop_workers(self._rows)
+
+    def __enter__(self) -> "Batches":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 class EvalChunks:
@@ -162,6 +171,12 @@ class EvalChunks:
 
     def close(self) -> None:
         _stop_workers(getattr(self.loader, "_iterator", None))  # persistent workers
+
+    def __enter__(self) -> "EvalChunks":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def _stop_workers(iterator) -> None:

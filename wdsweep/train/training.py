@@ -236,7 +236,7 @@ def train(model: nn.Module, splits: Splits, optimizer: torch.optim.Optimizer,
         for cb in callbacks if notify else ():
             cb.on_eval(step, row)
 
-    try:  # the loaders' workers stop with the run, however it ends
+    with batches, eval_chunks:  # their workers (data.num_workers) stop with the run, however it ends
         model.train()
         try:  # a callback may end the run early (StopRun), e.g. when a pruner says so
             if first == 1:
@@ -297,7 +297,4 @@ def train(model: nn.Module, splits: Splits, optimizer: torch.optim.Optimizer,
             record(result.steps, notify=False)  # the run is over: nothing (no pruner) may act on it
         result.train_seconds = time.perf_counter() - start
         result.throughput = throughput.overall()
-    finally:
-        batches.close()
-        eval_chunks.close()
     return result
