@@ -23,6 +23,8 @@ from typing import Any, Dict, Iterable, List, Sequence
 import pandas as pd
 import yaml
 
+from wdsweep.search.finalists import FINALISTS_DIR
+
 # What a job that is not a trial's own run is to its trial (wdsweep.tracking.trial_link.ROLES): a seed of
 # a replicated trial (hydra.sweeper.seeds) or a fresh-seed run of a finalist.
 ROLES = ("replicate", "finalist")
@@ -87,10 +89,21 @@ def collect(sources: Iterable[str]) -> Collection:
     for row in rows:
         for key in ("_path", "_study", "_trial_id"):
             row.pop(key, None)
-    frame = _split_objectives(pd.DataFrame(rows))
+    frame = _as_text_lists(_split_objectives(pd.DataFrame(rows)))
     if not frame.empty:
         frame = frame[[c for c in _leading(frame)] + [c for c in frame.columns if c not in _leading(frame)]]
     return Collection(frame, problems, studies)
+
+
+def _as_text_lists(frame: pd.DataFrame) -> pd.DataFrame:
+    """A list-valued config key (optimizer.betas, model.channels) as its text, "[0.9, 0.999]":
+    a sweep over it then groups, compares and draws like any other key (lists cannot be
+    grouped on)."""
+    for column in frame.columns:
+        values = frame[column]
+        if values.dtype == object and values.map(lambda v: isinstance(v, (list, tuple))).any():
+            frame[column] = values.map(lambda v: str(list(v)) if isinstance(v, (list, tuple)) else v)
+    return frame
 
 
 def _split_objectives(frame: pd.DataFrame) -> pd.DataFrame:
@@ -149,8 +162,17 @@ def _job_row(job: Path, root: Path, problems: List[str]) -> Dict[str, Any] | Non
     if overrides is not None:
         row["overrides"] = overrides
     row.update(_read_metrics(job / "metrics.json", problems))
+    if "role" not in row and _grid_finalist(job):
+        row["role"] = "finalist"
     row["_path"] = job.resolve()
     return row
+
+
+def _grid_finalist(job: Path) -> bool:
+    """A grid finalist's fresh-seed run (the grid sweeper's hydra.sweeper.finalists): it lives in
+    <sweep>/finalists/<configuration>/seed-<s> (wdsweep.search.finalists.FINALISTS_DIR), and its
+    metrics.json names no trial. It must never count as one more seed of the grid's own."""
+    return job.name.startswith("seed-") and job.parent.parent.name == FINALISTS_DIR
 
 
 def _read_overrides(path: Path, problems: list[str]) -> str | None:
@@ -185,12 +207,31 @@ def _read_metrics(path: Path, problems: list[str]) -> dict[str, Any]:
     # A seed of a replicated trial, or a finalist's fresh-seed run, names its trial too, but is
     # not the trial's own job: its `role` keeps it out of the trial's row (study.join_trials).
     role = {"role": link["role"]} if link.get("role") in ROLES else {}
+    decay = metrics.get("decay") if isinstance(metrics.get("decay"), dict) else {}
+    counts = {k: decay[k] for k in ("decayed_params", "kept_params") if isinstance(decay.get(k), int)}
     return {"status": metrics.get("status", "unreadable"), **{k: metrics[k] for k in METRICS if k in metrics},
-            "_study": link.get("study"), "_trial_id": link.get("trial_id"), **role}
+            **counts, "_study": link.get("study"), "_trial_id": link.get("trial_id"), **role}
 
 
 def _one_line(err: BaseException) -> str:
     return " ".join(str(err).split())
+
+
+def sweep_commands(frame: pd.DataFrame) -> List[str]:
+    """The command line of each sweep the runs come from, as its multirun.yaml recorded it
+    (Hydra's overrides: the task's, then the hydra ones given), passwords masked."""
+    from wdsweep.config.urls import hide_password
+
+    commands = []
+    for sweep in dict.fromkeys(frame["sweep"].dropna().map(str)) if "sweep" in frame else []:
+        for path in (Path(sweep) / "multirun.yaml", *Path(sweep).glob("*/multirun.yaml")):
+            try:
+                overrides = (yaml.safe_load(path.read_text()) or {})["hydra"]["overrides"]
+            except (OSError, yaml.YAMLError, KeyError, TypeError):
+                continue
+            given = [*overrides.get("task", []), *[o for o in overrides.get("hydra", []) if o != "hydra.mode=MULTIRUN"]]
+            commands.append("python -m wdsweep -m " + " ".join(hide_password(str(o)) for o in given))
+    return list(dict.fromkeys(commands))
 
 
 def status_counts(frame: pd.DataFrame) -> Dict[str, int]:

@@ -6,13 +6,18 @@ One file of about 430 lines, on purpose: the charts against λ share their rules
 axes and their legends, and those rules are what a reader checks, in one place.
 
 What the charts against λ promise (the same rules for the test error and the gap charts):
-- A point is the mean over seeds of the configurations that did not collapse; its bar is the
-  95% t-interval over those seeds, and the legend says over how many. With a single seed there
-  is no bar, and the title and legend say "single seed: no interval".
-- Collapsed and diverged configurations (analysis/collapse.py defines both) are markers at the
-  top edge of their panel, labelled with what they are and their value; the y-range is chosen
+- A point is the mean over seeds of a configuration none of whose seeds collapsed, diverged or
+  failed; its bar is the 95% t-interval over those seeds, and the legend says over how many.
+  With a single seed there is no bar, and the title and legend say "single seed: no interval".
+- A configuration with a seed that collapsed, diverged or failed (analysis/collapse.py defines
+  collapse) gets no point: the mean of its surviving seeds would flatter it. It is a marker at
+  the top edge of its panel, labelled with what happened on how many runs; the y-range is chosen
   from the other configurations and the λ = 0 baseline, so a collapse to chance cannot flatten
   the differences that matter.
+- The star is the report's best λ (analysis/report.py's rule: chosen on validation error over the
+  seeds every candidate completed, λ = 0 included, exact ties to the smallest λ, never a
+  configuration that diverged or failed on a seed). A curve whose best λ is 0 has no star, and
+  its legend entry says "best: no decay".
 - The λ = 0 baseline is its own mean (dashed) and 95% t-interval over seeds (a grey band).
 - Curves of one panel are drawn side by side (a dodge of DODGE_STEP of the smallest λ step on
   the log axis), each with its own marker and line style, so that curves that coincide
@@ -75,27 +80,36 @@ DODGE_STEP = 0.12
 
 # ------------------------------------------------------------------ the data behind a λ chart
 def lambda_curves(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Per (p, curve, λ > 0): the mean and 95% t-interval of `metric` over the seeds that did not
-    collapse (`n` of them), how many collapsed (`n_collapsed`, at `collapsed_value` on average)
-    and how many diverged (`n_diverged`), and the mean validation error of every completed seed
-    (to pick each curve's best λ, as the report does). Grid runs only."""
-    done = runs[runs["status"].isin(["completed", "diverged"]) & (runs["reg.lam"] > 0)]
-    if "trial" in done:
-        done = done[done["trial"].isna()]  # Optuna trials (continuous p) have charts of their own
+    """Per (p, curve, λ > 0): the mean and 95% t-interval of `metric` over its seeds (`n` of them)
+    when none collapsed, diverged or failed (else no mean: `n` 0), how many collapsed
+    (`n_collapsed`, at `collapsed_value` on average) and how many diverged or failed
+    (`n_diverged`), and whether it is its setting's best λ by the report's rule (`best`; and
+    `best_is_no_decay` when that λ is 0). Grid runs only."""
+    from analysis.report import best_lambdas, settings
+
+    grid = runs[runs["trial"].isna()] if "trial" in runs else runs  # Optuna trials: charts of their own
+    done = grid[grid["status"].isin(["completed", "diverged", "failed"]) & (grid["reg.lam"] > 0)]
     done = done.assign(curve=decay_label(done), collapsed=collapsed(done))
     for key in varying_keys(done, exclude=("seed", "reg.lam", "reg.p", "reg.scope", "reg.mode")):
         done["curve"] += ", " + key + "=" + done[key].map(str)  # another swept key: its own line
+    keys = settings(grid)
+    chosen = best_lambdas(grid)
+    best_of = {tuple(str(r[k]) for k in keys): float(r["reg.lam"]) for _, r in chosen.iterrows()}
     rows = []
     for (p, curve, lam), group in done.groupby(["reg.p", "curve", "reg.lam"]):
         completed = group[group["status"] == "completed"]
-        kept = completed[~completed["collapsed"] & completed[metric].notna()]
         fell = completed[completed["collapsed"]]
+        diverged = int(group["status"].isin(["diverged", "failed"]).sum())
+        # Drawn only when every seed gave a result of its own: no mean of survivors.
+        whole = not len(fell) and not diverged
+        kept = completed[completed[metric].notna()] if whole else completed.iloc[0:0]
         mean, half = mean_and_ci(kept[metric].astype(float)) if len(kept) else (np.nan, np.nan)
+        best = best_of.get(tuple(str(group.iloc[0][k]) for k in keys))
         rows.append({"reg.p": p, "curve": curve, "reg.lam": lam, "mean": mean, "low": mean - half,
                      "high": mean + half, "n": len(kept), "n_collapsed": len(fell),
                      "collapsed_value": fell[metric].astype(float).mean() if len(fell) else np.nan,
-                     "n_diverged": int((group["status"] == "diverged").sum()), "runs": len(group),
-                     "val_error": completed["val_error"].astype(float).mean()})
+                     "n_diverged": diverged, "runs": len(group),
+                     "best": best == float(lam), "best_is_no_decay": best == 0.0})
     return pd.DataFrame(rows)
 
 
@@ -187,11 +201,9 @@ def _lambda_panel(ax, facet: pd.DataFrame, base: Optional[dict], styles: dict, s
                     label=curve, gid=f"curve:{curve}", **style)
         kept = line[line["n"] > 0]
         values += [*kept["mean"], *([] if single else [*kept["low"], *kept["high"]])]
-        if line["val_error"].notna().any():
-            best = line.loc[line["val_error"].idxmin()]
-            if best["n"] > 0:
-                ax.plot(best["reg.lam"] * shift[curve], best["mean"], marker="*", ms=13, color=style["color"],
-                        mec="black", mew=0.6, ls="", zorder=5, gid="best")
+        for _, best in line[line["best"] & (line["n"] > 0)].iterrows():
+            ax.plot(best["reg.lam"] * shift[curve], best["mean"], marker="*", ms=13, color=style["color"],
+                    mec="black", mew=0.6, ls="", zorder=5, gid="best")
         for _, row in line.iterrows():
             entry = edges.setdefault(row["reg.lam"], {"value": [], "fell": 0, "diverged": 0, "runs": 0})
             entry["runs"] += row["runs"]
@@ -218,14 +230,15 @@ def _lambda_panel(ax, facet: pd.DataFrame, base: Optional[dict], styles: dict, s
         if entry["fell"]:
             lines.append(f"{collapse_text} {value_range(entry['value'])} ({entry['fell']} of {entry['runs']} runs)")
         if entry["diverged"]:
-            lines.append(f"diverged ({entry['diverged']} of {entry['runs']} runs)")
+            lines.append(f"diverged or failed ({entry['diverged']} of {entry['runs']} runs)")
         edge_label(ax, lam, lines, edges)
 
 
 def _lambda_legend(curves: pd.DataFrame, base: Optional[dict], styles: dict, single: bool, words: str):
     """Every mark of the chart, with what it means and over how many seeds."""
     handles = [plt.Line2D([], [], lw=1.6, ms=5, **styles[c]) for c in styles]
-    labels = list(styles)
+    no_decay = set(curves.loc[curves["best_is_no_decay"], "curve"])
+    labels = [c + (" (best: no decay)" if c in no_decay else "") for c in styles]
     if single:
         handles.append(plt.Line2D([], [], ls="", marker=""))
         labels.append("single seed: no interval")
@@ -244,13 +257,13 @@ def _lambda_legend(curves: pd.DataFrame, base: Optional[dict], styles: dict, sin
             handles.append(line)
             labels.append(f"λ = 0 (no decay), single seed: no interval{pooled}")
     handles.append(plt.Line2D([], [], marker="*", ls="", color="black", ms=10))
-    labels.append("best λ on validation error")
+    labels.append("best λ on validation error (exact ties: the smallest)")
     if curves["n_collapsed"].any():
         handles.append(plt.Line2D([], [], marker="^", ls="", color="0.5", mec="black", ms=7))
         labels.append(f"{words} (train error ≥ {1 - COLLAPSE_TOL:g}× a constant's): at the top edge")
     if curves["n_diverged"].any():
         handles.append(plt.Line2D([], [], marker="X", ls="", color="0.5", mec="black", ms=7))
-        labels.append("diverged (non-finite loss): top edge")
+        labels.append("diverged (non-finite loss) or failed on a seed: top edge, no mean")
     return handles, labels
 
 

@@ -4,10 +4,12 @@ fitted curves without and with decay (the weight-decay article's other figure).
 
 Weight histograms: which runs. The experiment compares weight-only decay with global decay, so the
 figure holds three configurations: no decay, weight-only decay and global decay, each decay at
-its own best λ > 0 on mean validation error over seeds (ties: the smallest λ; with several modes,
-the best mode too), all three from the same seed (the smallest seed that ran all three with a
-saved model.pt), so that only the regularizer differs. Other swept keys (optimizer.lr, ...) are
-held at the values of the best decayed configuration overall.
+its own best λ by the report's rule (analysis/report.py: on mean validation error over shared
+seeds, λ = 0 included, exact ties to the smallest λ; with several modes, the best mode too; a
+scope whose best λ is 0 shows its no-decay runs, labelled so), all three from the same seed
+(the smallest seed that ran all three with a saved model.pt), so that only the regularizer
+differs. Other swept keys (optimizer.lr, ...) are held at the values of the best configuration
+overall.
 One row per p when p takes a few values (a grid): at most MAX_P_ROWS rows, the smallest, the
 middle and the largest swept p, so that the figure stays readable and still spans the range
 (L1's spike at 0 to L3's flat top). With a continuous p (an Optuna search, more than
@@ -58,12 +60,18 @@ def histogram_choice(runs: pd.DataFrame) -> pd.DataFrame:
     plain, decayed = done[done["reg.lam"] == 0], done[done["reg.lam"] > 0]
     if plain.empty or decayed.empty or decayed["val_error"].isna().all():
         return pd.DataFrame()
+    from analysis.report import best_lambdas
+
     others = [k for k in varying_keys(done) if not k.startswith("reg.")]
     config = ["reg.p", "reg.scope", "reg.mode", "reg.lam", *others]
     config = [k for k in config if k in decayed]
-    means = decayed.groupby(config, dropna=False)["val_error"].mean().reset_index()
-    if others:  # hold the other swept keys where the best decayed configuration has them
-        best = means.loc[means["val_error"].idxmin()]
+    # Each setting's best λ by the report's one rule (λ = 0 included, exact ties to the smallest
+    # λ, never a configuration that diverged on a seed): the figure shows what the report says.
+    means = best_lambdas(runs)
+    if means.empty:
+        return pd.DataFrame()
+    if others:  # hold the other swept keys where the best configuration overall has them
+        best = means.iloc[0]
         means, plain = means[matching(means, best, others)], plain[matching(plain, best, others)]
         decayed = decayed[matching(decayed, best, others)]
     several_modes = "reg.mode" in means and means["reg.mode"].nunique() > 1
@@ -71,15 +79,19 @@ def histogram_choice(runs: pd.DataFrame) -> pd.DataFrame:
     for p in _p_rows(list(means["reg.p"].unique())):
         at_p = means if p is None else means[means["reg.p"] == p]
         for scope, options in at_p.groupby("reg.scope"):
-            pick = options.sort_values(["val_error", "reg.lam"]).iloc[0]  # ties: the smallest λ
+            pick = options.sort_values(["val_error", "reg.lam"], kind="stable").iloc[0]  # ties: the smallest λ
             words = SCOPE_WORDS.get(scope, str(scope)) + (f" · {pick['reg.mode']}" if several_modes else "")
+            at = "best: no decay" if pick["reg.lam"] == 0 else f"λ = {pick['reg.lam']:g}"
             chosen.append({"row": p, "config": words, "pick": pick,
-                           "label": f"{words}, λ = {pick['reg.lam']:g}"
-                                    + (f", p = {pick['reg.p']:g}" if p is None else "")})
+                           "label": f"{words}, {at}" + (f", p = {pick['reg.p']:g}" if p is None else "")})
+
+    def runs_of(pick: pd.Series) -> pd.DataFrame:
+        return plain if pick["reg.lam"] == 0 else decayed[matching(decayed, pick, config)]
+
     # The same seed for every configuration: the one whose runs differ in the regularizer only.
     seeds = set(plain["seed"])
     for entry in chosen:
-        seeds &= set(decayed[matching(decayed, entry["pick"], config)]["seed"])
+        seeds &= set(runs_of(entry["pick"])["seed"])
     if not seeds:
         return pd.DataFrame()
     seed = min(seeds)
@@ -88,7 +100,8 @@ def histogram_choice(runs: pd.DataFrame) -> pd.DataFrame:
     for p in dict.fromkeys(entry["row"] for entry in chosen):
         rows.append({"row": p, "config": "no decay", "label": "no decay", "reg.lam": 0.0, "seed": seed, "run": base})
         for entry in (e for e in chosen if e["row"] == p):
-            same = decayed[matching(decayed, entry["pick"], config) & (decayed["seed"] == seed)]
+            candidates = runs_of(entry["pick"])
+            same = candidates[candidates["seed"] == seed]
             rows.append({"row": p, "config": entry["config"], "label": entry["label"],
                          "reg.lam": float(entry["pick"]["reg.lam"]), "seed": seed, "run": same.index[0]})
     return pd.DataFrame(rows)

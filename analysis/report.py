@@ -12,10 +12,15 @@ The rules behind every sentence (the statistics themselves are analysis/stats.py
   the sweep varied (optimizer.lr, ...). Seeds are averaged over, never these. At λ = 0 the reg.*
   keys change nothing, so "no decay" is one configuration per value of the other keys, and a
   candidate λ of every setting.
+- A configuration that diverged or failed on any seed it ran fails there, as a replicated Optuna
+  trial and a grid finalist do: it is never chosen, and the report names it with its seeds. Its
+  other seeds' mean would flatter it (a λ that diverged on 2 of 10 seeds must not win on its 8
+  survivors).
 - A setting's best λ has the lowest mean validation error over seeds, λ = 0 included (then it
-  says "no decay"). λs tied exactly (within stats.TOL) are all named, and the smallest is taken:
-  no more decay than the data ask for. Overall, configurations tied at the lowest validation
-  error are all named: no row order picks a winner.
+  says "no decay"), the means taken over the seeds every candidate of the setting completed, so
+  that all are judged on the same seeds. λs tied exactly (within stats.TOL) are all named, and
+  the smallest is taken: no more decay than the data ask for. Overall, configurations tied at the
+  lowest validation error are all named: no row order picks a winner.
 - Two configurations are compared on the seeds both ran, pair by pair: the mean difference of
   test error, its 95% t-interval, and the paired t-test's p-value Holm-adjusted over every test
   this report makes. The words follow the adjusted p at 0.05: "lower" or "higher", else
@@ -33,8 +38,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import pandas as pd
 
 from analysis import stats
-from analysis.collect import matching, varying_keys
-from analysis.numbers import number
+from analysis.collect import matching, sweep_commands, varying_keys
+from analysis.numbers import number, p_text
 
 GROUP = ["reg.mode", "reg.scope", "reg.p"]
 SCOPE_WORDS = {"weights": "weights only", "all": "all parameters"}
@@ -51,8 +56,15 @@ def _others(keys: List[str]) -> List[str]:
     return [k for k in keys if not k.startswith("reg.")]
 
 
+# What a seed's run that gave no usable result says of its configuration: it fails there. (A
+# run still going, or killed, says nothing yet: "incomplete" is not among them.)
+FAILING = ("diverged", "failed")
+
+
 def _usable(runs: pd.DataFrame) -> pd.DataFrame:
-    done = runs[(runs["status"] == "completed") & runs["val_error"].notna() & runs["test_error"].notna()]
+    """Completed runs with both errors, and the runs that failed their configuration (FAILING)."""
+    done = runs[((runs["status"] == "completed") & runs["val_error"].notna() & runs["test_error"].notna())
+                | runs["status"].isin(FAILING)]
     return done if "seed" in done else done.assign(seed=0)  # no seed key: one seed
 
 
@@ -63,13 +75,28 @@ class Config:
     name: str
     lam: float
     identity: Tuple  # equal for configurations that are the same runs
-    val: pd.Series
+    val: pd.Series  # over the seeds it completed
     test: pd.Series
+    failed: Dict[Any, str] = field(default_factory=dict)  # seed -> status, where it diverged or failed
+
+    def failing(self) -> str:
+        """What failed, in words ("diverged on seeds 3, 7 of 10"), or "" if nothing did."""
+        if not self.failed:
+            return ""
+        by_status: Dict[str, List] = {}
+        for seed, status in sorted(self.failed.items()):
+            by_status.setdefault(status, []).append(seed)
+        total = len(set(self.val.index) | set(self.failed))
+        return " and ".join(f"{status} on seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
+                            for status, seeds in by_status.items()) + f" of {total}"
 
 
 def _config(rows: pd.DataFrame, name: str, lam: float, identity: Tuple) -> Config:
-    by_seed = rows.groupby("seed")
-    return Config(name, lam, identity, by_seed["val_error"].mean(), by_seed["test_error"].mean())
+    completed = rows[rows["status"] == "completed"]
+    by_seed = completed.groupby("seed")
+    failed = rows[rows["status"].isin(FAILING)]
+    return Config(name, lam, identity, by_seed["val_error"].mean(), by_seed["test_error"].mean(),
+                  {seed: status for seed, status in zip(failed["seed"], failed["status"])})
 
 
 def _name(row: pd.Series, keys: List[str], lam: float) -> str:
@@ -107,15 +134,35 @@ class Best:
     config: Config
     tied: List[float]
     no_decay: Optional[Config]
+    lams: List[float] = field(default_factory=list)  # every λ the setting swept (λ = 0 included)
+
+
+def healthy(configs) -> List[Config]:
+    """The configurations that may be chosen: a seed of each completed, none diverged or failed."""
+    return [c for c in configs if not c.failed and len(c.val)]
+
+
+def shared_val_means(configs: List[Config]) -> Dict[Tuple, float]:
+    """Each configuration's mean validation error over the seeds all of them completed (over its
+    own seeds when they share none), by identity."""
+    shared = None
+    for c in configs:
+        shared = c.val.index if shared is None else shared.intersection(c.val.index)
+    return {c.identity: (c.val[shared] if shared is not None and len(shared) else c.val).mean() for c in configs}
 
 
 def _best(candidates: List[Tuple[pd.Series, Dict[float, Config]]]) -> List[Best]:
+    """Per setting, its best λ among the configurations that may be chosen (none: no best)."""
     out = []
     for row, configs in candidates:
-        means = {lam: c.val.mean() for lam, c in configs.items()}
-        low = min(means.values())
-        tied = sorted(lam for lam, m in means.items() if m - low <= stats.TOL)
-        out.append(Best(row, configs[tied[0]], tied[1:], configs.get(0.0)))
+        usable = healthy(configs.values())
+        if not usable:
+            continue
+        means = shared_val_means(usable)
+        by_lam = {c.lam: means[c.identity] for c in usable}
+        low = min(by_lam.values())
+        tied = sorted(lam for lam, m in by_lam.items() if m - low <= stats.TOL)
+        out.append(Best(row, configs[tied[0]], tied[1:], configs.get(0.0), sorted(configs)))
     return out
 
 
@@ -175,6 +222,10 @@ class Comparisons:
     is a against b, flipped), for Holm's correction over all the tests made."""
     made: Dict[Tuple, Comparison] = field(default_factory=dict)
     twins: Dict[Tuple, Tuple] = field(default_factory=dict)  # a flipped pair -> the one tested
+    # Tests stated elsewhere in the report (the finalists' best against runner-up: None where a
+    # file has none), in Holm's family too, and their adjusted p once corrected.
+    extra: List[Optional[float]] = field(default_factory=list)
+    extra_holm: List[Optional[float]] = field(default_factory=list)
 
     def add(self, a: Config, b: Config) -> Comparison:
         key, flipped = (a.identity, b.identity), (b.identity, a.identity)
@@ -191,10 +242,16 @@ class Comparisons:
 
     def correct(self) -> None:
         once = self.tested_once()
+        extra = [p for p in self.extra if p is not None]
         for attr, field_ in (("p", "p_holm"), ("wilcoxon_p", "wilcoxon_holm")):
             raw = [getattr(c.result, attr) if c.result is not None else math.nan for c in once]
-            for comparison, adjusted in zip(once, stats.holm(raw)):
-                setattr(comparison, field_, adjusted)
+            # the t-tests' family holds the other sections' t-tests too; Wilcoxon's its own
+            adjusted = stats.holm(raw + extra) if attr == "p" else stats.holm(raw)
+            for comparison, value in zip(once, adjusted):
+                setattr(comparison, field_, value)
+            if attr == "p":
+                rest = iter(adjusted[len(once):])
+                self.extra_holm = [None if p is None else next(rest) for p in self.extra]
         for key, original in self.twins.items():  # the same test: the same adjusted p
             self.made[key].p_holm = self.made[original].p_holm
             self.made[key].wilcoxon_holm = self.made[original].wilcoxon_holm
@@ -206,15 +263,13 @@ class Comparisons:
 
     @property
     def tests(self) -> int:
-        return sum(c.tested for c in self.tested_once())
+        return sum(c.tested for c in self.tested_once()) + sum(p is not None for p in self.extra)
 
 
 # Numbers as far as they are supported: error rates are shares of a few hundred to a few
 # thousand predictions, so 4 decimals; a p-value to 2 significant digits.
 def _p(p: float) -> str:
-    if math.isnan(p):
-        return "–"
-    return "< 0.001" if p < 0.001 else f"{p:.2g}"
+    return p_text(p)
 
 
 def _lam(lam: float) -> str:
@@ -232,40 +287,50 @@ def _wilcoxon(c: Comparison) -> str:
 
 
 def _interval(r: Optional[stats.Paired]) -> str:
+    """A paired difference's 95% interval; none where the seeds' differences are all equal (a
+    zero-width interval would claim a certainty that two seeds agreeing does not give)."""
     if r is None or r.n < 2 or math.isnan(r.low):
         return "–"
+    if r.constant or r.identical:
+        return f"all {r.n} seeds equal"
     return f"[{number(r.low, True)}, {number(r.high, True)}]"
 
 
 def _spread(values: pd.Series) -> str:
-    """mean ± std [95% interval] of one configuration's values over its seeds."""
+    """mean ± std [95% interval] of one configuration's error over its seeds. An error is never
+    below 0, so neither is its interval's lower end (it says where it was cut); seeds that all
+    agree get no interval."""
     if len(values) < 2:
         return f"{number(values.mean())} (one seed)"
+    if values.nunique() == 1:
+        return f"{number(values.mean())} (all {len(values)} seeds equal)"
     low, high = stats.interval(values)
-    return f"{number(values.mean())} ± {number(values.std(ddof=1))} [{number(low)}, {number(high)}]"
+    low_text = f"{number(max(low, 0.0))}" + (" (cut at 0)" if low < 0 else "")
+    return f"{number(values.mean())} ± {number(values.std(ddof=1))} [{low_text}, {number(high)}]"
 
 
-def _grid_sections(grid: pd.DataFrame) -> List[str]:
-    """The sections on the grid's runs, the experiment's question first."""
+def _grid_sections(grid: pd.DataFrame, comparisons: Comparisons) -> List[str]:
+    """The sections on the grid's runs, the experiment's question first. Corrects `comparisons`
+    (with the tests it already holds from other sections) once its own are registered."""
     needed = {"reg.lam", "val_error", "test_error", "status", *GROUP}
     if not len(grid) or not needed <= set(grid.columns):
         return []
     keys = settings(grid)
-    bests = _best(_candidates(_usable(grid), keys))
+    candidates = _candidates(_usable(grid), keys)
+    bests = _best(candidates)
     if not bests:
         return []
-    comparisons = Comparisons()
     # Registered in the order stated; the p-values are adjusted once all are known.
     scope_rows = _scope_pairs(bests, keys, comparisons)
     decay_rows = [(b, comparisons.add(b.config, b.no_decay) if b.no_decay and b.config.lam > 0 else None)
                   for b in bests]
-    lowest = _lowest(_candidates(_usable(grid), keys), comparisons)
+    lowest = _lowest(candidates, comparisons)
     comparisons.correct()
 
     lines = _question(scope_rows, keys, grid, comparisons)
     lines += _against_no_decay(decay_rows, keys, comparisons)
     lines += _lowest_section(lowest)
-    lines += _best_table(bests, keys)
+    lines += _best_table(bests, keys) + _failing(candidates)
     lines += _power(comparisons)
     return lines
 
@@ -301,9 +366,11 @@ def _question(pairs, keys: List[str], grid: pd.DataFrame, comparisons: Compariso
         "error, paired over seeds: difference = weight-only − global (negative: weight-only is lower). "
         f"p: paired t-test, Holm-adjusted over the {comparisons.tests} tests of this report"
         + (WILCOXON_NOTE if comparisons.wilcoxon else "") + ". The verdict follows the adjusted p at 0.05; "
-        "\"within noise\" says these seeds cannot tell the two apart, not that they are equal.", "",
+        "\"within noise\" says these seeds cannot tell the two apart, not that they are equal. "
+        + INTERVAL_NOTE, "",
         "| " + "".join(f"{_short(k)} | " for k in rest)
-        + "weight-only λ | global λ | weight-only test | global test | difference | 95% interval | p (Holm) | "
+        + "weight-only λ | global λ | weight-only test | global test | difference | 95% interval (unadjusted) | "
+        + "p (Holm) | "
         + ("Wilcoxon p (Holm) | " if comparisons.wilcoxon else "") + "seeds | verdict |",
         "|" + "---|" * (len(rest) + 9 + comparisons.wilcoxon)]
     w_cell = (lambda c: f"{_wilcoxon(c)} | ") if comparisons.wilcoxon else (lambda c: "")
@@ -322,12 +389,31 @@ def _question(pairs, keys: List[str], grid: pd.DataFrame, comparisons: Compariso
         lines.append(cells + f"{number(c.a.test[r_index(c)].mean())} | {number(c.b.test[r_index(c)].mean())} | "
                      f"{number(r.mean, True) if r else '–'} | {_interval(r)} | {_p(c.p_holm)} | {w_cell(c)}"
                      f"{r.n if r else 0} | {verdict} |")
-    lines += ["", _question_summary(said), ""]
+    lines += ["", _question_summary(said), ""] + _scope_sizes(grid)
     tested = [(_label(w.setting, rest), c) for w, _, c in pairs
               if c is not None and c.result is not None and c.result.n > 1]
     if tested:
-        lines += [_power_line(tested), ""]
+        lines += [_power_line(tested, comparisons.tests), ""]
     return lines
+
+
+def _scope_sizes(grid: pd.DataFrame) -> List[str]:
+    """How many parameters each scope decays on this sweep's model(s), from the runs' metrics.json:
+    a verdict on scope is about these extra parameters (biases, norm gains), not about scope in
+    general."""
+    if not {"decayed_params", "kept_params"} <= set(grid.columns):
+        return []
+    decayed = grid[grid["reg.lam"] > 0].dropna(subset=["decayed_params"])
+    sizes = {scope: sorted(set(decayed.loc[decayed["reg.scope"] == scope, "decayed_params"].astype(int)))
+             for scope in ("weights", "all")}
+    if not sizes["weights"] or not sizes["all"] or len(sizes["weights"]) > 1 or len(sizes["all"]) > 1:
+        return []  # several models: their sizes are in runs.csv
+    weights, everything = sizes["weights"][0], sizes["all"][0]
+    extra = everything - weights
+    share = f"{100 * extra / everything:.2g}%" if everything else "0%"
+    return [f"What scope changes here: weight-only decay decays {weights:,} parameters (the tensors of dim ≥ 2), "
+            f"global decay {everything:,}, adding {extra:,} (biases and norm gains: {share} of the decayed). "
+            "A verdict on scope is a finding about these parameters of this model, not about scope in general.", ""]
 
 
 def r_index(c: Comparison) -> pd.Index:
@@ -360,7 +446,7 @@ def _label(setting: pd.Series, keys: List[str]) -> str:
     return ", ".join(f"{_short(k)}={setting[k]:g}" if k == "reg.p" else f"{_short(k)}={setting[k]}" for k in keys)
 
 
-def _power_line(tested: List[Tuple[str, Comparison]]) -> str:
+def _power_line(tested: List[Tuple[str, Comparison]], tests: int = 1) -> str:
     """What the seeds can see, for the question's comparisons."""
     parts = []
     for label, c in tested:
@@ -371,27 +457,35 @@ def _power_line(tested: List[Tuple[str, Comparison]]) -> str:
         elif math.isnan(detect):
             parts.append(f"{label}: no spread to judge by")
         else:
-            parts.append(f"{label}: {number(detect)} (seen {number(abs(r.mean))}; {_needed(r)})")
+            parts.append(f"{label}: {number(detect)} (seen {number(abs(r.mean))}; {_needed(r, tests)})")
     n = sorted({c.result.n for _, c in tested})
     return (f"Power: with {'/'.join(map(str, n))} seeds and the paired spread seen, the smallest difference "
             f"a paired t-test detects (α = 0.05 two-sided, power 0.8, before Holm's correction, which asks for "
             f"more) is {'; '.join(parts)}.")
 
 
-def _needed(r: stats.Paired) -> str:
+def _needed(r: stats.Paired, tests: int = 1) -> str:
+    """Seeds to detect the difference seen, at the level its verdict is judged at: with `tests`
+    tests in the report, Holm's strictest step (α / tests), so that "suffice" never stands
+    beside a "within noise" the correction gave."""
     if r.n < 2:
         return "one seed: no spread to judge by"
     if abs(r.mean) <= stats.TOL:
         return "no difference seen, so no number of seeds to suggest"
     if not r.sd > stats.TOL:
         return "no spread to judge by"
-    if stats.power(r.n, abs(r.mean) / r.sd) >= stats.POWER:
-        return f"{r.n} seeds already suffice to detect it"
-    n = stats.seeds_needed(r.mean, r.sd, cap=CAP)
-    return f"about {n} seeds to detect it" if n else f"not reachable within {CAP} seeds"
+    alpha = stats.ALPHA / max(tests, 1)
+    level = f" at α = {alpha:.3g} (Holm's strictest step over {tests} tests)" if tests > 1 else ""
+    if stats.power(r.n, abs(r.mean) / r.sd, alpha=alpha) >= stats.POWER:
+        return f"{r.n} seeds suffice to detect it{level}"
+    n = stats.seeds_needed(r.mean, r.sd, alpha=alpha, cap=CAP)
+    return f"about {n} seeds to detect it{level}" if n else f"not reachable within {CAP} seeds{level}"
 
 
 CAP = 100  # the most seeds a suggestion goes up to
+INTERVAL_NOTE = ("The 95% interval is each comparison's own, not adjusted for the report's other tests, while "
+                 "the verdict is (Holm): an interval that excludes 0 beside \"within noise\" is a difference that "
+                 "would count alone but not among all the tests made.")
 WILCOXON_NOTE = ("; beside it, where 6 or more seeds differ, Wilcoxon's signed-rank p, Holm-adjusted the same way, "
                  "as a check that needs no normal differences")
 
@@ -401,9 +495,9 @@ def _against_no_decay(rows, keys: List[str], comparisons: Comparisons) -> List[s
     if not any(b.no_decay for b, _ in rows):
         return lines + ["No λ = 0 run shares the other keys of a decayed setting: there is no baseline.", ""]
     lines += ["Each setting at its best λ against no decay (λ = 0, the same seeds), on test error: "
-              "difference = decay − no decay (negative: decay is lower).", "",
+              "difference = decay − no decay (negative: decay is lower). " + INTERVAL_NOTE, "",
               "| " + "".join(f"{_short(k)} | " for k in keys)
-              + "best λ | test error | no decay | difference | 95% interval | p (Holm) | "
+              + "best λ | test error | no decay | difference | 95% interval (unadjusted) | p (Holm) | "
               + ("Wilcoxon p (Holm) | " if comparisons.wilcoxon else "") + "seeds | verdict |",
               "|" + "---|" * (len(keys) + 8 + comparisons.wilcoxon)]
     none = "– | " if comparisons.wilcoxon else ""
@@ -437,11 +531,12 @@ def _lowest(candidates, comparisons: Comparisons) -> Lowest:
     configurations that are the same runs (no decay) count once."""
     distinct: Dict[Tuple, Config] = {}
     for _, configs in candidates:
-        for c in configs.values():
+        for c in healthy(configs.values()):
             distinct.setdefault(c.identity, c)
-    ranked = sorted(distinct.values(), key=lambda c: c.val.mean())  # stable: ties keep their order
-    low = ranked[0].val.mean()
-    tied = [c for c in ranked if c.val.mean() - low <= stats.TOL]
+    means = shared_val_means(list(distinct.values()))
+    ranked = sorted(distinct.values(), key=lambda c: means[c.identity])  # stable: ties keep their order
+    low = means[ranked[0].identity]
+    tied = [c for c in ranked if means[c.identity] - low <= stats.TOL]
     if len(tied) > 1 or len(ranked) == 1:
         return Lowest(tied, None, None)
     return Lowest(tied, ranked[1], comparisons.add(ranked[0], ranked[1]))
@@ -469,11 +564,11 @@ def _lowest_section(lowest: Lowest) -> List[str]:
     verdict = c.verdict("lower", "higher")
     if verdict == "lower":
         head = f"**{_cap(first.name)}**" + head[len(first.name):]
-        return lines + [head + f" Its test error is lower than the runner-up's: {numbers}, 95% interval "
+        return lines + [head + f" Its test error is lower than the runner-up's: {numbers}, 95% interval (unadjusted) "
                         f"{_interval(r)}, {_p_is(c.p_holm)} (Holm), {r.n} paired seeds.", ""]
     if verdict == "higher":
         return lines + [head + f" Yet its test error is higher than the runner-up's: {numbers}, 95% interval "
-                        f"{_interval(r)}, {_p_is(c.p_holm)} (Holm), {r.n} paired seeds: no winner.", ""]
+                        f"(unadjusted) {_interval(r)}, {_p_is(c.p_holm)} (Holm), {r.n} paired seeds: no winner.", ""]
     if r.n == 1:
         why = "on one seed, with no interval or test: run more seeds to know"
     elif r.identical:
@@ -481,7 +576,7 @@ def _lowest_section(lowest: Lowest) -> List[str]:
     elif r.constant:
         why = f"the same difference on every seed, with no spread to test it by ({numbers})"
     else:
-        why = f"{numbers}, 95% interval {_interval(r)}, {_p_is(c.p_holm)} (Holm), {r.n} paired seeds"
+        why = f"{numbers}, 95% interval (unadjusted) {_interval(r)}, {_p_is(c.p_holm)} (Holm), {r.n} paired seeds"
     return lines + [head + f" Its test error is not distinguishable from the runner-up's: {why}.", ""]
 
 
@@ -501,12 +596,47 @@ def _best_table(bests: List[Best], keys: List[str]) -> List[str]:
              "| mode | scope | p | " + "".join(f"{k} | " for k in extra)
              + "best λ | val error | test error | seeds |" + (" tied on validation with |" if ties else ""),
              "|---|---|---|" + "---|" * len(extra) + "---|---|---|---|" + ("---|" if ties else "")]
+    edges = []
     for b in sorted(bests, key=lambda b: b.config.val.mean()):  # stable: equal ones keep key order
         c = b.config
         lines.append(f"| {_setting_cells(b.setting, GROUP + extra)}{_lam(c.lam)} | {_spread(c.val)} | "
                      f"{_spread(c.test)} | {len(c.val)} |"
                      + (f" {', '.join(_lam(t) for t in b.tied) or '–'} |" if ties else ""))
+        edge = _at_edge(b)
+        if edge:
+            edges.append(f"- {_label(b.setting, GROUP + extra)}: {edge}")
+    if edges:
+        lines += ["", "Best λs at the edge of the grid (the best may lie beyond what was swept):", "", *edges]
     return lines + [""]
+
+
+def _at_edge(b: "Best") -> str:
+    """Where a setting's best λ sits at the edge of its swept λs, in words ("" inside)."""
+    lams = sorted(b.lams)
+    positive = [lam for lam in lams if lam > 0]
+    if not positive or b.config.lam == 0:
+        return ""
+    if b.config.lam == positive[-1] and len(positive) > 1:
+        return f"λ = {b.config.lam:g} is the largest swept: try larger λ"
+    if b.config.lam == positive[0] and 0.0 not in lams and len(positive) > 1:
+        return f"λ = {b.config.lam:g} is the smallest swept, and no λ = 0 ran: try smaller λ, and λ = 0"
+    if len(positive) == 1:
+        return f"λ = {b.config.lam:g} is the only λ > 0 swept: sweep around it"
+    return ""
+
+
+def _failing(candidates) -> List[str]:
+    """The configurations never chosen because a seed of theirs diverged or failed."""
+    failing: Dict[Tuple, Config] = {}
+    for _, configs in candidates:
+        for c in configs.values():
+            if c.failed:
+                failing.setdefault(c.identity, c)
+    if not failing:
+        return []
+    return (["Never chosen, because they diverged or failed on a seed (a configuration is judged on every "
+             "seed it ran; the mean of its other seeds would flatter it):", ""]
+            + [f"- {c.name}: {c.failing()}" for c in failing.values()] + [""])
 
 
 def _power(comparisons: Comparisons) -> List[str]:
@@ -527,7 +657,7 @@ def _power(comparisons: Comparisons) -> List[str]:
         detect = stats.detectable_difference(r.n, r.sd)
         lines.append(f"| {c.a.name} − {c.b.name} | {r.n} | {number(r.sd)} | {number(detect)} | "
                      f"{number(r.mean, True)} | "
-                     f"{_needed(r)} |")
+                     f"{_needed(r, comparisons.tests)} |")
     return lines + [""]
 
 
@@ -535,19 +665,26 @@ def write_report(runs: pd.DataFrame, counts: Dict[str, int], figures: List[Path]
                  command: str, problems: List[str], studies: Sequence[Any] = (),
                  finalist_files: Sequence[Path] = ()) -> Path:
     """`finalist_files`: finalists.yaml of the sweeps, for their section (analysis.finalists)."""
-    from analysis.finalists import finalists_section
+    from analysis.finalists import finalist_tests, finalists_section
 
-    lines = ["# Regularization sweep report", "", f"Made by: `{command}`", ""]
+    sweeps = sweep_commands(runs)
+    lines = ["# Regularization sweep report", ""]
+    lines += ([f"Sweep{'s' if len(sweeps) > 1 else ''}: " + "; ".join(f"`{c}`" for c in sweeps)] if sweeps else [])
+    lines += [f"Report: `{command}`", ""]
     trials = runs[runs["trial"].notna()] if "trial" in runs else runs.iloc[0:0]
     grid = runs[runs["trial"].isna()] if "trial" in runs else runs
-    sections = _grid_sections(grid)
+    comparisons = Comparisons(extra=finalist_tests(list(finalist_files)))
+    sections = _grid_sections(grid, comparisons)
+    if not sections:
+        comparisons.correct()  # the finalists' tests alone
     if sections:
         lines += sections
     elif trials.empty:
         lines += ["No completed run with λ > 0 and a validation and test error: nothing to compare.", ""]
     if not trials.empty:
         lines += _optuna_section(trials, studies)
-    lines += finalists_section(list(finalist_files))
+    fixed = sorted(set(runs["data.seed"].dropna().map(str))) if "data.seed" in runs else []
+    lines += finalists_section(list(finalist_files), comparisons.extra_holm, comparisons.tests, fixed)
     lines += ["## Runs", "", "| " + " | ".join(counts) + " |", "|" + "---|" * len(counts),
               "| " + " | ".join(str(v) for v in counts.values()) + " |", ""]
     if problems:

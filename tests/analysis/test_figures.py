@@ -86,7 +86,8 @@ def test_the_baseline_is_drawn_with_its_interval_over_seeds_and_the_legend_expla
         assert np.isclose(min(ys), zero.mean() - half) and np.isclose(max(ys), zero.mean() + half)
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
     assert "λ = 0 (no decay): mean, band: 95% t-interval over 2 seeds" in legend
-    assert "bars: 95% t-interval over 2 seeds" in legend and WEIGHTS in legend and GLOBAL in legend
+    assert "bars: 95% t-interval over 2 seeds" in legend
+    assert any(t.startswith(WEIGHTS) for t in legend) and any(t.startswith(GLOBAL) for t in legend)
     assert any(text.startswith("collapsed to chance") for text in legend)
     plt.close(fig)
 
@@ -116,15 +117,19 @@ def test_the_gap_chart_marks_collapses_and_is_left_out_where_train_error_is_zero
 
 
 def test_the_histograms_hold_no_decay_and_each_scope_at_its_best_lambda_of_one_seed(runs):
+    """Each scope at its best λ by the report's rule, computed here from the runs: the lowest mean
+    validation error over the (shared) seeds, λ = 0 included, exact ties to the smallest λ."""
     data, fig = weight_histogram_figure(runs)
-    decayed = runs[runs["reg.lam"] > 0]
-    means = decayed.groupby(["reg.p", "reg.scope", "reg.lam"])["val_error"].mean().reset_index()
+    done = runs[runs["status"] == "completed"]
+    assert done.groupby(["reg.p", "reg.scope", "reg.lam"])["seed"].nunique().eq(2).all()  # all share seeds
+    means = done.groupby(["reg.p", "reg.scope", "reg.lam"])["val_error"].mean().reset_index()
     for p in (1.0, 3.0):
         at_p = data[data["p"] == p]
         assert set(at_p["config"]) == {"no decay", WEIGHTS, GLOBAL}
         for scope, words in (("weights", WEIGHTS), ("all", GLOBAL)):
             options = means[(means["reg.p"] == p) & (means["reg.scope"] == scope)]
-            best = options.sort_values(["val_error", "reg.lam"]).iloc[0]["reg.lam"]
+            low = options["val_error"].min()
+            best = options[options["val_error"] - low <= 1e-7]["reg.lam"].min()  # exact: stats.TOL
             assert set(at_p.loc[at_p["config"] == words, "reg.lam"]) == {best}
             # the weights are that run's own (seed 0, from its model.pt)
             job = runs[(runs["reg.p"] == p) & (runs["reg.scope"] == scope) & (runs["reg.lam"] == best)
@@ -134,7 +139,8 @@ def test_the_histograms_hold_no_decay_and_each_scope_at_its_best_lambda_of_one_s
             assert np.array_equal(drawn, saved.flatten().numpy())
     assert set(data["seed"]) == {0}
     legends = [t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
-    assert "no decay" in legends and any(t.startswith(WEIGHTS + ", λ = ") for t in legends)
+    assert "no decay" in legends and any(t.startswith((WEIGHTS + ", λ = ", WEIGHTS + ", best: no decay"))
+                                         for t in legends)
     plt.close(fig)
 
 

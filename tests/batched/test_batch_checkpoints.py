@@ -18,7 +18,7 @@ from sweep_processes import kill_when, start_sweep
 pytestmark = pytest.mark.integration
 
 GRID = ["data=digits", "data.n_train=100", "data.augment=true", "trainer.batch_size=16", "optimizer.momentum=0.9",
-        "reg.p=1,2", "model=mlp,resnet", "model.depth=8", "model.width=16", "trainer.steps=300",
+        "reg.p=1,2", "model=mlp,resnet", "model.depth=8", "model.width=16", "trainer.steps=200",
         "trainer.eval_every=100", "trainer.checkpoint_every=20", "trainer.progress=false", "hydra/launcher=vectorized"]
 
 
@@ -45,7 +45,7 @@ def test_a_killed_vectorized_sweep_continues_each_batch_from_its_checkpoint(tmp_
     rng = random.Random(os.environ.get("PYTEST_XDIST_WORKER", "") + "batch")  # seeded: a failure repeats
     folder = tmp_path / "K"
     for model in ("mlp", "resnet"):  # the mlp batch trains first: kill it, then the resnet's
-        target = rng.randrange(60, 240, 20)
+        target = rng.randrange(60, 160, 20)
         proc = start_sweep([*GRID, f"hydra.sweep.dir={folder}"], cwd=tmp_path, log=f"kill-{model}.log")
         kill_when(proc, lambda: batch_step(folder, model) >= target)
     assert not any((j / "metrics.json").exists() for j in job_dirs(folder) if "model=resnet" in j.name)

@@ -29,6 +29,7 @@ from hydra.errors import MissingConfigException
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, OmegaConfBaseException
 
+from wdsweep.config.known_keys import unknown_keys
 from wdsweep.config.schema import (
     ACTIVATIONS,
     DATASETS,
@@ -107,6 +108,7 @@ class _Checker:
 def validate(cfg: DictConfig) -> None:
     """Check every value of a composed config; raise ConfigError listing all problems."""
     check = _Checker(cfg)
+    check.problems += unknown_keys(cfg)
     check.number("seed", low=0, high=2**63 - 1)
     objective = check.get("objective")
     names = [objective] if isinstance(objective, str) else list(objective or [])

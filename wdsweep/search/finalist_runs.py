@@ -4,15 +4,16 @@ on seeds the search never used, and finalists.yaml (wdsweep.search.finalists).
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import optuna
 from optuna.trial import TrialState
 
 from wdsweep.search.finalists import finite_or_none
 from wdsweep.search.replicated_trials import ReplicatedTrials
-from wdsweep.search.replicates import seed_outcome
+from wdsweep.search.replicates import SEED_VALUES_ATTR, seed_outcome
 from wdsweep.search.trials import CANONICAL_ATTR, SAME_AS_ATTR
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ class FinalistRuns(ReplicatedTrials):
             _, values, reason, record = seed_outcome(ret, sweep_dir / folder, 1)
             rows[t.number].append(finalists.seed_row(s, record, values[0] if values else None, reason))
         entries = [finalists.summary(f"trial-{t.number:05d}", dict(t.params), t.value, rows[t.number],
-                                     trial=t.number,
+                                     search_mean=_seed_mean(t), trial=t.number,
                                      search_test_error=finite_or_none(t.user_attrs.get("wdsweep_test_error")))
                    for t in best]
         finalists.write(sweep_dir, self.directions[0], used, seeds, entries, study_name=study.study_name)
@@ -67,3 +68,12 @@ class FinalistRuns(ReplicatedTrials):
                 seen.add(key)
                 chosen.append(t)
         return chosen[:m]
+
+
+def _seed_mean(trial: optuna.trial.FrozenTrial) -> Optional[float]:
+    """A replicated trial's plain mean over its seeds (its value is mean + k * SE under
+    aggregate=mean_se, a ranking score, not an estimate to compare fresh seeds with)."""
+    values = [v[0] if isinstance(v, (list, tuple)) else v
+              for v in (trial.user_attrs.get(SEED_VALUES_ATTR) or {}).values()]
+    values = [float(v) for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+    return sum(values) / len(values) if values else None

@@ -7,10 +7,12 @@ the same key) put the runs in <sweep>/finalists/<name>/seed-S and write <sweep>/
 
     direction, search_seeds, fresh_seeds
     finalists: one per configuration, best first:
-        name, params (or overrides), search_value (what the search said of it),
+        name, params (or overrides), search_value (what the search said of it: its ranking
+        value, mean + k * SE under aggregate=mean_se), search_mean (the plain mean over the
+        search's seeds, which the fresh mean is compared with),
         fresh: {objective, val_error, test_error}: mean, std, 95% t-interval low/high, n
-        fresh_minus_search (the optimism: > 0 when the search flattered it, for a minimized
-        objective), seeds_completed, per_seed
+        fresh_minus_search (the optimism, fresh mean - search_mean: > 0 when the search
+        flattered it, for a minimized objective), seeds_completed, per_seed
 
 No torch here: the sweepers import it.
 """
@@ -90,8 +92,10 @@ def seed_row(seed: int, record: Optional[dict], objective: Optional[float], reas
 
 
 def summary(name: str, params: Dict[str, Any], search_value: float, seed_rows: List[dict],
-            **extra: Any) -> dict:
-    """A finalist's entry of finalists.yaml (see the module docstring)."""
+            search_mean: Optional[float] = None, **extra: Any) -> dict:
+    """A finalist's entry of finalists.yaml (see the module docstring). `search_mean`: the plain
+    mean over the search's seeds where the search ranked by something else (mean + k * SE);
+    by default the search's value is that mean."""
     completed = [r for r in seed_rows if r["status"] == "completed" and r["objective"] is not None]
 
     def stat(key: str) -> Optional[dict]:
@@ -99,8 +103,10 @@ def summary(name: str, params: Dict[str, Any], search_value: float, seed_rows: L
         return interval(values) if values else None
 
     fresh = {k: stat(k) for k in ("objective", "val_error", "test_error")}
-    return {"name": name, "params": params, "search_value": float(search_value), **extra, "fresh": fresh,
-            "fresh_minus_search": None if fresh["objective"] is None else fresh["objective"]["mean"] - search_value,
+    mean = float(search_value if search_mean is None else search_mean)
+    return {"name": name, "params": params, "search_value": float(search_value), "search_mean": mean, **extra,
+            "fresh": fresh,
+            "fresh_minus_search": None if fresh["objective"] is None else fresh["objective"]["mean"] - mean,
             "seeds_completed": len(completed), "per_seed": seed_rows}
 
 

@@ -1,0 +1,42 @@
+"""A key its group does not define is refused before anything trains, `+` or not: Hydra's own
+hint for a misspelt key is to add it with `+`, and `+reg.lamda=1e-3` would otherwise train with
+the default λ. Every shipped option and experiment defines only keys its schema has."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from wdsweep.app import CONFIG_DIR
+from wdsweep.config.validation import ConfigError, validate
+
+from conftest import run_cli
+
+
+@pytest.mark.parametrize("override, line", [
+    ("+reg.lamda=1e-3", "reg.lamda=0.001 is not allowed: reg has no key 'lamda' (did you mean reg.lam?); its keys are "
+                        "lam, p, mode, scope, l1_ratio, eps, impl, momentum_corrected"),
+    ("+trainer.step=5", "trainer.step=5 is not allowed: trainer has no key 'step' (did you mean trainer.steps?)"),
+    ("+optimizer.weight_decay=0.1", "optimizer.weight_decay=0.1 is not allowed: optimizer has no key 'weight_decay'"),
+    ("+data.n_trian=50", "data.n_trian=50 is not allowed: data has no key 'n_trian' (did you mean data.n_train?)"),
+    ("+sed=3", "sed=3 is not allowed: the config has no key 'sed' (did you mean seed?)"),
+])
+def test_a_key_its_group_does_not_define_is_refused_naming_the_nearest(compose_cfg, override, line):
+    with pytest.raises(ConfigError) as info:
+        validate(compose_cfg([override]))
+    assert line in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("option", sorted(f"{p.parent.name}={p.stem}" for p in Path(CONFIG_DIR).glob("*/*.yaml")
+                                          if p.parent.name not in ("search",)))
+def test_every_shipped_option_defines_only_its_schemas_keys(compose_cfg, option):
+    from wdsweep.config.known_keys import unknown_keys
+
+    assert unknown_keys(compose_cfg([option])) == []
+
+
+def test_the_command_line_refuses_it_in_one_line_before_anything_is_written(tmp_path):
+    proc = run_cli(["+reg.lamda=1e-3", "hydra.run.dir=J"], cwd=tmp_path)
+    assert proc.returncode == 1 and not (tmp_path / "J").exists()
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("wdsweep: invalid config: reg.lamda=0.001 is not allowed")
