@@ -73,8 +73,8 @@ def test_a_grids_finalists_never_enter_its_own_sections(tmp_path):
     of the grid, they would change its best λs and its tests. The grid's sections must read the
     same before and after its finalists ran (but for the one test the finalists add to Holm's
     family, which can only raise the adjusted p-values), and runs.csv marks the finalists' runs."""
-    grid = ["-m", "reg.lam=0,1e-3,3e-2", "reg.scope=weights,all", "seed=0,1", "trainer.steps=60",
-            "trainer.eval_every=30", "model.width=16", "hydra.sweep.dir=S"]
+    grid = ["-m", "reg.lam=0,1e-3,3e-2", "reg.scope=weights,all", "seed=0,1", "trainer.steps=30",
+            "trainer.eval_every=15", "model.width=16", "hydra.sweep.dir=S"]
     assert run_wdsweep(grid, cwd=tmp_path).returncode == 0
     before = run_analysis(tmp_path / "S", "--out", tmp_path / "before")
     ran = run_wdsweep([*grid, "hydra.sweeper.finalists=2", "hydra.sweeper.finalist_seeds=[7,8,9]"], cwd=tmp_path)

@@ -90,9 +90,29 @@ class FuncNet:
                 tensors[name].copy_(value)
 
 
+def _rebound_buffer(model: nn.Module, n_features: int) -> Optional[str]:
+    """The first buffer a training-mode forward of a copy of `model` replaces by a new tensor, or
+    None. (functional_call runs each member on the stacked tensors and puts the module's own back
+    after the call: a replaced buffer's new value is lost, an in-place update, as BatchNorm's
+    running statistics, is kept.)"""
+    probe = copy.deepcopy(model).train()
+    before = {name: id(b) for name, b in probe.named_buffers()}
+    try:
+        with torch.no_grad():
+            probe(torch.zeros(2, n_features))
+    except Exception:  # noqa: BLE001 - the forward's own problems are vectorize_problem's to report
+        return None
+    after = dict(probe.named_buffers())
+    return next((name for name, i in before.items() if name in after and id(after[name]) != i), None)
+
+
 def vectorize_problem(model: nn.Module, n_features: int) -> Optional[str]:
     """Why K copies of `model` cannot train as one FuncNet (the error of a two-member forward
     and backward in training mode and a forward in eval mode, in one line), or None."""
+    rebound = _rebound_buffer(model, n_features)
+    if rebound:
+        return (f"its forward replaces buffer {rebound} (self.{rebound.rsplit('.', 1)[-1]} = ...) instead of "
+                "updating it in place, which a batched model cannot carry from step to step")
     try:
         net = FuncNet([model, copy.deepcopy(model)], torch.device("cpu"))
         x = torch.zeros(2, 2, n_features)  # two rows: BatchNorm in training needs more than one

@@ -141,7 +141,9 @@ class CsvConfig(DataConfig):
     # The target column; every other column but `split` is a numeric, complete feature.
     target: str = MISSING
     # regression or classification (labels may be any values; they become 0..K-1 in sorted order).
-    task: str = "regression"
+    # null: classification for a column of integers, booleans or text, regression for other
+    # numbers; a column of only 0.0 and 1.0 is refused until you say which (the log names the choice).
+    task: Optional[str] = None
     # Scale the features by the training split's mean and standard deviation.
     standardize: bool = True
     # Used only when the file has no `split` column.

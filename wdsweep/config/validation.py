@@ -171,7 +171,8 @@ def _validate_data(check: _Checker) -> None:
         check.number("data.label_noise", low=0, high=0.5, high_open=True)
     elif name == "csv":
         _check_fractions(check)
-        check.choice("data.task", TASKS)
+        if check.get("data.task") is not None:  # null: inferred from the target column
+            check.choice("data.task", TASKS)
         check.require("data.target", "the name of the target column, e.g. data.target=y")
         if check.require("data.path", "a csv file, e.g. data.path=my_data.csv"):
             from wdsweep.train.datasets import user_path

@@ -72,7 +72,7 @@ def data_info(cfg: DictConfig):
     if cfg.name == "moons":
         return DataInfo(n_features=2, n_outputs=2, task="classification")
     arrays = _checked_csv(cfg, _data_seed(cfg, 0))
-    return DataInfo(n_features=int(arrays.x.shape[1]), n_outputs=int(arrays.n_outputs), task=cfg.task)
+    return DataInfo(n_features=int(arrays.x.shape[1]), n_outputs=int(arrays.n_outputs), task=arrays.task)
 
 
 def target_splits(cfg: DictConfig) -> Splits:
@@ -260,6 +260,7 @@ class _CsvArrays:
     y: np.ndarray  # float32 (n, 1) for regression, int64 (n,) class codes for classification
     split: np.ndarray  # "train" | "val" | "test" per row
     n_outputs: int
+    task: str  # data.task, or what the target column says (see _csv_task)
 
 
 def _csv(cfg: DictConfig, data_seed: int, generator: torch.Generator) -> Splits:
@@ -267,7 +268,7 @@ def _csv(cfg: DictConfig, data_seed: int, generator: torch.Generator) -> Splits:
 
     arrays = _csv_arrays(cfg, data_seed)
     return Splits(
-        task=cfg.task,
+        task=arrays.task,
         x={s: torch.from_numpy(np.ascontiguousarray(arrays.x[arrays.split == s], dtype=np.float32))
            for s in SPLITS},
         y={s: torch.from_numpy(np.ascontiguousarray(arrays.y[arrays.split == s])) for s in SPLITS},
@@ -304,7 +305,8 @@ def _csv_arrays(cfg: DictConfig, data_seed: int) -> _CsvArrays:
     if with_gaps:
         raise fail("data.path", cfg.path, "no missing values; missing in: " + ", ".join(with_gaps))
 
-    numeric = [*feature_columns, *([cfg.target] if cfg.task == "regression" else [])]
+    task = _csv_task(frame[cfg.target], cfg, fail)
+    numeric = [*feature_columns, *([cfg.target] if task == "regression" else [])]
     bad = _first_unrepresentable(frame, [c for c in numeric if pd.api.types.is_numeric_dtype(frame[c])])
     if bad:
         column, row, value = bad
@@ -313,7 +315,7 @@ def _csv_arrays(cfg: DictConfig, data_seed: int) -> _CsvArrays:
 
     split = _csv_split_labels(frame, cfg, data_seed, fail)
     x_all = frame[feature_columns].to_numpy(dtype=np.float32)
-    if cfg.task == "classification":
+    if task == "classification":
         # Labels may be any values; they become 0..K-1 in sorted order of the whole file.
         classes, codes = np.unique(frame[cfg.target].to_numpy(), return_inverse=True)
         y_all, n_outputs = codes.astype(np.int64), len(classes)
@@ -325,11 +327,35 @@ def _csv_arrays(cfg: DictConfig, data_seed: int) -> _CsvArrays:
         y_all, n_outputs = frame[cfg.target].to_numpy(dtype=np.float32).reshape(-1, 1), 1
 
     if cfg.standardize:
-        # Train statistics only, so nothing of val or test leaks into the features.
-        train_x = x_all[split == "train"]
+        # Train statistics only, so nothing of val or test leaks into the features; in float64, so
+        # that features up to float32's range keep a finite spread (squares of 1.9e19 overflow float32).
+        train_x = x_all[split == "train"].astype(np.float64)
         mean, std = train_x.mean(axis=0), train_x.std(axis=0)
-        x_all = (x_all - mean) / np.where(std > 0, std, 1.0)
-    return _CsvArrays(x=x_all, y=y_all, split=split, n_outputs=n_outputs)
+        x_all = ((x_all - mean) / np.where(std > 0, std, 1.0)).astype(np.float32)
+    return _CsvArrays(x=x_all, y=y_all, split=split, n_outputs=n_outputs, task=task)
+
+
+def _csv_task(target, cfg: DictConfig, fail) -> str:
+    """data.task, or the target column's: classification for integers, booleans and text, regression
+    for other numbers. A column of only 0.0 and 1.0 could be either: refused until data.task says."""
+    import logging
+
+    import pandas as pd
+
+    if cfg.task is not None:
+        return cfg.task
+    values = target.to_numpy()
+    if pd.api.types.is_bool_dtype(target) or pd.api.types.is_integer_dtype(target) \
+            or not pd.api.types.is_numeric_dtype(target):
+        task, why = "classification", f"its values are {'text' if values.dtype == object else target.dtype}"
+    elif set(np.unique(values)) <= {0.0, 1.0}:
+        raise fail("data.task", None, "classification or regression: the target column "
+                   f"{cfg.target!r} holds only 0.0 and 1.0, which could be either")
+    else:
+        task, why = "regression", "its values are real numbers"
+    logging.getLogger(__name__).info("data.task=%s, from the target column %r (%s); set data.task to choose",
+                                     task, cfg.target, why)
+    return task
 
 
 def _first_unrepresentable(frame, columns):

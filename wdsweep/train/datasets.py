@@ -46,6 +46,10 @@ from wdsweep.train.mapped_arrays import map_npy, map_npz
 from wdsweep.train.rows import row_ranges
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+# Pillow's modes of more than 8 bits a channel: converting them to RGB or L clips every value
+# above 255, so a 16-bit scan becomes one flat colour.
+WIDE_MODES = {"I;16": "16-bit", "I;16B": "16-bit", "I;16L": "16-bit", "I;16N": "16-bit", "I": "32-bit integer",
+              "F": "32-bit float"}
 Arrays = Dict[str, Tuple[np.ndarray, np.ndarray]]
 
 
@@ -72,6 +76,7 @@ def npz(path: str, seed: int = 0, task: Optional[str] = None, val_fraction: floa
     try:
         if root.is_dir() and (root / "x_train.npy").is_file():
             arrays = {f.stem: map_npy(f) for f in root.glob("*.npy")}
+            _both_or_neither(arrays, root)
             splits = {split: (_need(arrays, f"x_{split}", root), _need(arrays, f"y_{split}", root))
                       for split in ("train", "val", "test") if f"x_{split}" in arrays or split != "val"}
         elif root.is_dir():
@@ -83,6 +88,7 @@ def npz(path: str, seed: int = 0, task: Optional[str] = None, val_fraction: floa
                     splits[split] = (_need(arrays, "x", file), _need(arrays, "y", file))
         elif root.is_file():
             arrays = map_npz(root)
+            _both_or_neither(arrays, root)
             splits = {split: (_need(arrays, f"x_{split}", root), _need(arrays, f"y_{split}", root))
                       for split in ("train", "val", "test") if f"x_{split}" in arrays or split != "val"}
         else:
@@ -100,6 +106,14 @@ def npz(path: str, seed: int = 0, task: Optional[str] = None, val_fraction: floa
     if "val" not in splits:
         splits["train"], splits["val"] = carve_val(*splits["train"], val_fraction, seed)
     return {**splits, **({"task": task} if task else {})}
+
+
+def _both_or_neither(arrays: dict, file: Path) -> None:
+    """x_val without y_val (or y_val without x_val) would be ignored, and val carved from train."""
+    if ("x_val" in arrays) != ("y_val" in arrays):
+        have, lack = ("x_val", "y_val") if "x_val" in arrays else ("y_val", "x_val")
+        raise DataProblem(f"{file}: holds {have} but no {lack}: give both (a validation split of its own) or "
+                          "neither (val carved from train)")
 
 
 def _need(arrays: dict, key: str, file: Path) -> np.ndarray:
@@ -125,7 +139,8 @@ def image_folder(root: str, seed: int = 0, mode: str = "RGB", size: Optional[Seq
     base = user_path(root)
     if not (base / "train").is_dir() or not (base / "test").is_dir():
         raise DataProblem(f"{base}: needs train/ and test/ folders of class folders")
-    classes = sorted(p.name for p in (base / "train").iterdir() if p.is_dir())
+    # A hidden folder (.ipynb_checkpoints, .DS_Store's kin) is no class.
+    classes = sorted(p.name for p in (base / "train").iterdir() if p.is_dir() and not p.name.startswith("."))
     if len(classes) < 2:
         raise DataProblem(f"{base / 'train'}: needs at least two class folders")
     channels = {"RGB": 3, "L": 1}.get(str(mode))
@@ -142,12 +157,16 @@ def image_folder(root: str, seed: int = 0, mode: str = "RGB", size: Optional[Seq
             for file in sorted((folder / name).glob("*")) if (folder / name).is_dir() else []:
                 if file.suffix.lower() not in IMAGE_SUFFIXES:
                     continue
+                try:
+                    with Image.open(file) as image:  # the header only: no pixels decoded
+                        width, height, image_mode = *image.size, image.mode
+                except (OSError, UnidentifiedImageError) as err:
+                    raise DataProblem(f"{file}: not an image Pillow reads ({type(err).__name__})") from None
+                if image_mode in WIDE_MODES:
+                    raise DataProblem(f"{file}: a {WIDE_MODES[image_mode]} image (Pillow mode {image_mode}); read "
+                                      "as 8 bits it would be clipped to a constant: convert the folder to 8-bit "
+                                      "images, or load it with a loader of your own")
                 if not size:
-                    try:
-                        with Image.open(file) as image:  # the header only: no pixels decoded
-                            width, height = image.size
-                    except (OSError, UnidentifiedImageError) as err:
-                        raise DataProblem(f"{file}: not an image Pillow reads ({type(err).__name__})") from None
                     if shape is None:
                         shape = (channels, height, width)
                     elif (height, width) != shape[1:]:
@@ -155,7 +174,8 @@ def image_folder(root: str, seed: int = 0, mode: str = "RGB", size: Optional[Seq
                                           f"{shape[1]}x{shape[2]} like the first image (set data.size)")
                 files.append(file)
                 labels.append(label)
-        unknown = [p.name for p in folder.iterdir() if p.is_dir() and p.name not in classes]
+        unknown = [p.name for p in folder.iterdir()
+                   if p.is_dir() and p.name not in classes and not p.name.startswith(".")]
         if unknown:
             raise DataProblem(f"{folder}: class folders not in train/: {', '.join(sorted(unknown))}")
         if not files:
@@ -265,11 +285,16 @@ def to_splits(loaded: Any, standardize: bool = True):
                           f"{' with ' + ', '.join(map(str, loaded)) if isinstance(loaded, dict) else ''})")
     arrays = {s: _pair(loaded[s], s) for s in SPLITS}
     y_train = arrays["train"][1]
-    task = loaded.get("task") or ("classification" if np.issubdtype(y_train.dtype, np.integer) else "regression")
+    task = loaded.get("task") or _inferred_task(np.asarray(y_train))
     if task not in ("classification", "regression"):
         raise DataProblem(f"task={task!r}: classification or regression")
     x_train = arrays["train"][0]
     image_shape = loaded.get("image_shape") or (list(x_train.shape[1:]) if len(x_train.shape) == 4 else None)
+    if image_shape and not loaded.get("image_shape") and image_shape[-1] in (1, 3, 4) \
+            and image_shape[0] not in (1, 3, 4):
+        raise DataProblem(f"train: images of shape {tuple(x_train.shape)} are channels last (N, H, W, C); wdsweep "
+                          "reads (N, C, H, W): store them channels first (np.transpose(x, (0, 3, 1, 2))) or give "
+                          "image_shape")
     for s, (x, y) in arrays.items():
         if len(x) != len(y) or len(x) == 0:
             raise DataProblem(f"{s}: {len(x)} inputs and {len(y)} targets; needs as many, and at least one")
@@ -284,12 +309,17 @@ def to_splits(loaded: Any, standardize: bool = True):
         if task == "regression" and not np.isfinite(np.asarray(y, dtype=np.float64)).all():
             raise DataProblem(f"{s}: targets hold inf or NaN")
     if task == "classification":
+        arrays = {s: (x, _class_labels(y, s)) for s, (x, y) in arrays.items()}
         labels = np.concatenate([y for _, y in arrays.values()])
         if not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0:
             raise DataProblem("classification labels must be integers 0..K-1")
         n_outputs = int(labels.max()) + 1
         if n_outputs < 2:
             raise DataProblem("classification needs at least two classes")
+        distinct = len(np.unique(labels))
+        if n_outputs > max(2 * distinct, distinct + 10):  # {0, 1e6}: a 1,000,001-way head for 2 classes
+            raise DataProblem(f"classification labels are {distinct} distinct values up to {n_outputs - 1}: the "
+                              f"model would get {n_outputs:,} outputs; recode them to 0..{distinct - 1}")
     else:
         n_outputs = 1 if y_train.ndim == 1 else int(y_train.shape[1])
     n_features = int(np.prod(x_train.shape[1:]))
@@ -305,6 +335,32 @@ def to_splits(loaded: Any, standardize: bool = True):
     return Splits(task=task, x={s: _stored(x) for s, (x, _) in arrays.items()}, y=y_t,
                   n_features=n_features, n_outputs=n_outputs,
                   image_shape=tuple(int(d) for d in image_shape) if image_shape else None, scale=scale)
+
+
+def _inferred_task(y: np.ndarray) -> str:
+    """classification for integer or boolean labels, regression for other numbers; labels of only
+    0.0 and 1.0 could be either, and are refused until the task is given. The log names the choice."""
+    import logging
+
+    if y.dtype == np.bool_ or np.issubdtype(y.dtype, np.integer):
+        task = "classification"
+    elif np.issubdtype(y.dtype, np.floating) and y.size and set(np.unique(y).tolist()) <= {0.0, 1.0}:
+        raise DataProblem("train: targets of only 0.0 and 1.0 could be classes or numbers: give the task "
+                          "(data.task=classification or regression with data=npz; a \"task\" in your loader's result)")
+    else:
+        task = "regression"
+    logging.getLogger(__name__).info("task=%s, from the training targets' dtype (%s)", task, y.dtype)
+    return task
+
+
+def _class_labels(y: np.ndarray, split: str) -> np.ndarray:
+    """Class labels as (n,): a column (n, 1) is flattened; bools are 0 and 1; anything wider is refused."""
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y.reshape(-1)
+    if y.ndim != 1:
+        raise DataProblem(f"{split}: classification labels of shape {y.shape}: one label per row, (n,) or (n, 1)")
+    return y.astype(np.int64) if y.dtype == np.bool_ else y
 
 
 def _stored(x):

@@ -169,20 +169,25 @@ def _model_problem(spec_json: str, info: DataInfo) -> Optional[str]:
         except Exception:  # noqa: BLE001 - built on meta, not here (memory): check on meta
             pass
     x = torch.zeros(n, info.n_features, device=device)
-    try:
-        with torch.no_grad():
-            out = model(x)
-    except Exception as err:  # noqa: BLE001
-        if "meta" in str(err).lower():
-            return None  # a forward pass the meta device cannot run (data-dependent code): trust it
-        return (f"model._target_={target!r} is not allowed: a model that takes a batch of the data's "
-                f"rows, shape ({n}, {info.n_features}) ({_one_line(err)})")
-    # (n,) is refused too: against (n, 1) targets the MSE would broadcast to an (n, n) matrix.
-    shape = tuple(getattr(out, "shape", ()))
-    if shape != (n, info.n_outputs):
-        what = f"{info.n_outputs} classes" if info.task == "classification" else f"{info.n_outputs} target(s)"
-        return (f"model._target_={target!r} is not allowed: an output of shape (batch, {info.n_outputs}) "
-                f"for this data ({what}); it gives {tuple(shape)} for a batch of {n}")
+    # Both modes: training steps run in one, evaluation in the other, and a module may shape its
+    # output by self.training (an eval-mode (n,) regression output would broadcast to (n, n)).
+    for training in (True, False):
+        model.train(training)
+        mode = "" if training else " in eval mode"
+        try:
+            with torch.no_grad():
+                out = model(x)
+        except Exception as err:  # noqa: BLE001
+            if "meta" in str(err).lower():
+                return None  # a forward pass the meta device cannot run (data-dependent code): trust it
+            return (f"model._target_={target!r} is not allowed: a model that takes a batch of the data's "
+                    f"rows, shape ({n}, {info.n_features}){mode} ({_one_line(err)})")
+        # (n,) is refused too: against (n, 1) targets the MSE would broadcast to an (n, n) matrix.
+        shape = tuple(getattr(out, "shape", ()))
+        if shape != (n, info.n_outputs):
+            what = f"{info.n_outputs} classes" if info.task == "classification" else f"{info.n_outputs} target(s)"
+            return (f"model._target_={target!r} is not allowed: an output of shape (batch, {info.n_outputs}) "
+                    f"for this data ({what}); it gives {tuple(shape)} for a batch of {n}{mode}")
     return None
 
 

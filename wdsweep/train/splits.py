@@ -67,7 +67,13 @@ class Splits:
             stored = stored.to(self.device, non_blocking=True)
         if self.scale is not None:
             return self.scale(stored)
-        return stored if stored.dtype == torch.float32 else stored.float()
+        if stored.dtype != torch.float32:
+            return stored.float()
+        # The split itself (a full batch, an evaluation's whole split): a copy, so that a forward
+        # that changes its input in place (x /= 255) cannot change the data, nor the next job's,
+        # which may share it (a sweep's jobs in one process share a loader's splits).
+        stored_in = {t.untyped_storage().data_ptr() for t in self.x.values() if isinstance(t, torch.Tensor)}
+        return stored.clone() if stored.untyped_storage().data_ptr() in stored_in else stored
 
 
 def derived_seed(seed: int, purpose: str) -> int:
