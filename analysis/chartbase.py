@@ -36,6 +36,10 @@ def decay_label(frame: pd.DataFrame) -> pd.Series:
 
 
 def is_regression(frame: pd.DataFrame) -> bool:
+    """Whether the runs' errors are MSEs: as their metrics.json says (`task`), else (runs made
+    before it said) by the data set's name or data.task."""
+    if "task" in frame and frame["task"].notna().any():
+        return bool(frame["task"].eq("regression").any())
     return bool(frame.get("data.name", pd.Series(dtype=str)).eq("regression1d").any()
                 or frame.get("data.task", pd.Series(dtype=str)).eq("regression").any())
 

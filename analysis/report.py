@@ -670,7 +670,7 @@ def write_report(runs: pd.DataFrame, counts: Dict[str, int], figures: List[Path]
     sweeps = sweep_commands(runs)
     lines = ["# Regularization sweep report", ""]
     lines += ([f"Sweep{'s' if len(sweeps) > 1 else ''}: " + "; ".join(f"`{c}`" for c in sweeps)] if sweeps else [])
-    lines += [f"Report: `{command}`", ""]
+    lines += [f"Report: `{command}`", "", _metric_line(runs), ""]
     trials = runs[runs["trial"].notna()] if "trial" in runs else runs.iloc[0:0]
     grid = runs[runs["trial"].isna()] if "trial" in runs else runs
     comparisons = Comparisons(extra=finalist_tests(list(finalist_files)))
@@ -698,6 +698,17 @@ def write_report(runs: pd.DataFrame, counts: Dict[str, int], figures: List[Path]
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def _metric_line(runs: pd.DataFrame) -> str:
+    """What "error" means in this report: each *_error is the error rate of a classification and
+    the mean squared error of a regression (metrics.json's `task`)."""
+    tasks = sorted(set(runs["task"].dropna())) if "task" in runs else []
+    words = {"classification": "the error rate (1 − accuracy) of a classification",
+             "regression": "the mean squared error of a regression"}
+    if not tasks:
+        return "Error: the error rate (1 − accuracy) for classification, the mean squared error for regression."
+    return "Error: " + "; and, for other runs, ".join(words.get(t, t) for t in tasks) + "."
 
 
 def _optuna_section(trials: pd.DataFrame, studies: Sequence[Any] = ()) -> List[str]:

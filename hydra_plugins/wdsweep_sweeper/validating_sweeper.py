@@ -123,7 +123,7 @@ class ValidatingSweeper(BasicSweeper):
         sweep_dir = Path(self.config.hydra.sweep.dir)
 
         def done(job: "GridJob") -> bool:
-            return self.resume and done_record(job.folder, job.config_hash, job.threads) is not None
+            return self.resume and done_record(job.folder, job.config_hash, job.threads, job.fingerprint) is not None
 
         twin_of = find_twins(jobs) if self.dedupe else {}
         if self.dry_run:
@@ -250,11 +250,12 @@ class ValidatingSweeper(BasicSweeper):
     def _job(self, index: int, overrides: List[str], cfg: DictConfig) -> "GridJob":
         from wdsweep.jobs.canonical import canonical_tree
         from wdsweep.search.grid_plan import GridJob
+        from wdsweep.tracking.fingerprint import fingerprint
         from wdsweep.tracking.results import digest, job_tree
 
         tree = job_tree(cfg)  # resolved once for both digests: this runs for every job
         return GridJob(index, overrides, self._folder(cfg), digest(tree), self._threads(cfg),
-                    digest(canonical_tree(tree)))
+                       digest(canonical_tree(tree)), fingerprint(cfg))
 
     @staticmethod
     def _threads(cfg: DictConfig) -> int:

@@ -76,6 +76,12 @@ def test_the_report_says_what_scope_changes_flags_edge_lambdas_and_names_the_swe
             f"adding {every - weights:,}") in text
     assert text.splitlines()[2].startswith("Sweep: `python -m wdsweep -m reg.lam=0,1e-4,1e-3 reg.scope=weights,all")
     assert "Report: `python -m analysis" in text
+    # what "error" is, named: the default task is a regression
+    assert "Error: the mean squared error of a regression." in text
+    from conftest import job_dirs, read_metrics
+
+    record = read_metrics(job_dirs(tmp_path / "S")[0])
+    assert record["task"] == "regression" and record["error_metric"] == "mean squared error"
     best = best_lambdas_of(tmp_path)
     for scope, lam in best.items():
         flagged = f"scope={scope}, p=2: λ = {lam:g} is the largest swept: try larger λ" in text

@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 from wdsweep.batched.vectorized import batch_signature, unbatchable_reason
 from wdsweep.jobs.resume import done_record, job_lock, remove_stale_temp_files
 from wdsweep.jobs.run import record_trained, start_record
+from wdsweep.tracking.fingerprint import fingerprint
 from wdsweep.tracking.results import config_hash
 from wdsweep.tracking.trial_link import TrialLink
 
@@ -37,12 +38,13 @@ class RecordMember:
         overrides = list(hydra_cfg.overrides.task)
         t = self.trained
         record = start_record(cfg, overrides, config_hash(cfg))
+        record["fingerprint"] = fingerprint(cfg)
         record.update(torch_threads=t.threads, thread_independent=t.thread_independent, batched=True,
                       device=t.device, device_name=t.device_name)
         if t.resumed_from is not None:
             record["resumed_from_step"] = t.resumed_from
         return record_trained(record, cfg, job_dir, overrides, t.result, t.decay, t.data_sizes,
-                              t.model_state, TrialLink.from_env())
+                              t.model_state, TrialLink.from_env(), task=t.task)
 
 
 def plan_batches(jobs: List[tuple], max_batch: int) -> Tuple[List[List[tuple]], List[tuple]]:
@@ -92,7 +94,7 @@ def claim(chunk: List[tuple], locks: contextlib.ExitStack, resume: bool) -> tupl
     for job in chunk:
         if first[str(folders[job[0]])] != job[0]:
             done.append(job)  # runs alone once the locks are released, and finds itself done
-        elif resume and done_record(folders[job[0]], config_hash(job[2])) is not None:
+        elif resume and done_record(folders[job[0]], config_hash(job[2]), fingerprint=fingerprint(job[2])) is not None:
             done.append(job)
         else:
             remove_stale_temp_files(folders[job[0]])

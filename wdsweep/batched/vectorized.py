@@ -108,6 +108,7 @@ class Trained:
     device: str = "cpu"  # where the batch trained (trainer.device), and its name
     device_name: str = ""
     resumed_from: Optional[int] = None  # the step of the batch's checkpoint it continued from
+    task: Optional[str] = None  # the data's: classification or regression
 
 
 def _losses(task: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -228,7 +229,7 @@ def _train_sorted(cfgs: Sequence[DictConfig], dev: torch.device, trials: Sequenc
                              diverged_at_step=diverged_at, stop_reason=stop_reason, throughput=seconds[2])
         trained.append(Trained(result, reg.summary(), splits[k].sizes(), member_net.state_dict(),
                                threads, independent, str(dev), device_name(dev),
-                               checkpoints.resumed_from if checkpoints is not None else None))
+                               checkpoints.resumed_from if checkpoints is not None else None, splits[k].task))
     return trained
 
 

@@ -17,6 +17,7 @@ import os
 from pathlib import Path
 from typing import Iterator, Optional
 
+from wdsweep.tracking.fingerprint import changes
 from wdsweep.tracking.results import HISTORY_FILE, METRICS_FILE
 
 DONE_STATUSES = ("completed", "diverged")
@@ -32,14 +33,16 @@ def read_record(job_dir: Path) -> Optional[dict]:
     return record if isinstance(record, dict) else None
 
 
-def done_record(job_dir: Path, cfg_hash: str, fixed_threads: Optional[int] = None) -> Optional[dict]:
+def done_record(job_dir: Path, cfg_hash: str, fixed_threads: Optional[int] = None,
+                fingerprint: Optional[dict] = None) -> Optional[dict]:
     """The record of this exact config's finished run in job_dir, or None if it must run.
 
     A model whose numbers depend on the thread count (the record says thread_independent:
     false) is done only if it ran with `fixed_threads`, the count it would run with now
     (wdsweep.jobs.threads.fixed_threads): a sweep resumed under another launcher or OMP_NUM_THREADS
     runs it again rather than mix two kinds of numbers. A thread-independent record is done
-    at any count."""
+    at any count. With `fingerprint` (the job's code and data now: wdsweep.tracking.fingerprint)
+    a record whose code or data differ is not done either."""
     record = read_record(job_dir)
     if record is None or record.get("status") not in DONE_STATUSES:
         return None
@@ -50,7 +53,18 @@ def done_record(job_dir: Path, cfg_hash: str, fixed_threads: Optional[int] = Non
     if (fixed_threads is not None and record.get("thread_independent") is False
             and record.get("torch_threads") != fixed_threads):
         return None
+    if fingerprint is not None and changes(record.get("fingerprint"), fingerprint):
+        return None  # its code or data changed since (wdsweep.tracking.fingerprint)
     return record
+
+
+def changed_since(job_dir: Path, cfg_hash: str, prints: Optional[dict]) -> str:
+    """What changed in the code or data of the finished job of this very config in job_dir, in
+    words ("model code changed (mynet.py)"); "" when nothing did, or there is no such job."""
+    record = read_record(job_dir) or {}
+    if prints is None or record.get("config_hash") != cfg_hash or record.get("status") not in DONE_STATUSES:
+        return ""
+    return "; ".join(changes(record.get("fingerprint"), prints))
 
 
 def _history_whole(job_dir: Path, record: dict) -> bool:

@@ -25,8 +25,9 @@ from wdsweep.config.validation import validate
 from wdsweep.jobs.checkpoints import JobCheckpoints, remove_checkpoint
 from wdsweep.jobs.lifeline import in_main_process
 from wdsweep.jobs.override_text import readable_overrides
-from wdsweep.jobs.resume import done_record, job_lock, remove_stale_temp_files
+from wdsweep.jobs.resume import changed_since, done_record, job_lock, remove_stale_temp_files
 from wdsweep.jobs.threads import dependent_threads, is_thread_independent, job_threads
+from wdsweep.tracking.fingerprint import fingerprint
 from wdsweep.tracking.mlflow_export import export_job
 from wdsweep.tracking.monitors import ProgressBar, PruningReporter, TensorBoardLogger, TrialWatch
 from wdsweep.tracking.results import (
@@ -72,20 +73,26 @@ def run(cfg: DictConfig, job_dir: Path, *, overrides: Sequence[str] = (), progre
     job_dir.mkdir(parents=True, exist_ok=True)
     with job_lock(job_dir):
         cfg_hash = config_hash(cfg)
-        done = (done_record(job_dir, cfg_hash, dependent_threads(cfg.trainer.threads, launcher_jobs))
+        prints = fingerprint(cfg)
+        done = (done_record(job_dir, cfg_hash, dependent_threads(cfg.trainer.threads, launcher_jobs), prints)
                 if resume else None)
         if done is not None:
             log.info("%s | already done (%s), not run again", " ".join(overrides) or job_dir,
                      done["status"])
             return _recorded_objective(done, objective_names(cfg))
+        if resume:
+            why = changed_since(job_dir, cfg_hash, prints)
+            if why:
+                log.info("%s | trains again: %s since it was done", " ".join(overrides) or job_dir, why)
         remove_stale_temp_files(job_dir)  # left by a job killed while writing
-        return _run(cfg, job_dir, cfg_hash, overrides, progress, raise_failures, launcher_jobs)
+        return _run(cfg, job_dir, cfg_hash, overrides, progress, raise_failures, launcher_jobs, prints)
 
 
 def _run(cfg: DictConfig, job_dir: Path, cfg_hash: str, overrides: Sequence[str], progress: bool,
-         raise_failures: bool, launcher_jobs: object) -> float:
+         raise_failures: bool, launcher_jobs: object, prints: Optional[dict] = None) -> float:
     trial = TrialLink.from_env()  # set when our Optuna sweeper launched this job
     record = start_record(cfg, overrides, cfg_hash)
+    record["fingerprint"] = prints if prints is not None else fingerprint(cfg)
     try:
         result, regularizer, model, splits = _train(cfg, job_dir, progress, trial, launcher_jobs, record)
     except Exception as err:  # noqa: BLE001 - recorded, then maybe re-raised
@@ -97,7 +104,7 @@ def _run(cfg: DictConfig, job_dir: Path, cfg_hash: str, overrides: Sequence[str]
             raise
         return _failed_objective(objective_names(cfg))
     return record_trained(record, cfg, job_dir, overrides, result, regularizer.summary(),
-                          splits.sizes(), cpu_state(model), trial, raise_failures)
+                          splits.sizes(), cpu_state(model), trial, raise_failures, task=splits.task)
 
 
 def cpu_state(model: torch.nn.Module) -> dict:
@@ -125,7 +132,8 @@ def start_record(cfg: DictConfig, overrides: Sequence[str], cfg_hash: str) -> di
 
 def record_trained(record: dict, cfg: DictConfig, job_dir: Path, overrides: Sequence[str],
                    result: TrainResult, decay: dict, data_sizes: dict, model_state: dict,
-                   trial: Optional[TrialLink] = None, raise_failures: bool = False) -> float:
+                   trial: Optional[TrialLink] = None, raise_failures: bool = False,
+                   task: Optional[str] = None) -> float:
     """Write a trained job's history.csv, model.pt and (last) metrics.json; return its
     objective, NaN unless it completed. Also the path of jobs trained in a batch
     (wdsweep.batched.vectorized), so that their files are exactly those of a job run alone."""
@@ -150,6 +158,8 @@ def record_trained(record: dict, cfg: DictConfig, job_dir: Path, overrides: Sequ
         **({"error": result.stop_reason} if result.status == "failed" and result.stop_reason else {}),
         decay=decay,
         data_sizes=data_sizes,
+        # what every *_error is: the error rate of a classification, the MSE of a regression
+        **({"task": task, "error_metric": ERROR_METRICS[task]} if task in ERROR_METRICS else {}),
         history_rows=len(result.history),  # what resume checks history.csv against
     )
     try:
@@ -349,6 +359,9 @@ def _finish(record: dict, cfg: DictConfig, job_dir: Path, trial: Optional[TrialL
     return True
 
 
+ERROR_METRICS = {"classification": "error rate (1 - accuracy)", "regression": "mean squared error"}
+
+
 def _log_summary(record: dict, overrides: Sequence[str]) -> None:
     def fmt(key: str) -> str:
         value = record.get(key)
@@ -357,6 +370,7 @@ def _log_summary(record: dict, overrides: Sequence[str]) -> None:
     where = readable_overrides(overrides) or "(no overrides)"
     extra = {"diverged": f" at step {record['diverged_at_step']}",
              "pruned": f" at step {record['steps']}"}.get(record["status"], "")
-    log.info("%s | %s%s | val_error=%s test_error=%s weight_norm=%s sparsity=%s | %.1fs",
-             where, record["status"], extra, fmt("val_error"), fmt("test_error"),
+    metric = f" ({record['error_metric']})" if record.get("error_metric") else ""
+    log.info("%s | %s%s | val_error=%s test_error=%s%s weight_norm=%s sparsity=%s | %.1fs",
+             where, record["status"], extra, fmt("val_error"), fmt("test_error"), metric,
              fmt("weight_norm"), fmt("sparsity"), record["train_seconds"])

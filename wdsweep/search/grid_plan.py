@@ -14,7 +14,7 @@ from typing import Callable, Dict, List, Optional
 
 from wdsweep.errors import ConfigError
 from wdsweep.jobs.checkpoints import checkpoint_step
-from wdsweep.jobs.resume import DONE_STATUSES, read_record
+from wdsweep.jobs.resume import DONE_STATUSES, changed_since, read_record
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,7 @@ class GridJob:
     config_hash: str
     threads: int  # the count a thread-dependent model would run with (wdsweep.jobs.threads)
     canonical: str  # equal for jobs that would train the same thing (wdsweep.jobs.canonical)
+    fingerprint: Optional[dict] = None  # its code and data now (wdsweep.tracking.fingerprint)
 
 
 def check_distinct_folders(jobs: List[GridJob]) -> None:
@@ -74,7 +75,8 @@ def print_plan(jobs: List[GridJob], twin_of: Dict[int, GridJob], done: Callable[
             action = f"record: trains nothing, same as {twin_of[job.index].folder.name}"
         else:
             step = checkpoint_step(job.folder, job.config_hash)
-            action = "train" + (f": resume at step {step} (its checkpoint)" if step else "")
+            why = changed_since(job.folder, job.config_hash, job.fingerprint)
+            action = "train" + (f": resume at step {step} (its checkpoint)" if step else f": {why}" if why else "")
         counts[action.split(":")[0]] += 1
         lines.append(f"  #{job.index:<4d} {job.folder.name:<{width}s}  {action}")
     print(f"dry run: {len(jobs)} jobs in {sweep_dir} ({'exists' if sweep_dir.is_dir() else 'not made yet'}): "
