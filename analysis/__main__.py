@@ -32,7 +32,14 @@ def main(argv=None) -> int:
                              "Optuna study's folder or storage gives the whole study, every invocation, once; "
                              "default: the newest sweep under ./multirun, dated or named")
     parser.add_argument("--out", type=Path, default=None, help="report folder (default: <first sweep>/analysis)")
+    parser.add_argument("--width", choices=("column", "page"), default=None,
+                        help="draw the figures for a paper: one column (3.5 in) or a page (7 in) wide, fonts at "
+                             "least 7 pt at that size (default: for screens)")
+    parser.add_argument("--sharey", action="store_true", help="one y-range for every panel of a chart")
     args = parser.parse_args(argv)
+    from analysis.chartbase import set_layout
+
+    set_layout(args.width, args.sharey)
     tic = time.perf_counter()
     if not args.sources:
         newest = newest_sweep(Path("multirun"))

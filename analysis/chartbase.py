@@ -18,6 +18,45 @@ import seaborn as sns  # noqa: E402
 sns.set_theme(style="whitegrid", context="paper")
 
 FORMATS = ("png", "pdf")
+# Figures for a paper: one column (3.5 in) or two (7 in) wide, drawn at that size with every font
+# at least MIN_FONT_PT, so that nothing shrinks when the PDF is placed (--width). None: for screens.
+PAPER_WIDTHS = {"column": 3.5, "page": 7.0}
+MIN_FONT_PT = 7
+
+
+class Layout:
+    """How the charts are laid out: set once per analysis (python -m analysis --width, --sharey)."""
+    width: "float | None" = None  # inches
+    sharey: bool = False  # one y-range for every panel of a chart
+
+
+LAYOUT = Layout()
+
+
+def set_layout(width: "str | None" = None, sharey: bool = False) -> None:
+    LAYOUT.width = PAPER_WIDTHS[width] if width else None
+    LAYOUT.sharey = sharey
+    sns.set_theme(style="whitegrid", context="paper")  # the screen's sizes, then a paper's if asked
+    if width:
+        plt.rcParams.update({"font.size": 7.5, "axes.titlesize": 8, "axes.labelsize": 7.5, "xtick.labelsize": 7,
+                             "ytick.labelsize": 7, "legend.fontsize": 7, "figure.titlesize": 8})
+
+
+def panel_grid(n: int, screen_width: float, screen_height: float, legend_height: float = 0.0):
+    """(rows, columns, figsize) for n panels: one row of screen-sized panels, or, at a paper
+    width, as many columns as fit (panels at least 2.3 in wide) and as many rows as needed."""
+    import math
+
+    if LAYOUT.width is None:
+        return 1, n, (screen_width * n, screen_height)
+    cols = max(1, min(n, int(LAYOUT.width // 2.3)))
+    rows = math.ceil(n / cols)
+    panel = LAYOUT.width / cols
+    return rows, cols, (LAYOUT.width, rows * panel * 0.8 + legend_height)
+
+
+def title_size(screen: float) -> float:
+    return max(MIN_FONT_PT + 1, 8) if LAYOUT.width else screen
 Chart = Tuple[pd.DataFrame, List[Path]]  # the data drawn, and the files written
 SCOPE_WORDS = {"weights": "weights only", "all": "all parameters (global)"}
 
@@ -57,7 +96,12 @@ def title_of(frame: pd.DataFrame) -> str:
         frame["model.name"] = frame["model.name"].fillna(label) if "model.name" in frame else label
     for key in ("data.name", "model.name", "optimizer.name"):
         if key in frame and frame[key].notna().any():
-            parts.append("/".join(sorted(frame[key].dropna().astype(str).unique())))
+            names = sorted(frame[key].dropna().astype(str).unique())
+            if key == "data.name":  # a file's data set is named by its file: npz (cifar10.npz)
+                files = sorted({Path(str(v)).name for k in ("data.path", "data.root") if k in frame
+                                for v in frame[k].dropna()})
+                names = [n + (f" ({', '.join(files)})" if files else "") for n in names]
+            parts.append("/".join(names))
     return " · ".join(parts)
 
 

@@ -40,15 +40,18 @@ from matplotlib.patches import Patch
 
 from analysis.chartbase import (
     FORMATS,
+    LAYOUT,
     Chart,
     FigureProblem,
     decay_label,
     error_label,
     mean_and_ci,
     num,
+    panel_grid,
     save,
     seeds_phrase,
     title_of,
+    title_size,
 )
 from analysis.collapse import (
     COLLAPSE_TOL,
@@ -170,19 +173,27 @@ def lambda_figure(runs: pd.DataFrame, metric: str, name: str, ylabel: str, value
     words = collapse_words(runs)
     ps = sorted(curves["reg.p"].unique())
     # Own y scales: a panel's range is set by its own informative points (collapse.py's rule).
-    fig, axes = plt.subplots(1, len(ps), figsize=(4.2 * len(ps), 3.9), squeeze=False, layout="constrained")
-    for ax, p in zip(axes[0], ps):
+    rows, cols, size = panel_grid(len(ps), 4.2, 3.9, legend_height=1.0)
+    fig, axes = plt.subplots(rows, cols, figsize=size, squeeze=False, layout="constrained", sharey=LAYOUT.sharey)
+    panels = list(axes.flat)
+    for ax in panels[len(ps):]:
+        ax.set_visible(False)
+    for i, (ax, p) in enumerate(zip(panels, ps)):
         _lambda_panel(ax, curves[curves["reg.p"] == p], base, styles, shift, single, nonnegative,
                       f"{words}: {value_name}", value_name)
         ax.set_title(f"p = {p:g}")
-        ax.set_xlabel("λ (reg.lam, log scale" + ("; curves offset sideways)" if len(names) > 1 else ")"))
-        ax.set_ylabel(ylabel if ax is axes[0][0] else "")
+        ax.set_xlabel("λ (reg.lam, log scale)")
+        ax.set_ylabel(ylabel if i % cols == 0 else "")
+    if LAYOUT.sharey:  # one range for every panel: the union of what each needed
+        lows, highs = zip(*(ax.get_ylim() for ax in panels[:len(ps)]))
+        for ax in panels[:len(ps)]:
+            ax.set_ylim(min(lows), max(highs))
     handles, labels = _lambda_legend(curves, base, styles, single, words)
     fig.legend(handles, labels, loc="outside lower center", ncol=min(3 if len(ps) > 2 else 2, len(labels)),
                frameon=False)
     how = ("single seed: no interval" if single
            else f"mean over {seeds_phrase(curves['n'][curves['n'] > 0])}, 95% t-interval")
-    fig.suptitle(f"{ylabel} against λ — {title_of(runs)} ({only}{how})", fontsize=11)
+    fig.suptitle(f"{ylabel} against λ — {title_of(runs)} ({only}{how})", fontsize=title_size(11))
     return curves, fig
 
 

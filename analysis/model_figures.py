@@ -26,7 +26,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.ticker import MaxNLocator
 
-from analysis.chartbase import SCOPE_WORDS, Chart, FigureProblem, save, title_of
+from analysis.chartbase import LAYOUT, SCOPE_WORDS, Chart, FigureProblem, panel_grid, save, title_of, title_size
 from analysis.collect import matching, varying_keys
 
 MAX_P_ROWS = 3
@@ -133,27 +133,54 @@ def weight_histogram_figure(runs: pd.DataFrame):
     styles.update({c: dict(color=palette[i % len(palette)], ls=("--", ":", "-.")[i % 3], lw=1.6)
                    for i, c in enumerate(configs)})
     rows = list(dict.fromkeys(choice["row"]))
-    fig, axes = plt.subplots(len(rows), len(layers), figsize=(3.4 * len(layers), 2.5 * len(rows) + 0.9),
-                             squeeze=False, layout="constrained")
-    for r, p in enumerate(rows):
+    names = short_names(layers)
+    panels = [(p, layer) for p in rows for layer in layers]
+    # A grid of readable panels (at most 3 across on a screen), not one row per p as wide as the net.
+    n_rows, n_cols, size = panel_grid(len(panels), 3.4, 2.6, legend_height=0.8)
+    if LAYOUT.width is None and len(panels) > 3:
+        n_cols = 3
+        n_rows = -(-len(panels) // n_cols)
+        size = (3.4 * n_cols, 2.6 * n_rows + 0.8)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=size, squeeze=False, layout="constrained")
+    flat = list(axes.flat)
+    for ax in flat[len(panels):]:
+        ax.set_visible(False)
+    for i, (ax, (p, layer)) in enumerate(zip(flat, panels)):
         at_p = data[data["p"].isna()] if p is None else data[data["p"] == p]
-        for ax, layer in zip(axes[r], layers):
-            values = at_p[at_p["layer"] == layer]
-            # √n bins of one run's weights, 8 to 60: a 16-weight layer gets bars, not a comb.
-            bins = int(np.clip(np.sqrt(len(values) / values["run"].nunique()), 8, 60))
-            edges = np.histogram_bin_edges(values["weight"], bins=bins)
-            for label, group in values.groupby("run", sort=False):
-                density, _ = np.histogram(group["weight"], bins=edges, density=True)
-                ax.stairs(density, edges, label=label, **styles[group["config"].iloc[0]])
-            ax.xaxis.set_major_locator(MaxNLocator(5))
-            ax.set_title(layer if p is None else f"p = {p:g} · {layer}", fontsize=9)
-            ax.set_xlabel("weight value" if r == len(rows) - 1 else "")
-            ax.set_ylabel("density" if ax is axes[r][0] else "")
-        # Beside the row, not over it: the λs differ from row to row, and the tails matter.
-        axes[r][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+        values = at_p[at_p["layer"] == layer]
+        # √n bins of one run's weights, 8 to 60: a 16-weight layer gets bars, not a comb.
+        bins = int(np.clip(np.sqrt(len(values) / values["run"].nunique()), 8, 60))
+        edges = np.histogram_bin_edges(values["weight"], bins=bins)
+        for label, group in values.groupby("run", sort=False):
+            density, _ = np.histogram(group["weight"], bins=edges, density=True)
+            ax.stairs(density, edges, label=label, **styles[group["config"].iloc[0]])
+        # A log density: L1's spike at 0 is orders of magnitude above the rest, which a linear
+        # axis would flatten to nothing.
+        ax.set_yscale("log")
+        ax.xaxis.set_major_locator(MaxNLocator(5))
+        ax.set_title(names[layer] if p is None else f"p = {p:g} · {names[layer]}")
+        ax.set_xlabel("weight value" if i >= len(panels) - n_cols else "")
+        ax.set_ylabel("density (log)" if i % n_cols == 0 else "")
+    handles, labels = [], []
+    for ax in flat[:len(panels)]:  # every configuration once (the λs may differ between rows of p)
+        for h, label in zip(*ax.get_legend_handles_labels()):
+            if label not in labels:
+                handles.append(h)
+                labels.append(label)
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(3, len(labels)), frameon=False)
     fig.suptitle(f"weights per layer: no decay, and each scope at its best λ on validation — "
-                 f"{title_of(runs)}, seed={choice['seed'].iloc[0]}", fontsize=10)
+                 f"{title_of(runs)}, seed={choice['seed'].iloc[0]}", fontsize=title_size(10))
     return data, fig
+
+
+def short_names(layers: List[str]) -> dict:
+    """Each parameter's name without the prefix all of them share ("model.net.0.weight" ->
+    "0.weight"), so that panel titles stay short."""
+    parts = [name.split(".") for name in layers]
+    common = 0
+    while all(len(p) > common + 2 for p in parts) and len({p[common] for p in parts}) == 1:
+        common += 1
+    return {name: ".".join(p[common:]) for name, p in zip(layers, parts)}
 
 
 # ------------------------------------------------------------------ the fitted curves

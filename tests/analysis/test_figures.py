@@ -138,7 +138,7 @@ def test_the_histograms_hold_no_decay_and_each_scope_at_its_best_lambda_of_one_s
             drawn = at_p[(at_p["config"] == words) & (at_p["layer"] == "0.weight")]["weight"].to_numpy()
             assert np.array_equal(drawn, saved.flatten().numpy())
     assert set(data["seed"]) == {0}
-    legends = [t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
+    legends = [t.get_text() for legend in fig.legends for t in legend.get_texts()]  # one legend for the figure
     assert "no decay" in legends and any(t.startswith((WEIGHTS + ", λ = ", WEIGHTS + ", best: no decay"))
                                          for t in legends)
     plt.close(fig)
@@ -146,3 +146,38 @@ def test_the_histograms_hold_no_decay_and_each_scope_at_its_best_lambda_of_one_s
 
 def test_no_minus_zero_in_figure_numbers():
     assert num(-0.0001) == "0.00" and num(-0.0001, 4) == "-0.0001" and num(-0.02) == "-0.02"
+
+
+@pytest.mark.parametrize("width, inches", [("column", 3.5), ("page", 7.0)])
+def test_paper_figures_are_drawn_at_a_column_or_a_page_with_fonts_of_7_pt_or_more(runs, width, inches):
+    import matplotlib.text
+
+    from analysis.chartbase import set_layout
+
+    set_layout(width, sharey=True)
+    try:
+        for draw in (lambda: _figure(runs)[1], lambda: weight_histogram_figure(runs)[1]):
+            fig = draw()
+            assert fig.get_size_inches()[0] == pytest.approx(inches)
+            texts = [t for t in fig.findobj(matplotlib.text.Text) if t.get_text().strip() and t.get_visible()]
+            assert texts and min(t.get_fontsize() for t in texts) >= 7
+            plt.close(fig)
+        _, fig, axes = _figure(runs)
+        limits = {ax.get_ylim() for ax in axes.values() if ax.get_visible() and ax.get_title()}
+        assert len(limits) == 1  # --sharey: one y-range
+        assert all("offset" not in ax.get_xlabel() for ax in axes.values())
+        assert "digits" in fig._suptitle.get_text()  # the data set is named
+        plt.close(fig)
+    finally:
+        set_layout()
+
+
+def test_weight_histograms_are_a_grid_of_short_named_log_density_panels(runs):
+    data, fig = weight_histogram_figure(runs)
+    shown = [ax for ax in fig.axes if ax.get_visible() and ax.get_title()]
+    assert len(shown) == data.groupby(["p", "layer"]).ngroups
+    rows = {round(ax.get_position().y0, 3) for ax in shown}
+    assert max(sum(round(ax.get_position().y0, 3) == y for ax in shown) for y in rows) <= 3  # at most 3 across
+    assert all(ax.get_yscale() == "log" for ax in shown)  # a spike at 0 cannot flatten the rest
+    assert all(len(ax.get_title()) <= 24 for ax in shown)
+    plt.close(fig)
