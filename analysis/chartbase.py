@@ -92,7 +92,8 @@ def title_of(frame: pd.DataFrame) -> str:
     parts = []
     frame = frame.copy()
     if "model._target_" in frame:  # a user's model may have no name: its target's last name
-        label = frame["model._target_"].astype(str).str.rsplit(".", n=1).str[-1].str.lower()
+        # (an Optuna trial's row holds no config: its target is empty)
+        label = frame["model._target_"].map(lambda v: v.rsplit(".", 1)[-1].lower() if isinstance(v, str) else None)
         frame["model.name"] = frame["model.name"].fillna(label) if "model.name" in frame else label
     for key in ("data.name", "model.name", "optimizer.name"):
         if key in frame and frame[key].notna().any():

@@ -153,7 +153,11 @@ def lambda_figure(runs: pd.DataFrame, metric: str, name: str, ylabel: str, value
     curve's best λ on validation error starred, collapsed and diverged configurations on the
     top edge (rules in the module docstring): (the data drawn, the open figure or None). Runs
     with a continuous setting (an Optuna search's p) get continuous_lambda_figure instead."""
-    if continuous_keys(runs, metric):
+    trials = runs["trial"].notna() if "trial" in runs else pd.Series(False, index=runs.index)
+    if continuous_keys(runs, metric) or (trials.any() and not (~trials).any()):
+        # an Optuna study of any size: its trials as points (no grid of λs to draw curves over)
+        if _lambda_runs(runs, metric).empty:
+            raise FigureProblem("no completed trial with λ > 0 and a test error: no chart against λ")
         return continuous_lambda_figure(runs, metric, ylabel)
     curves = lambda_curves(runs, metric)
     if curves.empty:
@@ -324,8 +328,10 @@ def continuous_lambda_figure(runs: pd.DataFrame, metric: str, ylabel: str):
     done = _lambda_runs(runs, metric).copy()
     done["collapsed"] = collapsed(done)
     continuous = continuous_keys(runs, metric)
-    colour = continuous[0]
-    categorical = [k for k in varying_keys(done, exclude=("seed", "reg.lam")) if k not in continuous]
+    # a study too small for a continuous key: colour by p if it varies, else by trial number
+    varied = varying_keys(done, exclude=("seed", "reg.lam"))
+    colour = continuous[0] if continuous else ("reg.p" if "reg.p" in varied else "trial")
+    categorical = [k for k in varied if k not in continuous and k != colour]
     categorical = sorted(categorical, key=lambda k: (k not in ("reg.mode", "reg.scope"), k))
     unshown = []
     while categorical and done.groupby(categorical, dropna=False).ngroups > MAX_PANELS:

@@ -181,3 +181,17 @@ def test_weight_histograms_are_a_grid_of_short_named_log_density_panels(runs):
     assert all(ax.get_yscale() == "log" for ax in shown)  # a spike at 0 cannot flatten the rest
     assert all(len(ax.get_title()) <= 24 for ax in shown)
     plt.close(fig)
+
+
+def test_an_optuna_study_of_any_size_gets_a_lambda_chart_of_its_trials():
+    """Three trials, p fixed: too few for a continuous key, yet their λ chart is drawn, each
+    trial a point (coloured by trial number); none completed is one line saying why."""
+    trials = pd.DataFrame({"trial": [0, 1, 2], "status": "completed", "reg.lam": [1e-4, 1e-3, 1e-2], "reg.p": 2.0,
+                           "reg.mode": "coupled", "reg.scope": "weights", "seed": 0, "val_error": [0.3, 0.2, 0.25],
+                           "test_error": [0.31, 0.22, 0.27], "train_error": [0.1, 0.1, 0.1], "data.name": "digits"})
+    data, fig = lambda_figure(trials, "test_error", "test_error_vs_lambda", "test error")
+    assert len(data) == 3 and sorted(data["reg.lam"]) == [1e-4, 1e-3, 1e-2]
+    assert "each run a point, coloured by trial" in fig._suptitle.get_text()
+    plt.close(fig)
+    with pytest.raises(FigureProblem, match="no completed trial"):
+        lambda_figure(trials.assign(status="failed"), "test_error", "test_error_vs_lambda", "test error")

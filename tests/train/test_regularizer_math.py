@@ -116,6 +116,7 @@ def test_proximal_l1_gives_exact_zeros_and_soft_thresholds():
     w = nn.Parameter(torch.tensor([[0.30, -0.05, 0.10], [-0.40, 0.08, 0.0]]))
     model = nn.Module()
     model.w = w
+    w.grad = torch.zeros_like(w)  # a step the optimizer took (a tensor without a gradient is not stepped)
     reg = Regularizer(model, lam=1.0, p=1.0, mode="proximal", scope="weights", optimizer="sgd")
     reg.after_step(lr=0.1)
     expected = torch.tensor([[0.20, 0.0, 0.0], [-0.30, 0.0, 0.0]])
@@ -133,6 +134,7 @@ def test_proximal_l1_gives_exact_zeros_and_soft_thresholds():
 def test_proximal_l2_rescales_and_elastic_composes():
     model = nn.Module()
     model.w = nn.Parameter(torch.tensor([[1.0, -0.02]]))
+    model.w.grad = torch.zeros_like(model.w)  # stepped by the optimizer
     Regularizer(model, lam=2.0, p=2.0, mode="proximal", scope="weights", optimizer="sgd").after_step(lr=0.1)
     torch.testing.assert_close(model.w.detach(), torch.tensor([[1.0 / 1.2, -0.02 / 1.2]]))
     model.w.data = torch.tensor([[1.0, -0.02]])
@@ -145,6 +147,7 @@ def test_decoupled_general_p_follows_its_formula():
     model = nn.Module()
     w0 = torch.tensor([[0.5, -2.0, 0.0]])
     model.w = nn.Parameter(w0.clone())
+    model.w.grad = torch.zeros_like(model.w)  # about to be stepped by the optimizer
     Regularizer(model, lam=0.1, p=3.0, mode="decoupled", scope="weights", optimizer="sgd",
                 impl="manual").before_step(lr=0.5)
     torch.testing.assert_close(model.w.detach(), w0 - 0.5 * 0.1 * torch.sign(w0) * w0.abs() ** 2)

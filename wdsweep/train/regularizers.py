@@ -14,7 +14,14 @@ The training loop calls, around each optimizer step:
     before_step() -> coupled: adds the gradient term; decoupled: shrinks the weights
     after_step()  -> proximal: the closed-form prox step (soft-threshold / rescale)
 When torch's own `weight_decay` computes the same update (impl=optimizer, or auto), it is
-handed to the optimizer through `param_groups()` and the hooks do nothing. The optimizer is
+handed to the optimizer through `param_groups()` and the hooks do nothing.
+
+A tensor that gets no gradient in a step (a parameter the forward did not use) is not stepped,
+decay included, by every implementation: torch's optimizers skip a tensor whose .grad is None,
+weight_decay and AdamW's decoupled decay with it, and so do the hooks here (coupled: no gradient
+to add to; decoupled and proximal: only the tensors the optimizer steps). impl=loss penalizes
+only the tensors the step's data loss reaches (its autograd graph), so that the penalty's own
+gradient does not decay a tensor the data never touched. The optimizer is
 built from `param_groups()` and then handed back with `bind(optimizer)`: the decoupled and
 proximal steps depend on it (below). Unbound, they act as under plain gradient descent.
 
@@ -188,11 +195,16 @@ class Regularizer:
         }
 
     # --------------------------------------------------------------- the step
-    def loss_term(self) -> Optional[torch.Tensor]:
-        """The penalty as a differentiable loss term, for impl=loss; None otherwise."""
+    def loss_term(self, data_loss: Optional[torch.Tensor] = None) -> Optional[torch.Tensor]:
+        """The penalty as a differentiable loss term, for impl=loss; None otherwise. Given the
+        step's data loss, over the decayed tensors it reaches only (module docstring)."""
         if not self.active or self.impl != "loss":
             return None
-        return self._penalty()
+        if data_loss is None:
+            return self._penalty()
+        reached = _reached(data_loss)
+        params = [q for q in self._params if id(q) in reached]
+        return self._penalty(params) if params else None
 
     @torch.no_grad()
     def before_step(self, lr: float) -> None:
@@ -204,12 +216,16 @@ class Regularizer:
             params = [q for q in self._params if q.grad is not None]
             self._add_direction([q.grad for q in params], params, self.lam)
         elif self.mode == "decoupled":
-            # Before the optimizer step and from the current weights, as torch.optim.AdamW does.
+            # Before the optimizer step and from the current weights, as torch.optim.AdamW does
+            # (and, as it does, only to the tensors the optimizer will step).
             step = lr * self.lam * (self._gain if self.momentum_corrected else 1.0)
+            params = self._stepped()
+            if not params:
+                return
             if self._plain_l2:
-                torch._foreach_mul_(self._params, 1.0 - step)
+                torch._foreach_mul_(params, 1.0 - step)
             else:
-                self._add_direction(self._params, self._params, -step)
+                self._add_direction(params, params, -step)
 
     @torch.no_grad()
     def after_step(self, lr: float) -> None:
@@ -220,9 +236,13 @@ class Regularizer:
         if not self.active or self.mode != "proximal":
             return
         if self._adam is None:
-            self._prox(self._params, lr * self.lam * self._gain)
+            params = self._stepped()
+            if params:
+                self._prox(params, lr * self.lam * self._gain)
         else:
-            self._prox(*self._adam_steps(lr))
+            params, steps = self._adam_steps(lr)
+            if params:
+                self._prox(params, steps)
 
     def _adam_steps(self, lr: float) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
         """The tensors Adam has stepped and their per-entry prox step sizes lr*lam / D, D Adam's
@@ -233,7 +253,7 @@ class Regularizer:
         params, steps = [], []
         for q in self._params:
             state = self._adam.state.get(q)
-            if not state:  # never stepped by Adam: no metric, and Adam left it as it was
+            if not state or q.grad is None:  # not stepped by Adam now: no metric, and Adam left it as it was
                 continue
             bias_sqrt = (1 - beta2 ** float(state["step"])) ** 0.5
             denom = (state["exp_avg_sq"].sqrt() / bias_sqrt).add_(eps)
@@ -291,12 +311,17 @@ class Regularizer:
     def _plain_l2(self) -> bool:
         return self.p == 2 and self.l1_ratio == 0
 
-    def _penalty(self) -> torch.Tensor:
+    def _penalty(self, params: Optional[List[torch.Tensor]] = None) -> torch.Tensor:
+        params = self._params if params is None else params
         a = self.l1_ratio
-        total = sum(lp_term(q, self.p, self.eps) for q in self._params)
+        total = sum(lp_term(q, self.p, self.eps) for q in params)
         if a:
-            total = (1 - a) * total + a * sum(ordered_sum(q.abs()) for q in self._params)
+            total = (1 - a) * total + a * sum(ordered_sum(q.abs()) for q in params)
         return self.lam * total
+
+    def _stepped(self) -> List[torch.Tensor]:
+        """The decayed tensors the optimizer steps now: those with a gradient (all, usually)."""
+        return [q for q in self._params if q.grad is not None]
 
     def _add_direction(self, targets: List[torch.Tensor], params: List[torch.Tensor],
                        scale: float) -> None:
@@ -333,3 +358,19 @@ class Regularizer:
             torch._foreach_mul_(g, 1 - a)
             torch._foreach_add_(g, torch._foreach_sign(params), alpha=a)
         return g
+
+
+def _reached(loss: torch.Tensor) -> set:
+    """The ids of the leaf tensors `loss`'s autograd graph reaches (those a backward from it
+    gives a gradient to)."""
+    seen, found, stack = set(), set(), [loss.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        variable = getattr(node, "variable", None)  # an AccumulateGrad: a leaf's gradient sink
+        if variable is not None:
+            found.add(id(variable))
+        stack.extend(next_node for next_node, _ in node.next_functions)
+    return found

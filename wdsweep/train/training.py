@@ -254,7 +254,7 @@ def train(model: nn.Module, splits: Splits, optimizer: torch.optim.Optimizer,
                 if not math.isfinite(loss_value):
                     result.status, result.diverged_at_step = "diverged", step
                     break
-                penalty = regularizer.loss_term()  # float32, outside autocast
+                penalty = regularizer.loss_term(loss)  # float32, outside autocast
                 total = loss if penalty is None else loss + penalty
                 optimizer.zero_grad(set_to_none=True)
                 if scaler is None:
