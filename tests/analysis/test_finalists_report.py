@@ -164,3 +164,15 @@ def test_the_finalists_test_joins_the_reports_holm_family(tmp_path):
     assert "Holm-adjusted over the report's 4 tests" in line
     assert float(re.search(r"p = ([0-9.]+)", line).group(1)) == pytest.approx(expected, rel=0.05)
     assert "Holm-adjusted over the 4 tests of this report" in text  # the grid's own sentence counts it too
+
+
+def test_the_finalist_cut_never_splits_an_exact_tie_and_a_fixed_data_seed_is_said(tmp_path):
+    from wdsweep.search.finalists import cut_with_ties
+
+    ranked = [("a", 0.10), ("b", 0.20), ("c", 0.20), ("d", 0.20 + 1e-9), ("e", 0.3)]
+    assert [n for n, _ in cut_with_ties(ranked, 2, lambda item: item[1])] == ["a", "b", "c", "d"]
+    assert [n for n, _ in cut_with_ties(ranked, 1, lambda item: item[1])] == ["a"]
+    files = write(tmp_path, entry("a", 0.05, [0.05, 0.06, 0.055]))
+    text = "\n".join(finalists_section(files, data_seeds=["3"]))
+    assert "data.seed is fixed (3)" in text and "not independent of the selection" in text
+    assert "data.seed is fixed" not in "\n".join(finalists_section(files))

@@ -67,7 +67,12 @@ class FinalistRuns(ReplicatedTrials):
             if key not in seen:
                 seen.add(key)
                 chosen.append(t)
-        return chosen[:m]
+        from wdsweep.search.finalists import cut_with_ties
+
+        cut = cut_with_ties(chosen, m, lambda t: sign * t.value)
+        if len(cut) > m:
+            log.info("finalists: %d trials tie exactly at the cut of %d: all of them run", len(cut), m)
+        return cut
 
 
 def _seed_mean(trial: optuna.trial.FrozenTrial) -> Optional[float]:

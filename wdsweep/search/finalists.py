@@ -127,3 +127,21 @@ def log_line(entry: dict) -> str:
     spread = "" if fresh["low"] is None else f", 95% interval [{fresh['low']:.4g}, {fresh['high']:.4g}]"
     return (f"finalist {entry['name']}: search value {entry['search_value']:.4g}; on {fresh['n']} fresh "
             f"seeds {fresh['mean']:.4g}{spread}")
+
+
+# Values closer than this tie exactly (the analysis' stats.TOL): the finalist cut never splits them.
+TIE = 1e-7
+
+
+def cut_with_ties(ranked: List[Any], m: int, value) -> List[Any]:
+    """The first m of `ranked` (sorted best first), and every later one that ties exactly with
+    the m-th on `value`: a cut between equal configurations would pick by row order."""
+    chosen = list(ranked[:m])
+    if not chosen:
+        return chosen
+    last = value(chosen[-1])
+    for item in ranked[m:]:
+        if abs(value(item) - last) > TIE:
+            break
+        chosen.append(item)
+    return chosen

@@ -69,7 +69,10 @@ def run_finalists(sweeper: Any, jobs: List[GridJob], done) -> Tuple[List[GridJob
             continue  # a record of another configuration's result (reg.lam=0 twins)
         ranked.append((sum(values) / len(values), rest, members))
     ranked.sort(key=lambda item: (item[0], item[1]))
-    chosen = ranked[:sweeper.finalists]
+    chosen = finalists.cut_with_ties(ranked, sweeper.finalists, lambda item: item[0])
+    if len(chosen) > sweeper.finalists:
+        log.info("finalists: %d configurations tie exactly at the cut of %d: all of them run",
+                 len(chosen), sweeper.finalists)
     start = max((j.index for j in jobs), default=-1) + 1
     planned: List[Tuple[float, Tuple[str, ...], int, str, List[Tuple[int, GridJob]]]] = []
     finalist_jobs: List[GridJob] = []
