@@ -1,7 +1,8 @@
 """Many configurations of one model trained at once, as one batched model.
 
-(About 400 lines, on purpose: the batched loop, its evaluation and its optimizer steps are read
-together against the single job's loop, wdsweep.train.training, which they must equal.)
+(About 480 lines, on purpose: the batched loop, its evaluation, its optimizer steps and the
+state its checkpoints hold are read together against the single job's loop,
+wdsweep.train.training, which they must equal.)
 
 A regularization sweep trains the same net again and again, varying only the regularizer,
 the seed and the learning rate. Here K such jobs become one model. Two paths build it:

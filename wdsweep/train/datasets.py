@@ -1,4 +1,6 @@
 """Your data: loaders named by a data config's `_target_`, and how their result becomes splits.
+(About 440 lines: the shipped loaders and to_splits' checks; to_splits is the part to move out
+into a module of its own next.)
 
 The contract. A `data` config with a `_target_` is called as Hydra's instantiate calls it,
 with its keys as keyword arguments, plus `seed` (the data seed: the run's `seed`, or
