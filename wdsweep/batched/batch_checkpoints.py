@@ -53,6 +53,9 @@ class BatchCheckpoints(JobCheckpoints):
             return
         for path in (self.path, self.step_path, *(folder / STEP_FILE for folder, _ in self.members)):
             path.unlink(missing_ok=True)
+        for name in (self.path.name, self.step_path.name):  # a write a kill cut short (atomic_write's)
+            for torn in self.path.parent.glob(f".{name}.*.tmp"):
+                torn.unlink(missing_ok=True)
         try:
             self.path.parent.rmdir()  # the sweep folder's .checkpoints, once no batch has one
         except OSError:
