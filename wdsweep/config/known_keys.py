@@ -44,8 +44,8 @@ def unknown_keys(cfg: DictConfig) -> List[str]:
 
 
 def _value(node: DictConfig, key):
-    value = node._get_node(key)._value()  # unresolved: an interpolation is shown as written
-    return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+    """The value as written (an interpolation unresolved)."""
+    return OmegaConf.to_container(node, resolve=False, throw_on_missing=False).get(key)
 
 
 def _line(full: str, key, value, where: str, allowed: List[str], prefix: str = "") -> str:

@@ -70,7 +70,7 @@ class _StoredRows(Dataset):
 
 
 class _StoredChunks(Dataset):
-    """One item is an evaluation chunk: (split, start), read in a worker."""
+    """One item is an evaluation chunk, (split, start, stop): its stored rows, read in a worker."""
 
     def __init__(self, x: Dict[str, object]) -> None:
         self.x = x
