@@ -27,7 +27,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from wdsweep.errors import ConfigError
-from wdsweep.train.datasets import user_path
+from wdsweep.train.datasets import task_of_targets, user_path
 from wdsweep.train.splits import SPLITS, Splits, derived_seed  # noqa: F401 - also importable from here
 
 if TYPE_CHECKING:
@@ -340,21 +340,15 @@ def _csv_task(target, cfg: DictConfig, fail) -> str:
     for other numbers. A column of only 0.0 and 1.0 could be either: refused until data.task says."""
     import logging
 
-    import pandas as pd
-
     if cfg.task is not None:
         return cfg.task
     values = target.to_numpy()
-    if pd.api.types.is_bool_dtype(target) or pd.api.types.is_integer_dtype(target) \
-            or not pd.api.types.is_numeric_dtype(target):
-        task, why = "classification", f"its values are {'text' if values.dtype == object else target.dtype}"
-    elif set(np.unique(values)) <= {0.0, 1.0}:
+    task = task_of_targets(values)
+    if task is None:
         raise fail("data.task", None, "classification or regression: the target column "
                    f"{cfg.target!r} holds only 0.0 and 1.0, which could be either")
-    else:
-        task, why = "regression", "its values are real numbers"
-    logging.getLogger(__name__).info("data.task=%s, from the target column %r (%s); set data.task to choose",
-                                     task, cfg.target, why)
+    logging.getLogger(__name__).info("data.task=%s, from the target column %r (its values are %s); set data.task "
+                                     "to choose", task, cfg.target, "text" if values.dtype == object else values.dtype)
     return task
 
 

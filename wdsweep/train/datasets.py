@@ -339,18 +339,25 @@ def to_splits(loaded: Any, standardize: bool = True):
                   image_shape=tuple(int(d) for d in image_shape) if image_shape else None, scale=scale)
 
 
+def task_of_targets(y: np.ndarray) -> Optional[str]:
+    """The task training targets say, the one rule for csv columns and loaders' arrays:
+    classification for integers, booleans and text, regression for other numbers; None for
+    targets of only 0.0 and 1.0, which could be either (the caller refuses them until told)."""
+    if y.dtype == np.bool_ or np.issubdtype(y.dtype, np.integer) or not np.issubdtype(y.dtype, np.number):
+        return "classification"
+    if np.issubdtype(y.dtype, np.floating) and y.size and set(np.unique(y).tolist()) <= {0.0, 1.0}:
+        return None
+    return "regression"
+
+
 def _inferred_task(y: np.ndarray) -> str:
-    """classification for integer or boolean labels, regression for other numbers; labels of only
-    0.0 and 1.0 could be either, and are refused until the task is given. The log names the choice."""
+    """task_of_targets, refused in one line when undecided; the log names the choice."""
     import logging
 
-    if y.dtype == np.bool_ or np.issubdtype(y.dtype, np.integer):
-        task = "classification"
-    elif np.issubdtype(y.dtype, np.floating) and y.size and set(np.unique(y).tolist()) <= {0.0, 1.0}:
+    task = task_of_targets(y)
+    if task is None:
         raise DataProblem("train: targets of only 0.0 and 1.0 could be classes or numbers: give the task "
                           "(data.task=classification or regression with data=npz; a \"task\" in your loader's result)")
-    else:
-        task = "regression"
     logging.getLogger(__name__).info("task=%s, from the training targets' dtype (%s)", task, y.dtype)
     return task
 

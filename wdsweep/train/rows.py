@@ -34,10 +34,7 @@ class IndexedRows:
         return len(self.index)
 
     def __getitem__(self, rows) -> np.ndarray:
-        wanted = self.index[rows]
-        if np.ndim(wanted) == 0:  # one row
-            return np.asarray(self.base[int(wanted)])
-        return np.asarray(self.base[wanted])
+        return np.asarray(self.base[self.index[rows]])
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         """Every row, read (np.asarray of a split, as a user's code may take it)."""
