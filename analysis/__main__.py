@@ -98,7 +98,7 @@ def main(argv=None) -> int:
     # Each study's own best trial and plots (Optuna's), for the report's Optuna section.
     studies = [summarize(study, out) for study in collection.studies]
     # The report names its command; a storage URL's password stays out of it.
-    command = "python -m analysis " + " ".join(shlex.quote(hide_password(a)) for a in (argv or sys.argv[1:]))
+    command = " ".join(["python -m analysis", *(shlex.quote(hide_password(a)) for a in (argv or sys.argv[1:]))])
     report = write_report(compared, status_counts(runs), figures, out, command, collection.problems, studies,
                           finalist_files(args.sources))
     print(f"analysis: {len(runs)} runs -> {report} ({time.perf_counter() - tic:.1f} s)")

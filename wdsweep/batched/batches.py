@@ -38,7 +38,6 @@ class RecordMember:
         overrides = list(hydra_cfg.overrides.task)
         t = self.trained
         record = start_record(cfg, overrides, config_hash(cfg))
-        record["fingerprint"] = fingerprint(cfg)
         record.update(torch_threads=t.threads, thread_independent=t.thread_independent, batched=True,
                       device=t.device, device_name=t.device_name)
         if t.resumed_from is not None:

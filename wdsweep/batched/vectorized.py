@@ -400,7 +400,7 @@ class _BatchedTrainer:
                 outcomes = {int(k): tuple(v) for k, v in saved["outcomes"].items()}
                 eval_seconds, start = float(saved["eval_seconds"]), start - float(saved["train_seconds"])
             except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as err:
-                raise UnusableCheckpoint(f"{type(err).__name__}: {' '.join(str(err).split())[:200]}") from err
+                raise UnusableCheckpoint.of(err) from err
         first = int(saved["step"]) + 1 if saved is not None else 1
         # per member: its own rows per step, at the batch's step time (all members share it)
         throughput = Throughput(self.samplers[0].batch_size or self.x["train"].shape[1])

@@ -89,10 +89,9 @@ def run(cfg: DictConfig, job_dir: Path, *, overrides: Sequence[str] = (), progre
 
 
 def _run(cfg: DictConfig, job_dir: Path, cfg_hash: str, overrides: Sequence[str], progress: bool,
-         raise_failures: bool, launcher_jobs: object, prints: Optional[dict] = None) -> float:
+         raise_failures: bool, launcher_jobs: object, prints: dict) -> float:
     trial = TrialLink.from_env()  # set when our Optuna sweeper launched this job
-    record = start_record(cfg, overrides, cfg_hash)
-    record["fingerprint"] = prints if prints is not None else fingerprint(cfg)
+    record = start_record(cfg, overrides, cfg_hash, prints)
     try:
         result, regularizer, model, splits = _train(cfg, job_dir, progress, trial, launcher_jobs, record)
     except Exception as err:  # noqa: BLE001 - recorded, then maybe re-raised
@@ -112,9 +111,10 @@ def cpu_state(model: torch.nn.Module) -> dict:
     return {key: value.detach().cpu() for key, value in model.state_dict().items()}
 
 
-def start_record(cfg: DictConfig, overrides: Sequence[str], cfg_hash: str) -> dict:
+def start_record(cfg: DictConfig, overrides: Sequence[str], cfg_hash: str, prints: Optional[dict] = None) -> dict:
     """metrics.json's fields known before training; status `failed` until training says more.
-    The thread fields (torch_threads, thread_independent) are added once the model is built."""
+    The thread fields (torch_threads, thread_independent) are added once the model is built.
+    `prints`: the job's fingerprint when the caller has it already (else it is taken here)."""
     names = objective_names(cfg)
     return {
         "schema_version": SCHEMA_VERSION,
@@ -127,6 +127,8 @@ def start_record(cfg: DictConfig, overrides: Sequence[str], cfg_hash: str) -> di
         # Tells one execution from another: a resumed sweep must not have recomputed it.
         "run_id": uuid.uuid4().hex,
         "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        # what trained it besides its config; resume compares it next time (wdsweep.tracking.fingerprint)
+        "fingerprint": prints if prints is not None else fingerprint(cfg),
     }
 
 

@@ -36,6 +36,11 @@ class UnusableCheckpoint(Exception):
     """A checkpoint that does not fit the run it was loaded for (its shapes, its keys): the
     run must start over, from freshly built parts."""
 
+    @classmethod
+    def of(cls, err: BaseException) -> "UnusableCheckpoint":
+        """What loading it raised, in one short line."""
+        return cls(f"{type(err).__name__}: {' '.join(str(err).split())[:200]}")
+
 
 def random_states() -> Dict[str, Any]:
     np_state = np.random.get_state()

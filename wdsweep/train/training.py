@@ -220,7 +220,7 @@ def train(model: nn.Module, splits: Splits, optimizer: torch.optim.Optimizer,
             result.steps, result.eval_seconds = int(saved["step"]), float(saved["eval_seconds"])
             start -= float(saved["train_seconds"])
         except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as err:
-            raise UnusableCheckpoint(f"{type(err).__name__}: {' '.join(str(err).split())[:200]}") from err
+            raise UnusableCheckpoint.of(err) from err
     first = result.steps + 1
     throughput = Throughput(sampler.batch_size or len(y_train))
     batches, eval_chunks = Batches(splits, sampler, first, steps, loading), EvalChunks(splits, loading)
