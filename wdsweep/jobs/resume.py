@@ -11,12 +11,12 @@ No torch here: the grid sweeper calls this for every job before launching any.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 from pathlib import Path
 from typing import Iterator, Optional
 
+from wdsweep.jobs import lock_holder
 from wdsweep.tracking.fingerprint import changes
 from wdsweep.tracking.results import HISTORY_FILE, METRICS_FILE
 
@@ -90,11 +90,13 @@ def job_lock(job_dir: Path) -> Iterator[None]:
 
     A job that ends done (completed, diverged) takes its lock file away, still holding it:
     a process that was waiting on the old file, or opens a new one, finds the job done and
-    leaves it. A failed or interrupted job keeps the file, as the next run of it will."""
+    leaves it. A failed or interrupted job keeps the file, as the next run of it will.
+    The holder's pid, host and command are in the file: a waiter names them
+    (wdsweep.jobs.lock_holder)."""
     path = Path(job_dir) / LOCK_FILE
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        lock_holder.take(fd, path)  # a wait says for whom, and how to stop it
         yield
         record = read_record(job_dir)
         if record is not None and record.get("status") in DONE_STATUSES:
@@ -114,8 +116,14 @@ def output_folder_problem(folder: Path) -> Optional[str]:
     """Why results cannot be written under `folder`, or None if they can. The test is to
     create the folder and a file in it, since permission bits do not tell the whole story
     (read-only mounts, a file where a folder should be, root ignoring modes). On failure the
-    folders it made are removed again."""
+    folders it made are removed again. A name too long for the file system is found from the
+    text alone (wdsweep.config.path_limits), before anything is made."""
+    from wdsweep.config.path_limits import long_name_problem
+
     folder = Path(folder).absolute()
+    too_long = long_name_problem(folder)
+    if too_long:
+        return too_long
     missing = [p for p in (folder, *folder.parents) if not p.exists()]
     try:
         folder.mkdir(parents=True, exist_ok=True)

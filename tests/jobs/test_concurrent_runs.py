@@ -1,0 +1,83 @@
+"""Runs and sweeps started together never write into one folder, and a sweep that waits for
+another says for whom (issue: nothing lost, round 2)."""
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from conftest import read_metrics, run_wdsweep
+
+TINY = ["trainer.steps=5", "model.width=8", "model.depth=1"]
+
+
+def test_single_runs_named_by_the_same_clock_second_get_folders_of_their_own(tmp_path):
+    # ${now:%Y} stands for two runs started in the same second: their folders' names are equal
+    clock_named = "hydra.run.dir=out/${now:%Y}"
+    first = run_wdsweep([*TINY, "reg.lam=0.01", clock_named], cwd=tmp_path)
+    second = run_wdsweep([*TINY, "reg.lam=0.02", clock_named], cwd=tmp_path)
+    assert first.returncode == 0 and second.returncode == 0, second.stderr
+    year = time.strftime("%Y")
+    folders = sorted((tmp_path / "out").iterdir())
+    assert [f.name for f in folders] == [year, f"{year}-2"]
+    assert [read_metrics(f)["config"]["reg"]["lam"] for f in folders] == [0.01, 0.02]
+
+
+def test_a_folder_the_user_named_is_theirs(tmp_path):
+    # no clock in the name: the same folder again (a rerun, a resume), not a numbered one
+    for lam in ("0.01", "0.02"):
+        assert run_wdsweep([*TINY, f"reg.lam={lam}", "hydra.run.dir=mine"], cwd=tmp_path).returncode == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]
+    assert read_metrics(tmp_path / "mine")["config"]["reg"]["lam"] == 0.02
+
+
+HOLD_AND_STOP = """
+import os, signal, sys
+from wdsweep.jobs.resume import job_lock
+with job_lock(sys.argv[1]):
+    print("holding", flush=True)
+    os.kill(os.getpid(), signal.SIGSTOP)
+"""
+
+
+def test_a_wait_for_a_suspended_lock_holder_names_it_and_the_way_out(tmp_path, caplog):
+    from wdsweep.jobs.resume import job_lock
+
+    job = tmp_path / "job"
+    job.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_AND_STOP, str(job)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        for _ in range(200):  # until the kernel reports it stopped
+            if Path(f"/proc/{holder.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T":
+                break
+            time.sleep(0.01)
+        got = threading.Event()
+
+        def wait_for_it() -> None:
+            with job_lock(job):
+                got.set()
+
+        with caplog.at_level(logging.WARNING, logger="wdsweep.jobs.lock_holder"):
+            waiter = threading.Thread(target=wait_for_it)
+            waiter.start()
+            for _ in range(200):
+                if caplog.records:
+                    break
+                time.sleep(0.01)
+            assert not got.is_set()
+            line = caplog.records[0].getMessage()
+            assert f"pid {holder.pid}" in line and "stopped" in line and f"kill -CONT {holder.pid}" in line, line
+            assert "HOLD_AND_STOP" not in line and "python -c" in line  # the holder's command
+            holder.send_signal(signal.SIGCONT)  # the way out it names: the holder ends, the lock is free
+            waiter.join(timeout=30)
+        assert got.is_set()
+        assert json.loads((job / ".wdsweep.lock").read_text())["pid"] != holder.pid  # the waiter wrote itself in
+    finally:
+        holder.kill()
+        holder.wait()
