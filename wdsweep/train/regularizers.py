@@ -9,12 +9,18 @@ One lambda convention throughout (the docs' "regularizer math" page has the deri
 so at p=2, l1_ratio=0 the gradient is lam*w: torch's `weight_decay=lam`, in every mode.
 For p < 1, |w| is smoothed to sqrt(w^2 + eps^2), which keeps the gradient finite at 0.
 
-The training loop calls, around each optimizer step:
+Around each optimizer step:
     loss_term()   -> added to the loss (impl=loss only)
     before_step() -> coupled: adds the gradient term; decoupled: shrinks the weights
     after_step()  -> proximal: the closed-form prox step (soft-threshold / rescale)
-When torch's own `weight_decay` computes the same update (impl=optimizer, or auto), it is
-handed to the optimizer through `param_groups()` and the hooks do nothing.
+`attach(optimizer)` runs the last two from torch's own step hooks (register_step_pre_hook and
+register_step_post_hook), each parameter group with its own current lr, so that any loop
+calling optimizer.step() gets them: the harness's (wdsweep.train.training) and a user's, plain
+or Lightning (the public wdsweep.penalty.WeightPenalty is this class). Where step() is given a
+closure (Lightning's automatic optimization, LBFGS), the gradient exists only once the closure
+has run, so the pre-step part runs at the closure's end instead. When torch's own
+`weight_decay` computes the same update (impl=optimizer, or auto), it is handed to the
+optimizer through `param_groups()` and the hooks do nothing.
 
 A tensor that gets no gradient in a step (a parameter the forward did not use) is not stepped,
 decay included, by every implementation: torch's optimizers skip a tensor whose .grad is None,
@@ -62,6 +68,7 @@ objective and reports the nominal lam * sum.
 """
 from __future__ import annotations
 
+import math
 from typing import List, Optional, Tuple, Union
 
 import torch
@@ -127,23 +134,64 @@ def lp_grad(w: torch.Tensor, p: float, eps) -> torch.Tensor:
     return torch.sign(w) * w.abs().pow(p - 1)
 
 
+MODES = ("coupled", "decoupled", "proximal")
+SCOPES = ("weights", "all")
+
+
+def check_settings(*, lam: float, p: float, mode: str, scope: str, l1_ratio: float, eps: float) -> None:
+    """Refuse a regularizer no update is defined for, in one line naming the setting, its value
+    and what is allowed (the config's validation says the same about reg.*, before any job)."""
+    def number(value) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+    problems = [
+        (not number(lam) or lam < 0, "lam", lam, "a number >= 0"),
+        (not number(p) or p <= 0, "p", p, "a number > 0 (p < 1 is smoothed by eps)"),
+        (mode not in MODES, "mode", mode, " or ".join(MODES)),
+        (scope not in SCOPES, "scope", scope, "weights (tensors with dim >= 2) or all"),
+        (not number(l1_ratio) or not 0 <= l1_ratio <= 1, "l1_ratio", l1_ratio, "a number in [0, 1]"),
+        (not number(eps) or eps < 0, "eps", eps, "a number >= 0"),
+    ]
+    for bad, key, value, allowed in problems:
+        if bad:
+            raise ValueError(f"{key}={value!r} is not allowed: {allowed}")
+    if mode == "proximal" and p not in (1, 2):
+        raise ValueError(f"p={p!r} is not allowed with mode='proximal': 1 or 2 (the only p with a "
+                         "closed-form prox step)")
+    if p < 1 and not eps > 0:
+        raise ValueError(f"eps={eps!r} is not allowed with p={p!r}: > 0 when p < 1 (it smooths |w| at 0)")
+
+
+def sgd_gain(group: dict) -> float:
+    """SGD momentum's gain G = (1 - dampening) / (1 - momentum) for a parameter group."""
+    return (1.0 - group.get("dampening", 0.0)) / (1.0 - group.get("momentum", 0.0))
+
+
 class Regularizer:
+    """The penalty over one model's tensors in scope and its updates (module docstring).
+    `optimizer`: the harness's optimizer name (sgd, adam, adamw), which decides whether torch's
+    own weight_decay can carry the decay (impl=auto); None for an optimizer that exists already
+    (a user's, wdsweep.penalty), which the decay then follows through attach()."""
+
     def __init__(self, model: nn.Module, *, lam: float, p: float, mode: str, scope: str,
-                 optimizer: str, l1_ratio: float = 0.0, eps: float = 1e-3, impl: str = "auto",
-                 momentum_corrected: bool = False) -> None:
+                 optimizer: Optional[str] = None, l1_ratio: float = 0.0, eps: float = 1e-3,
+                 impl: str = "auto", momentum_corrected: bool = False) -> None:
+        check_settings(lam=lam, p=p, mode=mode, scope=scope, l1_ratio=l1_ratio, eps=eps)
         self.lam, self.p, self.mode, self.scope = float(lam), float(p), mode, scope
         self.l1_ratio, self.eps = float(l1_ratio), float(eps)
         self.momentum_corrected = bool(momentum_corrected)
         # What bind() reads from the optimizer; until then, plain gradient descent.
         self._gain = 1.0  # SGD momentum's gain G = (1 - dampening) / (1 - momentum)
         self._adam: Optional[torch.optim.Adam] = None  # Adam/AdamW: its state gives the metric
+        self._hooks: dict = {}  # id(optimizer) -> the handles of its step hooks (attach)
         named = [(n, q) for n, q in model.named_parameters() if q.requires_grad]
         in_scope = (lambda q: q.dim() >= 2) if scope == "weights" else (lambda q: True)
         self.decayed: NamedParams = [(n, q) for n, q in named if in_scope(q)]
         self.kept: NamedParams = [(n, q) for n, q in named if not in_scope(q)]
         self._params = [q for _, q in self.decayed]
+        self._decayed_ids = {id(q) for q in self._params}
 
-        native = has_native_decay(self.p, self.l1_ratio, mode, optimizer)
+        native = optimizer is not None and has_native_decay(self.p, self.l1_ratio, mode, optimizer)
         if impl == "auto":
             impl = "optimizer" if native else "manual"
         if impl == "optimizer" and not native:
@@ -167,7 +215,7 @@ class Regularizer:
         updates must match (see the module docstring): SGD's momentum gain, or Adam's state."""
         group = self._group_of(optimizer)
         if isinstance(optimizer, torch.optim.SGD):
-            self._gain, self._adam = (1.0 - group["dampening"]) / (1.0 - group["momentum"]), None
+            self._gain, self._adam = sgd_gain(group), None
         elif isinstance(optimizer, torch.optim.Adam):  # AdamW is an Adam to torch
             if group["amsgrad"] and self.mode == "proximal":  # its denominator is another state
                 raise ValueError("the proximal step in Adam's metric does not support amsgrad")
@@ -175,10 +223,30 @@ class Regularizer:
                 raise ValueError("momentum_corrected is SGD's: no exact correction exists under Adam/AdamW")
             self._gain, self._adam = 1.0, optimizer
         elif self.active and self.mode in ("decoupled", "proximal"):
-            raise ValueError(f"no {self.mode} step is defined for {type(optimizer).__name__}")
+            raise ValueError(f"no {self.mode} step is defined for {type(optimizer).__name__}: "
+                             "SGD, Adam or AdamW (mode='coupled' works with any optimizer)")
+
+    def attach(self, optimizer: torch.optim.Optimizer) -> None:
+        """bind(optimizer), then apply the decay in its every step() through torch's step hooks
+        (module docstring): before_step's part before the update, after_step's after it, each
+        parameter group with its own lr at that step (a scheduler's included). Only the decayed
+        tensors the optimizer holds are touched; attaching twice to one optimizer is a no-op."""
+        if id(optimizer) in self._hooks:
+            return
+        self.bind(optimizer)
+        self._hooks[id(optimizer)] = (optimizer.register_step_pre_hook(self._pre_step),
+                                      optimizer.register_step_post_hook(self._post_step))
+
+    def detach(self) -> None:
+        """Remove the step hooks of every optimizer attached to."""
+        for handles in self._hooks.values():
+            for handle in handles:
+                handle.remove()
+        self._hooks.clear()
 
     def _group_of(self, optimizer: torch.optim.Optimizer) -> dict:
-        """The optimizer's parameter group holding the decayed tensors (one group holds them all)."""
+        """The optimizer's parameter group holding the first decayed tensor (the harness puts
+        them all in one)."""
         first = self._params[0] if self._params else None
         for group in optimizer.param_groups:
             if any(q is first for q in group["params"]):
@@ -206,60 +274,118 @@ class Regularizer:
         params = [q for q in self._params if id(q) in reached]
         return self._penalty(params) if params else None
 
-    @torch.no_grad()
     def before_step(self, lr: float) -> None:
+        """Coupled: grad += lam * dP; decoupled: w -= lr * lam * dP (times G, corrected), over
+        the decayed tensors the optimizer steps now, the bound optimizer's gain."""
+        self._before(self._stepped(), lr, self._gain)
+
+    def after_step(self, lr: float) -> None:
+        """The proximal step in the optimizer's metric: argmin_v lr*lam*P(v) + |v - w|_D^2 / 2,
+        in closed form, with D = 1 / G under SGD (G its momentum's gain) and D = sqrt(v_hat) +
+        eps per entry under Adam/AdamW: the step whose fixed point minimizes loss + penalty
+        (module docstring)."""
+        if self._adam is None:
+            self._after(self._stepped(), lr, self._gain, None, None)
+        else:
+            self._after(self._stepped(), lr, 1.0, self._adam, self._group_of(self._adam))
+
+    def _segments(self, optimizer: torch.optim.Optimizer):
+        """Per parameter group of `optimizer`: the decayed tensors it steps now (those with a
+        gradient), its current lr and the group itself."""
+        for group in optimizer.param_groups:
+            params = [q for q in group["params"] if id(q) in self._decayed_ids and q.grad is not None]
+            if params:
+                yield params, group["lr"], group
+
+    def _pre_step(self, optimizer: torch.optim.Optimizer, args: tuple, kwargs: dict):
+        """torch's step pre-hook: the before-step part now, or, when step() was given a closure
+        (which computes the gradient), at the closure's end."""
         if not self.active or self.impl != "manual":
+            return None
+        if getattr(optimizer, "grad_scale", None) is not None:
+            # GradScaler.step on an optimizer that unscales inside its own step (fused=True):
+            # the gradients are still scaled here, and a skipped step is decided inside it.
+            raise RuntimeError(f"{type(optimizer).__name__} unscales its gradients inside its own step "
+                               "(fused=True under a GradScaler), where no decay can follow it: "
+                               "build it with fused=False")
+        if self.mode == "proximal":  # all of it after the step
+            return None
+        # args hold the optimizer itself first, then step()'s own: (self, closure) at most
+        closure = kwargs.get("closure", args[1] if len(args) > 1 else None)
+        if closure is None:
+            self._before_groups(optimizer)
+            return None
+
+        def closure_then_decay():
+            loss = closure()
+            self._before_groups(optimizer)
+            return loss
+
+        if "closure" in kwargs:
+            return args, {**kwargs, "closure": closure_then_decay}
+        return (args[0], closure_then_decay, *args[2:]), kwargs
+
+    def _post_step(self, optimizer: torch.optim.Optimizer, args: tuple, kwargs: dict) -> None:
+        if not self.active or self.mode != "proximal":
+            return
+        adam = optimizer if isinstance(optimizer, torch.optim.Adam) else None
+        for params, lr, group in self._segments(optimizer):
+            self._after(params, lr, 1.0 if adam is not None else sgd_gain(group), adam, group)
+
+    def _before_groups(self, optimizer: torch.optim.Optimizer) -> None:
+        is_sgd = isinstance(optimizer, torch.optim.SGD)
+        for params, lr, group in self._segments(optimizer):
+            self._before(params, lr, sgd_gain(group) if is_sgd else 1.0)
+
+    @torch.no_grad()
+    def _before(self, params: List[torch.Tensor], lr: float, gain: float) -> None:
+        """before_step on `params` (tensors the optimizer steps now), with the optimizer's lr and
+        momentum gain G."""
+        if not self.active or self.impl != "manual" or not params:
             return
         # Whole-list foreach ops, no Python loop over tensors: a few kernel launches per step
         # whatever the depth, so the decay costs next to nothing on small nets (benchmarks/).
         if self.mode == "coupled":
-            params = [q for q in self._params if q.grad is not None]
             self._add_direction([q.grad for q in params], params, self.lam)
         elif self.mode == "decoupled":
             # Before the optimizer step and from the current weights, as torch.optim.AdamW does
             # (and, as it does, only to the tensors the optimizer will step).
-            step = lr * self.lam * (self._gain if self.momentum_corrected else 1.0)
-            params = self._stepped()
-            if not params:
-                return
+            step = lr * self.lam * (gain if self.momentum_corrected else 1.0)
             if self._plain_l2:
                 torch._foreach_mul_(params, 1.0 - step)
             else:
                 self._add_direction(params, params, -step)
 
     @torch.no_grad()
-    def after_step(self, lr: float) -> None:
-        """The proximal step in the optimizer's metric: argmin_v lr*lam*P(v) + |v - w|_D^2 / 2,
-        in closed form, with D = 1 / G under SGD (G its momentum's gain) and D = sqrt(v_hat) +
-        eps per entry under Adam/AdamW: the step whose fixed point minimizes loss + penalty
-        (module docstring)."""
-        if not self.active or self.mode != "proximal":
+    def _after(self, params: List[torch.Tensor], lr: float, gain: float,
+               adam: Optional[torch.optim.Adam], group: Optional[dict]) -> None:
+        """after_step on `params`: under SGD (adam None) with momentum gain G, under Adam with
+        its state and the parameter group holding them."""
+        if not self.active or self.mode != "proximal" or not params:
             return
-        if self._adam is None:
-            params = self._stepped()
-            if params:
-                self._prox(params, lr * self.lam * self._gain)
+        if adam is None:
+            self._prox(params, lr * self.lam * gain)
         else:
-            params, steps = self._adam_steps(lr)
+            params, steps = self._adam_steps(params, lr, adam, group)
             if params:
                 self._prox(params, steps)
 
-    def _adam_steps(self, lr: float) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
-        """The tensors Adam has stepped and their per-entry prox step sizes lr*lam / D, D Adam's
-        own denominator sqrt(exp_avg_sq / (1 - beta2^step)) + eps, computed as torch's Adam
-        computes it (the same bits)."""
-        group = self._group_of(self._adam)
+    def _adam_steps(self, params: List[torch.Tensor], lr: float, adam: torch.optim.Adam,
+                    group: dict) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
+        """Those of `params` Adam has stepped and their per-entry prox step sizes lr*lam / D, D
+        Adam's own denominator sqrt(exp_avg_sq / (1 - beta2^step)) + eps, computed as torch's
+        Adam computes it (the same bits)."""
         beta2, eps = group["betas"][1], group["eps"]
-        params, steps = [], []
-        for q in self._params:
-            state = self._adam.state.get(q)
+        stepped, steps = [], []
+        for q in params:
+            state = adam.state.get(q)
             if not state or q.grad is None:  # not stepped by Adam now: no metric, and Adam left it as it was
                 continue
             bias_sqrt = (1 - beta2 ** float(state["step"])) ** 0.5
             denom = (state["exp_avg_sq"].sqrt() / bias_sqrt).add_(eps)
-            params.append(q)
+            stepped.append(q)
             steps.append(torch.div(lr * self.lam, denom))
-        return params, steps
+        return stepped, steps
 
     def _prox(self, params: List[torch.Tensor], t: Union[float, List[torch.Tensor]]) -> None:
         """params = argmin_v t*P(v) + |v - params|^2 / 2 in place, t one step size or one per

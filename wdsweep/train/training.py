@@ -1,15 +1,17 @@
 """The training loop, in one readable function, plus evaluation and mini-batch sampling.
 
-Per step: forward, loss (+ the penalty for impl=loss), backward, regularizer.before_step,
-optimizer.step, regularizer.after_step, schedule. A non-finite loss stops the run as
-`diverged`. Every `eval_every` steps (and at steps 0 and last) all three splits are evaluated
-into the history; callbacks (progress bar, TensorBoard, a pruner) see each step and each
-evaluation. With trainer.precision mixed, the forward pass and the data loss run under autocast
-and nothing else does (wdsweep.train.precision); after each step the run's state may go to a
-checkpoint (wdsweep.train.checkpoint), from which a later run continues exactly.
+Per step: forward, loss (+ the penalty for impl=loss), backward, optimizer.step (with the
+regularizer's before_step and after_step in its step hooks: Regularizer.attach), schedule. A
+non-finite loss stops the run as `diverged`. Every `eval_every` steps (and at steps 0 and last)
+all three splits are evaluated into the history; callbacks (progress bar, TensorBoard, a
+pruner) see each step and each evaluation. With trainer.precision mixed, the forward pass and
+the data loss run under autocast and nothing else does (wdsweep.train.precision); after each
+step the run's state may go to a checkpoint (wdsweep.train.checkpoint), from which a later run
+continues exactly.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 import warnings
@@ -167,6 +169,14 @@ class BatchSampler:
         self._queue = position["sampler_queue"]
 
 
+@contextlib.contextmanager
+def _detached_at_exit(regularizer: Regularizer):
+    try:
+        yield
+    finally:
+        regularizer.detach()
+
+
 def _scaled_backward(scaler: "torch.amp.GradScaler", total: torch.Tensor,
                      optimizer: torch.optim.Optimizer) -> bool:
     """Backward through the scaled loss, then unscale the gradients in place, so that the
@@ -236,7 +246,10 @@ def train(model: nn.Module, splits: Splits, optimizer: torch.optim.Optimizer,
         for cb in callbacks if notify else ():
             cb.on_eval(step, row)
 
-    with batches, eval_chunks:  # their workers (data.num_workers) stop with the run, however it ends
+    # The decay runs inside optimizer.step(), from torch's step hooks: the same code a user's own
+    # loop or Lightning gets from wdsweep.WeightPenalty. Removed when the run ends, however it ends.
+    regularizer.attach(optimizer)
+    with batches, eval_chunks, _detached_at_exit(regularizer):  # workers (data.num_workers) stop with the run
         model.train()
         try:  # a callback may end the run early (StopRun), e.g. when a pruner says so
             if first == 1:
@@ -267,10 +280,7 @@ def train(model: nn.Module, splits: Splits, optimizer: torch.optim.Optimizer,
                 if stepped:
                     for cb in callbacks:
                         cb.on_step(step, loss_value, model)
-                    lr = optimizer.param_groups[0]["lr"]
-                    regularizer.before_step(lr)
-                    optimizer.step()
-                    regularizer.after_step(lr)
+                    optimizer.step()  # the regularizer's decay runs in its step hooks (attached above)
                 else:
                     result.skipped_steps += 1
                 if scaler is not None:
