@@ -81,3 +81,37 @@ def test_a_wait_for_a_suspended_lock_holder_names_it_and_the_way_out(tmp_path, c
     finally:
         holder.kill()
         holder.wait()
+
+
+SEARCH = ["search=optuna", "hydra.sweeper.sampler.seed=0", "model.depth=1", "model.width=8",
+          "trainer.eval_every=10"]
+
+
+def test_two_searches_in_one_clock_named_folder_keep_their_trials_apart(tmp_path):
+    """The first search has claimed the folder and is training its first trial (nothing of its
+    own in the folder says whose it is yet); a second study started meanwhile into the same
+    clock-named folder must not write its trial-00000 over the first one's."""
+    from sweep_processes import start_sweep
+
+    folder = "hydra.sweep.dir=multirun/${now:%Y}"
+    first = start_sweep([*SEARCH, "hydra.sweeper.n_trials=1", "trainer.steps=1500", folder], cwd=tmp_path)
+    try:
+        trial = tmp_path / "multirun" / time.strftime("%Y") / "trial-00000"
+        deadline = time.time() + 120
+        while not (trial / ".hydra" / "config.yaml").is_file():
+            assert first.poll() is None and time.time() < deadline, (tmp_path / "sweep.log").read_text()
+            time.sleep(0.05)
+        second = run_wdsweep(["-m", *SEARCH, "hydra.sweeper.n_trials=1", "trainer.steps=20",
+                              "optimizer.lr=0.02", folder], cwd=tmp_path)
+        assert second.returncode == 0, second.stderr
+        assert "this search writes to" in second.stdout + second.stderr
+    finally:
+        assert first.wait(timeout=240) == 0, (tmp_path / "sweep.log").read_text()
+    year = time.strftime("%Y")
+    studies = {}
+    for name in (year, f"{year}-2"):
+        (metrics,) = (tmp_path / "multirun" / name).glob("trial-*/metrics.json")
+        record = json.loads(metrics.read_text())
+        studies[name] = (record["optuna"]["study"], record["config"]["trainer"]["steps"])
+    assert studies[year][1] == 1500 and studies[f"{year}-2"][1] == 20
+    assert studies[year][0] != studies[f"{year}-2"][0]

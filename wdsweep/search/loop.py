@@ -36,6 +36,7 @@ from optuna.trial import TrialState
 
 from wdsweep.config.urls import hide_password
 from wdsweep.errors import ConfigError
+from wdsweep.search import sweep_claim
 from wdsweep.search.dry_run import DryRun
 from wdsweep.search.finalist_runs import FinalistRuns
 from wdsweep.search.orphans import SweepHeartbeat
@@ -63,6 +64,7 @@ class OptunaSearch(FinalistRuns, ResultsFile, DryRun, Workers):
         except SearchSpaceError as err:
             ConfigError(f"invalid search space: {err}").exit()
         self.space = space
+        self._check_shared_config(space)
         study_name = self.study_name or default_study_name(space, self._replication())
         storage_spec = self.storage_spec = (
             self.storage or str((Path(self.storage_dir) / f"{study_name}.journal").resolve()))
@@ -70,8 +72,13 @@ class OptunaSearch(FinalistRuns, ResultsFile, DryRun, Workers):
         if self.dry_run:
             self._print_plan(space, study_name, storage_spec)
             return None
-        self._check_sweep_dir_is_ours(sweep_dir, study_name)
-        lock, study = self._open_study_or_exit(study_name, storage_spec, space)
+        sweep_dir, claimed_here = self._claim_sweep_dir(sweep_dir, study_name)
+        try:
+            lock, study = self._open_study_or_exit(study_name, storage_spec, space)
+        except SystemExit:  # refused before anything ran: leave no folder behind
+            if claimed_here:
+                sweep_claim.release(sweep_dir)
+            raise
         if self.worker is None:  # a worker shares its coordinator's folder and multirun.yaml
             sweep_dir.mkdir(parents=True, exist_ok=True)
             OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
