@@ -15,6 +15,10 @@ from wdsweep.jobs.resume import output_folder_problem
 
 class ValidateConfig(Callback):
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if config.hydra.sweeper.get("dry_run") is True:
+            # a sweeper's setting: a single run never reaches a sweeper, and would train
+            ConfigError("invalid command line: hydra.sweeper.dry_run=True is not allowed: only with -m "
+                        "(it plans a sweep; a single run has no dry run)").exit()
         try:
             validate(config)
         except ConfigError as err:

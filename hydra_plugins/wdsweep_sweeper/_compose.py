@@ -132,8 +132,9 @@ class CachingConfigLoader(ConfigLoader):
 
     @staticmethod
     def _sweep_key(master_config: DictConfig) -> Tuple:
-        return (master_config.hydra.job.config_name,
-                tuple(master_config.hydra.overrides.hydra), tuple(master_config.hydra.overrides.task))
+        # as written: an override's value may hold an interpolation that only a job resolves
+        overrides = OmegaConf.to_container(master_config.hydra.overrides, resolve=False)
+        return (master_config.hydra.job.config_name, tuple(overrides["hydra"]), tuple(overrides["task"]))
 
     def composer(self, master_config: DictConfig) -> JobComposer:
         """The composer of this sweep's jobs (one per sweep: its templates are reused)."""

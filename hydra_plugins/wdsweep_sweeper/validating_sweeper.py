@@ -96,8 +96,15 @@ class ValidatingSweeper(BasicSweeper):
         # Hydra app in this environment, and other apps need not load (or register) our schemas.
         from wdsweep.errors import ConfigError
         from wdsweep.jobs.resume import done_record, output_folder_problem
-        from wdsweep.search.grid_finalists import check_finalist_settings, run_finalists
-        from wdsweep.search.grid_plan import check_distinct_folders, find_twins, print_plan, report
+        from wdsweep.search.grid_finalists import check_finalist_seeds_unused, check_finalist_settings, run_finalists
+        from wdsweep.search.grid_plan import (
+            check_distinct_folders,
+            check_folder_names,
+            check_subdir_not_numbered,
+            find_twins,
+            print_plan,
+            report,
+        )
 
         assert self.hydra_context is not None and self.config is not None
         assert self.launcher is not None
@@ -109,6 +116,7 @@ class ValidatingSweeper(BasicSweeper):
 
             collect_less_often()  # for the job configs validated here; torch comes once some job will train
         check_finalist_settings(self)
+        check_subdir_not_numbered(self.config.hydra)
         loader = self.hydra_context.config_loader
         self.composer = loader.composer(self.config)  # the launcher's too: one set of templates
         self._configs: dict = {}  # job index -> its validated config, for running in-process
@@ -121,6 +129,8 @@ class ValidatingSweeper(BasicSweeper):
 
         check_distinct_folders(jobs)
         sweep_dir = Path(self.config.hydra.sweep.dir)
+        check_folder_names(jobs, sweep_dir)
+        check_finalist_seeds_unused(self, jobs)
 
         def done(job: "GridJob") -> bool:
             return self.resume and done_record(job.folder, job.config_hash, job.threads, job.fingerprint) is not None
@@ -255,7 +265,7 @@ class ValidatingSweeper(BasicSweeper):
 
         tree = job_tree(cfg)  # resolved once for both digests: this runs for every job
         return GridJob(index, overrides, self._folder(cfg), digest(tree), self._threads(cfg),
-                       digest(canonical_tree(tree)), fingerprint(cfg))
+                       digest(canonical_tree(tree)), fingerprint(cfg), seed=tree.get("seed"))
 
     @staticmethod
     def _threads(cfg: DictConfig) -> int:

@@ -46,10 +46,10 @@ CASES = [
     # (each start costs seconds); a rule that broke would leave its text out of the line.
     ("out-of-range-values", "wdsweep",
      ["reg.lam=-1", "reg.p=0", "reg.mode=sideways", "reg.scope=biases", "trainer.steps=0", "trainer.batch_size=-4"],
-     ["reg.lam=-1.0", "a finite number in [0, inf]", "reg.p=0.0", "a finite number in (0, inf]",
+     ["reg.lam=-1.0", "a finite number >= 0", "reg.p=0.0", "a finite number > 0",
       "reg.mode='sideways'", "one of coupled, decoupled, proximal", "reg.scope='biases'", "one of weights, all",
-      "trainer.steps=0", "a finite number in [1, inf]", "trainer.batch_size=-4",
-      "a finite number in [1, inf] or null"]),
+      "trainer.steps=0", "a finite number >= 1;", "trainer.batch_size=-4",
+      "a finite number >= 1 or null"]),
     ("p-string", "wdsweep", ["reg.p=abc"], ["reg.p='abc'", "a number"]),
     ("proximal-p3", "wdsweep", ["reg.mode=proximal", "reg.p=3"],
      ["reg.p=3.0", "1 or 2 with reg.mode=proximal"]),

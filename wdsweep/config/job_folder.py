@@ -40,3 +40,20 @@ def job_dir_name(override_dirname: str) -> str:
         return "default"
     digest = hashlib.sha1(override_dirname.encode()).hexdigest()[:8]
     return f"{safe[: _MAX_DIR_LEN - 9]}-{digest}"
+
+
+# ${hydra.job.num} / ${hydra.job.id} (or ${hydra:job.num}): a job's position in its sweep.
+_JOB_NUMBER = re.compile(r"\$\{\s*hydra\s*[.:]\s*job\s*\.\s*(num|id)\s*\}")
+
+
+def numbered_subdir(hydra_cfg) -> str | None:
+    """hydra.sweep.subdir as written, if it names a job's folder by the job's number (Hydra's
+    own default, ${hydra.job.num}), else None. wdsweep refuses it before a sweep starts: the
+    grid finds a job's results by its folder, and a number moves when the grid changes (a
+    grown grid would resume the wrong job's folder); the Optuna sweeper names each trial's
+    folder itself (trial-NNNNN), and its jobs could not resolve the number when validated."""
+    from omegaconf import OmegaConf
+
+    sweep = OmegaConf.to_container(hydra_cfg.sweep, resolve=False)
+    subdir = sweep.get("subdir")
+    return subdir if isinstance(subdir, str) and _JOB_NUMBER.search(subdir) else None

@@ -100,9 +100,21 @@ class _Checker:
                 value < high if high_open else value <= high
             )
         if not ok:
-            lo = ("(" if low_open else "[") + (str(low) if low != -math.inf else "-inf")
-            hi = (str(high) if high != math.inf else "inf") + (")" if high_open else "]")
-            self.fail(key, value, f"a finite number in {lo}, {hi}" + (" or null" if optional else ""))
+            self.fail(key, value, range_text(low, high, low_open, high_open) + (" or null" if optional else ""))
+
+
+def range_text(low: float = -math.inf, high: float = math.inf, low_open: bool = False,
+               high_open: bool = False) -> str:
+    """What a number check allows, in words that read right for every kind of range: "a finite
+    number > 0", ">= 1", "< 1", "in [0, 1)", or just "a finite number" (never an interval
+    with an infinite end, whose bracket would claim the infinity is allowed)."""
+    if low == -math.inf and high == math.inf:
+        return "a finite number"
+    if high == math.inf:
+        return f"a finite number {'>' if low_open else '>='} {low}"
+    if low == -math.inf:
+        return f"a finite number {'<' if high_open else '<='} {high}"
+    return f"a finite number in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
 
 
 def validate(cfg: DictConfig) -> None:

@@ -37,6 +37,24 @@ def check_finalist_settings(sweeper: Any) -> None:
         ConfigError(f"invalid config: hydra.sweeper.finalist_seeds={sweeper.finalist_seeds!r} is not allowed: "
                     "a count >= 1 or a list of distinct seeds >= 0").exit()
 
+
+def check_finalist_seeds_unused(sweeper: Any, jobs: List[GridJob]) -> None:
+    """A list of finalist seeds must miss every seed of the grid's jobs (and the config's seed):
+    checked once the jobs are composed, before any is launched, not after the grid trained.
+    (A count needs no check: it takes the smallest seeds the grid does not use.)"""
+    from wdsweep.errors import ConfigError
+    from wdsweep.search.finalists import seed_list
+
+    if not sweeper.finalists or isinstance(sweeper.finalist_seeds, int):
+        return
+    used = {int(job.seed) for job in jobs if isinstance(job.seed, int)} | {int(sweeper.config.seed)}
+    overlap = sorted(set(seed_list(sweeper.finalist_seeds, "finalist_seeds")) & used)
+    if overlap:
+        ConfigError(f"invalid config: hydra.sweeper.finalist_seeds={sweeper.finalist_seeds!r} is not allowed: "
+                    f"seeds the grid does not use (its jobs use {overlap}), or a count n: the n smallest "
+                    "seeds the grid does not use").exit()
+
+
 def run_finalists(sweeper: Any, jobs: List[GridJob], done) -> Tuple[List[GridJob], List[GridJob]]:
     """Train the grid's best configurations again on fresh seeds (see ValidatingSweeperConf)
     and write finalists.yaml. A configuration is the grid's overrides without `seed`; it

@@ -30,6 +30,7 @@ class GridJob:
     threads: int  # the count a thread-dependent model would run with (wdsweep.jobs.threads)
     canonical: str  # equal for jobs that would train the same thing (wdsweep.jobs.canonical)
     fingerprint: Optional[dict] = None  # its code and data now (wdsweep.tracking.fingerprint)
+    seed: Optional[int] = None  # its config's seed (finalist seeds must be others)
 
 
 def check_distinct_folders(jobs: List[GridJob]) -> None:
@@ -44,6 +45,36 @@ def check_distinct_folders(jobs: List[GridJob]) -> None:
                         f"one folder per job, but jobs [{' '.join(other.overrides)}] and "
                         f"[{' '.join(job.overrides)}] would share it (hydra.sweep.subdir or "
                         "override_dirname.exclude_keys leaves out what tells them apart)").exit()
+
+
+def check_subdir_not_numbered(hydra_cfg) -> None:
+    """hydra.sweep.subdir=${hydra.job.num} (Hydra's own default): a job's folder would hang on
+    its position in the grid, which moves when the grid grows, and resume finds a job by its
+    folder (wdsweep.config.job_folder.numbered_subdir). Refused before any job is composed."""
+    from wdsweep.config.job_folder import numbered_subdir
+
+    subdir = numbered_subdir(hydra_cfg)
+    if subdir is not None:
+        ConfigError(f"invalid config: hydra.sweep.subdir={subdir!r} is not allowed: a folder name that "
+                    "does not use the job's number, which moves when the grid changes (the default "
+                    "${wdsweep.job_dir:${hydra.job.override_dirname}} names a job's folder by its "
+                    "overrides, so a resumed or grown grid finds it)").exit()
+
+
+def check_folder_names(jobs: List[GridJob], sweep_dir: Path) -> None:
+    """Every folder the grid will make, checked as text before any is (a name over 255 bytes
+    is refused by the file system: wdsweep.config.path_limits)."""
+    from wdsweep.config.path_limits import long_name_problem
+
+    problem = long_name_problem(sweep_dir)
+    if problem:
+        ConfigError(f"invalid config: hydra.sweep.dir={str(sweep_dir)!r} is not allowed: {problem}").exit()
+    for job in jobs:
+        problem = long_name_problem(job.folder.relative_to(sweep_dir) if job.folder.is_relative_to(sweep_dir)
+                                    else job.folder)
+        if problem:
+            ConfigError(f"invalid config: hydra.sweep.subdir={str(job.folder.relative_to(sweep_dir))!r} "
+                        f"is not allowed: {problem} [job: {' '.join(job.overrides)}]").exit()
 
 
 def find_twins(jobs: List[GridJob]) -> Dict[int, GridJob]:

@@ -100,8 +100,38 @@ class SearchSettings(object):
             if not getattr(self, key) > 0:
                 fail(key, getattr(self, key), "a number > 0")
         problems += self._replication_problems()
+        problems += self._storage_name_problems()
         if problems:
             ConfigError("invalid config: " + "; ".join(problems)).exit()
+
+    def _storage_name_problems(self) -> List[str]:
+        """study_name and storage_dir as names the storage can take: a journal study is the file
+        <storage_dir>/<study_name>.journal (with a .asklock beside it), so its name is one file
+        name that stays inside storage_dir; an RDB storage keeps names of up to 512 characters."""
+        from wdsweep.config.path_limits import NAME_MAX, long_name_problem, name_bytes
+
+        problems = []
+        name = self.study_name
+        journal_suffix = ".journal.asklock"
+        if name is not None and self.storage is None:
+            if not isinstance(name, str) or not name.strip() or name in (".", "..") or any(
+                    sep in name for sep in ("/", "\\", "\0")):
+                problems.append(f"hydra.sweeper.study_name={name!r} is not allowed: a name without / or \\ "
+                                f"(its journal is the file <storage_dir>/<study_name>.journal, inside "
+                                f"hydra.sweeper.storage_dir), or null: derived from the search")
+            elif name_bytes(name + journal_suffix) > NAME_MAX:
+                problems.append(f"hydra.sweeper.study_name={name!r} is not allowed: at most "
+                                f"{NAME_MAX - len(journal_suffix)} bytes (the file <study_name>{journal_suffix} "
+                                f"beside its journal must fit the file system's {NAME_MAX}-byte names; it has "
+                                f"{name_bytes(name)}), or null: derived from the search")
+        elif name is not None and (not isinstance(name, str) or not name.strip() or len(name) > 512):
+            problems.append(f"hydra.sweeper.study_name={name!r} is not allowed: a name of 1 to 512 characters "
+                            "(Optuna's RDB storages keep no longer one), or null: derived from the search")
+        if self.storage is None:
+            too_long = long_name_problem(self.storage_dir)
+            if too_long:
+                problems.append(f"hydra.sweeper.storage_dir={self.storage_dir!r} is not allowed: {too_long}")
+        return problems
 
     def _replication_problems(self) -> List[str]:
         """hydra.sweeper.seeds, aggregate, se_k, finalists, finalist_seeds and the pruner that
@@ -131,16 +161,101 @@ class SearchSettings(object):
             fail("hydra.sweeper.finalist_seeds", self.finalist_seeds_conf,
                  f"a count >= 1 or a list of distinct seeds >= 0 the search does not use ({err})")
         pruner = self.pruner_conf.get("name")
-        if pruner == "wilcoxon" and (self.seeds is None or len(self.seeds) < 2):
-            fail("hydra/sweeper/pruner", pruner, "wilcoxon prunes between a trial's seeds: set "
-                 "hydra.sweeper.seeds to 2 or more seeds, or pick another pruner")
-        elif pruner == "wilcoxon" and len(self.directions) > 1:
+        if pruner != "none" and len(self.directions) > 1:
+            # Optuna's trial.report and should_prune refuse a multi-objective study: the pruner
+            # would do nothing, silently
             fail("hydra/sweeper/pruner", pruner, "none for a multi-objective search (Optuna prunes "
                  "single-objective studies only)")
+        elif pruner == "wilcoxon" and (self.seeds is None or len(self.seeds) < 2):
+            fail("hydra/sweeper/pruner", pruner, "wilcoxon prunes between a trial's seeds: set "
+                 "hydra.sweeper.seeds to 2 or more seeds, or pick another pruner")
         elif self.seeds is not None and pruner not in ("none", "wilcoxon"):
             fail("hydra/sweeper/pruner", pruner, "none or wilcoxon with hydra.sweeper.seeds (the other "
                  "pruners stop one run by its training steps, and a replicated trial is several runs)")
         return problems
+
+    def _check_shared_config(self, space: SearchSpace) -> None:
+        """What every trial would share, checked once before the study is opened, where each
+        trial would otherwise fail on it alone and burn the budget: the objective (its names,
+        one direction each; test_error never chooses), trainer.device on this machine, the
+        sweep folder's name, hydra.sweep.subdir, and the finalists' seeds against the seeds
+        the trials use. Read from the config the fixed entries make (a searched key is each
+        trial's own: validated with its trial)."""
+        from wdsweep.config.job_folder import numbered_subdir
+        from wdsweep.config.path_limits import long_name_problem
+        from wdsweep.config.schema import OBJECTIVES
+        from wdsweep.train.device import device_problem
+
+        problems = []
+
+        def fail(key: str, value: Any, allowed: str) -> None:
+            problems.append(f"{key}={value!r} is not allowed: {allowed}")
+
+        subdir = numbered_subdir(self.config.hydra)
+        if subdir is not None:
+            fail("hydra.sweep.subdir", subdir, "wdsweep's default: the Optuna sweeper names each "
+                 "trial's folder trial-NNNNN itself (a job's number is not its trial's)")
+        too_long = long_name_problem(str(self.config.hydra.sweep.dir))
+        if too_long:
+            fail("hydra.sweep.dir", str(self.config.hydra.sweep.dir), too_long)
+        shared = self._shared_config(space) if not problems else None
+        if shared is not None:
+            objective = OmegaConf.to_container(shared.objective) if OmegaConf.is_list(shared.objective) \
+                else shared.objective
+            names = objective if isinstance(objective, list) else [objective]
+            if "objective" in space.distributions:
+                pass  # each trial's own
+            elif not names or any(name not in OBJECTIVES for name in names):
+                fail("objective", objective, "one of " + ", ".join(OBJECTIVES) + ", or a list of them"
+                     + (" (test_error is measured on every trial, never searched on: a search that "
+                        "chooses by the test split leaves no unbiased test error)" if "test_error" in names else ""))
+            elif len(names) != len(self.directions):
+                direction = self.directions[0] if len(self.directions) == 1 else self.directions
+                fail("hydra.sweeper.direction", direction, f"one direction per objective: a list of {len(names)} "
+                     f"of minimize or maximize, as objective={objective!r} has {len(names)}" if len(names) > 1
+                     else f"one minimize or maximize, as objective={objective!r} is one objective")
+            device = shared.trainer.get("device", "auto")
+            launcher = str(self.config.hydra.launcher.get("_target_", ""))
+            problem = (None if "trainer.device" in space.distributions
+                       else device_problem(device, this_machine="slurm" not in launcher.lower()))
+            if problem:
+                fail("trainer.device", device, problem)
+            problems += self._finalist_seed_problems(shared, space)
+        if problems:
+            ConfigError("invalid config: " + "; ".join(problems)).exit()
+
+    def _shared_config(self, space: SearchSpace) -> Optional[DictConfig]:
+        """The job config of the fixed entries alone, or None if it does not compose (each
+        trial then fails with the reason, as before)."""
+        fixed = [f"{k}={v}" for k, v in space.fixed.items() if k not in space.distributions]
+        try:
+            return self.hydra_context.config_loader.load_sweep_config(self.config, fixed)
+        except Exception:  # noqa: BLE001 - composition: each trial reports its own
+            return None
+
+    def _finalist_seed_problems(self, shared: DictConfig, space: SearchSpace) -> List[str]:
+        """A list of finalist seeds must miss every seed a trial may train: the replicated
+        search's seeds (checked in _replication_problems), else the config's seed and every
+        value a searched seed can take."""
+        if not self.finalists or self.seeds is not None or not isinstance(self.finalist_seeds_conf, list):
+            return []
+        try:
+            finalist = set(seed_list(self.finalist_seeds_conf, "finalist_seeds"))
+        except ValueError:
+            return []  # said by _replication_problems
+        dist = space.distributions.get("seed")
+        if dist is None:
+            used = {shared.seed}
+        elif hasattr(dist, "choices"):
+            used = set(dist.choices)
+        else:  # an integer range: every seed in it may be drawn
+            used = {s for s in finalist if dist.low <= s <= dist.high and (s - dist.low) % (dist.step or 1) == 0}
+        overlap = sorted(s for s in finalist & used)
+        if not overlap:
+            return []
+        return [f"hydra.sweeper.finalist_seeds={self.finalist_seeds_conf!r} is not allowed: seeds the search "
+                f"does not use (its trials use {overlap}), or a count n: the n smallest seeds the "
+                "search does not use"]
 
     def _check_setup(self, space: SearchSpace) -> None:
         if not space.distributions and not self.custom_search_space:
