@@ -219,12 +219,14 @@ def _one_line(err: BaseException) -> str:
 
 def sweep_commands(frame: pd.DataFrame) -> List[str]:
     """The command line of each sweep the runs come from, as its multirun.yaml recorded it
-    (Hydra's overrides: the task's, then the hydra ones given), passwords masked."""
+    (Hydra's overrides: the task's, then the hydra ones given), passwords masked; every
+    invocation that wrote into a folder, oldest first (wdsweep.jobs.sweep_record)."""
     from wdsweep.config.urls import hide_password
+    from wdsweep.jobs.sweep_record import sweep_records
 
     commands = []
     for sweep in dict.fromkeys(frame["sweep"].dropna().map(str)) if "sweep" in frame else []:
-        for path in (Path(sweep) / "multirun.yaml", *Path(sweep).glob("*/multirun.yaml")):
+        for path in (*sweep_records(Path(sweep)), *Path(sweep).glob("*/multirun.yaml")):
             try:
                 overrides = (yaml.safe_load(path.read_text()) or {})["hydra"]["overrides"]
             except (OSError, yaml.YAMLError, KeyError, TypeError):

@@ -156,7 +156,9 @@ class ValidatingSweeper(BasicSweeper):
             if job.index in self._configs:
                 loader.keep(self.config, job.overrides, self._configs[job.index])
         self._configs.clear()
-        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        from wdsweep.jobs.sweep_record import save_sweep_config
+
+        save_sweep_config(self.config, sweep_dir)  # the earlier invocations' kept beside it
         if self.in_process and pending:
             # Only now that every job is valid and some will train: torch and the training
             # modules (seconds) are not needed to refuse a config, plan a dry run or skip.

@@ -115,3 +115,27 @@ def test_two_searches_in_one_clock_named_folder_keep_their_trials_apart(tmp_path
         studies[name] = (record["optuna"]["study"], record["config"]["trainer"]["steps"])
     assert studies[year][1] == 1500 and studies[f"{year}-2"][1] == 20
     assert studies[year][0] != studies[f"{year}-2"][0]
+
+
+def test_every_sweep_command_into_one_folder_keeps_its_record(tmp_path):
+    import pandas as pd
+    import yaml
+
+    from analysis.collect import sweep_commands
+
+    def sweep(lam: str):
+        proc = run_wdsweep(["-m", *TINY, f"reg.lam={lam}", "hydra.sweep.dir=S"], cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+
+    def task_overrides(path: Path):
+        return yaml.safe_load(path.read_text())["hydra"]["overrides"]["task"]
+
+    sweep("0.01")
+    sweep("0.01")  # the same command resumes: nothing new to keep
+    sweep("0.02,0.03")  # a grown grid
+    records = tmp_path / "S"
+    assert sorted(p.name for p in (records / "multirun-history").iterdir()) == ["1.yaml"]
+    assert "reg.lam=0.01" in task_overrides(records / "multirun-history" / "1.yaml")
+    assert "reg.lam=0.02,0.03" in task_overrides(records / "multirun.yaml")
+    commands = sweep_commands(pd.DataFrame({"sweep": [str(records)]}))
+    assert [c.split("reg.lam=")[1].split()[0] for c in commands] == ["0.01", "0.02,0.03"]

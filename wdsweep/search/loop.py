@@ -31,11 +31,11 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 import optuna
-from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
 from wdsweep.config.urls import hide_password
 from wdsweep.errors import ConfigError
+from wdsweep.jobs.sweep_record import save_sweep_config
 from wdsweep.search import sweep_claim
 from wdsweep.search.dry_run import DryRun
 from wdsweep.search.finalist_runs import FinalistRuns
@@ -81,7 +81,7 @@ class OptunaSearch(FinalistRuns, ResultsFile, DryRun, Workers):
             raise
         if self.worker is None:  # a worker shares its coordinator's folder and multirun.yaml
             sweep_dir.mkdir(parents=True, exist_ok=True)
-            OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+            save_sweep_config(self.config, sweep_dir)  # the earlier invocations' kept beside it
 
         job_index = 0
         if self.workers > 1:
