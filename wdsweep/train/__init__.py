@@ -1,7 +1,8 @@
 """train: one model trained under one regularizer, as plain PyTorch.
 
 Holds the data (data.py: the built-in sets, csv/npz/image folders, your loader; datasets.py:
-their builders; splits.py; images.py: image decoding and augmentation), the models (models.py;
+their builders; splits.py; labels.py: targets as training takes them; images.py: image
+decoding and augmentation), the models (models.py;
 memory.py: a model's memory before it is built), the regularizers (regularizers.py: every
 `reg.mode`, and which ones torch's optimizers already do, native_decay.py), the optimizers and
 schedules (optimizers.py), the training loop itself (training.py), where it runs (device.py:

@@ -103,7 +103,9 @@ def check_data(cfg: DictConfig, seed: int) -> int:
     Used by validate before any training: the same checks as the loaders, without tensors."""
     data_seed = _data_seed(cfg, seed)
     if "_target_" in cfg:
-        return len(_from_target(cfg, data_seed).y["train"])
+        splits = _from_target(cfg, data_seed)
+        _check_image_files(cfg, splits)
+        return len(splits.y["train"])
     if cfg.name == "csv":
         return int((_checked_csv(cfg, data_seed).split == "train").sum())
     if cfg.name == "digits":
@@ -115,6 +117,21 @@ def check_data(cfg: DictConfig, seed: int) -> int:
         _check_digits_n_train(cfg.n_train, sizes["train"])
         return sizes["train"] if cfg.n_train is None else cfg.n_train
     return cfg.n_train  # regression1d and moons draw exactly n_train rows
+
+
+def _check_image_files(cfg: DictConfig, splits: Splits) -> None:
+    """Decode every image file of the splits once (wdsweep.train.rows.ImageFiles.check): a
+    corrupt file is a ConfigError naming it, before any job, not a failed job at the batch that
+    reads it. Validation only (once per process: it is cached); the loader itself lists the
+    folder and reads headers."""
+    from wdsweep.train.rows import check_sources
+    from wdsweep.train.splits import DataProblem
+
+    try:
+        check_sources(list(splits.x.values()))
+    except DataProblem as err:
+        raise ConfigError(f"invalid config: data._target_={cfg._target_!r} is not allowed: a loader whose "
+                          f"images decode ({err})") from None
 
 
 def _from_target(cfg: DictConfig, data_seed: int) -> Splits:
@@ -133,11 +150,17 @@ def _load_target(cfg_json: str, data_seed: int) -> Splits:
     from wdsweep.train.datasets import load
 
     cfg = OmegaConf.create(json.loads(cfg_json))
-    # A loader that draws from the global generators would shift the model's init on a cache
-    # miss only: whether it ran would then change a job's weights. Its draws are undone.
+    # A loader that draws from the global generators (np.random.rand, random.random, torch.randn)
+    # gets them seeded from the data seed, as a job seeds them from its seed: its data are then a
+    # function of the config and the seed, whichever process calls it (the sweep's validation, a
+    # joblib worker, a job whose process has it cached). Its draws are undone after: the model's
+    # init must not depend on whether the loader ran (a cache miss) or not.
     py_state, np_state = random.getstate(), np.random.get_state()
     try:
         with torch.random.fork_rng(devices=[]):
+            random.seed(data_seed)
+            np.random.seed(data_seed % 2**32)
+            torch.default_generator.manual_seed(data_seed)
             return load(cfg, data_seed)
     except Exception as err:  # noqa: BLE001 - the user's loader may raise anything
         text = " ".join(str(err).split())[:300]

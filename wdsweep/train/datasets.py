@@ -7,13 +7,15 @@ with its keys as keyword arguments, plus `seed` (the data seed: the run's `seed`
 `data.seed` when set) if the target accepts it. It returns a mapping with
 
     "train", "val", "test"   each an (x, y) pair of numpy arrays or torch tensors, or a
-                             torch Dataset of (x, y) items (read once, into memory)
+                             torch Dataset of (x, y) items (read once, into memory; items
+                             that are dicts are refused: which key is x?)
     "task"                   optional: "classification" or "regression"; by default
                              classification when y holds integers, else regression
     "image_shape"            optional: [channels, height, width]; by default x's shape past
                              the batch dimension when x has 4 dims (N, C, H, W)
 
-Classification labels are the integers 0..K-1; regression targets are (n,) or (n, k). wdsweep
+Classification labels are the integers 0..K-1, or text, coded 0..K-1 in sorted order as a csv's
+(wdsweep.train.labels); regression targets are numbers, (n,) or (n, k). wdsweep
 keeps x as given (a memory map stays mapped, uint8 images stay uint8, float64 stays float64)
 and makes each batch's rows float32 model inputs as it is drawn: images are flattened (the
 model reshapes them, as SmallCNN and ResNet do) and, with `data.standardize` (default true),
@@ -44,8 +46,10 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 import numpy as np
 
 from wdsweep.train.cifar import LAYOUTS, CifarProblem, cifar_folder, read_cifar
+from wdsweep.train.labels import class_labels, is_numeric, text_labels_coded
 from wdsweep.train.mapped_arrays import map_npy, map_npz
 from wdsweep.train.rows import row_ranges
+from wdsweep.train.splits import DataProblem
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 # Pillow's modes of more than 8 bits a channel: converting them to RGB or L clips every value
@@ -61,10 +65,6 @@ def user_path(path: str) -> Path:
     from hydra.utils import to_absolute_path
 
     return Path(to_absolute_path(str(Path(str(path)).expanduser())))
-
-
-class DataProblem(ValueError):
-    """What is wrong with the user's files, in one line (validation names the key)."""
 
 
 def npz(path: str, seed: int = 0, task: Optional[str] = None, val_fraction: float = 0.1) -> dict:
@@ -308,10 +308,13 @@ def to_splits(loaded: Any, standardize: bool = True):
             raise DataProblem(f"{s}: inputs of dtype {x.dtype}; numbers are needed")
         if np.issubdtype(x.dtype, np.floating):
             _check_finite(x, s)
+        if task == "regression" and not is_numeric(np.asarray(y)):
+            raise DataProblem(f"{s}: regression targets of dtype {np.asarray(y).dtype} (such as "
+                              f"{np.asarray(y).reshape(-1)[0].tolist()!r}); numbers are needed")
         if task == "regression" and not np.isfinite(np.asarray(y, dtype=np.float64)).all():
             raise DataProblem(f"{s}: targets hold inf or NaN")
     if task == "classification":
-        arrays = {s: (x, _class_labels(y, s)) for s, (x, y) in arrays.items()}
+        arrays = text_labels_coded({s: (x, class_labels(y, s)) for s, (x, y) in arrays.items()})
         labels = np.concatenate([y for _, y in arrays.values()])
         if not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0:
             raise DataProblem("classification labels must be integers 0..K-1")
@@ -362,16 +365,6 @@ def _inferred_task(y: np.ndarray) -> str:
     return task
 
 
-def _class_labels(y: np.ndarray, split: str) -> np.ndarray:
-    """Class labels as (n,): a column (n, 1) is flattened; bools are 0 and 1; anything wider is refused."""
-    y = np.asarray(y)
-    if y.ndim == 2 and y.shape[1] == 1:
-        y = y.reshape(-1)
-    if y.ndim != 1:
-        raise DataProblem(f"{split}: classification labels of shape {y.shape}: one label per row, (n,) or (n, 1)")
-    return y.astype(np.int64) if y.dtype == np.bool_ else y
-
-
 def _stored(x):
     """A split's inputs as Splits keeps them: a C-contiguous writable array (a copy-on-write
     memory map included) as a (n, features) tensor on the same memory; anything else (a
@@ -405,8 +398,23 @@ def _pair(value: Any, split: str) -> Tuple[np.ndarray, np.ndarray]:
         items = [value[i] for i in range(len(value))]
         if not items:
             raise DataProblem(f"{split}: an empty data set")
+        for i, item in enumerate(items):
+            if not (isinstance(item, (tuple, list)) and len(item) == 2):
+                # A dict would unpack to its keys: x and y would be the strings "x" and "y".
+                raise DataProblem(f"{split}: item {i} of the {type(value).__name__} is {_item_kind(item)}; "
+                                  "wdsweep reads (x, y) pairs: return (x, y) from __getitem__ (or wrap the "
+                                  "data set in one that does)")
         return np.stack([_array(x) for x, _ in items]), np.asarray([_array(y) for _, y in items])
     raise DataProblem(f"{split}: an (x, y) pair or a Dataset of (x, y) items, not {type(value).__name__}")
+
+
+def _item_kind(item: Any) -> str:
+    """A data set item that is no (x, y) pair, in a few words."""
+    if isinstance(item, dict):
+        return f"a dict (keys {', '.join(map(repr, list(item)[:5]))})"
+    if isinstance(item, (tuple, list)):
+        return f"a {type(item).__name__} of {len(item)}"
+    return f"a {type(item).__name__}"
 
 
 def _array(value: Any) -> np.ndarray:

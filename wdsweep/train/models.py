@@ -12,10 +12,13 @@ those the target declares (or to all, if it takes **kwargs), unless the config s
 `name` is wdsweep's label for the model (charts, logs) and is not passed on; without it the
 label is the target's last name, lowercased. The built-in `mlp`, `linear` and `cnn` are
 ordinary targets of this module. Before any job of a sweep trains, `model_problem` builds
-each distinct model once on the meta device (no memory, no random draws) and runs a batch
+each distinct model once on the meta device (no memory, no random draws) and runs batches
 of the data's shape through it (for real, on the CPU, when the model is small: cheaper than
 loading torch's meta kernels; with the global generators' state restored), so a target that
 cannot be imported or built, or whose output does not fit the data, is refused with one line.
+The output must be one floating-point tensor of shape (batch, n_outputs) in training and in
+eval mode, for two batch sizes (2, and one that is neither 2 nor a width of the data): a
+tuple, an integer output or one whose batch size is fixed never reaches a training step.
 
 Layers are created in forward order so that, from the same RNG state, the MLP's initial
 weights are those of the weight-decay article's `nn.Sequential` of the same shape.
@@ -156,7 +159,6 @@ def _model_problem(spec_json: str, info: DataInfo) -> Optional[str]:
     except Exception as err:  # noqa: BLE001 - whatever the user's constructor raises
         return f"model._target_={target!r} is not allowed: a class or function that builds a " \
                f"torch.nn.Module from the model config ({_one_line(err)})"
-    n = 2
     device = "meta"
     if sum(p.numel() for p in model.parameters()) <= REAL_CHECK_PARAMETERS:
         # A forward on the meta device loads torch's meta decompositions (sympy, dynamo:
@@ -168,7 +170,27 @@ def _model_problem(spec_json: str, info: DataInfo) -> Optional[str]:
             device = "cpu"
         except Exception:  # noqa: BLE001 - built on meta, not here (memory): check on meta
             pass
-    x = torch.zeros(n, info.n_features, device=device)
+    # Two batch sizes: an output fixed to one batch size (x[:2], a hard-coded view) or laid out
+    # (outputs, batch) cannot pass both; the second differs from the data's widths as well.
+    for n in (2, _second_batch_size(info)):
+        problem = _output_problem(model, torch.zeros(n, info.n_features, device=device), target, info)
+        if problem:
+            return problem
+    return None
+
+
+def _second_batch_size(info: DataInfo) -> int:
+    """The smallest batch size above 2 that is neither the data's width nor its output count."""
+    return next(n for n in range(3, 8) if n not in (info.n_features, info.n_outputs))
+
+
+def _output_problem(model: nn.Module, x, target: str, info: DataInfo) -> Optional[str]:
+    """Why the model's output for the batch `x` cannot be trained on (one line), or None: it
+    must be one floating-point tensor of shape (batch, n_outputs), in training mode and in
+    eval mode."""
+    import torch
+
+    n = len(x)
     # Both modes: training steps run in one, evaluation in the other, and a module may shape its
     # output by self.training (an eval-mode (n,) regression output would broadcast to (n, n)).
     for training in (True, False):
@@ -182,13 +204,30 @@ def _model_problem(spec_json: str, info: DataInfo) -> Optional[str]:
                 return None  # a forward pass the meta device cannot run (data-dependent code): trust it
             return (f"model._target_={target!r} is not allowed: a model that takes a batch of the data's "
                     f"rows, shape ({n}, {info.n_features}){mode} ({_one_line(err)})")
+        wanted = f"model._target_={target!r} is not allowed: an output of shape (batch, {info.n_outputs})"
+        if not isinstance(out, torch.Tensor):
+            # A tuple (logits, features), a dict, a HuggingFace-style output: the loss takes one tensor.
+            return (f"{wanted}, one tensor; it gives {_kind_of(out)} for a batch of {n}{mode}: return the "
+                    "predictions alone (a wrapper module can pick them out)")
         # (n,) is refused too: against (n, 1) targets the MSE would broadcast to an (n, n) matrix.
-        shape = tuple(getattr(out, "shape", ()))
-        if shape != (n, info.n_outputs):
+        if tuple(out.shape) != (n, info.n_outputs):
             what = f"{info.n_outputs} classes" if info.task == "classification" else f"{info.n_outputs} target(s)"
-            return (f"model._target_={target!r} is not allowed: an output of shape (batch, {info.n_outputs}) "
-                    f"for this data ({what}); it gives {tuple(shape)} for a batch of {n}{mode}")
+            return (f"{wanted} for this data ({what}); it gives {tuple(out.shape)} for a batch of {n}{mode}")
+        if not out.dtype.is_floating_point:
+            # Cross-entropy and the MSE need floats, and an integer output has no gradient.
+            return (f"model._target_={target!r} is not allowed: outputs must be floating point (the loss "
+                    f"and its gradient need them); it gives {str(out.dtype).replace('torch.', '')}{mode}")
     return None
+
+
+def _kind_of(out: Any) -> str:
+    """What a non-tensor output is, in a few words: 'a tuple of 2 (Tensor, Tensor)'."""
+    if isinstance(out, (tuple, list)):
+        kinds = ", ".join(type(o).__name__ for o in out[:4]) + (", ..." if len(out) > 4 else "")
+        return f"a {type(out).__name__} of {len(out)} ({kinds})"
+    if isinstance(out, dict):
+        return f"a {type(out).__name__} with keys {', '.join(map(str, list(out)[:4]))}"
+    return f"a {type(out).__name__}"
 
 
 def _one_line(err: BaseException) -> str:

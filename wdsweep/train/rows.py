@@ -69,6 +69,30 @@ class ImageFiles:
         """Every image, decoded."""
         return self[slice(None)] if dtype is None else self[slice(None)].astype(dtype)
 
+    def check(self) -> None:
+        """Decode every file once, dropping the pixels: a file whose header reads but whose
+        pixels do not (truncated, torn) is refused here, naming it, not at the batch that reads
+        it. Decoded in threads (Pillow's decoders release the GIL), in the listing's order of
+        files to report the first bad one."""
+        import os
+        from concurrent.futures import ThreadPoolExecutor
+
+        from wdsweep.train.splits import DataProblem
+
+        def decodes(file: str) -> Optional[str]:
+            try:
+                image = decode_image(file, self.mode, self.size)
+            except OSError as err:
+                return str(err)
+            if image.shape != self.shape[1:]:  # a file changed since its header was read
+                return f"{file}: decodes to {image.shape}, not {self.shape[1:]} as listed"
+            return None
+
+        with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+            problem = next((p for p in pool.map(decodes, self.files) if p), None)
+        if problem:
+            raise DataProblem(problem)
+
 
 def decode_image(file: str, mode: str, size: Optional[Tuple[int, int]]) -> np.ndarray:
     """One image as (channels, height, width) uint8."""
@@ -84,6 +108,18 @@ def decode_image(file: str, mode: str, size: Optional[Tuple[int, int]]) -> np.nd
         raise OSError(f"{file}: cannot be decoded as an image ({type(err).__name__}: "
                       f"{' '.join(str(err).split())[:160]})") from None
     return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+
+
+def check_sources(stored: Sequence) -> None:
+    """Check the image files behind splits' stored inputs (ImageFiles.check), each folder's list
+    once: also under an index (a validation split carved from the training split)."""
+    checked = set()
+    for x in stored:
+        while isinstance(x, IndexedRows):
+            x = x.base
+        if isinstance(x, ImageFiles) and id(x) not in checked:
+            checked.add(id(x))
+            x.check()
 
 
 def read_rows(x, rows=None) -> "torch.Tensor":

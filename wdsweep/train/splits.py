@@ -16,6 +16,10 @@ if TYPE_CHECKING:
 SPLITS = ("train", "val", "test")
 
 
+class DataProblem(ValueError):
+    """What is wrong with the user's data or files, in one line (validation names the key)."""
+
+
 @dataclass
 class Splits:
     task: str  # "regression" | "classification"
