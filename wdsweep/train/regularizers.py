@@ -18,7 +18,8 @@ register_step_post_hook), each parameter group with its own current lr, so that 
 calling optimizer.step() gets them: the harness's (wdsweep.train.training) and a user's, plain
 or Lightning (the public wdsweep.penalty.WeightPenalty is this class). Where step() is given a
 closure (Lightning's automatic optimization, LBFGS), the gradient exists only once the closure
-has run, so the pre-step part runs at the closure's end instead. When torch's own
+has run, so the pre-step part runs at the closure's end instead (and, coupled, the closure's
+value becomes loss + penalty, the objective the step descends). When torch's own
 `weight_decay` computes the same update (impl=optimizer, or auto), it is handed to the
 optimizer through `param_groups()` and the hooks do nothing.
 
@@ -319,7 +320,12 @@ class Regularizer:
         def closure_then_decay():
             loss = closure()
             self._before_groups(optimizer)
-            return loss
+            if loss is None or self.mode != "coupled":
+                return loss
+            # The step descends loss + penalty: an optimizer that reads the closure's value (LBFGS's
+            # line search and stopping rule) must see that objective, not the data loss alone.
+            with torch.no_grad():
+                return loss + float(self._penalty())
 
         if "closure" in kwargs:
             return args, {**kwargs, "closure": closure_then_decay}
