@@ -144,3 +144,68 @@ def test_stopping_the_coordinator_stops_its_workers(tmp_path):
     for pid in pids.values():
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+# --- the workers' command line (worker_argv) -------------------------------------------------
+
+PROGRAM = ["/usr/bin/python3", "-X", "faulthandler", "-m", "wdsweep"]
+
+
+def _as_hydra_reads_it(argv):
+    """What a worker's Hydra makes of its command line: the options, and each override parsed."""
+    from hydra._internal.utils import get_args_parser
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    assert argv[:len(PROGRAM)] == PROGRAM
+    args = get_args_parser().parse_args(argv[len(PROGRAM):])  # argparse exits on what it refuses
+    return args, {o.key_or_group: o for o in OverridesParser.create().parse_overrides(args.overrides)}
+
+
+@pytest.mark.parametrize("args", [
+    ["search=optuna", "hydra.sweeper.workers=2", "-m"],  # the overrides first, the option last
+    ["-m", "search=optuna", "hydra.sweeper.workers=2", "--config-dir", "conf"],  # as the README's "Your model"
+    ["--config-dir=conf", "-m", "search=optuna", "hydra.sweeper.workers=2"],
+], ids=["ends-with-m", "ends-with-config-dir", "options-first"])
+def test_a_worker_s_command_line_parses_whatever_order_the_coordinator_s_took(args):
+    from wdsweep.search.workers import worker_argv
+
+    argv = worker_argv(PROGRAM, args, Path("/runs/sweep"), "basic", None)
+    parsed, overrides = _as_hydra_reads_it(argv)
+    assert parsed.multirun
+    assert parsed.config_dir == ("conf" if "conf" in " ".join(args) else None)
+    assert overrides["search"].value() == "optuna"
+    assert overrides["hydra.sweeper.workers"].value() == 1  # the worker is one worker
+    assert overrides["hydra.sweep.dir"].value() == "/runs/sweep"
+
+
+@pytest.mark.parametrize("folder", ["/runs/a,b", "/runs/it's here", "/runs/${x}", "/runs/back\\slash\\"])
+def test_a_worker_s_sweep_folder_is_the_coordinator_s_exactly(folder):
+    """A comma would make Hydra read a sweep of two folders; a quote, an interpolation or a
+    backslash would change the path."""
+    from omegaconf import OmegaConf
+
+    from wdsweep.search.workers import worker_argv
+
+    argv = worker_argv(PROGRAM, ["-m", "search=optuna", "hydra.sweep.dir=elsewhere"], Path(folder), "joblib", None)
+    _, overrides = _as_hydra_reads_it(argv)
+    override = overrides["hydra.sweep.dir"]
+    assert not override.is_sweep_override()
+    assert OmegaConf.create({"dir": override.value()}).dir == folder  # as the config will read it
+    assert overrides["hydra/launcher"].value() == "basic"
+    assert [a for a in argv if a.startswith("hydra.sweep.dir=")] == [argv[-3]]  # the coordinator's is gone
+
+
+def test_workers_run_a_search_whose_command_ends_with_an_option_in_a_folder_with_a_comma(tmp_path):
+    """End to end: the command line of the README's "Your model" (ending with --config-dir),
+    -m last, and a sweep folder with a comma; every worker used to exit at once (0 trials)."""
+    (tmp_path / "conf").mkdir()
+    sweep = tmp_path / "a,b"
+    proc = run_cli(["search=optuna", "trainer.steps=5", "trainer.eval_every=5", "hydra.sweeper.n_trials=2",
+                    "hydra.sweeper.workers=2", "hydra.sweeper.storage_dir=studies", "hydra.sweeper.study_name=comma",
+                    f"hydra.sweep.dir='{sweep}'", "-m", "--config-dir", "conf"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+    storage = optuna.storages.JournalStorage(JournalFileBackend(str(tmp_path / "studies" / "comma.journal")))
+    trials = optuna.load_study(study_name="comma", storage=storage).get_trials()
+    assert len(trials) == 2 and all(t.state == TrialState.COMPLETE for t in trials)
+    assert sorted(p.name for p in sweep.glob("trial-*")) == ["trial-00000", "trial-00001"]
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

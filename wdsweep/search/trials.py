@@ -4,6 +4,7 @@ trials by state, and how a trial's values become Hydra overrides and a reason be
 """
 from __future__ import annotations
 
+import re
 from typing import Any, Sequence
 
 import optuna
@@ -55,7 +56,11 @@ def override_value(value: Any) -> str:
 
 
 def quote(text: str) -> str:
-    """Quote a string for Hydra's override grammar when it holds characters the grammar reads."""
+    """Quote a string for Hydra's override grammar when it holds characters the grammar reads,
+    so that the value Hydra and OmegaConf make of it is `text` exactly: in a quoted value a
+    backslash escapes only a quote, another backslash before a quote or the end, and `${`
+    (OmegaConf's interpolation, escaped as `\\${`); any other backslash stands for itself."""
     if text and all(c.isalnum() or c in "._-/:+@" for c in text):
         return text
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    escaped = re.sub(r"\\+(?='|\$\{|$)", lambda run: run.group(0) * 2, text)
+    return "'" + escaped.replace("'", "\\'").replace("${", "\\${") + "'"

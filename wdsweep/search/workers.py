@@ -22,7 +22,7 @@ Where the workers run follows hydra/launcher:
 
 A worker is told apart by ENV_WORKER in its environment. Local workers share the cores: each
 one's jobs take their share of the threads (wdsweep.jobs.threads.ENV_PARALLEL_JOBS), as joblib's
-workers would. The coordinator passes its own command line to the workers (sys.orig_argv),
+workers would. The coordinator passes its own command line to the workers (worker_argv),
 with the sweep folder made absolute, the launcher replaced where needed, and a storage password
 masked: the workers read it from the environment (wdsweep.tracking.trial_link.ENV_PASSWORD), as jobs do.
 Their output is printed line by line with a `[worker i]` prefix and kept in
@@ -76,18 +76,48 @@ def launcher_kind(launcher_conf) -> str:
     return "other"
 
 
-def worker_argv(argv: Sequence[str], sweep_dir: Path, kind: str, password: Optional[str]) -> List[str]:
-    """The coordinator's command line as a worker's: the same program and overrides, the
-    absolute sweep folder, one worker (itself), and the launcher it runs jobs with."""
+def worker_argv(program: Sequence[str], args: Sequence[str], sweep_dir: Path, kind: str,
+                password: Optional[str]) -> List[str]:
+    """The coordinator's command line as a worker's: the same program (`program`: the
+    interpreter and `-m wdsweep`, or a script), the same options and overrides (`args`, what
+    Hydra parses), the absolute sweep folder, one worker (itself), and the launcher it runs
+    jobs with.
+
+    Rebuilt from what Hydra's own argument parser reads, not appended to: argparse takes the
+    overrides as one run of positional words, so an override added after an option that ends
+    the command (`... reg.lam=... -m`, `--config-dir conf`) would be refused as an unrecognized
+    argument. The options come first, as `--name=value`, then the overrides; the sweep folder
+    is quoted for Hydra's grammar (a comma in it would make a sweep of two folders)."""
+    from hydra._internal.utils import get_args_parser
+
+    from wdsweep.search.trials import quote
+
+    parser = get_args_parser()
+    parsed = parser.parse_args(list(args))
+    options = []
+    for action in parser._actions:  # Hydra's options, in its order; each as given, or left out
+        value = getattr(parsed, action.dest, None)
+        if not action.option_strings or action.dest in ("help", "version") or value == action.default:
+            continue
+        name = max(action.option_strings, key=len)  # the long form: --multirun, --config-dir
+        options.append(name if action.nargs == 0 else f"{name}={value}")
     strip = lambda a: a.lstrip("+~")  # noqa: E731 - +key=, ++key= and ~key are the same key
     keep_launcher = kind in IN_PROCESS_LAUNCHERS
-    out = [hide_password(a, password) for a in argv
-           if not strip(a).startswith(_REPLACED_PREFIXES)
-           and (keep_launcher or not strip(a).startswith(_LAUNCHER_PREFIXES))]
-    out += [f"hydra.sweep.dir={sweep_dir}", "hydra.sweeper.workers=1"]
+    overrides = [a for a in parsed.overrides if not strip(a).startswith(_REPLACED_PREFIXES)
+                 and (keep_launcher or not strip(a).startswith(_LAUNCHER_PREFIXES))]
+    overrides += [f"hydra.sweep.dir={quote(str(sweep_dir))}", "hydra.sweeper.workers=1"]
     if not keep_launcher:
-        out.append("hydra/launcher=basic")
-    return out
+        overrides.append("hydra/launcher=basic")
+    return [*program, *(hide_password(a, password) for a in [*options, *overrides])]
+
+
+def this_command_line() -> tuple[List[str], List[str]]:
+    """This process's command line as (program, args): the interpreter with its own options and
+    `-m wdsweep` (or the script), then what follows, as Hydra reads it from sys.argv (where
+    wdsweep.app masked an MLflow URI's password)."""
+    n_args = len(sys.argv) - 1
+    program = sys.orig_argv[:len(sys.orig_argv) - n_args] if n_args else list(sys.orig_argv)
+    return program, sys.argv[1:]
 
 
 class LocalWorkers:
@@ -213,7 +243,7 @@ class Workers:
         from wdsweep.search.trials import FINISHED, count_trials
 
         kind = launcher_kind(self.config.hydra.launcher)
-        argv = worker_argv(sys.orig_argv, sweep_dir.resolve(), kind, self.password)
+        argv = worker_argv(*this_command_line(), sweep_dir.resolve(), kind, self.password)
         pool = (SubmititWorkers(argv, self.workers, sweep_dir, self.config.hydra.launcher, kind)
                 if kind.startswith("submitit") else LocalWorkers(argv, self.workers, sweep_dir))
         log.info("worker mode: %d workers (%s) ask, run and tell one trial at a time until study %r "
