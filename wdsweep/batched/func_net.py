@@ -42,7 +42,7 @@ class FuncNet:
         self.constants: Dict[str, torch.Tensor] = {
             **{n: q.detach().to(device) for n, q in params.items() if n not in trainable},
             **{n: b.to(device) for n, b in buffers.items()}}
-        self.base = copy.deepcopy(nets[0]).to("meta")  # the architecture only: no memory
+        self.base = _meta_copy(nets[0])  # the architecture only: no memory
         with torch.no_grad():
             self._views = [q.detach().view(self.k, 1, -1) for q in self.trainable.values()]
         self.is_matrix = [q.dim() - 1 >= 2 for q in self.trainable.values()]
@@ -88,6 +88,18 @@ class FuncNet:
         with torch.no_grad():
             for name, value in snapshot.items():
                 tensors[name].copy_(value)
+
+
+def _meta_copy(model: nn.Module) -> nn.Module:
+    """A copy of `model` whose parameters and buffers are on the meta device, keeping tied
+    weights tied. (`.to("meta")` would untie them: it makes a new Parameter per registration, so
+    functional_call would replace the first and leave the second a meta tensor; stacked state
+    holds one tensor per tied weight, as named_parameters and the single job's optimizer do.)"""
+    memo = {}
+    for tensor in [*model.parameters(), *model.buffers()]:  # each tied tensor once
+        meta = torch.empty_like(tensor, device="meta")
+        memo[id(tensor)] = nn.Parameter(meta, tensor.requires_grad) if isinstance(tensor, nn.Parameter) else meta
+    return copy.deepcopy(model, memo)
 
 
 def _rebound_buffer(model: nn.Module, n_features: int) -> Optional[str]:

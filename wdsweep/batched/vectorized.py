@@ -190,8 +190,8 @@ def _train_sorted(cfgs: Sequence[DictConfig], dev: torch.device, trials: Sequenc
     # uint8 images are scaled once here: a batch holds K members' floats anyway.
     x = {s: torch.stack([sp.inputs(s) for sp in splits]).to(dev) for s in SPLITS}
     y = {s: torch.stack([sp.y[s] for sp in splits]).to(dev) for s in SPLITS}
-    if task == "regression":
-        y = {s: v.view(len(cfgs), -1, 1) for s, v in y.items()}
+    if task == "regression":  # (K, n, k): k targets a row, as the members' outputs
+        y = {s: v.view(len(cfgs), v.shape[1], -1) for s, v in y.items()}
     if _stacks(first):
         net = StackedNet(nets, first.model.activation if first.model._target_ == MLP_TARGET else "relu", dev)
     else:
