@@ -132,9 +132,11 @@ def seeds_phrase(ns: Sequence[int]) -> str:
 def save(fig: plt.Figure, out: Path, name: str, formats: Sequence[str] = FORMATS) -> List[Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = []
-    for fmt in formats:
-        path = out / f"{name}.{fmt}"
-        fig.savefig(path, dpi=150, bbox_inches="tight")
-        paths.append(path)
-    plt.close(fig)
+    try:
+        for fmt in formats:
+            path = out / f"{name}.{fmt}"
+            fig.savefig(path, dpi=150, bbox_inches="tight")
+            paths.append(path)
+    finally:  # a failed write (a full disk) must not leave the figure open for the rest of the run
+        plt.close(fig)
     return paths

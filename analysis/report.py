@@ -686,10 +686,7 @@ def write_report(runs: pd.DataFrame, counts: Dict[str, int], figures: List[Path]
         lines += _optuna_section(trials, studies)
     fixed = sorted(set(runs["data.seed"].dropna().map(str))) if "data.seed" in runs else []
     lines += finalists_section(list(finalist_files), comparisons.extra_holm, comparisons.tests, fixed)
-    lines += ["## Runs", "", "| " + " | ".join(counts) + " |", "|" + "---|" * len(counts),
-              "| " + " | ".join(str(v) for v in counts.values()) + " |", ""]
-    if problems:
-        lines += ["Problems met while collecting:", ""] + [f"- {p}" for p in problems] + [""]
+    lines += runs_section(counts, problems)
     if figures:
         lines += ["## Figures", ""]
         for path in figures:
@@ -699,6 +696,15 @@ def write_report(runs: pd.DataFrame, counts: Dict[str, int], figures: List[Path]
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def runs_section(counts: Dict[str, int], problems: List[str]) -> List[str]:
+    """The run counts per status, and the problems met, one line each."""
+    lines = ["## Runs", "", "| " + " | ".join(counts) + " |", "|" + "---|" * len(counts),
+             "| " + " | ".join(str(v) for v in counts.values()) + " |", ""]
+    if problems:
+        lines += ["Problems met while collecting:", ""] + [f"- {p}" for p in problems] + [""]
+    return lines
 
 
 def _metric_line(runs: pd.DataFrame) -> str:
