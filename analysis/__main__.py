@@ -94,9 +94,12 @@ def write_all(collection, sources: List[str], out: Path, command: str) -> Tuple[
     if len(groups) == 1:
         return analyse(runs, out, collection.studies, finalists, command, collection.problems), 1
     reports = []
-    for group in groups:
+    for i, group in enumerate(groups):
         sweeps = set(group.runs["sweep"].dropna().map(str)) if "sweep" in group.runs else set()
         studies = set(group.runs["study"].dropna().map(str)) if "study" in group.runs else set()
+        if i == 0:  # a study with no trial (no row) is still reported, once, with the first group
+            named = set(runs["study"].dropna().map(str)) if "study" in runs else set()
+            studies |= {s.name for s in collection.studies} - named
         folder = out / group.slug
         write_table(group.runs, folder)
         reports.append(analyse(group.runs, folder, [s for s in collection.studies if s.name in studies],

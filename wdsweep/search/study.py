@@ -16,7 +16,7 @@ from typing import Iterator, NoReturn, Optional
 import optuna
 from omegaconf import open_dict, read_write
 
-from wdsweep.config.urls import MASK, hide_password, split_password, with_password
+from wdsweep.config.urls import UnsafePassword, hide_password, is_masked, shown_scheme, split_password, with_password
 from wdsweep.errors import ConfigError
 from wdsweep.search.results_file import RESULTS_FILE
 from wdsweep.search.settings import SearchSettings
@@ -38,11 +38,20 @@ class StudyStorage(SearchSettings):
         composes every job from those overrides: both get the masked URL before the first is
         saved or composed. The password goes to os.environ, which every launcher's job
         processes inherit (in-process, joblib's workers, submitit's jobs), and open_storage puts
-        it back into the URL in memory. A user who would rather not type it at all gives
-        postgresql://me@host/db and PGPASSWORD or ~/.pgpass, which the driver reads."""
-        public, password = split_password(self.storage) if self.storage else (self.storage, None)
+        it back into the URL in memory. A password written in a config file comes back with
+        every job's composition from that file: the job composer masks it there too
+        (hydra_plugins/wdsweep_sweeper/_compose.py). The forms of a password and the refusal
+        of one that cannot be masked whole are wdsweep.config.urls'. A user who would rather
+        not type it at all gives postgresql://me@host/db and PGPASSWORD or ~/.pgpass, which
+        the driver reads."""
+        try:
+            public, password = split_password(self.storage) if self.storage else (self.storage, None)
+        except UnsafePassword as err:
+            ConfigError(f"invalid config: hydra.sweeper.storage={shown_scheme(self.storage)!r} is not allowed: "
+                        f"a URL whose password can be masked ({err}), or none in it: "
+                        "PGPASSWORD or ~/.pgpass, which the driver reads itself").exit()
         if password is None:
-            if self.storage and f":{MASK}@" in self.storage:  # a worker's URL: its coordinator masked it
+            if self.storage and is_masked(self.storage):  # a worker's URL: its coordinator masked it
                 self.password = os.environ.get(ENV_PASSWORD)
             return
         self.storage, self.password = public, password
