@@ -37,7 +37,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import yaml
 
-from wdsweep.config.urls import hide_password, split_password
+from wdsweep.config.urls import UnsafePassword, hide_password, shown_url, split_password
 from wdsweep.tracking.trial_link import ENV_STORAGE, ENV_STUDY
 
 RESULTS_FILE = "optimization_results.yaml"  # the sweeper's summary of a sweep folder
@@ -62,7 +62,7 @@ class StudyRef:
 
     @property
     def shown(self) -> str:
-        return split_password(self.spec)[0]
+        return shown_url(self.spec)
 
 
 @dataclass
@@ -162,7 +162,11 @@ def load_studies(refs: Sequence[StudyRef], problems: List[str]) -> List[LoadedSt
     loaded: Dict[Tuple[str, str], LoadedStudy] = {}
     for key, group in by_storage.items():
         spec, shown = group[0].spec, group[0].shown
-        _, password = split_password(spec)
+        try:
+            _, password = split_password(spec)
+        except UnsafePassword as err:  # a line would show what masking missed
+            problems.append(f"{shown}: not read: a storage URL whose password can be masked ({err})")
+            continue
         try:
             storage = open_storage(spec)
             names = [s.study_name for s in optuna.get_all_study_summaries(storage)]

@@ -96,15 +96,19 @@ def check_override_syntax(argv: list) -> None:
     from hydra._internal.utils import get_args_parser
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
+    from wdsweep.config.urls import hide_password
+
     args, _ = get_args_parser().parse_known_args(argv)
     for override in args.overrides:
         try:
             OverridesParser.create().parse_override(override)
         except Exception as err:  # noqa: BLE001 - Hydra's grammar errors come in several types
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            ConfigError(f"invalid override {override!r} is not allowed: key=value in Hydra's override "
-                        "syntax, a sweep as key=a,b,c or choice(...), range(...), interval(...), "
-                        f"tag(log, interval(...)) (the parser: {first})").exit()
+            # The override may be a URL with a password (hydra.sweeper.storage=...?password=pw):
+            # a line that repeats it shows it masked.
+            ConfigError(hide_password(f"invalid override {override!r} is not allowed: key=value in Hydra's "
+                                      "override syntax, a sweep as key=a,b,c or choice(...), range(...), "
+                                      f"interval(...), tag(log, interval(...)) (the parser: {first})")).exit()
 
 
 def check_composition(argv: list) -> None:
@@ -146,6 +150,7 @@ def _compose_primary(args) -> None:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
+    from wdsweep.config.urls import hide_password
     from wdsweep.config.validation import composition_error_line
 
     # As hydra.main's _run_hydra builds them, so that this compose is Hydra's own.
@@ -169,7 +174,7 @@ def _compose_primary(args) -> None:
     try:
         _compose(hydra_, config_name, list(args.overrides), multirun=args.multirun, show_cfg=args.cfg is not None)
     except (HydraException, OmegaConfBaseException) as err:
-        ConfigError(composition_error_line(err)).exit()
+        ConfigError(hide_password(composition_error_line(err))).exit()
     except Exception:  # noqa: BLE001 - not a config error: Hydra will report it its own way
         return
     finally:

@@ -13,6 +13,7 @@ Two Hydra keys are derived as values too, because a sweeper sets them per job:
 names each trial's folder and links it to its trial that way. Anything else this cannot derive
 exactly falls back to Hydra's full composition: `+`, other `++` and `~` overrides, dict values,
 overrides of Hydra's other keys, and keys that are not plain values of the template.
+Every composed job gets its Optuna storage's password masked (`_mask_storage_password`).
 tests/search/test_compose_cache.py checks that every job of a set of sweeps equals Hydra's own
 composition.
 
@@ -25,7 +26,7 @@ from hydra._internal.config_loader_impl import ConfigLoaderImpl, get_overrides_d
 from hydra.core.config_loader import ConfigLoader
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
-from omegaconf import Container, DictConfig, ListConfig, OmegaConf
+from omegaconf import Container, DictConfig, ListConfig, OmegaConf, read_write
 
 _ABSENT = object()
 
@@ -36,6 +37,22 @@ def _per_job_hydra_value(o: Override) -> bool:
     return (o.package is None and not o.is_delete() and not o.is_add() and not o.is_sweep_override()
             and (key == "hydra.sweep.subdir" or key.startswith("hydra.job.env_set."))
             and not isinstance(o.value(), (dict, list)))
+
+
+def _mask_storage_password(cfg: DictConfig) -> None:
+    """A storage password written in a config file (hydra.sweeper.storage of an experiment or
+    a user's yaml) comes back with every composition from the file, while the sweeper masked
+    it only in its own config (wdsweep.search.study): masked here too, in every job's config,
+    before Hydra saves it as the job's .hydra/hydra.yaml or a launcher pickles it. The jobs
+    connect with the password from their environment, as with one given on the command line."""
+    from wdsweep.config.urls import hide_password
+
+    sweeper = cfg.hydra.get("sweeper")
+    storage = sweeper._get_node("storage") if isinstance(sweeper, DictConfig) and "storage" in sweeper else None
+    raw = storage._value() if storage is not None else None
+    if isinstance(raw, str) and hide_password(raw) != raw:
+        with read_write(sweeper):
+            sweeper.storage = hide_password(raw)
 
 
 class JobComposer:
@@ -57,6 +74,7 @@ class JobComposer:
                 self.derived += 1
                 return cfg
         cfg = self.loader.load_sweep_config(master_config=self.master, sweep_overrides=overrides)
+        _mask_storage_password(cfg)
         self.composed += 1
         if signature is not None and signature not in self.templates:
             self.templates[signature] = copy.deepcopy(cfg)

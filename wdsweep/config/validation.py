@@ -21,6 +21,7 @@ import functools
 import importlib.util
 import json
 import math
+import os
 import re
 import sys
 from typing import Any, List, Optional
@@ -44,7 +45,7 @@ from wdsweep.config.schema import (
     SCOPES,
     TASKS,
 )
-from wdsweep.config.urls import split_password
+from wdsweep.config.urls import UnsafePassword, shown_scheme, shown_url, split_password
 from wdsweep.errors import ConfigError  # noqa: F401 - importable from here too, as it always was
 from wdsweep.train.device import device_problem
 from wdsweep.train.epochs import planned_steps
@@ -368,6 +369,15 @@ def _validate_trainer(check: _Checker) -> None:
         check.fail("optimizer.warmup_steps", warmup, f"< trainer.steps ({steps})")
 
 
+def _unmasked_password(uri: str, only_unsafe: bool = False) -> bool:
+    """Whether the URI holds a password in clear (or, with only_unsafe, one that cannot be
+    masked whole: wdsweep.config.urls)."""
+    try:
+        return split_password(uri)[1] is not None and not only_unsafe
+    except UnsafePassword:
+        return True
+
+
 def _validate_logger(check: _Checker) -> None:
     name = check.get("logger.name")
     if name not in LOGGERS:
@@ -383,12 +393,16 @@ def _validate_logger(check: _Checker) -> None:
         if uri is not None and (not isinstance(uri, str) or not uri.strip()):
             check.fail("logger.tracking_uri", uri, "a tracking URI (sqlite:///mlflow.db, "
                        "http://host:5000, ...) or null ($MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)")
-        elif uri is not None and split_password(uri)[1] is not None:
+        elif uri is not None and _unmasked_password(uri):
             # Only a config file gets here: wdsweep.app masks the command line's before Hydra.
-            check.fail("logger.tracking_uri", split_password(uri)[0], "a URI without its password "
+            check.fail("logger.tracking_uri", shown_url(uri), "a URI without its password "
                        "in a config file, which every job's folder would copy: give it on the command "
                        "line (logger.tracking_uri=http://me:pw@host is masked before anything is "
                        "written) or in MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD")
+        elif uri is None and _unmasked_password(os.environ.get("MLFLOW_TRACKING_URI") or "", only_unsafe=True):
+            check.fail("MLFLOW_TRACKING_URI", shown_scheme(os.environ["MLFLOW_TRACKING_URI"]), "a URI whose "
+                       "password can be masked in what is logged (percent-encode '@', ':', '/', '&', quotes "
+                       "and whitespace in it), or none in it: MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD")
         experiment = check.get("logger.experiment")
         if experiment is not None and (not isinstance(experiment, str) or not experiment.strip()):
             check.fail("logger.experiment", experiment, "an MLflow experiment name or null (a sweep's "

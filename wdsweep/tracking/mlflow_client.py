@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional
 
-from wdsweep.config.urls import split_password
+from wdsweep.config.urls import shown_url
 from wdsweep.tracking.results import HISTORY_FILE, METRICS_FILE, MODEL_FILE, atomic_write
 
 SINGLE_RUN_EXPERIMENT = "wdsweep"
@@ -141,7 +141,7 @@ class Tracker:
         key = (experiment_id, str(place.sweep_dir))
         if key in self.parents:
             return self.parents[key]
-        entry = f"{split_password(self.uri)[0]} experiment {experiment_id}"  # never the password
+        entry = f"{shown_url(self.uri)} experiment {experiment_id}"  # never the password
         path = place.sweep_dir / PARENT_FILE
         with _locked(place.sweep_dir / LOCK_FILE):
             known = _read_json(path)

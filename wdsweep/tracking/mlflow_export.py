@@ -65,9 +65,10 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from wdsweep.config.urls import hide_password, split_password, with_password
+from wdsweep.config.urls import UnsafePassword, hide_password, shown_scheme, split_password, with_password
+from wdsweep.errors import ConfigError
 from wdsweep.tracking.mlflow_client import SINGLE_RUN_EXPERIMENT, Place, connected, shown_path
 from wdsweep.tracking.results import METRICS_FILE
 
@@ -91,7 +92,15 @@ def mask_command_line(argv: Sequence[str]) -> List[str]:
     for arg in argv:
         if _URI_OVERRIDE.match(arg):
             key, _, value = arg.partition("=")
-            public, password = split_password(value)
+            # Hydra's quotes around the value ('...?password=pw', where "=" needs them) stay
+            # around the masked value.
+            quote = value[0] if len(value) > 1 and value[0] in "'\"" and value[-1] == value[0] else ""
+            try:
+                public, password = split_password(value[len(quote):len(value) - len(quote)])
+            except UnsafePassword as err:
+                ConfigError(f"invalid override logger.tracking_uri={shown_scheme(value.strip(quote))!r} "
+                            f"is not allowed: {unsafe_uri_advice(err)}").exit()
+            public = quote + public + quote
             if password is not None:
                 os.environ[ENV_PASSWORD] = password
                 arg = f"{key}={public}"
@@ -115,6 +124,21 @@ def tracking_uri(setting: Optional[str], cwd: Path) -> str:
     if "://" not in uri and ":" not in uri.split("/")[0] and uri not in ("databricks", "databricks-uc", "uc"):
         return str(Path(cwd, uri))  # a plain path: MLflow's file store
     return uri
+
+
+def unsafe_uri_advice(err: UnsafePassword) -> str:
+    """What to do about a tracking URI whose password cannot be masked (urls.UnsafePassword)."""
+    return (f"a URI whose password can be masked ({err}), or none in it: MLFLOW_TRACKING_USERNAME "
+            "and MLFLOW_TRACKING_PASSWORD, which MLflow reads itself")
+
+
+def shown_uri(uri: str) -> Tuple[str, Optional[str]]:
+    """(the URI as lines may show it, its password); a URI whose password cannot be masked
+    (from $MLFLOW_TRACKING_URI: validation refuses the config's) shows only its scheme."""
+    try:
+        return split_password(uri)
+    except UnsafePassword:
+        return shown_scheme(uri), None
 
 
 # ------------------------------------------------------------------ where a job's run goes
@@ -146,7 +170,11 @@ def export_job(cfg: Any, job_dir: Path, record: dict) -> None:
     job_dir = Path(job_dir)
     place = job_place(job_dir)
     uri = tracking_uri(logger.get("tracking_uri"), place.cwd)
-    shown, password = split_password(uri)
+    try:
+        shown, password = split_password(uri)
+    except UnsafePassword as err:  # $MLFLOW_TRACKING_URI's, set after validation refused it
+        log.warning("not exported to MLflow (%s): %s", shown_scheme(uri), unsafe_uri_advice(err))
+        return
     later = f"export it later with: python -m wdsweep.mlflow_export {place.sweep_dir or job_dir}"
     if shown in _FAILED:
         log.warning("not exported to MLflow: the export to %s failed earlier in this process (%s); "
@@ -215,11 +243,11 @@ def _export_later(job_dir: Path, sweep_dir: Optional[Path], cwd: Path, uri_setti
             return True
         run_id = tracker.export(job_dir, record, place, experiment)
     except Exception as err:  # noqa: BLE001 - one line per job, then the next one
-        shown, password = split_password(uri) if uri else ("", None)
+        shown, password = shown_uri(uri) if uri else ("", None)
         print(hide_password(f"{job_dir}: not exported: {type(err).__name__}: {' '.join(str(err).split())}",
                             password)[:600], file=out)
         return False
-    print(f"{job_dir}: exported as run {run_id} to {split_password(uri)[0]}", file=out)
+    print(f"{job_dir}: exported as run {run_id} to {shown_uri(uri)[0]}", file=out)
     return True
 
 
@@ -244,6 +272,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--experiment", help="default: the sweep folder's path (single jobs: "
                         f"{SINGLE_RUN_EXPERIMENT})")
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    given = (("--tracking-uri", args.tracking_uri), ("MLFLOW_TRACKING_URI", os.environ.get("MLFLOW_TRACKING_URI")))
+    for source, uri in given:
+        try:
+            split_password(uri or "")
+        except UnsafePassword as err:
+            print(f"wdsweep.mlflow_export: {source}={shown_scheme(uri)!r} is not allowed: {unsafe_uri_advice(err)}",
+                  file=sys.stderr)
+            return 1
     return 1 if export_folders(args.folders, args.tracking_uri, args.experiment) else 0
 
 
