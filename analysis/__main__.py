@@ -71,7 +71,8 @@ def main(argv=None) -> int:
         with staged(out) as staging:  # every file whole, or none replaced (analysis/output.py)
             report, groups = write_all(collection, args.sources, staging, command)
     except OutputError as err:
-        print(f"analysis: {err}", file=sys.stderr)
+        hint = "" if args.out else " (name another folder with --out DIR)"  # a read-only sweep folder
+        print(f"analysis: {err}{hint}", file=sys.stderr)
         return 1
     apart = f" of {groups} data sets or error metrics, each with a report of its own," if groups > 1 else ""
     print(f"analysis: {len(runs)} runs{apart} -> {out / report.relative_to(staging)} "

@@ -3,6 +3,7 @@ kept whole (analysis/output.py). Real small file systems (tmpfs), mounted where 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -52,10 +53,12 @@ def test_a_full_disk_is_one_line_and_leaves_the_earlier_report_whole(tiny, tmp_p
 
 def test_a_read_only_folder_is_one_line_and_nothing_in_it_changes(tiny, tmp_path):
     """A read-only file system (the tests may run as root, whom chmod does not stop: a remount
-    does): for an existing report folder and for one to be made in it, one line each."""
+    does): for an existing report folder, one to be made in it, and a read-only sweep's own
+    (the default, which names --out), one line each."""
     with mounted_tmpfs(tmp_path / "ro", "1m") as disk:
         out = disk / "report"
         before = earlier_report(out)
+        shutil.copytree(tiny, disk / "sweep")
         remount = subprocess.run(["mount", "-o", "remount,ro", str(disk)], capture_output=True, text=True)
         assert remount.returncode == 0, remount.stderr
         for folder in (out, disk / "new" / "report"):
@@ -63,4 +66,9 @@ def test_a_read_only_folder_is_one_line_and_nothing_in_it_changes(tiny, tmp_path
             assert proc.returncode == 1, proc.stdout
             assert proc.stderr.strip().splitlines() == [
                 f"analysis: cannot write the report into {folder}: Read-only file system; nothing there was changed"]
-        assert files_in(out) == before and sorted(p.name for p in disk.iterdir()) == ["report"]
+        proc = run_analysis(disk / "sweep")
+        assert proc.returncode == 1 and proc.stderr.strip().splitlines() == [
+            f"analysis: cannot write the report into {disk / 'sweep' / 'analysis'}: Read-only file system; "
+            "nothing there was changed (name another folder with --out DIR)"]
+        assert files_in(out) == before and sorted(p.name for p in disk.iterdir()) == ["report", "sweep"]
+        assert not (disk / "sweep" / "analysis").exists()
