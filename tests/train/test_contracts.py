@@ -159,6 +159,13 @@ def test_text_class_labels_are_coded_in_sorted_order_as_a_csvs_are(user, tmp_pat
     csv = build_splits(user("data=csv", f"data.path={tmp_path / 't.csv'}", "data.target=label",
                             "data.standardize=false").data, 0, torch.Generator())
     np.testing.assert_array_equal(csv.y["train"].numpy(), np.where(csv.raw("train").numpy()[:, 0] > 0, 0, 1))
+    # An npz of text labels: coded alike, and its validation split carved stratified by class.
+    y = np.where(x[:, 0] > 0, "cat", "dog")
+    np.savez(tmp_path / "t.npz", x_train=x[:24], y_train=y[:24], x_test=x[24:], y_test=y[24:])
+    npz = build_splits(user("data=npz", f"data.path={tmp_path / 't.npz'}", "data.val_fraction=0.25").data, 0,
+                       torch.Generator())
+    for code, name in enumerate(("cat", "dog")):
+        assert abs(int((npz.y["val"] == code).sum()) - 0.25 * int((y[:24] == name).sum())) < 1
     # Text is no regression target, and text beside numbers cannot be matched to classes.
     line = refused(user("model=good", "data=text_regression"))
     assert "train: regression targets of dtype <U3 (such as 'cat'" in line and "numbers are needed" in line, line

@@ -46,7 +46,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 import numpy as np
 
 from wdsweep.train.cifar import LAYOUTS, CifarProblem, cifar_folder, read_cifar
-from wdsweep.train.labels import class_labels, is_numeric, text_labels_coded
+from wdsweep.train.labels import class_labels, is_numeric, is_text, text_labels_coded
 from wdsweep.train.mapped_arrays import map_npy, map_npz
 from wdsweep.train.rows import row_ranges
 from wdsweep.train.splits import DataProblem
@@ -263,7 +263,7 @@ def carve_val(x, y: np.ndarray, fraction: float, seed: int):
     if not 0 < fraction < 1:
         raise DataProblem(f"val_fraction={fraction}: a validation split needs 0 < val_fraction < 1")
     y = np.asarray(y)
-    stratify = y if np.issubdtype(y.dtype, np.integer) and len(np.unique(y)) > 1 else None
+    stratify = y if (np.issubdtype(y.dtype, np.integer) or is_text(y)) and len(np.unique(y)) > 1 else None
     try:
         train_rows, val_rows = train_test_split(
             np.arange(len(y)), test_size=fraction, random_state=derived_seed(seed, "val") % 2**32, stratify=stratify)

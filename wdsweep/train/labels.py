@@ -50,6 +50,7 @@ def text_labels_coded(arrays: Dict[str, Tuple]) -> Dict[str, Tuple]:
                           "give every split's labels alike")
     words = {s: np.asarray(y).astype(str) for s, (_, y) in arrays.items()}
     classes = np.unique(np.concatenate(list(words.values())))
-    shown = ", ".join(f"{c!r}={i}" for i, c in enumerate(classes[:10])) + (", ..." if len(classes) > 10 else "")
+    shown = ", ".join(f"{c!r}={i}" for i, c in enumerate(classes[:10].tolist()))
+    shown += ", ..." if len(classes) > 10 else ""
     log.info("class labels are text: %d classes, coded in sorted order (%s)", len(classes), shown)
     return {s: (x, np.searchsorted(classes, words[s]).astype(np.int64)) for s, (x, _) in arrays.items()}
