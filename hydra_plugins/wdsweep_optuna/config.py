@@ -121,10 +121,11 @@ class OptunaSweeperConf:
     defaults: List[Any] = field(default_factory=lambda: [{"sampler": "tpe"}, {"pruner": "none"}])
     sampler: Any = MISSING
     pruner: Any = MISSING
-    # One direction, or a list for multi-objective (the task then returns a tuple).
+    # One direction, or a list for multi-objective (the task then returns a tuple): one per objective.
     direction: Any = "minimize"
     # null: derived from the search and the fixed overrides, so the same command resumes
-    # the same study and a different command starts another.
+    # the same study and a different command starts another. With a journal storage, one file
+    # name inside storage_dir (no / or \, at most 239 bytes).
     study_name: Optional[str] = None
     # null: a journal file (no server; safe for processes on one machine) at
     # <storage_dir>/<study_name>.journal. Or any Optuna storage URL: sqlite:///x.db, postgresql://...
@@ -174,7 +175,7 @@ class OptunaSweeperConf:
     # search never used, into finalists/trial-NNNNN/seed-S; finalists.yaml compares their
     # fresh-seed errors with the search's own values (the winner's curse, measured).
     finalists: int = 0
-    # A count n (the n smallest seeds the search did not use) or a list of unused seeds.
+    # A count n (the n smallest seeds the search did not use) or a list of seeds no trial may use.
     finalist_seeds: Any = 5
     # Check the settings and the search space, validate a sample point's config, say what the
     # study holds and how many trials would be asked, then exit 0: nothing asked or written.

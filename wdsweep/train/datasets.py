@@ -1,5 +1,5 @@
 """Your data: loaders named by a data config's `_target_`, and how their result becomes splits.
-(About 440 lines: the shipped loaders and to_splits' checks; to_splits is the part to move out
+(About 460 lines: the shipped loaders and to_splits' checks; to_splits is the part to move out
 into a module of its own next.)
 
 The contract. A `data` config with a `_target_` is called as Hydra's instantiate calls it,
@@ -131,9 +131,10 @@ def image_folder(root: str, seed: int = 0, mode: str = "RGB", size: Optional[Seq
     names in sorted order. mode: Pillow's "RGB" (3 channels) or "L" (grey, 1 channel); size:
     [height, width] to resize to, else every image must have the first one's size.
 
-    The folder is listed and every file's header read (its size, not its pixels); the images
-    are decoded when a batch or an evaluation reads them (wdsweep.train.rows.ImageFiles), by
-    `data.num_workers` processes when set: a folder larger than memory trains."""
+    The folder is listed and every file's header read (its size, not its pixels); validation
+    then decodes each file once, to name a corrupt one before any job (wdsweep.train.rows'
+    ImageFiles.check), and training decodes the images when a batch or an evaluation reads
+    them, by `data.num_workers` processes when set: a folder larger than memory trains."""
     from PIL import Image, UnidentifiedImageError
 
     from wdsweep.train.rows import ImageFiles
