@@ -160,6 +160,10 @@ class OptunaSweeperConf:
     # A trial whose canonical config a finished trial already trained (the same values, or
     # reg.lam=0 with other idle reg keys) is told that trial's values instead of training.
     dedupe: bool = True
+    # A study keeps the fixed settings (config and data files, besides the searched keys) its
+    # trials were made with; a search whose settings differ is refused, unless this is true,
+    # which adds its trials to the study all the same (wdsweep.search.study_settings).
+    mix_settings: bool = False
     # Replicated search. null: each trial trains one run, with the config's seed. A count n
     # (seeds 0..n-1) or a list of seeds: each trial trains every one of them (batched by
     # hydra/launcher=vectorized) and is told their aggregate; the per-seed values are trial

@@ -320,7 +320,8 @@ def test_a_killed_sweep_resumes_and_its_stale_trial_is_failed(tmp_path):
 
     resumed = run_wdsweep(["-m", "search=optuna", "hydra.sweeper.n_trials=3", "hydra.sweeper.study_name=killed",
                            "hydra.sweeper.stale_after_seconds=2", "trainer.steps=30", "trainer.eval_every=10",
-                           "model.depth=1", "model.width=16"], cwd=tmp_path)
+                           # shorter trials than the killed one's: other fixed settings, mixed on purpose
+                           "hydra.sweeper.mix_settings=true", "model.depth=1", "model.width=16"], cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     storage = optuna.storages.JournalStorage(JournalFileBackend(str(journal)))
     study = optuna.load_study(study_name="killed", storage=storage)

@@ -32,7 +32,8 @@ class SearchSettings(object):
                  params: Optional[DictConfig], custom_search_space: Optional[str], enqueue: List[Any],
                  heartbeat_seconds: float, stale_after_seconds: float, dedupe: bool = True,
                  seeds: Any = None, aggregate: str = "mean", se_k: float = 1.0, finalists: int = 0,
-                 finalist_seeds: Any = 5, dry_run: bool = False, workers: int = 1) -> None:
+                 finalist_seeds: Any = 5, dry_run: bool = False, workers: int = 1,
+                 mix_settings: bool = False) -> None:
         self.sampler_conf = OmegaConf.to_container(sampler, resolve=True)
         self.pruner_conf = OmegaConf.to_container(pruner, resolve=True)
         self.directions = [direction] if isinstance(direction, str) else list(direction)
@@ -44,6 +45,7 @@ class SearchSettings(object):
         self.enqueue = [dict(p) for p in OmegaConf.to_container(OmegaConf.create(list(enqueue)))] if enqueue else []
         self.heartbeat_seconds, self.stale_after_seconds = heartbeat_seconds, stale_after_seconds
         self.dedupe = dedupe
+        self.mix_settings = mix_settings
         # Replicated search and finalists (replicates.py); seeds is checked in _check_settings.
         self.seeds_conf = OmegaConf.to_container(seeds) if isinstance(seeds, DictConfig | ListConfig) else seeds
         self.finalist_seeds_conf = (OmegaConf.to_container(finalist_seeds)

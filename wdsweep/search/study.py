@@ -11,14 +11,13 @@ import hashlib
 import logging
 import os
 from pathlib import Path
-from typing import Iterator, NoReturn, Optional
+from typing import Iterator, NoReturn, Optional, Tuple
 
 import optuna
-from omegaconf import open_dict, read_write
+from omegaconf import OmegaConf, open_dict, read_write
 
 from wdsweep.config.urls import UnsafePassword, hide_password, is_masked, shown_scheme, split_password, with_password
 from wdsweep.errors import ConfigError
-from wdsweep.search.results_file import RESULTS_FILE
 from wdsweep.search.settings import SearchSettings
 from wdsweep.search.space import SearchSpace, SearchSpaceError
 from wdsweep.search.trials import FINISHED, REPLICATION_ATTR, count_trials, one_line
@@ -61,32 +60,39 @@ class StudyStorage(SearchSettings):
             hydra_cfg.sweeper.storage = public
             hydra_cfg.overrides.hydra = [hide_password(o, password) for o in hydra_cfg.overrides.hydra]
 
-    @staticmethod
-    def _check_sweep_dir_is_ours(sweep_dir: Path, study_name: str) -> None:
-        """Trial folders are named by trial number, so a second study in the same sweep folder
-        would overwrite the first one's trial-00000, ... while that study's storage still points
-        there: refuse, before the storage is opened or anything written."""
-        import json
+    def _claim_sweep_dir(self, sweep_dir: Path, study_name: str) -> Tuple[Path, bool]:
+        """The sweep folder this study's trials go to, claimed for it before the storage is
+        opened or anything written (wdsweep.search.sweep_claim): a clock-named folder another
+        study holds gives way to <folder>-2, ...; a folder the user named is refused. Returns
+        the folder and whether the claim was made here (release it if the search stops before
+        it starts)."""
+        from wdsweep.jobs.fresh_folder import is_clock_named
+        from wdsweep.search import sweep_claim
+        from wdsweep.search.trials import quote
 
-        import yaml
-
-        owners = set()
-        results = sweep_dir / RESULTS_FILE
-        if results.is_file():
-            try:
-                owners.add((yaml.safe_load(results.read_text()) or {}).get("study_name"))
-            except (OSError, yaml.YAMLError, AttributeError):
-                pass
-        for metrics in sorted(sweep_dir.glob("trial-*/metrics.json"))[:20]:
-            try:
-                owners.add((json.loads(metrics.read_text()).get("optuna") or {}).get("study"))
-            except (OSError, ValueError, AttributeError):
-                continue
-        others = sorted(o for o in owners - {study_name, None} if isinstance(o, str))
-        if others:
+        unresolved = str(OmegaConf.to_container(self.config.hydra.sweep, resolve=False).get("dir"))
+        try:
+            if self.worker is not None or not is_clock_named(unresolved):
+                return sweep_dir, sweep_claim.claim(sweep_dir, study_name)
+            claimed, made = sweep_claim.claim_fresh(sweep_dir, study_name)
+        except sweep_claim.TakenByAnotherStudy as taken:
             ConfigError(f"invalid config: hydra.sweep.dir={str(sweep_dir)!r} is not allowed: a folder "
                         f"of this study only ({study_name}); it holds the trials of study "
-                        f"{others[0]!r}, which its own storage still points to").exit()
+                        f"{taken.owner!r}, which its own storage still points to").exit()
+        except OSError as err:
+            ConfigError(f"invalid config: hydra.sweep.dir={str(sweep_dir)!r} is not allowed: a folder this "
+                        f"process can write ({err.strerror or err})").exit()
+        if claimed != sweep_dir:
+            log.warning("%s holds another study's trials (a search started in the same second?): this "
+                        "search writes to %s", sweep_dir, claimed)
+            hydra_cfg = self.config.hydra
+            with read_write(hydra_cfg), open_dict(hydra_cfg):
+                hydra_cfg.sweep.dir = str(claimed)
+                # every job is composed from these overrides: its folder is under the claimed one
+                hydra_cfg.overrides.hydra = [o for o in hydra_cfg.overrides.hydra
+                                             if not o.startswith("hydra.sweep.dir=")]
+                hydra_cfg.overrides.hydra.append(f"hydra.sweep.dir={quote(str(claimed))}")
+        return claimed, made
 
     def _open_study_or_exit(self, study_name: str, storage_spec: str, space: SearchSpace
                             ) -> tuple["AskLock", optuna.Study]:
@@ -117,6 +123,7 @@ class StudyStorage(SearchSettings):
             ConfigError(f"invalid search: study {study_name!r} in {storage_spec} was created with directions "
                         f"{[d.name.lower() for d in study.directions]}, not {self.directions}").exit()
         replication = self._replication()
+        self._check_fixed_settings(study, storage_spec, space, bool(existing), replication)
         if existing and study.user_attrs.get(REPLICATION_ATTR) != replication:
             # Values aggregated over other seeds (or one seed) are not comparable with these.
             ConfigError(f"invalid search: study {study_name!r} in {storage_spec} was run with "
@@ -128,9 +135,50 @@ class StudyStorage(SearchSettings):
         if not existing:
             for point in self.enqueue:
                 study.enqueue_trial(point, skip_if_exists=True)
-        log.info("study %r in %s: %d trials already, %d finished; running to %d", study_name, storage_spec,
-                 n_existing, count_trials(study, FINISHED), self.n_trials)
+        if self.worker is None:
+            self._say_what_study(study, storage_spec, n_existing)
         return study
+
+    def _check_fixed_settings(self, study: optuna.Study, storage_spec: str, space: SearchSpace, existing: bool,
+                              replication: Optional[dict]) -> None:
+        """Refuse to add trials of other fixed settings to a study, unless mix_settings
+        (wdsweep.search.study_settings); a new study records its own."""
+        from wdsweep.search.study_settings import FIXED_ATTR, differences, fixed_settings
+
+        try:
+            settings = fixed_settings(self.config, space.distributions, bool(replication))
+        except Exception as err:  # noqa: BLE001 - an interpolation only a job can resolve: no check
+            log.debug("fixed settings not recorded: %s", err)
+            return
+        recorded = study.user_attrs.get(FIXED_ATTR)
+        if existing and isinstance(recorded, dict):
+            changed = differences(recorded, settings)
+            if changed and not self.mix_settings:
+                ConfigError(f"invalid search: study {study.study_name!r} in {storage_spec} holds trials made "
+                            f"with other fixed settings ({'; '.join(changed)}): give hydra.sweeper.study_name "
+                            "for a new study, or hydra.sweeper.mix_settings=true to add these trials to it").exit()
+            if changed:
+                log.warning("study %r: these trials' fixed settings differ from its earlier ones (%s); "
+                            "mixed as hydra.sweeper.mix_settings=true asks", study.study_name, "; ".join(changed))
+        else:
+            study.set_user_attr(FIXED_ATTR, settings)
+
+    def _say_what_study(self, study: optuna.Study, storage_spec: str, n_existing: int) -> None:
+        """One line: a new study, or which study this search joins, what it holds already, and
+        how many trials that leaves to run (n_trials counts the study's trials, not this
+        search's)."""
+        if not n_existing:
+            log.info("new study %r in %s: running %d trials", study.study_name, storage_spec, self.n_trials)
+            return
+        finished = count_trials(study, FINISHED)
+        left = max(0, self.n_trials - finished)
+        line = (f"joins study {study.study_name!r} in {storage_spec} (same search space and settings): it holds "
+                f"{n_existing} trials, {finished} finished; n_trials={self.n_trials} counts them, so {left} more run")
+        if left == 0:
+            log.warning("%s: raise hydra.sweeper.n_trials to run more, or give hydra.sweeper.study_name "
+                        "for a new study", line)
+        else:
+            log.info("%s", line)
 
     def _sampler(self, space: SearchSpace, n_existing: int) -> optuna.samplers.BaseSampler:
         conf = dict(self.sampler_conf)

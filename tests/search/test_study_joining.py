@@ -1,0 +1,46 @@
+"""A search says which study it joins and what that leaves to run, and a study never takes
+trials of other fixed settings silently (issue: nothing lost, round 2)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import run_wdsweep
+
+SEARCH = ["--config-dir", "conf", "-m", "search=optuna", "experiment=mine", "hydra.sweeper.n_trials=2",
+          "hydra.sweeper.sampler.seed=0", "model.depth=1", "model.width=8", "trainer.eval_every=10"]
+
+
+def preset(tmp_path: Path, steps: int) -> None:
+    """The user's own experiment preset, edited between searches as a user would."""
+    folder = tmp_path / "conf" / "experiment"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "mine.yaml").write_text(f"# @package _global_\ntrainer:\n  steps: {steps}\n")
+
+
+def test_a_search_says_what_it_joins_and_refuses_other_fixed_settings_unless_asked_to_mix(tmp_path):
+    def trained() -> int:
+        return len(list((tmp_path / "multirun").glob("*/*/trial-*/metrics.json")))
+
+    preset(tmp_path, 20)
+    first = run_wdsweep(SEARCH, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "new study 'wdsweep-" in first.stdout + first.stderr
+    again = run_wdsweep(SEARCH, cwd=tmp_path)  # the same command: it joins, and n_trials is a total
+    out = again.stdout + again.stderr
+    assert again.returncode == 0, again.stderr
+    assert "joins study 'wdsweep-" in out and "it holds 2 trials, 2 finished" in out
+    assert "so 0 more run: raise hydra.sweeper.n_trials" in out
+    assert trained() == 2
+
+    preset(tmp_path, 30)  # the same command, another step count: the default study name is the same
+    more = [*SEARCH[:-4], "hydra.sweeper.n_trials=3", *SEARCH[-3:]]
+    refused = run_wdsweep(more, cwd=tmp_path)
+    assert refused.returncode == 1
+    lines = refused.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in refused.stderr, refused.stderr
+    assert "holds trials made with other fixed settings (trainer.steps: 20 -> 30)" in lines[0]
+    assert "hydra.sweeper.mix_settings=true" in lines[0]
+    assert trained() == 2
+    mixed = run_wdsweep([*more, "hydra.sweeper.mix_settings=true"], cwd=tmp_path)
+    assert mixed.returncode == 0, mixed.stderr
+    assert trained() == 3
