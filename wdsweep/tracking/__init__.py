@@ -5,7 +5,8 @@ the config hash that decides whether a job is done), the per-step training callb
 (monitors.py: the progress bar, TensorBoard's scalars and histograms, the pruning reporter and
 the watch that stops a job whose trial is over), the job's side of its Optuna trial
 (trial_link.py: the storage, the pruner, heartbeats; journal.py: a journal file that survives a
-torn tail) and the MLflow export (mlflow_export.py).
+torn tail) and the MLflow export (mlflow_export.py; mlflow_client.py the runs it writes;
+mlflow_sqlite.py a local store whose creation was cut short).
 
 May import: wdsweep.config, wdsweep.train, wdsweep.errors.
 

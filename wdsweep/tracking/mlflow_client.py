@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional
 
 from wdsweep.config.urls import shown_url
+from wdsweep.tracking.mlflow_sqlite import open_or_remake
 from wdsweep.tracking.results import HISTORY_FILE, METRICS_FILE, MODEL_FILE, atomic_write
 
 SINGLE_RUN_EXPERIMENT = "wdsweep"
@@ -98,8 +99,8 @@ class Tracker:
         # so every process opens it in turn.
         db.parent.mkdir(parents=True, exist_ok=True)
         with _locked(db.parent):
-            self.client = MlflowClient(tracking_uri=uri)
-            self.client.search_experiments(max_results=1)
+            # A store whose creation was cut short (a full disk) is made anew (mlflow_sqlite).
+            self.client = open_or_remake(db, uri, lambda: _opened(MlflowClient(tracking_uri=uri)))
 
     # -------------------------------------------------------------- experiments and parents
     def experiment_id(self, name: str) -> str:
@@ -316,6 +317,12 @@ def _read_json(path: Path) -> dict:
     except (OSError, ValueError):  # none yet, or cut short by a kill: a new parent then
         return {}
     return value if isinstance(value, dict) else {}
+
+
+def _opened(client):
+    """The client, its store opened (MLflow opens it at the first request)."""
+    client.search_experiments(max_results=1)
+    return client
 
 
 @contextlib.contextmanager

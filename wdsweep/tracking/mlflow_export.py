@@ -41,7 +41,9 @@ Tracking URI: `logger.tracking_uri`, else $MLFLOW_TRACKING_URI, else `sqlite:///
 directory the command ran in, not the job's folder. Artifacts of an experiment made here in a
 local SQLite store go beside the database, in mlartifacts/. Each process opens a SQLite store
 for the first time under a lock on the database's folder: two workers creating a new database
-at once would both run its migrations and break it.
+at once would both run its migrations and break it. A local SQLite store whose creation was
+cut short (a full disk) is made anew when it holds no run, else the export says in one line how
+to recover it (wdsweep.tracking.mlflow_sqlite).
 
 Secrets: a password in `logger.tracking_uri=http://me:pw@host` on the command line is taken
 out before Hydra sees it (mask_command_line, called by wdsweep.app): configs, folder names,
