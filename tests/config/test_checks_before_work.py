@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from conftest import run_wdsweep
 
@@ -139,3 +140,12 @@ def test_long_name_problem_counts_bytes_not_characters():
     assert "has 256" in long_name_problem(Path("a") / ("é" * 128))
     assert long_name_problem("s" * 239, suffix=".journal.asklock") is None
     assert long_name_problem("s" * 240, suffix=".journal.asklock") is not None
+
+
+def test_finalist_seeds_may_be_the_config_s_seed_when_every_job_overrides_it(tmp_path):
+    """seed=1,2 never trains the config's seed 0: finalist_seeds=[0] is fresh."""
+    proc = run_wdsweep(["-m", *SHORT, "seed=1,2", "hydra.sweeper.finalists=1", "hydra.sweeper.finalist_seeds=[0]",
+                        "hydra.sweep.dir=sweep"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    report = yaml.safe_load((tmp_path / "sweep" / "finalists.yaml").read_text())
+    assert report["search_seeds"] == [1, 2] and report["fresh_seeds"] == [0]

@@ -39,15 +39,16 @@ def check_finalist_settings(sweeper: Any) -> None:
 
 
 def check_finalist_seeds_unused(sweeper: Any, jobs: List[GridJob]) -> None:
-    """A list of finalist seeds must miss every seed of the grid's jobs (and the config's seed):
-    checked once the jobs are composed, before any is launched, not after the grid trained.
-    (A count needs no check: it takes the smallest seeds the grid does not use.)"""
+    """A list of finalist seeds must miss every seed the grid's jobs train with (the config's
+    seed where a job keeps it, not where every job overrides it): checked once the jobs are
+    composed, before any is launched, not after the grid trained. (A count needs no check: it
+    takes the smallest seeds the grid does not use.)"""
     from wdsweep.errors import ConfigError
     from wdsweep.search.finalists import seed_list
 
     if not sweeper.finalists or isinstance(sweeper.finalist_seeds, int):
         return
-    used = {int(job.seed) for job in jobs if isinstance(job.seed, int)} | {int(sweeper.config.seed)}
+    used = {int(job.seed) for job in jobs if isinstance(job.seed, int)}
     overlap = sorted(set(seed_list(sweeper.finalist_seeds, "finalist_seeds")) & used)
     if overlap:
         ConfigError(f"invalid config: hydra.sweeper.finalist_seeds={sweeper.finalist_seeds!r} is not allowed: "
@@ -69,8 +70,9 @@ def run_finalists(sweeper: Any, jobs: List[GridJob], done) -> Tuple[List[GridJob
     for job in jobs:
         rest = tuple(o for o in job.overrides if not o.split("=", 1)[0].lstrip("+") == "seed")
         groups.setdefault(rest, []).append((job, read_record(job.folder)))
+    # the jobs' seeds, as check_finalist_seeds_unused read them, and those their records name
     used = sorted({int(r["seed"]) for members in groups.values() for _, r in members if r and "seed" in r}
-                  | {int(sweeper.config.seed)})
+                  | {int(job.seed) for job in jobs if isinstance(job.seed, int)})
     try:
         seeds = finalists.fresh_seeds(sweeper.finalist_seeds, used)
     except ValueError as err:
