@@ -38,13 +38,18 @@ def task(cfg: DictConfig) -> float:
     from wdsweep.jobs.lifeline import watch_parent
     from wdsweep.jobs.run import run  # deferred: torch is not needed to print --help or --cfg
     from wdsweep.jobs.threads import launcher_share
+    from wdsweep.tracking.trial_link import TrialLink
 
     watch_parent()  # a joblib worker ends with its sweep, even one killed with SIGKILL
     hydra_cfg = HydraConfig.get()
     single = hydra_cfg.mode == RunMode.RUN
     # Our grid sweeper skips finished jobs before launching; the job checks again under its
-    # folder's lock, for a second sweep process that launched the same job meanwhile.
-    resume = not single and bool(hydra_cfg.sweeper.get("resume", False))
+    # folder's lock, for a second sweep process that launched the same job meanwhile. An Optuna
+    # finalist's folder (finalists/trial-N/seed-S) is named by what it runs, as a grid job's
+    # is: the same command again finds it done rather than train it again.
+    link = TrialLink.from_env()
+    finalist = link is not None and link.role == "finalist"
+    resume = not single and (bool(hydra_cfg.sweeper.get("resume", False)) or finalist)
     try:
         return run(cfg, Path(hydra_cfg.runtime.output_dir), overrides=list(hydra_cfg.overrides.task),
                    progress=single, raise_failures=single, resume=resume,

@@ -1,12 +1,15 @@
-"""A search says which study it joins and what that leaves to run, and a study never takes
-trials of other fixed settings silently (issue: nothing lost, round 2)."""
+"""The same search command again: it says which study it joins and what that leaves to run,
+skips its finished finalists, and a study never takes trials of other fixed settings silently
+(issue: nothing lost, round 2)."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from conftest import run_wdsweep
 
-SEARCH = ["--config-dir", "conf", "-m", "search=optuna", "experiment=mine", "hydra.sweeper.n_trials=2",
+SEARCH = ["--config-dir", "conf", "-m", "search=optuna", "experiment=mine", "hydra.sweep.dir=S",
+          "hydra.sweeper.finalists=1", "hydra.sweeper.finalist_seeds=1", "hydra.sweeper.n_trials=2",
           "hydra.sweeper.sampler.seed=0", "model.depth=1", "model.width=8", "trainer.eval_every=10"]
 
 
@@ -19,18 +22,26 @@ def preset(tmp_path: Path, steps: int) -> None:
 
 def test_a_search_says_what_it_joins_and_refuses_other_fixed_settings_unless_asked_to_mix(tmp_path):
     def trained() -> int:
-        return len(list((tmp_path / "multirun").glob("*/*/trial-*/metrics.json")))
+        return len(list((tmp_path / "S").glob("trial-*/metrics.json")))
+
+    def finalist_runs() -> dict:
+        return {p.parent.relative_to(tmp_path): json.loads(p.read_text())["run_id"]
+                for p in (tmp_path / "S" / "finalists").rglob("metrics.json")}
 
     preset(tmp_path, 20)
     first = run_wdsweep(SEARCH, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     assert "new study 'wdsweep-" in first.stdout + first.stderr
+    finalists = finalist_runs()
+    assert len(finalists) == 1
     again = run_wdsweep(SEARCH, cwd=tmp_path)  # the same command: it joins, and n_trials is a total
     out = again.stdout + again.stderr
     assert again.returncode == 0, again.stderr
     assert "joins study 'wdsweep-" in out and "it holds 2 trials, 2 finished" in out
     assert "so 0 more run: raise hydra.sweeper.n_trials" in out
     assert trained() == 2
+    assert finalist_runs() == finalists  # its finalist was done: not trained again
+    assert "already done" in out
 
     preset(tmp_path, 30)  # the same command, another step count: the default study name is the same
     more = [*SEARCH[:-4], "hydra.sweeper.n_trials=3", *SEARCH[-3:]]

@@ -21,10 +21,11 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 OWNER_FILE = ".wdsweep-study"
 MAX_TRIES = 1000
+_MADE: Dict[str, List[Path]] = {}  # the folders each claim of this process made, deepest first
 
 
 class TakenByAnotherStudy(Exception):
@@ -44,7 +45,9 @@ def claim(sweep_dir: Path, study_name: str) -> bool:
         raise TakenByAnotherStudy(sweep_dir, others[0])
     if (sweep_dir / OWNER_FILE).is_file():
         return False
+    made = [p for p in (sweep_dir, *sweep_dir.absolute().parents) if not p.exists()]
     sweep_dir.mkdir(parents=True, exist_ok=True)
+    _MADE[str(sweep_dir)] = made
     fd, tmp = tempfile.mkstemp(dir=sweep_dir, prefix=f"{OWNER_FILE}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as handle:
@@ -75,12 +78,14 @@ def claim_fresh(sweep_dir: Path, study_name: str) -> Tuple[Path, bool]:
 
 def release(sweep_dir: Path) -> None:
     """Undo a claim this process made, for a search that stopped before writing anything:
-    the owner file, and the folder if nothing else is in it."""
+    the owner file, and the folders the claim made (multirun/<date>/<time>) where nothing else
+    is in them."""
     (Path(sweep_dir) / OWNER_FILE).unlink(missing_ok=True)
-    try:
-        Path(sweep_dir).rmdir()
-    except OSError:
-        pass  # not empty, or not ours to remove
+    for folder in _MADE.pop(str(sweep_dir), [Path(sweep_dir)]):  # deepest first
+        try:
+            folder.rmdir()
+        except OSError:
+            return  # not empty, or not ours to remove
 
 
 def recorded_owner(sweep_dir: Path) -> Optional[str]:
