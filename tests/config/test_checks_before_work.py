@@ -149,3 +149,13 @@ def test_finalist_seeds_may_be_the_config_s_seed_when_every_job_overrides_it(tmp
     assert proc.returncode == 0, proc.stderr
     report = yaml.safe_load((tmp_path / "sweep" / "finalists.yaml").read_text())
     assert report["search_seeds"] == [1, 2] and report["fresh_seeds"] == [0]
+
+
+def test_an_optuna_search_over_seeds_may_take_the_config_s_seed_as_a_finalist_seed(tmp_path):
+    """The check and the finalists read one set of used seeds: a searched seed's values
+    (here 1 and 2), not the config's seed 0, which no trial trains."""
+    proc = run_wdsweep(["-m", *OPTUNA, "seed=choice(1,2)", "hydra.sweeper.finalists=1",
+                        "hydra.sweeper.finalist_seeds=[0]", "hydra.sweep.dir=sweep"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    report = yaml.safe_load((tmp_path / "sweep" / "finalists.yaml").read_text())
+    assert report["fresh_seeds"] == [0] and 0 not in report["search_seeds"]

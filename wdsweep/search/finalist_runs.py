@@ -28,8 +28,13 @@ class FinalistRuns(ReplicatedTrials):
         the same command are not trained again (their folders are kept, as any job's)."""
         from wdsweep.search import finalists
 
-        used = self.seeds or sorted({int(self.config.seed)} | {
-            int(t.params["seed"]) for t in study.get_trials(deepcopy=False) if "seed" in t.params})
+        # the seeds the trials trained with: a searched seed's values, else the one every trial
+        # kept (as the check before the search read them: settings._finalist_seed_problems)
+        if "seed" in self.space.distributions:
+            used = sorted({int(t.params["seed"]) for t in study.get_trials(deepcopy=False) if "seed" in t.params})
+        else:
+            used = [int(self.space.fixed.get("seed", self.config.seed))]
+        used = self.seeds or used
         seeds = finalists.fresh_seeds(self.finalist_seeds_conf, used)
         best = self._best_distinct(study, self.finalists)
         if not best:
