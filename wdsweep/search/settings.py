@@ -133,6 +133,11 @@ class SearchSettings(object):
             too_long = long_name_problem(self.storage_dir)
             if too_long:
                 problems.append(f"hydra.sweeper.storage_dir={self.storage_dir!r} is not allowed: {too_long}")
+        elif isinstance(self.storage, str) and self.storage.startswith("sqlite:///"):
+            # the database file, and its ask lock beside it (study.AskLock)
+            too_long = long_name_problem(self.storage[len("sqlite:///"):], suffix=".asklock")
+            if too_long:
+                problems.append(f"hydra.sweeper.storage={self.storage!r} is not allowed: {too_long}")
         return problems
 
     def _replication_problems(self) -> List[str]:
