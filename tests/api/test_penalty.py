@@ -268,3 +268,12 @@ def test_metrics_and_detach():
         q.grad = torch.zeros_like(q)
     optimizer.step()
     torch.testing.assert_close(model[0].weight.detach(), before)
+
+
+def test_the_docstring_example_runs():
+    import doctest
+
+    import wdsweep.penalty
+
+    result = doctest.testmod(wdsweep.penalty)
+    assert result.attempted >= 8 and result.failed == 0
