@@ -1,5 +1,8 @@
 """The Optuna search's settings (hydra.sweeper.*), and their checks before any storage is opened
-or trial asked: every problem on one line, as wdsweep's validate words them.
+or trial asked: every problem on one line, as wdsweep's validate words them. Besides the
+sweeper's own keys, what every trial would share (the objective against the directions, the
+device, the folders' names, the finalists' seeds against the trials') is checked here too: a
+mistake there would otherwise fail each trial on its own and burn the budget.
 """
 from __future__ import annotations
 
