@@ -70,11 +70,11 @@ def check_folder_names(jobs: List[GridJob], sweep_dir: Path) -> None:
     if problem:
         ConfigError(f"invalid config: hydra.sweep.dir={str(sweep_dir)!r} is not allowed: {problem}").exit()
     for job in jobs:
-        problem = long_name_problem(job.folder.relative_to(sweep_dir) if job.folder.is_relative_to(sweep_dir)
-                                    else job.folder)
+        subdir = job.folder.relative_to(sweep_dir) if job.folder.is_relative_to(sweep_dir) else job.folder
+        problem = long_name_problem(subdir)
         if problem:
-            ConfigError(f"invalid config: hydra.sweep.subdir={str(job.folder.relative_to(sweep_dir))!r} "
-                        f"is not allowed: {problem} [job: {' '.join(job.overrides)}]").exit()
+            ConfigError(f"invalid config: hydra.sweep.subdir={str(subdir)!r} is not allowed: {problem} "
+                        f"[job: {' '.join(job.overrides)}]").exit()
 
 
 def find_twins(jobs: List[GridJob]) -> Dict[int, GridJob]:
@@ -93,7 +93,7 @@ def find_twins(jobs: List[GridJob]) -> Dict[int, GridJob]:
 
 
 def print_plan(jobs: List[GridJob], twin_of: Dict[int, GridJob], done: Callable[[GridJob], bool], sweep_dir: Path,
-               finalists: int) -> None:
+               finalists: int, one_by_one: bool = False) -> None:
     """hydra.sweeper.dry_run: one line per job, what the sweep would do with it and why,
     and a summary; on stdout, since it is the command's answer rather than a log."""
     counts: Counter = Counter()
@@ -106,7 +106,7 @@ def print_plan(jobs: List[GridJob], twin_of: Dict[int, GridJob], done: Callable[
             action = f"record: trains nothing, same as {twin_of[job.index].folder.name}"
         else:
             step = checkpoint_step(job.folder, job.config_hash)
-            why = changed_since(job.folder, job.config_hash, job.fingerprint)
+            why = changed_since(job.folder, job.config_hash, job.fingerprint, one_by_one)
             action = "train" + (f": resume at step {step} (its checkpoint)" if step else f": {why}" if why else "")
         counts[action.split(":")[0]] += 1
         lines.append(f"  #{job.index:<4d} {job.folder.name:<{width}s}  {action}")
