@@ -33,7 +33,7 @@ STATUSES = ("completed", "diverged", "failed", "pruned", "incomplete", "unreadab
 METRICS = ("objective", "train_loss", "train_error", "val_loss", "val_error", "test_loss", "test_error",
            "reg_loss", "weight_norm", "sparsity", "train_seconds", "steps", "steps_planned",
            "diverged_at_step", "error", "config_hash", "same_as", "torch_threads", "thread_independent", "task",
-           "error_metric")
+           "error_metric", "batched")
 
 
 @dataclass

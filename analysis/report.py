@@ -672,6 +672,7 @@ def write_report(runs: pd.DataFrame, counts: Dict[str, int], figures: List[Path]
     lines = ["# Regularization sweep report", ""]
     lines += ([f"Sweep{'s' if len(sweeps) > 1 else ''}: " + "; ".join(f"`{c}`" for c in sweeps)] if sweeps else [])
     lines += [f"Report: `{command}`", "", _metric_line(runs), ""]
+    lines += _training_kinds(runs)
     trials = runs[runs["trial"].notna()] if "trial" in runs else runs.iloc[0:0]
     grid = runs[runs["trial"].isna()] if "trial" in runs else runs
     comparisons = Comparisons(extra=finalist_tests(list(finalist_files)))
@@ -705,6 +706,24 @@ def runs_section(counts: Dict[str, int], problems: List[str]) -> List[str]:
     if problems:
         lines += ["Problems met while collecting:", ""] + [f"- {p}" for p in problems] + [""]
     return lines
+
+
+def _training_kinds(runs: pd.DataFrame) -> List[str]:
+    """A line when the runs were trained two ways, as members of vectorized batches and alone
+    (metrics.json's `batched`; a record without it was trained alone): their numbers are not
+    bit-equal, and the reader must know the table mixes them."""
+    if "batched" not in runs or "status" not in runs:
+        return []
+    done = runs[runs["status"].isin(["completed", "diverged"])]
+    batched = int((done["batched"] == True).sum())  # noqa: E712 - NaN (older records) is alone
+    alone = len(done) - batched
+    if not batched or not alone:
+        return []
+    return [f"Trained two ways: {batched} runs as members of vectorized batches, {alone} alone (the vectorized "
+            "launcher runs alone what it cannot batch; a sweep resumed under another launcher adds the other "
+            "kind). The two agree to float rounding at first and drift apart over long runs, as a change of "
+            "thread count would make them: a small difference between runs of different kinds is not a "
+            "finding.", ""]
 
 
 def _metric_line(runs: pd.DataFrame) -> str:

@@ -36,6 +36,7 @@ CONFIG_DIR = _config_dir()
 def task(cfg: DictConfig) -> float:
     """One job: train and record it, return its objective (see wdsweep.jobs.run)."""
     from wdsweep.jobs.lifeline import watch_parent
+    from wdsweep.jobs.resume import trains_one_by_one
     from wdsweep.jobs.run import run  # deferred: torch is not needed to print --help or --cfg
     from wdsweep.jobs.threads import launcher_share
     from wdsweep.tracking.trial_link import TrialLink
@@ -53,7 +54,8 @@ def task(cfg: DictConfig) -> float:
     try:
         return run(cfg, Path(hydra_cfg.runtime.output_dir), overrides=list(hydra_cfg.overrides.task),
                    progress=single, raise_failures=single, resume=resume,
-                   launcher_jobs=launcher_share(hydra_cfg.launcher))
+                   launcher_jobs=launcher_share(hydra_cfg.launcher),
+                   one_by_one=trains_one_by_one(hydra_cfg.launcher))
     except ConfigError as err:
         err.exit()
 

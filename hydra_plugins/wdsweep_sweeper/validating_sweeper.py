@@ -132,12 +132,15 @@ class ValidatingSweeper(BasicSweeper):
         check_folder_names(jobs, sweep_dir)
         check_finalist_seeds_unused(self, jobs)
 
+        one_by_one = not hasattr(self.launcher, "launch_numbered")  # all but the vectorized launchers
+
         def done(job: "GridJob") -> bool:
-            return self.resume and done_record(job.folder, job.config_hash, job.threads, job.fingerprint) is not None
+            return self.resume and done_record(job.folder, job.config_hash, job.threads, job.fingerprint,
+                                               one_by_one) is not None
 
         twin_of = find_twins(jobs) if self.dedupe else {}
         if self.dry_run:
-            print_plan(jobs, twin_of, done, sweep_dir, self.finalists)
+            print_plan(jobs, twin_of, done, sweep_dir, self.finalists, one_by_one)
             return []
         problem = output_folder_problem(sweep_dir)
         if problem:
@@ -168,7 +171,7 @@ class ValidatingSweeper(BasicSweeper):
 
         returns = []
         if hasattr(self.launcher, "launch_numbered"):  # the vectorized launchers: gaps allowed
-            size = self.max_batch_size or len(pending)
+            size = self.max_batch_size or max(len(pending), 1)  # all done: no launch at all
             for first in range(0, len(pending), size):
                 chunk = pending[first:first + size]
                 returns.append(self._checked(self.launcher.launch_numbered([(j.index, j.overrides) for j in chunk])))

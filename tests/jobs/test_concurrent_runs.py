@@ -11,7 +11,7 @@ import threading
 import time
 from pathlib import Path
 
-from conftest import read_metrics, run_wdsweep
+from conftest import job_dirs, read_metrics, run_wdsweep
 
 TINY = ["trainer.steps=5", "model.width=8", "model.depth=1"]
 
@@ -139,3 +139,36 @@ def test_every_sweep_command_into_one_folder_keeps_its_record(tmp_path):
     assert "reg.lam=0.02,0.03" in task_overrides(records / "multirun.yaml")
     commands = sweep_commands(pd.DataFrame({"sweep": [str(records)]}))
     assert [c.split("reg.lam=")[1].split()[0] for c in commands] == ["0.01", "0.02,0.03"]
+
+
+def test_resume_under_a_one_by_one_launcher_retrains_what_a_vectorized_batch_trained(tmp_path):
+    """Batched and lone training differ by rounding that grows with the steps: a sweep resumed
+    under the basic launcher must not keep the vectorized launcher's numbers as its own, and a
+    table that holds both kinds says so."""
+    from analysis.collect import collect
+    from analysis.report import _training_kinds
+
+    def sweep(seeds: str, *more: str):
+        proc = run_wdsweep(["-m", *TINY, f"seed={seeds}", "hydra.sweep.dir=S", *more], cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        return proc
+
+    def kinds():
+        return {read_metrics(j)["seed"]: (read_metrics(j)["batched"], read_metrics(j)["launcher"])
+                for j in job_dirs(tmp_path / "S")}
+
+    sweep("0,1", "hydra/launcher=vectorized")
+    sweep("2")  # a grown grid, under the basic launcher
+    assert kinds() == {0: (True, "VectorizedLauncher"), 1: (True, "VectorizedLauncher"), 2: (False, "BasicLauncher")}
+    (line, _) = _training_kinds(collect([str(tmp_path / "S")]).runs)
+    assert line.startswith("Trained two ways: 2 runs as members of vectorized batches, 1 alone")
+
+    plan = sweep("0,1", "hydra.sweeper.dry_run=true")
+    why = "train: it was trained in a vectorized batch, and this launcher trains each job alone"
+    assert plan.stdout.count(why) == 2
+    sweep("0,1")
+    assert set(kinds().values()) == {(False, "BasicLauncher")}
+    assert _training_kinds(collect([str(tmp_path / "S")]).runs) == []
+    # the vectorized launcher batches what it can and runs the rest alone: records of both kinds are done there
+    again = sweep("0,1,2", "hydra/launcher=vectorized")
+    assert "skipped 3 of 3 (already done)" in again.stdout + again.stderr

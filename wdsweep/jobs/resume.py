@@ -14,7 +14,7 @@ import contextlib
 import json
 import os
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Any, Iterator, Optional
 
 from wdsweep.jobs import lock_holder
 from wdsweep.tracking.fingerprint import changes
@@ -34,7 +34,7 @@ def read_record(job_dir: Path) -> Optional[dict]:
 
 
 def done_record(job_dir: Path, cfg_hash: str, fixed_threads: Optional[int] = None,
-                fingerprint: Optional[dict] = None) -> Optional[dict]:
+                fingerprint: Optional[dict] = None, one_by_one: bool = False) -> Optional[dict]:
     """The record of this exact config's finished run in job_dir, or None if it must run.
 
     A model whose numbers depend on the thread count (the record says thread_independent:
@@ -42,7 +42,12 @@ def done_record(job_dir: Path, cfg_hash: str, fixed_threads: Optional[int] = Non
     (wdsweep.jobs.threads.fixed_threads): a sweep resumed under another launcher or OMP_NUM_THREADS
     runs it again rather than mix two kinds of numbers. A thread-independent record is done
     at any count. With `fingerprint` (the job's code and data now: wdsweep.tracking.fingerprint)
-    a record whose code or data differ is not done either."""
+    a record whose code or data differ is not done either. With `one_by_one` (a launcher that
+    trains each job alone: every launcher but the vectorized ones), a record of a job trained
+    as a member of a vectorized batch is not done: its numbers differ from the job's alone by
+    float rounding that grows with the steps, and a resumed sweep must not mix the two kinds.
+    (The vectorized launchers batch what they can and run the rest alone: both kinds count
+    there, and the report names a mix.)"""
     record = read_record(job_dir)
     if record is None or record.get("status") not in DONE_STATUSES:
         return None
@@ -55,16 +60,29 @@ def done_record(job_dir: Path, cfg_hash: str, fixed_threads: Optional[int] = Non
         return None
     if fingerprint is not None and changes(record.get("fingerprint"), fingerprint):
         return None  # its code or data changed since (wdsweep.tracking.fingerprint)
+    if one_by_one and record.get("batched") is True:
+        return None
     return record
 
 
-def changed_since(job_dir: Path, cfg_hash: str, prints: Optional[dict]) -> str:
-    """What changed in the code or data of the finished job of this very config in job_dir, in
-    words ("model code changed (mynet.py)"); "" when nothing did, or there is no such job."""
+def trains_one_by_one(launcher: Any) -> bool:
+    """Whether a launcher (its hydra.launcher config) trains each job alone: all but ours that
+    batch jobs into one vectorized model."""
+    target = str(launcher.get("_target_", "")) if hasattr(launcher, "get") else ""
+    return "wdsweep_vectorized" not in target
+
+
+def changed_since(job_dir: Path, cfg_hash: str, prints: Optional[dict], one_by_one: bool = False) -> str:
+    """What changed in the code or data of the finished job of this very config in job_dir, or
+    in how it would be trained (done_record's `one_by_one`), in words ("model code changed
+    (mynet.py)"); "" when nothing did, or there is no such job."""
     record = read_record(job_dir) or {}
-    if prints is None or record.get("config_hash") != cfg_hash or record.get("status") not in DONE_STATUSES:
+    if record.get("config_hash") != cfg_hash or record.get("status") not in DONE_STATUSES:
         return ""
-    return "; ".join(changes(record.get("fingerprint"), prints))
+    said = changes(record.get("fingerprint"), prints) if prints is not None else []
+    if one_by_one and record.get("batched") is True:
+        said.append("it was trained in a vectorized batch, and this launcher trains each job alone")
+    return "; ".join(said)
 
 
 def _history_whole(job_dir: Path, record: dict) -> bool:

@@ -58,7 +58,8 @@ FINAL_METRICS = ("train_loss", "train_error", "val_loss", "val_error", "test_los
 
 
 def run(cfg: DictConfig, job_dir: Path, *, overrides: Sequence[str] = (), progress: bool = False,
-        raise_failures: bool = False, resume: bool = False, launcher_jobs: object = None) -> float:
+        raise_failures: bool = False, resume: bool = False, launcher_jobs: object = None,
+        one_by_one: bool = True) -> float:
     """Train and record one job in `job_dir`; return its objective, NaN unless it completed.
 
     A failure after validation (an exception while building or training) is recorded as
@@ -66,7 +67,9 @@ def run(cfg: DictConfig, job_dir: Path, *, overrides: Sequence[str] = (), progre
     With `resume`, a job whose finished result for this very config is already in job_dir is
     not run again; its recorded objective is returned. `launcher_jobs` is what the
     launcher says about its jobs' cores (joblib's n_jobs, submitit's cpus_per_task: see
-    wdsweep.jobs.threads.launcher_share), for the thread rule.
+    wdsweep.jobs.threads.launcher_share), for the thread rule. `one_by_one`: the launcher trains
+    each job alone, so a record of the job trained in a vectorized batch is not done
+    (wdsweep.jobs.resume.done_record).
     """
     validate(cfg)
     job_dir = Path(job_dir)
@@ -74,14 +77,14 @@ def run(cfg: DictConfig, job_dir: Path, *, overrides: Sequence[str] = (), progre
     with job_lock(job_dir):
         cfg_hash = config_hash(cfg)
         prints = fingerprint(cfg)
-        done = (done_record(job_dir, cfg_hash, dependent_threads(cfg.trainer.threads, launcher_jobs), prints)
-                if resume else None)
+        done = (done_record(job_dir, cfg_hash, dependent_threads(cfg.trainer.threads, launcher_jobs), prints,
+                            one_by_one) if resume else None)
         if done is not None:
             log.info("%s | already done (%s), not run again", " ".join(overrides) or job_dir,
                      done["status"])
             return _recorded_objective(done, objective_names(cfg))
         if resume:
-            why = changed_since(job_dir, cfg_hash, prints)
+            why = changed_since(job_dir, cfg_hash, prints, one_by_one)
             if why:
                 log.info("%s | trains again: %s since it was done", " ".join(overrides) or job_dir, why)
         remove_stale_temp_files(job_dir)  # left by a job killed while writing
@@ -129,7 +132,22 @@ def start_record(cfg: DictConfig, overrides: Sequence[str], cfg_hash: str, print
         "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         # what trained it besides its config; resume compares it next time (wdsweep.tracking.fingerprint)
         "fingerprint": prints if prints is not None else fingerprint(cfg),
+        # how: alone, or as a member of a vectorized batch (RecordMember sets it), whose numbers
+        # differ by rounding; resume and the report tell the two apart (wdsweep.jobs.resume)
+        "batched": False,
+        "launcher": _launcher_name(),
     }
+
+
+def _launcher_name() -> Optional[str]:
+    """The Hydra launcher's class name (BasicLauncher, JoblibLauncher, VectorizedLauncher, ...),
+    None outside a Hydra run."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return None
+    target = str(HydraConfig.get().launcher.get("_target_", "") or "")
+    return target.rsplit(".", 1)[-1] or None
 
 
 def record_trained(record: dict, cfg: DictConfig, job_dir: Path, overrides: Sequence[str],
