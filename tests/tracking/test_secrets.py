@@ -17,7 +17,7 @@ import yaml
 from wdsweep.config.urls import UnsafePassword, hide_password, split_password, with_password
 from wdsweep.tracking.trial_link import ENV_PASSWORD
 
-from conftest import job_dirs, run_cli, run_wdsweep, shared_folder
+from conftest import job_dirs, run_analysis, run_cli, run_wdsweep, shared_folder
 
 QUICK = ["trainer.steps=5", "trainer.eval_every=5", "model.depth=1", "model.width=8"]
 
@@ -184,7 +184,12 @@ def test_a_postgres_password_is_in_no_file_and_no_output(tmp_path, postgres_role
     assert proc.returncode == 0, proc.stderr
     assert completed_with_results_recorded(url)
     _drop_config_files(tmp_path)
-    assert_nowhere(password, tmp_path, proc)
+    procs = [proc]
+    if form == "query-on-the-command-line":  # the analysis, given the URL, writes it masked
+        procs.append(run_analysis(url, "--out", tmp_path / "report"))
+        assert procs[-1].returncode == 0, procs[-1].stderr
+        assert url.replace(password, "***") in (tmp_path / "report" / "report.md").read_text()
+    assert_nowhere(password, tmp_path, *procs)
 
 
 @pytest.mark.integration
@@ -204,7 +209,7 @@ def test_a_password_the_driver_reads_itself_is_copied_nowhere(tmp_path, postgres
     if source == "PGPASSWORD":
         env["PGPASSWORD"] = password
         proc = search(tmp_path, f"hydra.sweeper.storage={url}", "hydra/launcher=submitit_local",
-                      process=True, env_extra=env)
+                      n_trials=1, process=True, env_extra=env)  # one submitit job: a process start each
         assert list((tmp_path / "S").rglob("*.pkl"))  # submitit pickled each job
     else:
         pgpass = home / ".pgpass"
