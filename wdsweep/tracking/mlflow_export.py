@@ -49,8 +49,11 @@ Secrets: a password in `logger.tracking_uri=http://me:pw@host` on the command li
 out before Hydra sees it (mask_command_line, called by wdsweep.app): configs, folder names,
 files and log lines get `http://me:***@host`, and the jobs get the password through the
 process environment (ENV_PASSWORD), put back into the URI in memory only, as the Optuna
-sweeper does with its storage (wdsweep.tracking.trial_link). A password written in a config file is
-refused by validation, since Hydra would copy it into every job's folder.
+sweeper does with its storage (wdsweep.tracking.trial_link); likewise a query password
+(`'sqlite:///m.db?passwd=pw'`: every form wdsweep.config.urls knows). A password written in a
+config file is refused by validation, since Hydra would copy it into every job's folder, and so is
+one masking could not hide whole (on the command line or in $MLFLOW_TRACKING_URI, whose password
+otherwise stays in the environment, every line showing the URI masked).
 
 A tracking server that does not answer would make MLflow retry each request for minutes;
 unless MLFLOW_HTTP_REQUEST_MAX_RETRIES / _TIMEOUT are set, 2 retries and 20 s are used, and
