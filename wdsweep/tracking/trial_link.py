@@ -4,8 +4,9 @@ the trial. The sweeper passes storage, study and trial id through environment va
 (hydra.job.env_set), which every Hydra launcher carries to the job, whatever the process.
 
 A storage password never travels that way: Hydra writes env_set into every job's hydra.yaml.
-A storage URL that holds one (postgresql://me:pw@host/db) is written and passed everywhere in
-its masked form (postgresql://me:***@host/db), and the password itself goes to the jobs in
+A storage URL that holds one (postgresql://me:pw@host/db, or ...?password=pw: the forms of
+wdsweep.config.urls) is written and passed everywhere in its masked form
+(postgresql://me:***@host/db), and the password itself goes to the jobs in
 the process environment (ENV_PASSWORD, which every launcher's job processes inherit), where
 open_storage puts it back into the URL, in memory only. Without a password in the URL (the
 driver's own PGPASSWORD or ~/.pgpass) there is nothing to hide.
