@@ -88,7 +88,7 @@ def lambda_curves(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
     (`n_collapsed`, at `collapsed_value` on average) and how many diverged or failed
     (`n_diverged`), and whether it is its setting's best λ by the report's rule (`best`; and
     `best_is_no_decay` when that λ is 0). Grid runs only."""
-    from analysis.report import best_lambdas, settings
+    from analysis.choice import best_lambdas, settings
 
     grid = runs[runs["trial"].isna()] if "trial" in runs else runs  # Optuna trials: charts of their own
     done = grid[grid["status"].isin(["completed", "diverged", "failed"]) & (grid["reg.lam"] > 0)]

@@ -60,7 +60,7 @@ def histogram_choice(runs: pd.DataFrame) -> pd.DataFrame:
     plain, decayed = done[done["reg.lam"] == 0], done[done["reg.lam"] > 0]
     if plain.empty or decayed.empty or decayed["val_error"].isna().all():
         return pd.DataFrame()
-    from analysis.report import best_lambdas
+    from analysis.choice import best_lambdas
 
     others = [k for k in varying_keys(done) if not k.startswith("reg.")]
     config = ["reg.p", "reg.scope", "reg.mode", "reg.lam", *others]

@@ -1,5 +1,6 @@
-"""ConfigError: a config value is not allowed. At the bottom of the package: every module may
-import it (the data loaders, validation, the sweepers, the app) and it imports nothing of ours."""
+"""ConfigError: a config value is not allowed; DataProblem: the user's data or files are not
+usable. At the bottom of the package: every module may import them (the data loaders and their
+row readers, validation, the sweepers, the app) and they import nothing of ours."""
 from __future__ import annotations
 
 import sys
@@ -14,3 +15,7 @@ class ConfigError(CompactHydraException):
     def exit(self) -> NoReturn:
         """End the program with this error as its one line on stderr, exit status 1."""
         sys.exit(f"wdsweep: {self}")
+
+
+class DataProblem(ValueError):
+    """What is wrong with the user's data or files, in one line (validation names the key)."""

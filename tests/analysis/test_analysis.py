@@ -10,9 +10,9 @@ import matplotlib.image as mpimg
 import pandas as pd
 import pytest
 
+from analysis.choice import best_lambdas
 from analysis.collect import collect, status_counts
 from analysis.figures import headline_chart
-from analysis.report import best_lambdas
 
 from conftest import SEED_REGRESSION_SWEEP, job_dirs, run_analysis, run_wdsweep, shared_sweep
 

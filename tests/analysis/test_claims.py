@@ -90,7 +90,7 @@ def test_the_report_says_what_scope_changes_flags_edge_lambdas_and_names_the_swe
 
 def best_lambdas_of(tmp_path) -> dict:
     runs = pd.read_csv(tmp_path / "A" / "runs.csv")
-    from analysis.report import best_lambdas
+    from analysis.choice import best_lambdas
 
     return {row["reg.scope"]: row["reg.lam"] for _, row in best_lambdas(runs[runs["role"].isna()]
                                                                            if "role" in runs else runs).iterrows()}

@@ -92,7 +92,7 @@ def test_a_grids_finalists_never_enter_its_own_sections(tmp_path):
     assert "## Best λ per regularizer" in before_text
     best = lambda text: text.split("## Best λ per regularizer")[1].split("\n## ")[0]  # noqa: E731
     assert best(after_text) == best(before_text)
-    from analysis.report import best_lambdas
+    from analysis.choice import best_lambdas
 
     grid_runs = [pd.read_csv(tmp_path / name / "runs.csv") for name in ("before", "after")]
     tables = [best_lambdas(r[r["role"].isna()] if "role" in r else r) for r in grid_runs]  # no role: the grid's

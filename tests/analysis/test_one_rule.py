@@ -9,10 +9,11 @@ import math
 
 import pandas as pd
 
+from analysis.choice import best_lambdas
 from analysis.collect import status_counts
 from analysis.figures import lambda_curves
 from analysis.model_figures import histogram_choice
-from analysis.report import best_lambdas, write_report
+from analysis.report import write_report
 
 SEEDS = [0, 1, 2, 3, 4, 5]
 VAL = [0.050, 0.061, 0.055, 0.058, 0.052, 0.060]

@@ -19,8 +19,9 @@ from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import TTestPower
 
 from analysis import stats
+from analysis.choice import best_lambdas
 from analysis.collect import status_counts
-from analysis.report import best_lambdas, write_report
+from analysis.report import write_report
 
 SEEDS6 = [0, 1, 2, 3, 4, 5]
 # A realistic per-seed spread of test error (digits: multiples of 1/360), and of validation error.

@@ -77,7 +77,7 @@ class ImageFiles:
         import os
         from concurrent.futures import ThreadPoolExecutor
 
-        from wdsweep.train.splits import DataProblem
+        from wdsweep.errors import DataProblem
 
         def decodes(file: str) -> Optional[str]:
             try:

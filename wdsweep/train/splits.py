@@ -8,16 +8,14 @@ from typing import TYPE_CHECKING, Optional, Tuple
 
 import numpy as np
 
+from wdsweep.errors import DataProblem  # noqa: F401 - where the data modules import it from
+
 if TYPE_CHECKING:
     import torch
 
     from wdsweep.train.images import Augment, InputScale
 
 SPLITS = ("train", "val", "test")
-
-
-class DataProblem(ValueError):
-    """What is wrong with the user's data or files, in one line (validation names the key)."""
 
 
 @dataclass
