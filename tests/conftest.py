@@ -80,7 +80,9 @@ def read_metrics(job_dir: Path) -> dict:
 
 
 # What differs between two executions of one job, however it runs: the clock and the run's id.
-PER_EXECUTION = {"train_seconds", "eval_seconds", "started_at", "finished_at", "run_id", "throughput"}
+# what a job's metrics.json records of its execution rather than of what it computed: when, how
+# fast, and which launcher ran it (the same numbers under any launcher that trains jobs alone)
+PER_EXECUTION = {"train_seconds", "eval_seconds", "started_at", "finished_at", "run_id", "throughput", "launcher"}
 # history.csv's wall-clock columns: when, and how fast (the rest is what the run computed)
 WALL_CLOCK = ("seconds", "samples_per_s", "step_ms", "data_wait")
 

@@ -116,7 +116,7 @@ def test_the_checkpoint_keys_leave_the_config_hash_alone_and_are_checked(compose
     refused = run_wdsweep(["trainer.checkpoint_every=0"], cwd=tmp_path)
     assert refused.returncode == 1
     assert refused.stderr.strip() == ("wdsweep: invalid config: trainer.checkpoint_every=0 is not allowed: a finite "
-                                      "number in [1, inf] or null")
+                                      "number >= 1 or null")
 
 
 def test_the_dry_run_says_where_a_job_would_resume(tmp_path):
