@@ -10,6 +10,7 @@ history holds what changed. The analysis reads them all for the report's "Sweep:
 """
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 from pathlib import Path
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 
 RECORD_FILE = "multirun.yaml"
 HISTORY_DIR = "multirun-history"
+LOCK_FILE = ".multirun.lock"
 
 
 def save_sweep_config(config: DictConfig, sweep_dir: Path) -> None:
@@ -31,16 +33,19 @@ def save_sweep_config(config: DictConfig, sweep_dir: Path) -> None:
     sweep_dir.mkdir(parents=True, exist_ok=True)
     text = OmegaConf.to_yaml(config)
     path = sweep_dir / RECORD_FILE
-    try:
-        before = path.read_text()
-    except OSError:
-        before = None
-    if before == text:
-        return
-    if before is not None:
-        kept = _keep(path)
-        log.info("%s held another sweep command's config: kept as %s", path, kept)
-    atomic_write(path, lambda f: f.write(text))
+    # two sweeps started together into one folder: each keeps the other's record, none is lost
+    with open(sweep_dir / LOCK_FILE, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            before = path.read_text()
+        except OSError:
+            before = None
+        if before == text:
+            return
+        if before is not None:
+            kept = _keep(path)
+            log.info("%s held another sweep command's config: kept as %s", path, kept)
+        atomic_write(path, lambda f: f.write(text))
 
 
 def _keep(path: Path) -> Path:
