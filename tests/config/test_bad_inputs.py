@@ -61,7 +61,7 @@ CASES = [
      ["model='resnet999'", "one of cnn, linear, mlp"]),
     ("type-error-in-sweep", "wdsweep", ["-m", "reg.p=1,abc"], ["reg.p='abc'", "a number", "[job: reg.p=abc]"]),
     ("unknown-key", "wdsweep", ["reg.nope=1"],
-     ["reg.nope=1", "one of lam, p, mode, scope, l1_ratio, eps, impl", "+reg.nope="]),
+     ["reg.nope=1", "one of lam, p, mode, scope, l1_ratio, eps, impl", "did you mean reg.scope?"]),
     ("csv-missing", "wdsweep", ["data=csv", "data.path=missing.csv", "data.target=y"],
      ["data.path='missing.csv'", "an existing csv file (not found: "]),
     ("csv-no-target", "wdsweep", ["data=csv", "data.path=no_target.csv", "data.target=price"],

@@ -62,9 +62,12 @@ def test_types_are_checked_at_composition(compose_cfg):
     (["trainer.steps=1.5"], ("invalid config: trainer.steps=1.5 is not allowed: an integer "
                              "(Value '1.5' of type 'float' could not be converted to Integer)")),
     (["model=resnet999"], "invalid config: model='resnet999' is not allowed: one of cnn, linear, mlp, resnet"),
-    (["reg.nope=1"], ("invalid config: reg.nope=1 is not allowed: a key of reg: one of lam, p, mode, scope, "
-                      "l1_ratio, eps, impl, momentum_corrected (Key 'nope' not in 'RegConfig'; "
-                      "to add a key: +reg.nope=...)")),
+    (["reg.xyz=1"], ("invalid config: reg.xyz=1 is not allowed: a key of reg: one of lam, p, mode, scope, "
+                      "l1_ratio, eps, impl, momentum_corrected (Key 'xyz' not in 'RegConfig')")),
+    # the nearest key, never `+reg.lamda=...`: known_keys refuses that too
+    (["reg.lamda=1e-3"], ("invalid config: reg.lamda=0.001 is not allowed: a key of reg: one of lam, p, mode, "
+                          "scope, l1_ratio, eps, impl, momentum_corrected (Key 'lamda' not in 'RegConfig'; "
+                          "did you mean reg.lam?)")),
     (["+reg.lam=1"], ("invalid config: Could not append to config. An item is already at 'reg.lam'. "
                       "Either remove + prefix: 'reg.lam=1' Or add a second + to add or override "
                       "'reg.lam': '++reg.lam=1'")),

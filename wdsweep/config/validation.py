@@ -503,13 +503,29 @@ _TYPE_ERRORS = (("converted to Float", "a number"), ("converted to Integer", "an
                 ("valid bool", "true or false"), ("to string", "a string"))
 
 
+def _key_hint(parent: str, key: str, keys: List[str], cause: OmegaConfBaseException) -> str:
+    """The nearest key the node has (`reg.lamda` -> did you mean reg.lam?); `+key` only for a
+    node without a schema and no near key: a schema'd group refuses an added key too
+    (wdsweep.config.known_keys), so hinting `+reg.lamda=...` would send the user to a second refusal."""
+    import dataclasses
+    import difflib
+
+    close = difflib.get_close_matches(key, keys, n=1)
+    if close:
+        return f"; did you mean {parent + '.' if parent else ''}{close[0]}?"
+    if dataclasses.is_dataclass(OmegaConf.get_type(cause.parent_node)):
+        return ""
+    return f"; to add a key: +{cause.full_key}=..."
+
+
 def _allowed(cause: OmegaConfBaseException) -> str:
     """What the schema allows at cause.full_key, with OmegaConf's reason in parentheses."""
     reason = str(cause.msg).strip().splitlines()[0] if str(cause.msg).strip() else type(cause).__name__
     if isinstance(cause, ConfigAttributeError) and cause.parent_node is not None:
-        parent = cause.full_key.rpartition(".")[0] or "the top level"
-        keys = ", ".join(map(str, cause.parent_node.keys()))
-        return f"a key of {parent}: one of {keys} ({reason}; to add a key: +{cause.full_key}=...)"
+        parent, _, key = cause.full_key.rpartition(".")
+        keys = [str(k) for k in cause.parent_node.keys()]
+        hint = _key_hint(parent, key, keys, cause)
+        return f"a key of {parent or 'the top level'}: one of {', '.join(keys)} ({reason}{hint})"
     for wording, allowed in _TYPE_ERRORS:
         if wording in reason:
             return f"{allowed} ({reason})"
