@@ -31,3 +31,28 @@ def test_every_shipped_option_defines_only_its_schemas_keys(compose_cfg, option)
     from wdsweep.config.known_keys import unknown_keys
 
     assert unknown_keys(compose_cfg([option])) == []
+
+
+KWARGS_NET = '''
+from torch import nn
+
+
+def net(n_features, n_outputs, width=8, **kwargs):
+    return nn.Sequential(nn.Linear(n_features, width), nn.ReLU(), nn.Linear(width, n_outputs))
+'''
+
+
+def test_a_near_miss_of_a_named_parameter_is_refused_for_a_target_taking_kwargs(tmp_path, monkeypatch):
+    # net(..., width=8, **kwargs) would take `widht` and train at width 8
+    from omegaconf import OmegaConf
+
+    from wdsweep.train.models import DataInfo, model_problem
+
+    (tmp_path / "kwargsnet.py").write_text(KWARGS_NET)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    info = DataInfo(n_features=2, n_outputs=2, task="classification")
+    line = model_problem(OmegaConf.create({"_target_": "kwargsnet.net", "widht": 64}), info)
+    assert line.startswith("model.widht=64 is not allowed: kwargsnet.net has no parameter 'widht' "
+                           "(did you mean model.width?)") and "\n" not in line
+    # a key near no named parameter is the target's own, passed through **kwargs
+    assert model_problem(OmegaConf.create({"_target_": "kwargsnet.net", "width": 4, "color": "red"}), info) is None

@@ -154,6 +154,9 @@ def _model_problem(spec_json: str, info: DataInfo) -> Optional[str]:
 
     cfg = OmegaConf.create(json.loads(spec_json))
     target = cfg.get("_target_")
+    near_miss = _kwargs_near_miss(cfg)
+    if near_miss:
+        return near_miss
     try:
         model = _meta_model(spec_json, info)
     except Exception as err:  # noqa: BLE001 - whatever the user's constructor raises
@@ -176,6 +179,40 @@ def _model_problem(spec_json: str, info: DataInfo) -> Optional[str]:
         problem = _output_problem(model, torch.zeros(n, info.n_features, device=device), target, info)
         if problem:
             return problem
+    return None
+
+
+# How alike a key and a named parameter must be (difflib's ratio) to count as a misspelling:
+# widht/width 0.8, n_feature/n_features 0.95; depth/width (0.6) and lr/wd are different keys.
+NEAR_MISS_RATIO = 0.8
+
+
+def _kwargs_near_miss(cfg: DictConfig) -> Optional[str]:
+    """For a target that takes **kwargs, the first config key that is not one of its named
+    parameters but a near miss of one (`+model.widht=64` beside `width`), in one line; else None.
+    Such a target takes any key without complaint, so the misspelt one would be passed on and
+    ignored, and the job would train at the default width. A key not near any named parameter
+    is the target's own business (passed through **kwargs, as the user means it)."""
+    import difflib
+
+    from hydra._internal.utils import _locate as get_object
+
+    try:
+        params = inspect.signature(get_object(str(cfg.get("_target_")))).parameters
+    except Exception:  # noqa: BLE001 - a target that cannot be found is reported when built
+        return None
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return None
+    named = [n for n, p in params.items() if p.kind not in (inspect.Parameter.VAR_KEYWORD,
+                                                             inspect.Parameter.VAR_POSITIONAL)]
+    for key in cfg:
+        if key in ("_target_", "name") or key in named:
+            continue
+        close = difflib.get_close_matches(str(key), named, n=1, cutoff=NEAR_MISS_RATIO)
+        if close:
+            return (f"model.{key}={cfg[key]!r} is not allowed: {cfg.get('_target_')} has no parameter {key!r} "
+                    f"(did you mean model.{close[0]}?); it takes **kwargs, so the key would be passed on "
+                    f"and ignored: its parameters are {', '.join(named)}")
     return None
 
 
