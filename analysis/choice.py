@@ -7,8 +7,14 @@ grid finalists (docs: the report's statistics, "one rule").
   keys change nothing, so "no decay" is one configuration per value of the other keys, and a
   candidate λ of every setting.
 - A configuration that diverged or failed on any seed it ran fails there: it is never chosen.
-- A setting's best λ has the lowest mean validation error over the seeds every candidate of the
-  setting completed, λ = 0 included; of λs tied exactly (within stats.TOL) the smallest: no more
+- Candidates are compared on the same seeds, and only candidates that ran on most of them: one
+  whose completed seeds are no more than half of the most any candidate of the setting completed
+  (λ = 0.03 run on 1 seed beside λs run on 4, as another sweep adds) is not compared and never
+  chosen, and the report names it ("ran on 1 seed of the 4 the others ran: not compared"). So
+  adding a sparsely-run candidate cannot shrink the others to its seeds and flip the choice.
+  The others are compared over the seeds all of them completed, and the report says how many.
+- A setting's best λ has the lowest mean validation error over those seeds, λ = 0 included; of
+  λs tied exactly (stats.close: within float32 rounding of their scale) the smallest: no more
   decay than the data ask for.
 """
 from __future__ import annotations
@@ -116,6 +122,7 @@ class Best:
     tied: List[float]
     no_decay: Optional[Config]
     lams: List[float] = field(default_factory=list)  # every λ the setting swept (λ = 0 included)
+    judged: Optional["Judged"] = None  # the seeds it was chosen on, and who was not compared
 
 
 def healthy(configs) -> List[Config]:
@@ -123,13 +130,51 @@ def healthy(configs) -> List[Config]:
     return [c for c in configs if not c.failed and len(c.val)]
 
 
-def shared_val_means(configs: List[Config]) -> Dict[Tuple, float]:
-    """Each configuration's mean validation error over the seeds all of them completed (over its
-    own seeds when they share none), by identity."""
+@dataclass
+class Judged:
+    """Configurations compared on validation error: each one's mean over the seeds all of the
+    compared ones completed (`seeds` of them; 0: they share none, each over its own), and those
+    left out because they ran on too few seeds (`sparse`) beside `most`, the most any completed."""
+    means: Dict[Tuple, float]
+    seeds: int
+    most: int
+    sparse: List[Config] = field(default_factory=list)
+
+    def sparse_words(self) -> List[str]:
+        """"λ = 0.03 ... ran on 1 seed of the 4 the others ran: not compared", one per left out."""
+        return [f"{c.name} ran on {len(c.val)} seed{'s' if len(c.val) != 1 else ''} of the {self.most} the "
+                "others ran: not compared" for c in self.sparse]
+
+    def seeds_words(self) -> str:
+        """How many seeds the choice was made on, in words."""
+        if not self.seeds:
+            return "no seed shared by all, each on its own seeds"
+        return f"{self.seeds} seed{'s' if self.seeds != 1 else ''}" + (
+            f" of the {self.most} run" if self.seeds < self.most else "")
+
+
+def comparable(configs: List[Config]) -> Tuple[List[Config], List[Config]]:
+    """(compared, left out): a configuration that completed no more than half of the most seeds
+    any of them completed is left out (choice's rule: it would shrink the others to its seeds)."""
+    most = max((len(c.val) for c in configs), default=0)
+    kept = [c for c in configs if 2 * len(c.val) > most]
+    return kept, [c for c in configs if c not in kept]
+
+
+def judge(configs: List[Config]) -> Judged:
+    """Compare `configs` (healthy ones) on validation error by choice's rule."""
+    kept, sparse = comparable(list(configs))
     shared = None
-    for c in configs:
+    for c in kept:
         shared = c.val.index if shared is None else shared.intersection(c.val.index)
-    return {c.identity: (c.val[shared] if shared is not None and len(shared) else c.val).mean() for c in configs}
+    common = shared is not None and len(shared) > 0
+    means = {c.identity: (c.val[shared] if common else c.val).mean() for c in kept}
+    return Judged(means, len(shared) if common else 0, max((len(c.val) for c in configs), default=0), sparse)
+
+
+def shared_val_means(configs: List[Config]) -> Dict[Tuple, float]:
+    """The compared configurations' mean validation errors, by identity (judge's rule)."""
+    return judge(configs).means
 
 
 def _best(candidates: List[Tuple[pd.Series, Dict[float, Config]]]) -> List[Best]:
@@ -139,11 +184,11 @@ def _best(candidates: List[Tuple[pd.Series, Dict[float, Config]]]) -> List[Best]
         usable = healthy(configs.values())
         if not usable:
             continue
-        means = shared_val_means(usable)
-        by_lam = {c.lam: means[c.identity] for c in usable}
+        judged = judge(usable)
+        by_lam = {c.lam: judged.means[c.identity] for c in usable if c.identity in judged.means}
         low = min(by_lam.values())
-        tied = sorted(lam for lam, m in by_lam.items() if m - low <= stats.TOL)
-        out.append(Best(row, configs[tied[0]], tied[1:], configs.get(0.0), sorted(configs)))
+        tied = sorted(lam for lam, m in by_lam.items() if stats.close(m, low))
+        out.append(Best(row, configs[tied[0]], tied[1:], configs.get(0.0), sorted(configs), judged))
     return out
 
 
@@ -157,7 +202,8 @@ def best_lambdas(runs: pd.DataFrame) -> pd.DataFrame:
     for best in _best(_candidates(_usable(runs), keys)):
         c = best.config
         row = {k: best.setting[k] for k in keys}
-        row.update({"reg.lam": c.lam, "tied": best.tied, "seeds": len(c.val)})
+        row.update({"reg.lam": c.lam, "tied": best.tied, "seeds": len(c.val), "chosen_on": best.judged.seeds,
+                    "not_compared": [x.lam for x in best.judged.sparse]})
         for metric, values in (("val_error", c.val), ("test_error", c.test)):
             low, high = stats.interval(values)
             row.update({metric: values.mean(), f"{metric}_std": values.std(ddof=1) if len(values) > 1 else math.nan,

@@ -1,15 +1,30 @@
-"""How report.md writes a number: one way for the report and its finalists section."""
+"""How the analysis writes a number: one way for report.md, its finalists section and the charts'
+labels."""
 from __future__ import annotations
 
 import math
 
+DIGITS = 4  # significant digits of every error, difference, spread and interval end
 
-def number(x: float, signed: bool = False) -> str:
-    """Four decimals (a sign with `signed`), "–" for none or NaN, and never -0.0000."""
+
+def number(x: float, signed: bool = False, digits: int = DIGITS) -> str:
+    """`digits` significant digits (a sign with `signed`), scientific below 1e-4 and from 1e6
+    ("1.260e-10", never "0" for a value that is not 0: a regression in small units has MSEs
+    of 1e-10, and four decimals would print them all as 0); "–" for none or NaN; 0 as "0"."""
     if x is None or math.isnan(x):
         return "–"
-    text = f"{x:+.4f}" if signed else f"{x:.4f}"
-    return "0" if float(text) == 0 else text
+    if x == 0:
+        return "0"
+    if math.isinf(x):
+        return ("+" if signed and x > 0 else "") + ("∞" if x > 0 else "−∞")
+    sign = "+" if signed else ""
+    if 10 ** digits <= abs(x) < 1e6:  # 12346, not 1.235e4: whole numbers while they are short
+        return f"{x:{sign}.0f}"
+    text = f"{x:{sign}#.{digits}g}"
+    if "e" in text:  # 1.260e-10, 3.100e-9: no "+" or leading zero in the exponent
+        mantissa, exponent = text.split("e")
+        text = f"{mantissa}e{int(exponent)}"
+    return text.rstrip(".") if text.endswith(".") else text
 
 
 def p_text(p: float, alpha: float = 0.05) -> str:

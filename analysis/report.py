@@ -18,7 +18,9 @@ The rules behind every sentence (the statistics themselves are analysis/stats.py
   survivors).
 - A setting's best λ has the lowest mean validation error over seeds, λ = 0 included (then it
   says "no decay"), the means taken over the seeds every candidate of the setting completed, so
-  that all are judged on the same seeds. λs tied exactly (within stats.TOL) are all named, and
+  that all are judged on the same seeds; a candidate run on no more than half the seeds the others
+  ran is not compared (named: analysis/choice.py), and the report says how many seeds the choice
+  was made on. λs tied exactly (stats.close) are all named, and
   the smallest is taken: no more decay than the data ask for. Overall, configurations tied at the
   lowest validation error are all named: no row order picks a winner.
 - Two configurations are compared on the seeds both ran, pair by pair: the mean difference of
@@ -38,7 +40,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import pandas as pd
 
 from analysis import stats
-from analysis.choice import GROUP, Best, Config, _best, _candidates, _usable, healthy, settings, shared_val_means
+from analysis.chartbase import is_regression
+from analysis.choice import GROUP, Best, Config, _best, _candidates, _usable, healthy, judge, settings
 from analysis.collect import sweep_commands
 from analysis.numbers import number, p_text
 
@@ -152,17 +155,23 @@ def _interval(r: Optional[stats.Paired]) -> str:
     return f"[{number(r.low, True)}, {number(r.high, True)}]"
 
 
-def _spread(values: pd.Series) -> str:
+def _spread(values: pd.Series, rate: bool = False) -> str:
     """mean ± std [95% interval] of one configuration's error over its seeds. An error is never
-    below 0, so neither is its interval's lower end (it says where it was cut); seeds that all
-    agree get no interval."""
+    below 0, and an error rate (`rate`: classification) never above 1, so neither is its
+    interval's end (it says where it was cut); seeds that all agree get no interval."""
     if len(values) < 2:
         return f"{number(values.mean())} (one seed)"
     if values.nunique() == 1:
         return f"{number(values.mean())} (all {len(values)} seeds equal)"
     low, high = stats.interval(values)
-    low_text = f"{number(max(low, 0.0))}" + (" (cut at 0)" if low < 0 else "")
-    return f"{number(values.mean())} ± {number(values.std(ddof=1))} [{low_text}, {number(high)}]"
+    return f"{number(values.mean())} ± {number(values.std(ddof=1))} {cut_interval(low, high, rate)}"
+
+
+def cut_interval(low: float, high: float, rate: bool) -> str:
+    """"[low, high]" of an error's interval, cut at 0, and at 1 for an error rate, saying so."""
+    low_text = number(max(low, 0.0)) + (" (cut at 0)" if low < 0 else "")
+    high_text = number(min(high, 1.0)) + (" (cut at 1)" if high > 1 else "") if rate else number(high)
+    return f"[{low_text}, {high_text}]"
 
 
 def _grid_sections(grid: pd.DataFrame, comparisons: Comparisons) -> List[str]:
@@ -183,10 +192,11 @@ def _grid_sections(grid: pd.DataFrame, comparisons: Comparisons) -> List[str]:
     lowest = _lowest(candidates, comparisons)
     comparisons.correct()
 
+    zero = bool((grid["reg.lam"] == 0).any())
     lines = _question(scope_rows, keys, grid, comparisons)
     lines += _against_no_decay(decay_rows, keys, comparisons)
     lines += _lowest_section(lowest)
-    lines += _best_table(bests, keys) + _failing(candidates)
+    lines += _best_table(bests, keys, zero, not is_regression(grid)) + _failing(candidates)
     lines += _power(comparisons)
     return lines
 
@@ -218,7 +228,8 @@ def _question(pairs, keys: List[str], grid: pd.DataFrame, comparisons: Compariso
                         "and the question needs both reg.scope=weights and reg.scope=all.", ""]
     rest = [k for k in keys if k != "reg.scope"]
     lines += [
-        "Each scope at its own best λ (chosen on mean validation error, λ = 0 included), compared on test "
+        "Each scope at its own best λ (chosen on mean validation error"
+        + (", λ = 0 included" if (grid["reg.lam"] == 0).any() else ", no λ = 0 run") + "), compared on test "
         "error, paired over seeds: difference = weight-only − global (negative: weight-only is lower). "
         f"p: paired t-test, Holm-adjusted over the {comparisons.tests} tests of this report"
         + (WILCOXON_NOTE if comparisons.wilcoxon else "") + ". The verdict follows the adjusted p at 0.05; "
@@ -326,9 +337,9 @@ def _needed(r: stats.Paired, tests: int = 1) -> str:
     beside a "within noise" the correction gave."""
     if r.n < 2:
         return "one seed: no spread to judge by"
-    if abs(r.mean) <= stats.TOL:
+    if r.mean == 0:  # stats.paired zeroes a difference within rounding
         return "no difference seen, so no number of seeds to suggest"
-    if not r.sd > stats.TOL:
+    if not r.sd > 0:
         return "no spread to judge by"
     alpha = stats.ALPHA / max(tests, 1)
     level = f" at α = {alpha:.3g} (Holm's strictest step over {tests} tests)" if tests > 1 else ""
@@ -379,6 +390,9 @@ class Lowest:
     tied: List[Config]  # more than one: an exact tie, no winner
     runner_up: Optional[Config]
     comparison: Optional[Comparison]
+    judged: Any = None  # analysis.choice.Judged: the seeds compared on, and who was not compared
+    runners_up: List[Config] = field(default_factory=list)  # every one tied for runner-up
+    others: List[Comparison] = field(default_factory=list)  # the winner against each of the rest
 
 
 def _lowest(candidates, comparisons: Comparisons) -> Lowest:
@@ -389,42 +403,82 @@ def _lowest(candidates, comparisons: Comparisons) -> Lowest:
     for _, configs in candidates:
         for c in healthy(configs.values()):
             distinct.setdefault(c.identity, c)
-    means = shared_val_means(list(distinct.values()))
-    ranked = sorted(distinct.values(), key=lambda c: means[c.identity])  # stable: ties keep their order
+    judged = judge(list(distinct.values()))
+    means = judged.means
+    ranked = sorted((c for c in distinct.values() if c.identity in means),
+                    key=lambda c: means[c.identity])  # stable: ties keep their order
     low = means[ranked[0].identity]
-    tied = [c for c in ranked if means[c.identity] - low <= stats.TOL]
+    tied = [c for c in ranked if stats.close(means[c.identity], low)]
     if len(tied) > 1 or len(ranked) == 1:
-        return Lowest(tied, None, None)
-    return Lowest(tied, ranked[1], comparisons.add(ranked[0], ranked[1]))
+        return Lowest(tied, None, None, judged)
+    # Several tied for runner-up: each is named and compared (no row order picks one).
+    second = means[ranked[1].identity]
+    runners = [c for c in ranked[1:] if stats.close(means[c.identity], second)]
+    return Lowest(tied, runners[0], comparisons.add(ranked[0], runners[0]), judged, runners,
+                  [comparisons.add(ranked[0], r) for r in runners[1:]])
 
 
 def _lowest_section(lowest: Lowest) -> List[str]:
     lines = ["## Lowest validation error", ""]
-    first = lowest.tied[0]
-    val = f"{number(first.val.mean())} over {len(first.val)} seed(s)"
+    first, judged = lowest.tied[0], lowest.judged
+    means = judged.means
+    val = f"{number(means[first.identity])} over {judged.seeds_words()}"
+    sparse = judged.sparse_words()
+    lines += ([f"Compared on validation error over {judged.seeds_words()}, the seeds all compared configurations "
+               "completed. " + "; ".join(_cap(w) for w in sparse) + ".", ""] if sparse else [])
     if len(lowest.tied) > 1:
-        names = ", ".join(c.name for c in lowest.tied[:-1]) + f" and {lowest.tied[-1].name}"
+        names = _and(c.name for c in lowest.tied)
         tests = ", ".join(number(c.test.mean()) for c in lowest.tied)
-        return lines + [f"No single winner: {names} tie exactly on mean validation error ({number(first.val.mean())}); "
-                        f"their test errors are {tests}.", ""]
+        return lines + [f"No single winner: {names} tie exactly on mean validation error "
+                        f"({number(means[first.identity])}, over {judged.seeds_words()}); their test errors are "
+                        f"{tests}.", ""]
     if lowest.runner_up is None:
         return lines + [f"{_cap(first.name)} is the only configuration: validation error {val}.", ""]
     c, r = lowest.comparison, lowest.comparison.result
     second = lowest.runner_up
-    head = (f"{_cap(first.name)} has the lowest mean validation error ({val}); the runner-up is {second.name} "
-            f"({number(second.val.mean())}).")
+    if len(lowest.runners_up) > 1:
+        tied_names = _and(x.name for x in lowest.runners_up)
+        head = (f"{_cap(first.name)} has the lowest mean validation error ({val}); {tied_names}"
+                f" tie for runner-up ({number(means[second.identity])}). Against {second.name}:")
+        rest = [f"- against {o.b.name}: {_against(o)}" for o in lowest.others]
+    else:
+        head = (f"{_cap(first.name)} has the lowest mean validation error ({val}); the runner-up is {second.name} "
+                f"({number(means[second.identity])}).")
+        rest = []
+    bold = all(o.verdict("lower", "higher") == "lower" for o in lowest.others)
+    return lines + [_runner_up_sentence(first, head, c, r, bold)] + ([""] + rest if rest else []) + [""]
+
+
+def _and(names) -> str:
+    names = list(names)
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + f" and {names[-1]}"
+
+
+def _against(c: Comparison) -> str:
+    """A short verdict of the lowest against one more runner-up tied with the first."""
+    r = c.result
     if r is None:
-        return lines + [head + " They share no seed, so their test errors are not compared.", ""]
+        return "no shared seed: not compared"
+    return (f"test error {number(c.a.test[r_index(c)].mean())} against {number(c.b.test[r_index(c)].mean())}, "
+            f"difference {number(r.mean, True)}, {_interval(r)}, {_p_is(c.p_holm)} (Holm), {r.n} paired seeds: "
+            f"{c.verdict('lower', 'higher')}")
+
+
+def _runner_up_sentence(first: Config, head: str, c: Comparison, r, bold: bool = True) -> str:
+    """The lowest against its runner-up; bold only where lower beyond noise (than every tied runner-up)."""
+    if r is None:
+        return head + " They share no seed, so their test errors are not compared."
     numbers = (f"test error {number(c.a.test[r_index(c)].mean())} against {number(c.b.test[r_index(c)].mean())}, "
                f"difference {number(r.mean, True)}")
     verdict = c.verdict("lower", "higher")
     if verdict == "lower":
-        head = f"**{_cap(first.name)}**" + head[len(first.name):]
-        return lines + [head + f" Its test error is lower than the runner-up's: {numbers}, 95% interval (unadjusted) "
-                        f"{_interval(r)}, {_p_is(c.p_holm)} (Holm), {r.n} paired seeds.", ""]
+        if bold:
+            head = f"**{_cap(first.name)}**" + head[len(first.name):]
+        return (head + f" Its test error is lower than the runner-up's: {numbers}, 95% interval (unadjusted) "
+                f"{_interval(r)}, {_p_is(c.p_holm)} (Holm), {r.n} paired seeds.")
     if verdict == "higher":
-        return lines + [head + f" Yet its test error is higher than the runner-up's: {numbers}, 95% interval "
-                        f"(unadjusted) {_interval(r)}, {_p_is(c.p_holm)} (Holm), {r.n} paired seeds: no winner.", ""]
+        return (head + f" Yet its test error is higher than the runner-up's: {numbers}, 95% interval "
+                f"(unadjusted) {_interval(r)}, {_p_is(c.p_holm)} (Holm), {r.n} paired seeds: no winner.")
     if r.n == 1:
         why = "on one seed, with no interval or test: run more seeds to know"
     elif r.identical:
@@ -433,7 +487,7 @@ def _lowest_section(lowest: Lowest) -> List[str]:
         why = f"the same difference on every seed, with no spread to test it by ({numbers})"
     else:
         why = f"{numbers}, 95% interval (unadjusted) {_interval(r)}, {_p_is(c.p_holm)} (Holm), {r.n} paired seeds"
-    return lines + [head + f" Its test error is not distinguishable from the runner-up's: {why}.", ""]
+    return head + f" Its test error is not distinguishable from the runner-up's: {why}."
 
 
 def _cap(text: str) -> str:
@@ -441,35 +495,52 @@ def _cap(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def _best_table(bests: List[Best], keys: List[str]) -> List[str]:
+def _best_table(bests: List[Best], keys: List[str], zero: bool = True, rate: bool = False) -> List[str]:
+    """`zero`: a λ = 0 run is among the grid's (else the table says none is); `rate`: the errors
+    are error rates (intervals cut at 1 too)."""
     extra = [k for k in keys if k not in GROUP]
     ties = any(b.tied for b in bests)
     lines = ["## Best λ per regularizer (chosen on validation error)", "",
-             "Mean ± std over seeds [95% t-interval of the mean]. λ = 0 is a candidate: a best λ of 0 means "
-             "no decay does best on validation."
-             + (" Exactly tied λs are named; the smallest is taken." if ties else ""),
+             "Mean ± std over seeds [95% t-interval of the mean]. "
+             + ("λ = 0 is a candidate: a best λ of 0 means no decay does best on validation." if zero
+                else "No λ = 0 ran: the best λ is the best of the λs > 0 swept, not compared with no decay.")
+             + (" Exactly tied λs are named; the smallest is taken." if ties else "")
+             + " \"Chosen on\": the seeds every compared candidate of the setting completed, which the choice was "
+             "made on.",
              "",
              "| mode | scope | p | " + "".join(f"{k} | " for k in extra)
-             + "best λ | val error | test error | seeds |" + (" tied on validation with |" if ties else ""),
-             "|---|---|---|" + "---|" * len(extra) + "---|---|---|---|" + ("---|" if ties else "")]
-    edges = []
+             + "best λ | val error | test error | seeds | chosen on |" + (" tied on validation with |" if ties else ""),
+             "|---|---|---|" + "---|" * len(extra) + "---|---|---|---|---|" + ("---|" if ties else "")]
+    edges, sparse = [], []
     for b in sorted(bests, key=lambda b: b.config.val.mean()):  # stable: equal ones keep key order
         c = b.config
-        lines.append(f"| {_setting_cells(b.setting, GROUP + extra)}{_lam(c.lam)} | {_spread(c.val)} | "
-                     f"{_spread(c.test)} | {len(c.val)} |"
+        lines.append(f"| {_setting_cells(b.setting, GROUP + extra)}{_lam(c.lam)} | {_spread(c.val, rate)} | "
+                     f"{_spread(c.test, rate)} | {len(c.val)} | {b.judged.seeds_words()} |"
                      + (f" {', '.join(_lam(t) for t in b.tied) or '–'} |" if ties else ""))
         edge = _at_edge(b)
         if edge:
             edges.append(f"- {_label(b.setting, GROUP + extra)}: {edge}")
+        sparse += [f"- {w}" for w in b.judged.sparse_words() if f"- {w}" not in sparse]
+    if sparse:
+        lines += ["", "Not compared, never chosen: too few seeds beside the others (a candidate run on no more "
+                  "than half the seeds would shrink the comparison to its own seeds):", "", *sparse]
     if edges:
         lines += ["", "Best λs at the edge of the grid (the best may lie beyond what was swept):", "", *edges]
     return lines + [""]
+
+
+# A best λ of 0 beside a smallest λ > 0 at least this large leaves the usual range of weight decay
+# (SGD's 1e-4 to 5e-4, below AdamW's 1e-2) untried between them: the report says "try smaller λ".
+LARGE_SMALLEST_LAM = 1e-3
 
 
 def _at_edge(b: "Best") -> str:
     """Where a setting's best λ sits at the edge of its swept λs, in words ("" inside)."""
     lams = sorted(b.lams)
     positive = [lam for lam in lams if lam > 0]
+    if positive and b.config.lam == 0 and positive[0] >= LARGE_SMALLEST_LAM:
+        return (f"the best is no decay, and the smallest λ > 0 swept is {positive[0]:g}: nothing between 0 and "
+                f"{positive[0]:g} was tried: try smaller λ")
     if not positive or b.config.lam == 0:
         return ""
     if b.config.lam == positive[-1] and len(positive) > 1:

@@ -18,8 +18,11 @@ Error rates are multiples of 1/N (N predictions), so two configurations can be e
 yet their means differ in the last bits: the jobs write float32 values (0.06944445 for 25/360,
 off by up to 3e-8 for an error below 1), and a sum in another order rounds differently (a mean
 difference of 1.2e-9 where the counts cancel exactly is seen on the main job). Differences and
-spreads below TOL = 1e-7 are taken as zero: above that rounding, and still below one prediction
-of a million-prediction test set averaged over 10 seeds.
+spreads within that rounding are taken as zero. The tolerance is relative to the values' scale
+(`tolerance(scale)`: REL_TOL = float32's resolution, 2**-23, times the largest |value| compared,
+plus the float32 smallest normal as a floor), never absolute: an absolute 1e-7 would call a
+regression's MSEs of 1.26e-10 and 3.10e-9 an exact tie. At error rates of 0.05 to 0.5 it is
+6e-9 to 6e-8: above the rounding above, below one prediction of a million-prediction test set.
 """
 from __future__ import annotations
 
@@ -30,7 +33,20 @@ from typing import Optional, Sequence
 import numpy as np
 from scipy import optimize, stats
 
-TOL = 1e-7
+REL_TOL = float(np.finfo(np.float32).eps)  # the jobs' values are float32: their resolution
+ABS_FLOOR = float(np.finfo(np.float32).tiny)  # so that two zeros (or denormals) tie
+
+
+def tolerance(scale: float) -> float:
+    """How far apart two values of this scale (the largest |value| compared) may be and still be
+    the same number written or summed another way."""
+    return REL_TOL * abs(float(scale)) + ABS_FLOOR
+
+
+def close(a: float, b: float) -> bool:
+    """a and b are the same value within float32 rounding, relative to their scale: an exact tie."""
+    return abs(a - b) <= tolerance(max(abs(a), abs(b)))
+
 LEVEL = 0.95  # of every interval
 ALPHA = 0.05  # of every test and of the power figures
 POWER = 0.8
@@ -48,16 +64,17 @@ class Paired:
     high: float
     p: float  # paired t-test, two-sided, unadjusted
     wilcoxon_p: float  # NaN below WILCOXON_MIN_N non-zero pairs
+    scale: float = 1.0  # the largest |value| compared: what "zero" is relative to (tolerance)
 
     @property
     def constant(self) -> bool:
         """Every seed gave the same difference (zero spread), with at least two seeds."""
-        return self.n > 1 and self.sd <= TOL
+        return self.n > 1 and self.sd <= tolerance(self.scale)
 
     @property
     def identical(self) -> bool:
         """Equal on every seed."""
-        return abs(self.mean) <= TOL and (self.n == 1 or self.constant)
+        return abs(self.mean) <= tolerance(self.scale) and (self.n == 1 or self.constant)
 
 
 def interval(values: Sequence[float], level: float = LEVEL) -> tuple[float, float]:
@@ -76,21 +93,23 @@ def paired(a: Sequence[float], b: Sequence[float], level: float = LEVEL) -> Pair
         raise ValueError(f"paired needs two equal-length, non-empty sequences, got {a.shape} and {b.shape}")
     diff = a - b
     n, mean = len(diff), float(diff.mean())
-    if abs(mean) <= TOL:
+    scale = float(max(np.abs(a).max(), np.abs(b).max()))
+    tol = tolerance(scale)
+    if abs(mean) <= tol:
         mean = 0.0  # the same predictions summed in another order: no -0.0000 in a report
     sd = float(diff.std(ddof=1)) if n > 1 else math.nan
     low = high = p = wilcoxon_p = math.nan
-    if n > 1 and sd > TOL:
+    if n > 1 and sd > tol:
         test = stats.ttest_rel(a, b)
         p = float(test.pvalue)
         low, high = interval(diff, level)
-        nonzero = diff[np.abs(diff) > TOL]
+        nonzero = diff[np.abs(diff) > tol]
         if len(nonzero) >= WILCOXON_MIN_N:
             # zeros dropped (Wilcoxon's own rule), so a tie on a seed is no evidence either way
             wilcoxon_p = float(stats.wilcoxon(nonzero).pvalue)
     elif n > 1:
         sd, low, high = 0.0, mean, mean  # every seed the same: the interval is that value
-    return Paired(n, mean, sd, low, high, p, wilcoxon_p)
+    return Paired(n, mean, sd, low, high, p, wilcoxon_p, scale)
 
 
 def holm(pvalues: Sequence[float]) -> list[float]:
@@ -123,7 +142,7 @@ def power(n: int, effect: float, alpha: float = ALPHA) -> float:
 def detectable_difference(n: int, sd: float, alpha: float = ALPHA, target: float = POWER) -> float:
     """The smallest true mean difference that n pairs with this spread detect with the target
     power: the effect size solving power(n, d) = target, times sd. NaN for n < 2 or no spread."""
-    if n < 2 or not sd > TOL:
+    if n < 2 or not sd > 0:  # paired() sets a spread within rounding to 0
         return math.nan
     # power rises from alpha (d = 0) towards 1; bracket the root by doubling, then solve.
     high = 1.0
@@ -138,7 +157,7 @@ def seeds_needed(difference: float, sd: float, alpha: float = ALPHA, target: flo
     """The fewest seeds (pairs) for which a true difference of this size, with this spread,
     is detected with the target power; None when not reached by `cap` seeds, or when there is
     nothing to detect (no difference) or no spread to judge it by."""
-    if not sd > TOL or abs(difference) <= TOL or math.isnan(difference):
+    if not sd > 0 or difference == 0 or math.isnan(difference):  # paired() zeroes rounding
         return None
     effect = abs(difference) / sd
     for n in range(2, cap + 1):  # power grows with n: the first n that reaches it

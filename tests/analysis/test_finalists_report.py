@@ -13,6 +13,7 @@ import yaml
 from scipy import stats
 
 from analysis.finalists import finalist_files, finalists_section
+from analysis.numbers import number
 from wdsweep.search import finalists
 
 from conftest import run_analysis, run_wdsweep
@@ -32,7 +33,7 @@ def write(tmp_path, *entries) -> list:
 def test_an_optimistic_search_value_is_called_the_winners_curse(tmp_path):
     text = "\n".join(finalists_section(write(tmp_path, entry("a", 0.02, [0.05, 0.06, 0.055]))))
     low, high = stats.t.interval(0.95, 2, loc=0.055, scale=stats.sem([0.05, 0.06, 0.055]))
-    assert f"[{low:.4f}, {high:.4f}]" in text
+    assert f"[{number(low)}, {number(high)}]" in text
     assert "optimistic by about 0.0350" in text and "winner's curse" in text
 
 
@@ -48,7 +49,7 @@ def test_the_best_finalist_is_compared_with_the_runner_up_on_paired_fresh_seeds(
     # within noise: named, not bolded (bold is for a best beyond noise, as in the report's lowest)
     assert "Best on fresh validation error: a;" in text and "**a**" not in text
     assert f"p = {p:.2g}" in text and "within noise" in text
-    assert f"by {np.mean(np.subtract(close, best)):.4f}" in text
+    assert f"by {number(np.mean(np.subtract(close, best)))}" in text
 
     clear = [0.150, 0.161, 0.157]  # far worse on every seed
     text = "\n".join(finalists_section(write(tmp_path, entry("a", 0.05, best), entry("c", 0.05, clear))))
@@ -129,7 +130,7 @@ def test_under_mean_se_the_optimism_is_the_fresh_mean_against_the_searchs_plain_
     finalists.write(tmp_path, "minimize", [0, 1], [5, 6, 7], [entry])
     text = "\n".join(finalists_section(finalist_files([str(tmp_path)])))
     assert "optimistic by about 0.0110" in text and "winner's curse" in text
-    assert "| 0.0500 (ranked by 0.0700) |" in text
+    assert "| 0.05000 (ranked by 0.07000) |" in text
 
 
 def test_the_finalists_test_joins_the_reports_holm_family(tmp_path):

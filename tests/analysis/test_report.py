@@ -21,6 +21,7 @@ from statsmodels.stats.power import TTestPower
 from analysis import stats
 from analysis.choice import best_lambdas
 from analysis.collect import status_counts
+from analysis.numbers import number
 from analysis.report import write_report
 
 SEEDS6 = [0, 1, 2, 3, 4, 5]
@@ -65,7 +66,9 @@ def table_row(text: str, title: str, start: str) -> list:
 
 def assert_rounded(text: str) -> None:
     assert "-0.0000" not in text and "+0.0000" not in text and "-0 " not in text
-    assert not re.search(r"\d\.\d{5,}", text), re.search(r".{30}\d\.\d{5,}.{10}", text)
+    # 4 significant digits (analysis.numbers): no 5th after the leading zeros
+    assert not re.search(r"(?<![\d.])(0\.0*[1-9]\d{4,}|[1-9]\d*\.\d{4,})", text), \
+        re.search(r".{30}(0\.0*[1-9]\d{4,}|[1-9]\d*\.\d{4,}).{10}", text)
 
 
 # --- the numbers -----------------------------------------------------------------------------
@@ -172,7 +175,7 @@ def test_the_experiments_question_comes_first_and_a_clear_win_is_lower_with_its_
     # with 6 seeds, Wilcoxon's signed-rank p beside it, Holm-adjusted over the comparisons with 6
     # non-zero differences (global vs no decay ties on seed 3: it has 5, and no Wilcoxon test)
     signed_rank = [scipy_stats.wilcoxon(x, y).pvalue for x, y in ((w, a), (a, base), (w, base))
-                   if np.count_nonzero(np.abs(x - y) > stats.TOL) >= 6]
+                   if np.count_nonzero(np.abs(x - y) > stats.tolerance(max(np.abs(x).max(), np.abs(y).max()))) >= 6]
     assert len(signed_rank) == 2
     assert "Wilcoxon p (Holm)" in text
     assert cells[9] == f"{multipletests(signed_rank, method='holm')[1][0]:.2g}"
@@ -216,8 +219,8 @@ def test_a_difference_within_noise_is_called_so_and_the_lowest_is_not_bold(tmp_p
     assert "In none of the 1 setting(s) does the test error of weight-only and global decay differ beyond noise" \
         in text
     assert "**" not in text
-    assert ("Coupled L2 on weights only at λ = 0.01 has the lowest mean validation error (0.0457 over 6 seed(s)); "
-            "the runner-up is coupled L2 on all parameters at λ = 0.01 (0.0507). Its test error is not "
+    assert ("Coupled L2 on weights only at λ = 0.01 has the lowest mean validation error (0.04573 over 6 seeds); "
+            "the runner-up is coupled L2 on all parameters at λ = 0.01 (0.05073). Its test error is not "
             "distinguishable from the runner-up's") in text
     # the power line: what 6 seeds could detect, and how many the difference seen would need
     diff = np.subtract(shifted(BASE_TEST, scatter), BASE_TEST)
@@ -226,7 +229,8 @@ def test_a_difference_within_noise_is_called_so_and_the_lowest_is_not_bold(tmp_p
                                               alpha=0.05, power=0.8))
     assert need > 100 and "Power: with 6 seeds" in text
     # (at Holm's strictest level over the report's tests: more seeds than at α = 0.05, still > 100)
-    assert f"mode=coupled, p=2: {detect:.4f} (seen {abs(diff.mean()):.4f}; not reachable within 100 seeds" in text
+    assert (f"mode=coupled, p=2: {number(detect)} (seen {number(abs(diff.mean()))}; not reachable within 100 seeds"
+            in text)
     assert_rounded(text)
 
 
@@ -241,15 +245,15 @@ def test_no_decay_can_be_the_best_lambda(tmp_path):
     assert table.set_index("reg.scope").loc["all", "reg.lam"] == 0.0
     assert table.set_index("reg.scope").loc["weights", "reg.lam"] == 0.01
     text = report(runs, tmp_path)
-    assert table_row(text, "Against no decay", "| coupled | all |")[3:5] == ["0 (no decay)", "0.0657"]
+    assert table_row(text, "Against no decay", "| coupled | all |")[3:5] == ["0 (no decay)", "0.06573"]
     assert table_row(text, "Against no decay", "| coupled | all |")[-1] == "chooses no decay"
     assert table_row(text, "Weight-only against global decay", "| coupled | 2 |")[2:4] == ["0.01", "0 (no decay)"]
     # the best-λ table shows the spread over seeds, val and test: mean ± std [95% interval]
     best = table_row(text, "Best λ per regularizer (chosen on validation error)", "| coupled | all |")
     val, test, seeds = best[4:7]
     low, high = stats.interval(BASE_VAL)
-    assert val == f"{np.mean(BASE_VAL):.4f} ± {np.std(BASE_VAL, ddof=1):.4f} [{low:.4f}, {high:.4f}]"
-    assert test.startswith(f"{np.mean(BASE_TEST):.4f} ± ") and seeds == "6"
+    assert val == f"{number(np.mean(BASE_VAL))} ± {number(np.std(BASE_VAL, ddof=1))} [{number(low)}, {number(high)}]"
+    assert test.startswith(f"{number(np.mean(BASE_TEST))} ± ") and seeds == "6"
     assert_rounded(text)
 
 
@@ -260,10 +264,10 @@ def test_a_single_seed_gets_no_interval_and_says_so(tmp_path):
     }, [1], baseline=([0.06], [0.065]))
     text = report(runs, tmp_path)
     cells = table_row(text, "Weight-only against global decay", "| coupled | 2 |")
-    assert cells[6:] == ["-0.0100", "–", "–", "1", "one seed: no interval or test"]
+    assert cells[6:] == ["-0.01000", "–", "–", "1", "one seed: no interval or test"]
     assert "Its test error is not distinguishable from the runner-up's: on one seed, with no interval or test" in text
     assert "One seed per configuration: no comparison has an interval or a test" in text
-    assert "0.0500 (one seed)" in text and "**" not in text
+    assert "0.05000 (one seed)" in text and "**" not in text
     assert_rounded(text)
 
 
@@ -277,8 +281,8 @@ def test_no_decay_lowest_against_the_next_lambda_of_the_same_setting(tmp_path):
     text = report(runs, tmp_path)
     assert best_lambdas(runs)["reg.lam"].tolist() == [0.0]
     lowest = section(text, "Lowest validation error")
-    assert lowest.strip().startswith("No decay has the lowest mean validation error (0.0676 over 3 seed(s)); "
-                                     "the runner-up is coupled L2 on weights only at λ = 0.001 (0.0677). "
+    assert lowest.strip().startswith("No decay has the lowest mean validation error (0.06757 over 3 seeds); "
+                                     "the runner-up is coupled L2 on weights only at λ = 0.001 (0.06767). "
                                      "Its test error is not distinguishable from the runner-up's: ")
     assert "**" not in text
     power = section(text, "What the seeds can detect")
@@ -289,7 +293,7 @@ def test_no_decay_lowest_against_the_next_lambda_of_the_same_setting(tmp_path):
 def test_a_sweep_of_one_configuration_compares_nothing_and_says_so(tmp_path):
     runs = runs_table({("weights", 2.0, 0.01): (BASE_VAL[:2], BASE_TEST[:2])}, [0, 1], scopes=("weights",))
     text = report(runs, tmp_path)
-    assert "Coupled L2 on weights only at λ = 0.01 is the only configuration: validation error 0.0583 over 2" in text
+    assert "Coupled L2 on weights only at λ = 0.01 is the only configuration: validation error 0.05830 over 2" in text
     assert "No λ = 0 run shares the other keys of a decayed setting: there is no baseline." in text
     assert "No two configurations were compared on shared seeds: nothing to detect." in text
     assert "One seed" not in text and "**" not in text

@@ -1,0 +1,97 @@
+"""Conclusions that adding a run, the units of the data or a tie cannot silently change (issue 23's
+review): a sparsely-run λ is not compared, small-unit errors neither tie falsely nor print as 0,
+error-rate intervals stay within [0, 1], the edge flags say what was not tried, and a tie for
+runner-up is named. On runs tables shaped like analysis.collect's: nothing is trained.
+"""
+from __future__ import annotations
+
+import pandas as pd
+from test_report import report, section, table_row
+
+from analysis import stats
+from analysis.choice import best_lambdas
+from analysis.numbers import number
+
+
+def table(cells, task="classification"):
+    """cells: {(scope, λ): {seed: (val, test)}}, one coupled L2 setting per scope."""
+    return pd.DataFrame([{"status": "completed", "seed": seed, "reg.lam": lam, "reg.p": 2.0, "reg.mode": "coupled",
+                          "reg.scope": scope, "val_error": val, "test_error": test, "task": task}
+                         for (scope, lam), by_seed in cells.items() for seed, (val, test) in by_seed.items()])
+
+
+def seeds(vals, tests=None, start=0):
+    tests = tests or vals
+    return {start + i: (v, t) for i, (v, t) in enumerate(zip(vals, tests))}
+
+
+def test_one_extra_single_seed_run_cannot_flip_the_best_lambda_and_the_report_says_the_seeds(tmp_path):
+    # The review's R2 vs R2b: λ = 0.1 is best over seeds 0-3; another sweep adds λ = 0.03 on
+    # seed 0 only, better there. Shrinking every λ to seed 0 would crown 0.03 on one seed of four.
+    cells = {("weights", 0.0): seeds([0.50, 0.45, 0.52, 0.55]),
+             ("weights", 0.01): seeds([0.52, 0.44, 0.50, 0.50]),
+             ("weights", 0.1): seeds([0.51, 0.40, 0.43, 0.43]),
+             ("weights", 0.03): seeds([0.49])}
+    best = best_lambdas(table(cells))
+    assert best["reg.lam"].tolist() == [0.1] and best["chosen_on"].tolist() == [4]
+    assert best["not_compared"].tolist() == [[0.03]]
+    text = report(table(cells), tmp_path)
+    assert "coupled L2 on weights only at λ = 0.03 ran on 1 seed of the 4 the others ran: not compared" in text
+    row = table_row(text, "Best λ per regularizer (chosen on validation error)", "| coupled | weights |")
+    assert row[3] == "0.1" and row[-1] == "4 seeds"
+    assert "over 4 seeds" in section(text, "Lowest validation error")
+
+
+def test_small_unit_errors_are_not_a_false_tie_and_are_printed_with_their_digits(tmp_path):
+    # The review's S14: a regression whose MSEs are 1e-10 to 1e-7. An absolute tolerance of 1e-7
+    # called λ = 0.1 and 0.001 an exact tie and picked 0.001; four decimals printed all as 0.
+    cells = {("weights", 0.0): seeds([2.2e-7, 2.3e-7, 2.25e-7], [2.3e-7, 2.4e-7, 2.2e-7]),
+             ("weights", 0.001): seeds([3.0e-9, 3.2e-9, 3.1e-9], [3.3e-9, 3.0e-9, 3.1e-9]),
+             ("weights", 0.1): seeds([1.2e-10, 1.3e-10, 1.28e-10], [1.3e-10, 1.25e-10, 1.2e-10])}
+    runs = table(cells, task="regression")
+    best = best_lambdas(runs)
+    assert best["reg.lam"].tolist() == [0.1] and best["tied"].tolist() == [[]]
+    text = report(runs, tmp_path)
+    assert "tie exactly" not in text
+    assert "1.260e-10 ± 5.292e-12" in text and "| 0 ± 0" not in text and "[0, 0]" not in text
+    # the same values written twice (float32 rounding, another summing order) still tie
+    assert stats.close(0.06944445, 0.0694444481) and not stats.close(1.26e-10, 3.10e-9)
+    assert number(1.26e-10) != number(3.10e-9) and number(7.0e-5) != number(7.9e-5)
+    assert number(0.4425) == "0.4425" and number(0.0) == "0" and number(-0.21834, True) == "-0.2183"
+
+
+def test_an_error_rate_interval_is_cut_at_1_and_says_so(tmp_path):
+    # The review's R1: "0.3800 ± 0.1909 [0 (cut at 0), 2.0953]" for an error rate.
+    cells = {("weights", 0.0): seeds([0.60, 0.62], [0.9, 0.1]),
+             ("weights", 0.01): seeds([0.20, 0.25], [0.95, 0.05])}
+    text = report(table(cells), tmp_path)
+    row = table_row(text, "Best λ per regularizer (chosen on validation error)", "| coupled | weights |")
+    assert row[5].endswith("[0 (cut at 0), 1.000 (cut at 1)]"), row
+    # an MSE is not cut at 1
+    text = report(table(cells, task="regression"), tmp_path)
+    assert "(cut at 1)" not in text
+
+
+def test_edge_flags_say_what_was_not_tried(tmp_path):
+    # The review's S4 (reg.lam=0,100: no decay best, nothing tried between) and S9 (no λ = 0 run).
+    far = {("weights", 0.0): seeds([0.20, 0.22, 0.21]), ("weights", 100.0): seeds([0.50, 0.5, 0.5])}
+    text = report(table(far), tmp_path)
+    assert "the best is no decay, and the smallest λ > 0 swept is 100: nothing between 0 and 100 was tried" in text
+    near = {("weights", 0.0): seeds([0.20, 0.22, 0.21]), ("weights", 1e-5): seeds([0.50, 0.5, 0.5])}
+    assert "try smaller λ" not in report(table(near), tmp_path)
+    no_zero = {(scope, lam): seeds([0.2 + lam, 0.22 + lam, 0.21 + lam]) for scope in ("weights", "all")
+               for lam in (0.01, 0.1)}
+    text = report(table(no_zero), tmp_path)
+    assert "λ = 0 included" not in text and "λ = 0 is a candidate" not in text
+    assert "no λ = 0 run" in text and "No λ = 0 ran" in text
+
+
+def test_a_tie_for_runner_up_names_every_tied_configuration(tmp_path):
+    # The review's R1: no decay and weight-only at λ = 0.01 both 0.3825; only no decay was named.
+    cells = {("weights", 0.0): seeds([0.40, 0.365], [0.40, 0.39]),
+             ("weights", 0.01): seeds([0.39, 0.375], [0.41, 0.40]),
+             ("all", 0.0): seeds([0.40, 0.365], [0.40, 0.39]),
+             ("all", 0.01): seeds([0.30, 0.32], [0.35, 0.33])}
+    text = section(report(table(cells), tmp_path), "Lowest validation error")
+    assert "no decay and coupled L2 on weights only at λ = 0.01 tie for runner-up (0.3825)" in text
+    assert "- against coupled L2 on weights only at λ = 0.01:" in text
