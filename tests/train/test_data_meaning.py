@@ -107,6 +107,26 @@ def test_a_csv_infers_its_task_and_keeps_the_spread_of_huge_features(compose_cfg
         compose_cfg, "data=csv", f"data.path={tmp_path / 'f.csv'}", "data.target=label")
 
 
+
+def test_whole_number_float_labels_are_asked_for_alike_for_two_and_three_classes(compose_cfg, tmp_path):
+    # float codes 0.0/1.0/2.0 once trained as regression (MSE on class codes) while 0.0/1.0 was refused
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(60, 2)).astype(np.float32)
+    codes = np.digitize(x[:, 0], [-0.5, 0.5]).astype(np.float64)  # 0.0, 1.0, 2.0
+    np.savez(tmp_path / "f3.npz", x_train=x, y_train=codes, x_test=x, y_test=codes)
+    assert "targets of only the whole numbers 0.0, 1.0, 2.0 (3 distinct float values) could be classes or numbers" \
+        in refused(compose_cfg, "data=npz", f"data.path={tmp_path / 'f3.npz'}")
+    pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "label": codes}).to_csv(tmp_path / "f3.csv", index=False)
+    csv = ["data=csv", f"data.path={tmp_path / 'f3.csv'}", "data.target=label"]
+    assert "holds only the whole numbers 0.0, 1.0, 2.0" in refused(compose_cfg, *csv)
+    assert splits(compose_cfg, *csv, "data.task=classification").n_outputs == 3
+    # many distinct whole numbers are numbers (counts): regression, as any other floats
+    assert splits(compose_cfg, "data=csv", f"data.path={tmp_path / 'f3.csv'}", "data.target=a").task == "regression"
+    counts = np.arange(60, dtype=np.float64)
+    pd.DataFrame({"a": x[:, 0], "n": counts}).to_csv(tmp_path / "n.csv", index=False)
+    assert splits(compose_cfg, "data=csv", f"data.path={tmp_path / 'n.csv'}", "data.target=n").task == "regression"
+
+
 NETS = '''
 import torch
 from torch import nn

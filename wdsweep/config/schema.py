@@ -142,7 +142,8 @@ class CsvConfig(DataConfig):
     target: str = MISSING
     # regression or classification (labels may be any values; they become 0..K-1 in sorted order).
     # null: classification for a column of integers, booleans or text, regression for other
-    # numbers; a column of only 0.0 and 1.0 is refused until you say which (the log names the choice).
+    # numbers; whole-number floats with at most 20 distinct values (0.0/1.0/2.0) are refused until you
+    # say which (the log names the choice).
     task: Optional[str] = None
     # Scale the features by the training split's mean and standard deviation.
     standardize: bool = True

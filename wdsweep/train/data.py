@@ -27,7 +27,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from wdsweep.errors import ConfigError
-from wdsweep.train.datasets import task_of_targets, user_path
+from wdsweep.train.datasets import task_of_targets, undecided_targets, user_path
 from wdsweep.train.splits import SPLITS, Splits, derived_seed  # noqa: F401 - also importable from here
 
 if TYPE_CHECKING:
@@ -360,7 +360,8 @@ def _csv_arrays(cfg: DictConfig, data_seed: int) -> _CsvArrays:
 
 def _csv_task(target, cfg: DictConfig, fail) -> str:
     """data.task, or the target column's: classification for integers, booleans and text, regression
-    for other numbers. A column of only 0.0 and 1.0 could be either: refused until data.task says."""
+    for other numbers. Whole-number floats with few distinct values (0.0/1.0, 0.0/1.0/2.0) could be either:
+    refused until data.task says (datasets.task_of_targets, the same rule as a loader's arrays)."""
     import logging
 
     if cfg.task is not None:
@@ -369,7 +370,7 @@ def _csv_task(target, cfg: DictConfig, fail) -> str:
     task = task_of_targets(values)
     if task is None:
         raise fail("data.task", None, "classification or regression: the target column "
-                   f"{cfg.target!r} holds only 0.0 and 1.0, which could be either")
+                   f"{cfg.target!r} holds {undecided_targets(values)}, which could be either")
     logging.getLogger(__name__).info("data.task=%s, from the target column %r (its values are %s); set data.task "
                                      "to choose", task, cfg.target, "text" if values.dtype == object else values.dtype)
     return task

@@ -343,15 +343,37 @@ def to_splits(loaded: Any, standardize: bool = True):
                   image_shape=tuple(int(d) for d in image_shape) if image_shape else None, scale=scale)
 
 
+# Whole-number float targets with at most this many distinct values could be class codes (a csv
+# column 0.0/1.0/2.0, labels saved as float) or numbers (counts, ratings): wdsweep does not guess.
+MAX_CLASS_CODES = 20
+
+
 def task_of_targets(y: np.ndarray) -> Optional[str]:
     """The task training targets say, the one rule for csv columns and loaders' arrays:
     classification for integers, booleans and text, regression for other numbers; None for
-    targets of only 0.0 and 1.0, which could be either (the caller refuses them until told)."""
+    float targets that are all whole numbers with at most MAX_CLASS_CODES distinct values
+    ({0.0, 1.0} as {0.0, 1.0, 2.0}), which could be either (the caller refuses them until told)."""
     if y.dtype == np.bool_ or np.issubdtype(y.dtype, np.integer) or not np.issubdtype(y.dtype, np.number):
         return "classification"
-    if np.issubdtype(y.dtype, np.floating) and y.size and set(np.unique(y).tolist()) <= {0.0, 1.0}:
+    if np.issubdtype(y.dtype, np.floating) and y.size and _class_codes(y) is not None:
         return None
     return "regression"
+
+
+def _class_codes(y: np.ndarray) -> Optional[list]:
+    """The distinct values of float targets that could be class codes (whole numbers, at most
+    MAX_CLASS_CODES of them), or None."""
+    values = np.unique(y)
+    if len(values) > MAX_CLASS_CODES or not np.all(np.isfinite(values)) or np.any(values != np.round(values)):
+        return None
+    return values.tolist()
+
+
+def undecided_targets(y: np.ndarray) -> str:
+    """What undecided targets hold, for the refusal: "only the whole numbers 0.0, 1.0, 2.0"."""
+    codes = _class_codes(y) or []
+    shown = ", ".join(str(float(v)) for v in codes[:5]) + (", ..." if len(codes) > 5 else "")
+    return f"only the whole numbers {shown} ({len(codes)} distinct float values)"
 
 
 def _inferred_task(y: np.ndarray) -> str:
@@ -360,7 +382,7 @@ def _inferred_task(y: np.ndarray) -> str:
 
     task = task_of_targets(y)
     if task is None:
-        raise DataProblem("train: targets of only 0.0 and 1.0 could be classes or numbers: give the task "
+        raise DataProblem(f"train: targets of {undecided_targets(y)} could be classes or numbers: give the task "
                           "(data.task=classification or regression with data=npz; a \"task\" in your loader's result)")
     logging.getLogger(__name__).info("task=%s, from the training targets' dtype (%s)", task, y.dtype)
     return task
