@@ -1,18 +1,30 @@
 """The report's finalists section: a search's (or a grid's) best configurations re-run on fresh
 seeds (finalists.yaml, written by the sweepers; see wdsweep.search.finalists), beside what the search
-itself said of them, so that the winner's curse is measured rather than hidden."""
+itself said of them, so that the winner's curse is measured rather than hidden.
+
+The rules (the grid's, analysis/choice.py, applied to the finalists):
+- A finalist that diverged or failed on a fresh seed fails there: it is never picked, its row
+  and its optimism line say so, and the mean of its other seeds is no verdict on anything.
+- The pick is on fresh validation error (lower is better, whatever the search's direction), the
+  finalists ranked by their means over the fresh seeds all compared ones completed, and the best
+  paired with the runner-up on those same seeds; the difference is signed (runner-up − best, so
+  a positive one is the best ahead). A finalist that completed no more than half of the fresh
+  seeds the others did is not compared (named), as in the grid.
+- An interval whose seeds all agree has no width to judge by: no optimism verdict from it.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, List, Optional, Sequence
 
 import yaml
 
+from analysis import stats as report_stats
 from analysis.numbers import number, p_text  # report.md's one way of writing an error and a p
 
-ALPHA = 0.05  # as analysis.stats.ALPHA (the report's level)
-TIE = 1e-7  # as analysis.stats.TOL: means closer than this are an exact tie
+ALPHA = report_stats.ALPHA  # the report's level
+FAILING = ("diverged", "failed")  # as analysis.choice.FAILING: the finalist fails there
 
 
 def finalist_files(sources: Iterable[str]) -> List[Path]:
@@ -25,28 +37,56 @@ def finalist_files(sources: Iterable[str]) -> List[Path]:
     return list(dict.fromkeys(found))
 
 
-def _interval(stat: Optional[dict]) -> str:
+def _interval(stat: Optional[dict], rate: bool = False) -> str:
     """An error's mean and 95% interval over fresh seeds: the interval is cut at 0 (an error is
-    never below it), and seeds that all agree get none."""
+    never below it), and at 1 for an error rate (`rate`), and seeds that all agree get none."""
     if not stat:
         return "no completed seed"
     if stat.get("low") is None:
         return f"{number(stat['mean'])} (n = {stat['n']}, no interval)"
-    if stat.get("std") == 0:
+    if _equal(stat):
         return f"{number(stat['mean'])} (all {stat['n']} seeds equal)"
     low = f"{number(max(stat['low'], 0.0))}" + (" (cut at 0)" if stat["low"] < 0 else "")
-    return f"{number(stat['mean'])} [{low}, {number(stat['high'])}] (n = {stat['n']})"
+    high = number(min(stat["high"], 1.0)) + (" (cut at 1)" if stat["high"] > 1 else "") if rate \
+        else number(stat["high"])
+    return f"{number(stat['mean'])} [{low}, {high}] (n = {stat['n']})"
+
+
+def _equal(stat: dict) -> bool:
+    """Every seed gave the same value (within float32 rounding): a zero-width interval."""
+    return stat.get("std") is not None and stat["std"] <= report_stats.tolerance(abs(stat["mean"]))
+
+
+def failing(entry: dict) -> str:
+    """What failed among a finalist's fresh seeds, in words ("diverged on seed 7 of 3 fresh
+    seeds"), or "" if nothing did."""
+    rows = entry.get("per_seed") or []
+    by_status: dict = {}
+    for row in rows:
+        if row.get("status") in FAILING:
+            by_status.setdefault(row["status"], []).append(row["seed"])
+    if not by_status:
+        return ""
+    return " and ".join(f"{status} on seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
+                        for status, seeds in by_status.items()) + f" of {len(rows)} fresh seeds"
 
 
 def optimism_sentence(entry: dict, direction: str) -> str:
     """Where the search's own estimate (its plain mean over its seeds: `search_mean`, not a
     mean + k * SE ranking score) lies against the fresh seeds' 95% interval, in words."""
     fresh, said = entry["fresh"]["objective"], entry.get("search_mean", entry["search_value"])
+    failed = failing(entry)
+    if failed:
+        return (f"{entry['name']}: {failed}: it fails there, so the mean of its other seeds is no verdict on the "
+                f"search's value {number(said)}.")
     if not fresh:
         return f"{entry['name']}: no fresh seed completed, so the search's value {number(said)} is unchecked."
     if fresh.get("low") is None:
         return (f"{entry['name']}: one fresh seed ({number(fresh['mean'])} against the search's {number(said)}); "
                 "no interval, so no verdict on the search's optimism.")
+    if _equal(fresh):
+        return (f"{entry['name']}: the search said {number(said)}; fresh seeds give {_interval(fresh)}: no spread, "
+                "so no interval and no verdict on the search's optimism.")
     flattering = said < fresh["low"] if direction == "minimize" else said > fresh["high"]
     unflattering = said > fresh["high"] if direction == "minimize" else said < fresh["low"]
     gap = fresh["mean"] - said
@@ -90,10 +130,11 @@ def finalist_tests(paths: List[Path]) -> List[Optional[float]]:
 
 
 def finalists_section(paths: List[Path], adjusted: Optional[List[Optional[float]]] = None,
-                      tests: int = 0, data_seeds: Sequence[str] = ()) -> List[str]:
+                      tests: int = 0, data_seeds: Sequence[str] = (), rate: bool = False) -> List[str]:
     """`adjusted`: per file, its test's p Holm-adjusted with the report's `tests` tests (by
     default the raw p, adjusted over nothing). `data_seeds`: the data.seed values the runs fixed
-    (then the fresh seeds reuse the data split the selection was made on, which is said)."""
+    (then the fresh seeds reuse the data split the selection was made on, which is said). `rate`:
+    the errors are error rates (classification): their intervals are cut at 1 too."""
     lines: List[str] = []
     for i, path in enumerate(paths):
         try:
@@ -112,8 +153,10 @@ def finalists_section(paths: List[Path], adjusted: Optional[List[Optional[float]
             fresh = entry["fresh"]
             mean, ranked = entry.get("search_mean", entry["search_value"]), entry["search_value"]
             said = number(mean) + (f" (ranked by {number(ranked)})" if ranked != mean else "")
-            lines.append(f"| {entry['name']} | {said} | {_interval(fresh['objective'])} | "
-                         f"{_interval(fresh['val_error'])} | {_interval(fresh['test_error'])} |")
+            failed = failing(entry)
+            name = entry["name"] + (f" ({failed}: fails, never picked; means of its other seeds)" if failed else "")
+            lines.append(f"| {name} | {said} | {_interval(fresh['objective'])} | "
+                         f"{_interval(fresh['val_error'], rate)} | {_interval(fresh['test_error'], rate)} |")
         lines += [""] + [f"- {optimism_sentence(e, direction)}" for e in entries] + [""]
         if data_seeds:
             lines += [f"data.seed is fixed ({', '.join(data_seeds)}): the fresh seeds draw new initial weights and "
@@ -121,6 +164,12 @@ def finalists_section(paths: List[Path], adjusted: Optional[List[Optional[float]
                       "their validation error is not independent of the selection. Unset data.seed for fresh "
                       "splits too.", ""]
         pick = _pick_of(entries, direction)
+        failed = [f"{e['name']} ({failing(e)})" for e in entries if failing(e)]
+        if failed:
+            lines += [f"Never picked, because a fresh seed of theirs diverged or failed: {', '.join(failed)}.", ""]
+        if pick is not None and pick.sparse:
+            lines += ["Not compared, too few fresh seeds beside the others: "
+                      + "; ".join(f"{e['name']} completed {n} of the {pick.most}" for e, n in pick.sparse) + ".", ""]
         if pick is not None:
             p_holm = adjusted[i] if adjusted is not None and i < len(adjusted) else pick.p
             lines += [_pick_sentence(pick, p_holm, tests), ""]
@@ -129,50 +178,74 @@ def finalists_section(paths: List[Path], adjusted: Optional[List[Optional[float]
 
 @dataclass
 class _Pick:
-    """The finalist with the best fresh validation error against the runner-up, paired over the
-    fresh seeds both completed."""
+    """The finalist with the best fresh validation error against the runner-up, both ranked and
+    paired over the same fresh seeds (`shared` of them: those every compared finalist completed)."""
     best: dict
     runner: Optional[dict]
-    tied: bool  # equal fresh validation means: no best
+    tied: bool  # equal fresh validation means on the shared seeds: no best
     shared: int
-    diffs: List[float]
+    diffs: List[float]  # runner-up − best, per shared seed
     p: Optional[float]  # the paired t-test's, where there is one
+    means: dict = field(default_factory=dict)  # name -> mean over the shared seeds
+    sparse: list = field(default_factory=list)  # (entry, seeds completed) not compared
+    most: int = 0
+    alone: bool = True  # the only finalist of the file with a completed seed
+
+
+def _fresh_val(entry: dict) -> dict:
+    """seed -> fresh validation error, over the seeds the finalist completed."""
+    return {r["seed"]: r["val_error"] for r in entry.get("per_seed") or []
+            if r.get("status") == "completed" and r.get("val_error") is not None}
 
 
 def _pick_of(entries: List[dict], direction: str) -> Optional[_Pick]:
+    """The rule of the module docstring. `direction` is the search objective's and does not
+    matter here: a validation error is lower-is-better whatever the objective was."""
     from scipy import stats
 
-    scored = [e for e in entries if e["fresh"].get("val_error")]
-    if not scored:
+    values = {e["name"]: _fresh_val(e) for e in entries}
+    healthy = [e for e in entries if not failing(e) and values[e["name"]]]
+    if not healthy:
         return None
-    sign = 1 if direction == "minimize" else -1
-    scored.sort(key=lambda e: sign * e["fresh"]["val_error"]["mean"])
+    most = max(len(values[e["name"]]) for e in healthy)
+    sparse = [(e, len(values[e["name"]])) for e in healthy if 2 * len(values[e["name"]]) <= most]
+    scored = [e for e in healthy if 2 * len(values[e["name"]]) > most]
+    shared = sorted(set.intersection(*(set(values[e["name"]]) for e in scored)))
+    if not shared:  # no seed in common: each on its own (said: 0 shared seeds)
+        means = {e["name"]: sum(values[e["name"]].values()) / len(values[e["name"]]) for e in scored}
+    else:
+        means = {e["name"]: sum(values[e["name"]][s] for s in shared) / len(shared) for e in scored}
+    scored.sort(key=lambda e: means[e["name"]])  # stable: equal ones keep the file's order
     best = scored[0]
     if len(scored) < 2:
-        return _Pick(best, None, False, 0, [], None)
+        alone = sum(bool(values[e["name"]]) for e in entries) == 1
+        return _Pick(best, None, False, len(shared), [], None, means, sparse, most, alone)
     runner = scored[1]
-    tied = abs(runner["fresh"]["val_error"]["mean"] - best["fresh"]["val_error"]["mean"]) <= TIE
-    mine = {r["seed"]: r["val_error"] for r in best["per_seed"] if r.get("val_error") is not None}
-    theirs = {r["seed"]: r["val_error"] for r in runner["per_seed"] if r.get("val_error") is not None}
-    shared = sorted(set(mine) & set(theirs))
+    tied = report_stats.close(means[runner["name"]], means[best["name"]])
+    mine, theirs = values[best["name"]], values[runner["name"]]
     diffs = [theirs[s] - mine[s] for s in shared]
     p = None
-    if len(shared) >= 2 and not all(d == diffs[0] for d in diffs):
+    if len(shared) >= 2 and not all(report_stats.close(d, diffs[0]) for d in diffs):
         p = float(stats.ttest_rel([theirs[s] for s in shared], [mine[s] for s in shared]).pvalue)
-    return _Pick(best, runner, tied, len(shared), diffs, p)
+    return _Pick(best, runner, tied, len(shared), diffs, p, means, sparse, most)
 
 
 def _pick_sentence(pick: _Pick, p_holm: Optional[float], tests: int) -> str:
     """The best finalist in words: bold only where it is ahead of the runner-up beyond noise."""
     best, runner = pick.best, pick.runner
     if runner is None:
-        return f"Best on fresh validation error: {best['name']} (the only finalist with a completed seed)."
+        return (f"Best on fresh validation error: {best['name']} (the only finalist "
+                + ("with a completed seed)." if pick.alone else "compared: the others failed or ran too few seeds)."))
     if pick.tied:
         return (f"No single best on fresh validation error: {best['name']} and {runner['name']} tie exactly "
-                f"({number(best['fresh']['val_error']['mean'])}).")
+                f"({number(pick.means[best['name']])} over {pick.shared} shared fresh seeds).")
+    if not pick.shared:
+        return (f"Best on fresh validation error: {best['name']} ({number(pick.means[best['name']])}); it shares no "
+                f"fresh seed with the runner-up ({runner['name']}, {number(pick.means[runner['name']])}), so they "
+                "are not compared.")
     if pick.p is None:
         why = (f"it ties exactly with the runner-up ({runner['name']}) on every fresh seed"
-               if pick.shared >= 2 and pick.diffs[0] == 0 else
+               if pick.shared >= 2 and report_stats.close(pick.diffs[0], 0.0) else
                f"{pick.shared} shared fresh seed(s) and no spread between them, too few to tell it from the "
                f"runner-up ({runner['name']})")
         return f"Best on fresh validation error: {best['name']}; {why}."
@@ -183,5 +256,6 @@ def _pick_sentence(pick: _Pick, p_holm: Optional[float], tests: int) -> str:
     shown = p_text(p_holm)
     p_is = f"p {shown}" if shown.startswith("<") else f"p = {shown}"
     return (f"Best on fresh validation error: {name}; ahead of the runner-up ({runner['name']}) by "
-            f"{number(abs(mean))} on {pick.shared} paired fresh seeds, paired t-test {p_is}{holm}: "
+            f"{number(mean, True)} (runner-up − best) on the {pick.shared} paired fresh seeds it was ranked on, "
+            f"paired t-test {p_is}{holm}: "
             + ("a difference beyond noise at the 5% level." if beyond else "within noise."))

@@ -612,7 +612,8 @@ def write_report(runs: pd.DataFrame, counts: Dict[str, int], figures: List[Path]
     if not trials.empty:
         lines += _optuna_section(trials, studies)
     fixed = sorted(set(runs["data.seed"].dropna().map(str))) if "data.seed" in runs else []
-    lines += finalists_section(list(finalist_files), comparisons.extra_holm, comparisons.tests, fixed)
+    lines += finalists_section(list(finalist_files), comparisons.extra_holm, comparisons.tests, fixed,
+                               rate=not is_regression(runs))
     lines += runs_section(counts, problems)
     if figures:
         lines += ["## Figures", ""]

@@ -49,7 +49,7 @@ def test_the_best_finalist_is_compared_with_the_runner_up_on_paired_fresh_seeds(
     # within noise: named, not bolded (bold is for a best beyond noise, as in the report's lowest)
     assert "Best on fresh validation error: a;" in text and "**a**" not in text
     assert f"p = {p:.2g}" in text and "within noise" in text
-    assert f"by {number(np.mean(np.subtract(close, best)))}" in text
+    assert f"by {number(np.mean(np.subtract(close, best)), True)} (runner-up − best)" in text
 
     clear = [0.150, 0.161, 0.157]  # far worse on every seed
     text = "\n".join(finalists_section(write(tmp_path, entry("a", 0.05, best), entry("c", 0.05, clear))))

@@ -95,3 +95,33 @@ def test_a_tie_for_runner_up_names_every_tied_configuration(tmp_path):
     text = section(report(table(cells), tmp_path), "Lowest validation error")
     assert "no decay and coupled L2 on weights only at λ = 0.01 tie for runner-up (0.3825)" in text
     assert "- against coupled L2 on weights only at λ = 0.01:" in text
+
+
+def test_a_diverged_finalist_is_never_picked_and_the_pick_is_signed_on_the_seeds_it_ranks_on(tmp_path):
+    # The review's R3c: finalist A 0.20, 0.20 and a diverged seed (its record says val 0.90);
+    # B 0.21, 0.22, 0.215. A was crowned "ahead ... by 0.2183" though worse by that on 3 seeds.
+    from analysis.finalists import finalist_files, finalists_section
+    from wdsweep.search import finalists
+
+    def rows(values):
+        return [finalists.seed_row(seed, {"status": status, "val_error": v, "test_error": v}, v, None)
+                for seed, (status, v) in zip((5, 6, 7), values)]
+
+    a = finalists.summary("A", {}, 0.19, rows([("completed", 0.20), ("completed", 0.20), ("diverged", 0.90)]))
+    b = finalists.summary("B", {}, 0.19, rows([("completed", 0.21), ("completed", 0.22), ("completed", 0.215)]))
+    c = finalists.summary("C", {}, 0.19, rows([("completed", 0.25), ("completed", 0.23), ("completed", 0.26)]))
+    finalists.write(tmp_path, "minimize", [0, 1], [5, 6, 7], [a, b, c])
+    text = "\n".join(finalists_section(finalist_files([str(tmp_path)]), rate=True))
+    assert "| A (diverged on seed 7 of 3 fresh seeds: fails, never picked" in text
+    assert "Never picked, because a fresh seed of theirs diverged or failed: A (diverged on seed 7" in text
+    assert "A: diverged on seed 7 of 3 fresh seeds: it fails there" in text
+    assert "better than the search's own value" not in text  # no verdict from A's two equal seeds
+    pick = text.split("Best on fresh validation error: ")[1]
+    assert pick.startswith("B; ahead of the runner-up (C) by +0.03167 (runner-up − best) on the 3 paired")
+    finalists.write(tmp_path, "minimize", [0, 1], [5, 6, 7], [a, b])
+    text = "\n".join(finalists_section(finalist_files([str(tmp_path)]), rate=True))
+    assert "Best on fresh validation error: B (the only finalist compared" in text
+
+
+def test_a_partly_collapsed_no_decay_baseline_is_not_its_survivors_mean(tmp_path):
+    pass
