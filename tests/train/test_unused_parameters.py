@@ -4,6 +4,7 @@ coupled, decoupled and proximal). So the implementations stay one trajectory on 
 and the unused weights end where they began."""
 from __future__ import annotations
 
+import json
 import sys
 
 import pytest
@@ -74,3 +75,24 @@ def test_proximal_steps_only_what_the_optimizer_stepped(compose_cfg, tmp_path, s
         run(cfg, tmp_path / optimizer)
         state = torch.load(tmp_path / optimizer / "model.pt", weights_only=True)
         assert torch.equal(state["spare.weight"], initial["spare.weight"]), optimizer
+        decay = json.loads((tmp_path / optimizer / "metrics.json").read_text())["decay"]
+        # the default data's one feature and one target: body 1x16, head 16x1, spare 16x16 (never stepped)
+        assert (decay["decayed_params"], decay["stepped_params"]) == (16 + 16 + 16 * 16, 16 + 16), decay
+
+
+def test_the_record_tells_the_tensors_in_scope_from_those_a_step_decayed(spare):
+    # the report's scope sizes read stepped_params: an unused layer is in scope, never decayed
+    from sparenet import Spare
+
+    from wdsweep.train.regularizers import Regularizer
+
+    model = Spare(16, 2)
+    reg = Regularizer(model, lam=0.1, p=2, mode="coupled", scope="all", optimizer="sgd", impl="manual")
+    optimizer = torch.optim.SGD(reg.param_groups(), lr=0.1)
+    reg.attach(optimizer)
+    assert reg.summary()["stepped_params"] is None  # no step yet
+    model(torch.ones(3, 16)).sum().backward()
+    optimizer.step()
+    summary = reg.summary()
+    assert (summary["decayed_tensors"], summary["decayed_params"]) == (6, 16 * 16 + 16 + 16 * 2 + 2 + 16 * 16 + 16)
+    assert (summary["stepped_tensors"], summary["stepped_params"]) == (4, 16 * 16 + 16 + 16 * 2 + 2)

@@ -225,6 +225,8 @@ def _train_sorted(cfgs: Sequence[DictConfig], dev: torch.device, trials: Sequenc
     for k, (cfg, member_net, reg) in enumerate(zip(cfgs, nets, regs)):
         status, steps_done, diverged_at, tensors, stop_reason = outcomes[k]
         net.load(member_net, tensors)
+        if steps_done:
+            reg.note_every_step()  # a batched module's every trainable tensor gets a gradient
         result = TrainResult(status=status, steps=steps_done, steps_planned=steps, train_seconds=seconds[0] / len(cfgs),
                              eval_seconds=seconds[1] / len(cfgs), history=histories[k],
                              diverged_at_step=diverged_at, stop_reason=stop_reason, throughput=seconds[2])

@@ -191,6 +191,10 @@ class Regularizer:
         self.kept: NamedParams = [(n, q) for n, q in named if not in_scope(q)]
         self._params = [q for _, q in self.decayed]
         self._decayed_ids = {id(q) for q in self._params}
+        # The decayed tensors some optimizer step found with a gradient (so torch stepped them and
+        # the decay reached them), noted by the step hook; None until a step is seen. A tensor in
+        # scope that no loss reaches (an unused layer) is never decayed: summary() tells both.
+        self._stepped_ids: Optional[set] = None
 
         native = optimizer is not None and has_native_decay(self.p, self.l1_ratio, mode, optimizer)
         if impl == "auto":
@@ -255,13 +259,34 @@ class Regularizer:
         return optimizer.param_groups[0]
 
     def summary(self) -> dict:
+        """The scope's sizes: decayed_* the tensors in scope (set at the start); stepped_* those of
+        them an optimizer step of this run found with a gradient, the ones actually decayed (null
+        when no step was seen: a run that failed or stopped before its first step). A verdict on
+        scope is about the stepped ones: an unused layer is in scope and never decayed."""
+        stepped = None if self._stepped_ids is None else [q for q in self._params if id(q) in self._stepped_ids]
         return {
             "decayed_tensors": len(self.decayed),
             "decayed_params": sum(q.numel() for _, q in self.decayed),
             "kept_tensors": len(self.kept),
             "kept_params": sum(q.numel() for _, q in self.kept),
+            "stepped_tensors": None if stepped is None else len(stepped),
+            "stepped_params": None if stepped is None else sum(q.numel() for q in stepped),
             "impl": self.impl,
         }
+
+    def note_step(self) -> None:
+        """Note the decayed tensors that have a gradient at this optimizer step (the step hook
+        calls it; cheap: it stops looking once every decayed tensor has been seen)."""
+        if self._stepped_ids is None:
+            self._stepped_ids = set()
+        if len(self._stepped_ids) < len(self._params):
+            self._stepped_ids.update(id(q) for q in self._params if q.grad is not None)
+
+    def note_every_step(self) -> None:
+        """Every decayed tensor counts as stepped: for a trainer that steps them all by
+        construction (the vectorized launcher batches only modules whose every trainable tensor
+        gets a gradient, wdsweep.batched.func_net.vectorize_problem)."""
+        self._stepped_ids = set(self._decayed_ids)
 
     # --------------------------------------------------------------- the step
     def loss_term(self, data_loss: Optional[torch.Tensor] = None) -> Optional[torch.Tensor]:
@@ -332,6 +357,7 @@ class Regularizer:
         return (args[0], closure_then_decay, *args[2:]), kwargs
 
     def _post_step(self, optimizer: torch.optim.Optimizer, args: tuple, kwargs: dict) -> None:
+        self.note_step()
         if not self.active or self.mode != "proximal":
             return
         adam = optimizer if isinstance(optimizer, torch.optim.Adam) else None
