@@ -124,7 +124,10 @@ def mean_and_ci(values: pd.Series) -> Tuple[float, float]:
 
 
 def seeds_phrase(ns: Sequence[int]) -> str:
-    """"3 seeds", or "2–3 seeds" when points rest on different numbers of seeds."""
+    """"3 seeds", or "2–3 seeds" when points rest on different numbers of seeds ("no seed": none)."""
+    ns = list(ns)
+    if not ns:
+        return "no seed"
     low, high = int(min(ns)), int(max(ns))
     return f"{high} seeds" if low == high else f"{low}–{high} seeds"
 

@@ -18,7 +18,12 @@ What the charts against λ promise (the same rules for the test error and the ga
   seeds every candidate completed, λ = 0 included, exact ties to the smallest λ, never a
   configuration that diverged or failed on a seed). A curve whose best λ is 0 has no star, and
   its legend entry says "best: no decay".
-- The λ = 0 baseline is its own mean (dashed) and 95% t-interval over seeds (a grey band).
+- The λ = 0 baseline is its own mean (dashed) and 95% t-interval over seeds (a grey band), by
+  the same rule as the points: when a λ = 0 seed collapsed, diverged or failed, no baseline is
+  drawn (its survivors' mean would flatter it), and each panel says so in its top-left corner
+  ("λ = 0 (no decay): collapsed on 3 of 4 seeds: no baseline"); the legend counts its seeds.
+- A chart where no λ > 0 point survives (every one collapsed, diverged or failed on a seed)
+  is still drawn: only edge markers, and the title says so.
 - Curves of one panel are drawn side by side (a dodge of DODGE_STEP of the smallest λ step on
   the log axis), each with its own marker and line style, so that curves that coincide
   exactly both stay visible; intervals are bars, not bands, so no two shades mix into a colour
@@ -118,16 +123,64 @@ def lambda_curves(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
 
 def baseline(runs: pd.DataFrame, metric: str) -> Optional[dict]:
     """The λ = 0 runs' mean of `metric` and its 95% t-interval over seeds (a seed run under
-    several reg.* settings, all idle at λ = 0, counts once), collapsed runs left out; None
-    without such runs."""
-    zero = runs[(runs["status"] == "completed") & (runs["reg.lam"] == 0) & runs[metric].notna()]
-    zero = zero[~collapsed(zero)]
-    if zero.empty:
+    several reg.* settings, all idle at λ = 0, counts once; `n` seeds). When a seed collapsed,
+    diverged or failed, no mean (NaN, `n` 0: the rule of the λ > 0 points) and the counts:
+    `n_collapsed`, `n_diverged` of `seeds`. None without λ = 0 runs."""
+    ran = runs[(runs["reg.lam"] == 0) & runs["status"].isin(["completed", "diverged", "failed"])]
+    if "trial" in ran:
+        ran = ran[ran["trial"].isna()]  # an Optuna trial's λ = 0 is a point of its own chart
+    ran = ran if "seed" in ran else ran.assign(seed=0)
+    zero = ran[(ran["status"] == "completed") & ran[metric].notna()]
+    if zero.empty and not ran["status"].isin(["diverged", "failed"]).any():
         return None
-    values = zero.groupby("seed")[metric].mean() if "seed" in zero else zero[metric]
+    fell = set(zero.loc[collapsed(zero), "seed"])
+    diverged = set(ran.loc[ran["status"].isin(["diverged", "failed"]), "seed"])
+    others = [k for k in varying_keys(ran) if not k.startswith("reg.")]
+    counts = {"n_collapsed": len(fell), "n_diverged": len(diverged), "seeds": ran["seed"].nunique(),
+              "pooled": others}
+    if fell or diverged:
+        return {"mean": np.nan, "low": np.nan, "high": np.nan, "n": 0, **counts}
+    values = zero.groupby("seed")[metric].mean()
     mean, half = mean_and_ci(values.astype(float))
-    others = [k for k in varying_keys(zero) if not k.startswith("reg.")]
-    return {"mean": mean, "low": mean - half, "high": mean + half, "n": len(values), "pooled": others}
+    return {"mean": mean, "low": mean - half, "high": mean + half, "n": len(values), **counts}
+
+
+def baseline_failing(base: Optional[dict], words: str) -> str:
+    """"λ = 0 (no decay): collapsed on 3 of 4 seeds: no baseline", or "" when it is drawn."""
+    if base is None or base["n"]:
+        return ""
+    parts = ([f"{words} on {base['n_collapsed']}"] if base["n_collapsed"] else []) + (
+        [f"diverged or failed on {base['n_diverged']}"] if base["n_diverged"] else [])
+    return f"λ = 0 (no decay): {' and '.join(parts)} of {base['seeds']} seeds: no baseline"
+
+
+def _draw_baseline(ax, base: Optional[dict], values: List[float], words: str) -> None:
+    """The λ = 0 baseline on a panel (its band, dashed mean) or, when it fails, the words why not."""
+    if base is None:
+        return
+    if not base["n"]:
+        ax.text(0.02, 0.02, baseline_failing(base, words), transform=ax.transAxes, ha="left", va="bottom",
+                fontsize=7, gid="baseline-failing", bbox=dict(boxstyle="round,pad=0.2", fc="white", ec="0.7"))
+        return
+    if base["n"] > 1:
+        ax.axhspan(base["low"], base["high"], color="0.55", alpha=0.2, lw=0, zorder=0, gid="baseline-band")
+        values += [base["low"], base["high"]]
+    ax.axhline(base["mean"], ls="--", color="0.35", lw=1.2, zorder=1, gid="baseline")
+    values.append(base["mean"])
+
+
+def _baseline_legend(base: Optional[dict], words: str):
+    """(handle, label) of the baseline for a legend, or None."""
+    if base is None:
+        return None
+    pooled = f", pooled over {', '.join(base['pooled'])}" if base["pooled"] else ""
+    line = plt.Line2D([], [], ls="--", color="0.35")
+    if not base["n"]:
+        return plt.Line2D([], [], ls="", marker=""), baseline_failing(base, words) + " drawn" + pooled
+    if base["n"] > 1:
+        return ((Patch(color="0.55", alpha=0.35, lw=0), line),
+                f"λ = 0 (no decay): mean, band: 95% t-interval over {base['n']} seeds{pooled}")
+    return line, f"λ = 0 (no decay), single seed: no interval{pooled}"
 
 
 def dodge_factors(names: List[str], lams) -> Dict[str, float]:
@@ -172,7 +225,10 @@ def lambda_figure(runs: pd.DataFrame, metric: str, name: str, ylabel: str, value
     styles = {c: dict(color=palette[i % len(palette)], marker=MARKERS[i % len(MARKERS)],
                       ls=LINESTYLES[i % len(LINESTYLES)]) for i, c in enumerate(names)}
     shift = dodge_factors(names, curves["reg.lam"])
-    single = int(curves["n"].max()) <= 1 and (base is None or base["n"] <= 1)
+    drawn = curves["n"][curves["n"] > 0]
+    # "single seed" only where a point or the baseline rests on one seed, and none on more
+    single = (len(drawn) > 0 or (base is not None and base["n"] == 1)) and (not len(drawn) or drawn.max() <= 1) \
+        and (base is None or base["n"] <= 1)
     nonnegative = bool((pd.to_numeric(runs[metric], errors="coerce").dropna() >= 0).all())
     words = collapse_words(runs)
     ps = sorted(curves["reg.p"].unique())
@@ -196,7 +252,8 @@ def lambda_figure(runs: pd.DataFrame, metric: str, name: str, ylabel: str, value
     fig.legend(handles, labels, loc="outside lower center", ncol=min(3 if len(ps) > 2 else 2, len(labels)),
                frameon=False)
     how = ("single seed: no interval" if single
-           else f"mean over {seeds_phrase(curves['n'][curves['n'] > 0])}, 95% t-interval")
+           else f"mean over {seeds_phrase(drawn)}, 95% t-interval" if len(drawn)
+           else "no point: every λ > 0 collapsed, diverged or failed on a seed")
     fig.suptitle(f"{ylabel} against λ — {title_of(runs)} ({only}{how})", fontsize=title_size(11))
     return curves, fig
 
@@ -229,12 +286,7 @@ def _lambda_panel(ax, facet: pd.DataFrame, base: Optional[dict], styles: dict, s
             if row["n_diverged"]:
                 edge_marker(ax, row["reg.lam"] * shift[curve], style["color"], "diverged")
                 entry["diverged"] += row["n_diverged"]
-    if base is not None:
-        if base["n"] > 1:
-            ax.axhspan(base["low"], base["high"], color="0.55", alpha=0.2, lw=0, zorder=0, gid="baseline-band")
-            values += [base["low"], base["high"]]
-        ax.axhline(base["mean"], ls="--", color="0.35", lw=1.2, zorder=1, gid="baseline")
-        values.append(base["mean"])
+    _draw_baseline(ax, base, values, collapse_text.split(":")[0])
     ax.set_xscale("log")
     marked = {lam: e for lam, e in edges.items() if e["fell"] or e["diverged"]}
     limits = informative_limits(values, nonnegative, headroom=bool(marked))
@@ -257,20 +309,15 @@ def _lambda_legend(curves: pd.DataFrame, base: Optional[dict], styles: dict, sin
     if single:
         handles.append(plt.Line2D([], [], ls="", marker=""))
         labels.append("single seed: no interval")
-    else:
+    elif (curves["n"] > 0).any():  # no bars to explain where no point is drawn
         handles.append(matplotlib.container.ErrorbarContainer(
             (plt.Line2D([], [], ls="", marker="o", color="black", ms=3),
              (), (matplotlib.collections.LineCollection([], color="black"),)), has_yerr=True))
         labels.append(f"bars: 95% t-interval over {seeds_phrase(curves['n'][curves['n'] > 0])}")
-    if base is not None:
-        pooled = f", pooled over {', '.join(base['pooled'])}" if base["pooled"] else ""
-        line = plt.Line2D([], [], ls="--", color="0.35")
-        if base["n"] > 1:
-            handles.append((Patch(color="0.55", alpha=0.35, lw=0), line))
-            labels.append(f"λ = 0 (no decay): mean, band: 95% t-interval over {base['n']} seeds{pooled}")
-        else:
-            handles.append(line)
-            labels.append(f"λ = 0 (no decay), single seed: no interval{pooled}")
+    entry = _baseline_legend(base, words)
+    if entry is not None:
+        handles.append(entry[0])
+        labels.append(entry[1])
     handles.append(plt.Line2D([], [], marker="*", ls="", color="black", ms=10))
     labels.append("best λ on validation error (exact ties: the smallest)")
     if curves["n_collapsed"].any():
@@ -364,11 +411,10 @@ def continuous_lambda_figure(runs: pd.DataFrame, metric: str, ylabel: str):
     fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes, label=colour, shrink=0.9)
     handles = [plt.Line2D([], [], marker="*", ls="", color="black", ms=10)]
     labels = ["best run on validation error"]
-    if base is not None:
-        line = plt.Line2D([], [], ls="--", color="0.35")
-        handles.append((Patch(color="0.55", alpha=0.35, lw=0), line) if base["n"] > 1 else line)
-        labels.append(f"λ = 0 (no decay): mean, band: 95% t-interval over {base['n']} seeds" if base["n"] > 1
-                      else "λ = 0 (no decay), single seed: no interval")
+    entry = _baseline_legend(base, collapse_words(runs))
+    if entry is not None:
+        handles.append(entry[0])
+        labels.append(entry[1])
     if done["collapsed"].any():
         handles.append(plt.Line2D([], [], marker="^", ls="", color="0.5", mec="black", ms=7))
         labels.append(f"{collapse_words(runs)}: top edge")
@@ -392,12 +438,7 @@ def _continuous_panel(ax, points: pd.DataFrame, metric: str, colour: str, cmap, 
         best = kept.loc[kept["val_error"].astype(float).idxmin()]
         ax.plot(best["reg.lam"], float(best[metric]), marker="*", ms=14, color=cmap(norm(best[colour])),
                 mec="black", mew=0.7, ls="", zorder=5)
-    if base is not None:
-        if base["n"] > 1:
-            ax.axhspan(base["low"], base["high"], color="0.55", alpha=0.2, lw=0, zorder=0)
-            values += [base["low"], base["high"]]
-        ax.axhline(base["mean"], ls="--", color="0.35", lw=1.2)
-        values.append(base["mean"])
+    _draw_baseline(ax, base, values, words)
     ax.set_xscale("log")
     for _, run in fell.iterrows():
         edge_marker(ax, run["reg.lam"], cmap(norm(run[colour])), "collapsed")

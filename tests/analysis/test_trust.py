@@ -123,5 +123,47 @@ def test_a_diverged_finalist_is_never_picked_and_the_pick_is_signed_on_the_seeds
     assert "Best on fresh validation error: B (the only finalist compared" in text
 
 
-def test_a_partly_collapsed_no_decay_baseline_is_not_its_survivors_mean(tmp_path):
-    pass
+def diverging(cells, bad):
+    """table(cells) where the (scope, λ, seed)s in `bad` diverged (no errors, as such a job leaves)."""
+    runs = table(cells)
+    for scope, lam, seed in bad:
+        hit = (runs["reg.scope"] == scope) & (runs["reg.lam"] == lam) & (runs["seed"] == seed)
+        runs.loc[hit, ["status", "val_error", "test_error"]] = ["diverged", float("nan"), float("nan")]
+    return runs
+
+
+def test_a_no_decay_baseline_with_a_diverged_seed_is_not_drawn_as_its_survivors_mean():
+    # The review's R2: λ = 0's dashed line at the mean of its surviving seeds, "single seed".
+    import matplotlib.pyplot as plt
+
+    from analysis.figures import baseline, lambda_figure
+
+    cells = {("weights", 0.0): seeds([0.5, 0.26, 0.52, 0.57]), ("weights", 0.01): seeds([0.4, 0.3, 0.35, 0.38])}
+    runs = diverging(cells, [("weights", 0.0, 0), ("weights", 0.0, 2), ("weights", 0.0, 3)])
+    base = baseline(runs, "test_error")
+    assert base["n"] == 0 and base["n_diverged"] == 3 and base["seeds"] == 4
+    _, fig = lambda_figure(runs, "test_error", "t", "test error")
+    ax = fig.axes[0]
+    assert not [line for line in ax.lines if line.get_gid() == "baseline"]
+    (said,) = [t.get_text() for t in ax.texts if t.get_gid() == "baseline-failing"]
+    assert said == "λ = 0 (no decay): diverged or failed on 3 of 4 seeds: no baseline"
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert not any("single seed" in text for text in legend) and said + " drawn" in legend
+    plt.close(fig)
+    healthy = table(cells)
+    assert baseline(healthy, "test_error")["n"] == 4
+
+
+def test_a_sweep_whose_every_decayed_point_diverged_still_gets_its_chart_and_report(tmp_path):
+    # The review's S5: min() of an empty sequence in seeds_phrase, and no report.
+    import matplotlib.pyplot as plt
+
+    from analysis.figures import lambda_figure
+
+    cells = {("weights", lam): seeds([0.3, 0.32, 0.31]) for lam in (0.0, 0.01, 10.0)}
+    runs = diverging(cells, [("weights", 0.01, 1), ("weights", 10.0, 0)])
+    curves, fig = lambda_figure(runs, "test_error", "t", "test error")
+    assert (curves["n"] == 0).all()
+    assert "no point: every λ > 0 collapsed, diverged or failed on a seed" in fig._suptitle.get_text()
+    plt.close(fig)
+    assert "Never chosen, because they diverged or failed" in report(runs, tmp_path)
