@@ -124,9 +124,27 @@ class UnusedLayerNet(nn.Module):
         return self.used(x)
 
 
+class WarmupShiftNet(nn.Module):
+    """Replaces a buffer only after a warm-up: no probe of a few forwards sees it do so."""
+
+    def __init__(self, n_features: int, n_outputs: int) -> None:
+        super().__init__()
+        self.fc = nn.Linear(n_features, n_outputs)
+        self.register_buffer("shift", torch.zeros(n_features))
+        self.calls = 0
+
+    def forward(self, x):
+        if self.training:
+            self.calls += 1
+            if self.calls > 3:
+                self.shift = 0.5 * self.shift + 0.5 * x.mean(0).detach()
+        return self.fc(x - self.shift)
+
+
 @pytest.mark.parametrize("target, reason", [
     ("test_vectorized.DropoutNet", "random operation"),
-    ("test_vectorized.UnusedLayerNet", "parameter spare.weight gets no gradient")])
+    ("test_vectorized.UnusedLayerNet", "parameter spare.weight gets no gradient"),
+    ("test_vectorized.WarmupShiftNet", "buffer shift is assigned (self.shift = ... in WarmupShiftNet.forward, line ")])
 def test_a_module_that_cannot_be_vectorized_is_named_with_its_reason(compose_cfg, target, reason):
     cfg = compose_cfg(["data=digits"])
     with open_dict(cfg):
