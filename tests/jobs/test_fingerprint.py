@@ -67,3 +67,37 @@ def test_a_change_of_model_code_or_data_trains_the_job_again_and_says_why(tmp_pa
         (job / "metrics.json").write_text(json.dumps(record))
     (tmp_path / "mynet.py").write_text(NET)
     assert sweep("hydra.sweeper.dry_run=true").count("skip: done") == 2
+
+
+def test_a_helper_module_and_a_file_under_any_key_are_part_of_the_fingerprint(tmp_path, monkeypatch):
+    # fpnet imports its width from helper.py; the loader reads `file=d.npz`, and the model an
+    # init file under a key of its own: a change to any of them is a change of the job
+    from omegaconf import OmegaConf
+
+    from wdsweep.tracking.fingerprint import changes, fingerprint
+
+    (tmp_path / "fpnet.py").write_text("from torch import nn\nfrom helper import WIDTH\nfrom blocks import act\n\n"
+                                       "def net(n_features, n_outputs, init='init.txt'):\n"
+                                       "    return nn.Linear(n_features, n_outputs)\n")
+    (tmp_path / "helper.py").write_text("import os\nimport numpy\nWIDTH = 8\n")
+    (tmp_path / "blocks").mkdir()
+    (tmp_path / "blocks" / "__init__.py").write_text("from .acts import act\n")
+    (tmp_path / "blocks" / "acts.py").write_text("act = 'relu'\n")
+    (tmp_path / "myload.py").write_text("def load(file, seed=0):\n    raise NotImplementedError\n")
+    (tmp_path / "d.npz").write_bytes(b"first")
+    (tmp_path / "init.txt").write_text("0.1\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    cfg = OmegaConf.create({"model": {"_target_": "fpnet.net", "init": "init.txt"},
+                            "data": {"_target_": "myload.load", "file": "d.npz", "task": "classification",
+                                     "here": "."}})  # the folder the command ran in: never listed
+    before = fingerprint(cfg)
+    assert set(before["code"]) == {"fpnet.py", "helper.py", "blocks/__init__.py", "blocks/acts.py", "myload.py"}
+    assert set(before["data"]) == {"d.npz", "init.txt"}
+
+    (tmp_path / "helper.py").write_text("import os\nimport numpy\nWIDTH = 64\n")
+    (tmp_path / "blocks" / "acts.py").write_text("act = 'tanh'\n")
+    (tmp_path / "d.npz").write_bytes(b"second!")
+    (tmp_path / "init.txt").write_text("0.25\n")
+    assert changes(before, fingerprint(cfg)) == ["model code changed (acts.py, helper.py)",
+                                                 "data changed (d.npz, init.txt)"]
