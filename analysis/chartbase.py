@@ -55,6 +55,57 @@ def panel_grid(n: int, screen_width: float, screen_height: float, legend_height:
     return rows, cols, (LAYOUT.width, rows * panel * 0.8 + legend_height)
 
 
+def figure_size(screen_width: float, screen_height: float) -> Tuple[float, float]:
+    """A one-panel figure's size: the screen's, or at a paper width that width, same aspect."""
+    if LAYOUT.width is None:
+        return screen_width, screen_height
+    return LAYOUT.width, screen_height * LAYOUT.width / screen_width
+
+
+def legend_columns(screen: int) -> int:
+    """Legend columns: `screen` on a screen, one at a paper width (long labels side by side
+    would be wider than a column, and constrained layout cannot shrink a legend)."""
+    return 1 if LAYOUT.width else max(1, screen)
+
+
+def lambda_ticks(ax) -> None:
+    """λ tick labels that never overlap on a log axis: labels at the decades only, or, where the
+    axis spans less than about two decades, at 1 and 3 times them; no minor labels (a span
+    under a decade otherwise labels every minor tick, "2×10⁻⁴" over "3×10⁻⁴")."""
+    from matplotlib.ticker import LogFormatterSciNotation, LogLocator, NullFormatter
+
+    low, high = ax.get_xlim()
+    span = np.log10(high / low) if low > 0 and high > low else 0.0
+    subs = (1.0, 3.0) if span < 2.2 else (1.0,)  # 1 and 3: about half a decade apart
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=subs, numticks=12))
+    ax.xaxis.set_major_formatter(LogFormatterSciNotation(labelOnlyBase=False))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    if span > 4:  # many decades: every other one labelled
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0,), numticks=6))
+
+
+def fit_title(text: str, fontsize: float) -> str:
+    """A title wrapped to the paper width (--width), so no line runs off the page: constrained
+    layout makes room for a title but does not wrap it. Unchanged on screens."""
+    import textwrap
+
+    if LAYOUT.width is None:
+        return text
+    chars = int(LAYOUT.width * 72 / (0.52 * fontsize))  # a character is about half its size wide
+    return "\n".join(textwrap.fill(line, chars) for line in text.split("\n"))
+
+
+def fit_labels(labels: Sequence[str], fontsize: float = 7.0) -> List[str]:
+    """Legend labels wrapped to the paper width less the legend's handles (--width): a legend
+    wider than the figure is cut off at both sides. Unchanged on screens."""
+    import textwrap
+
+    if LAYOUT.width is None:
+        return list(labels)
+    chars = int((LAYOUT.width - 0.7) * 72 / (0.52 * fontsize))
+    return ["\n".join(textwrap.fill(line, chars) for line in label.split("\n")) for label in labels]
+
+
 def title_size(screen: float) -> float:
     return max(MIN_FONT_PT + 1, 8) if LAYOUT.width else screen
 Chart = Tuple[pd.DataFrame, List[Path]]  # the data drawn, and the files written
@@ -133,12 +184,15 @@ def seeds_phrase(ns: Sequence[int]) -> str:
 
 
 def save(fig: plt.Figure, out: Path, name: str, formats: Sequence[str] = FORMATS) -> List[Path]:
+    """The figure as out/name.png and .pdf. At a paper width (--width) exactly that wide: its
+    layout is constrained, and a "tight" bounding box would change the size the fonts were set
+    for (a 3.5 in column chart came out 6 in wide); on screens the tight box trims the margins."""
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     try:
         for fmt in formats:
             path = out / f"{name}.{fmt}"
-            fig.savefig(path, dpi=150, bbox_inches="tight")
+            fig.savefig(path, dpi=150, **({} if LAYOUT.width else {"bbox_inches": "tight"}))
             paths.append(path)
     finally:  # a failed write (a full disk) must not leave the figure open for the rest of the run
         plt.close(fig)

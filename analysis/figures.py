@@ -50,6 +50,11 @@ from analysis.chartbase import (
     FigureProblem,
     decay_label,
     error_label,
+    figure_size,
+    fit_labels,
+    fit_title,
+    lambda_ticks,
+    legend_columns,
     mean_and_ci,
     num,
     panel_grid,
@@ -249,12 +254,13 @@ def lambda_figure(runs: pd.DataFrame, metric: str, name: str, ylabel: str, value
         for ax in panels[:len(ps)]:
             ax.set_ylim(min(lows), max(highs))
     handles, labels = _lambda_legend(curves, base, styles, single, words)
-    fig.legend(handles, labels, loc="outside lower center", ncol=min(3 if len(ps) > 2 else 2, len(labels)),
-               frameon=False)
+    fig.legend(handles, fit_labels(labels), loc="outside lower center",
+               ncol=legend_columns(min(3 if len(ps) > 2 else 2, len(labels))), frameon=False)
     how = ("single seed: no interval" if single
            else f"mean over {seeds_phrase(drawn)}, 95% t-interval" if len(drawn)
            else "no point: every λ > 0 collapsed, diverged or failed on a seed")
-    fig.suptitle(f"{ylabel} against λ — {title_of(runs)} ({only}{how})", fontsize=title_size(11))
+    fig.suptitle(fit_title(f"{ylabel} against λ — {title_of(runs)} ({only}{how})", title_size(11)),
+                 fontsize=title_size(11))
     return curves, fig
 
 
@@ -288,10 +294,13 @@ def _lambda_panel(ax, facet: pd.DataFrame, base: Optional[dict], styles: dict, s
                 entry["diverged"] += row["n_diverged"]
     _draw_baseline(ax, base, values, collapse_text.split(":")[0])
     ax.set_xscale("log")
+    lambda_ticks(ax)
     marked = {lam: e for lam, e in edges.items() if e["fell"] or e["diverged"]}
     limits = informative_limits(values, nonnegative, headroom=bool(marked))
     if limits:
         ax.set_ylim(*limits)
+    elif nonnegative:  # nothing informative drawn (only edge markers): an error's axis starts at 0
+        ax.set_ylim(0, 1)
     for lam, entry in marked.items():
         lines = []
         if entry["fell"]:
@@ -391,10 +400,13 @@ def continuous_lambda_figure(runs: pd.DataFrame, metric: str, ylabel: str):
     done[colour] = pd.to_numeric(done[colour])
     panels = sorted(done["panel"].unique())
     ncols = 2 if len(panels) == 4 else min(3, len(panels))  # mode x scope: a 2 x 2 square
+    if LAYOUT.width:  # --width: as many panels across as fit, at least 2.3 in each
+        ncols = max(1, min(ncols, int(LAYOUT.width // 2.3)))
     nrows = -(-len(panels) // ncols)
+    size = (4.2 * ncols + 1.0, 3.4 * nrows + 0.8) if LAYOUT.width is None else \
+        (LAYOUT.width, nrows * (LAYOUT.width - 0.8) / ncols * 0.85 + 1.2)
     # One λ axis for all panels (they are compared along it); own y scales, as in the grid chart.
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols + 1.0, 3.4 * nrows + 0.8), squeeze=False,
-                             sharex=True, layout="constrained")
+    fig, axes = plt.subplots(nrows, ncols, figsize=size, squeeze=False, sharex=True, layout="constrained")
     norm = matplotlib.colors.Normalize(vmin=done[colour].min(), vmax=done[colour].max())
     cmap = matplotlib.colormaps["viridis"]
     base = baseline(runs, metric)
@@ -418,10 +430,12 @@ def continuous_lambda_figure(runs: pd.DataFrame, metric: str, ylabel: str):
     if done["collapsed"].any():
         handles.append(plt.Line2D([], [], marker="^", ls="", color="0.5", mec="black", ms=7))
         labels.append(f"{collapse_words(runs)}: top edge")
-    fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), frameon=False)
+    fig.legend(handles, fit_labels(labels), loc="outside lower center", ncol=legend_columns(len(labels)),
+               frameon=False)
     more = [k for k in continuous[1:] + unshown]
-    fig.suptitle(f"{ylabel} against λ — {title_of(runs)} (each run a point, coloured by {colour})"
-                 + (f"\nalso varied, not shown: {', '.join(more)}" if more else ""), fontsize=10)
+    fig.suptitle(fit_title(f"{ylabel} against λ — {title_of(runs)} (each run a point, coloured by {colour})"
+                           + (f"\nalso varied, not shown: {', '.join(more)}" if more else ""), title_size(10)),
+                 fontsize=title_size(10))
     columns = [c for c in ("panel", "reg.lam", metric, colour, "val_error", "collapsed", "study", "trial")
                if c in done]
     return done[columns].reset_index(drop=True), fig
@@ -442,9 +456,12 @@ def _continuous_panel(ax, points: pd.DataFrame, metric: str, colour: str, cmap, 
     ax.set_xscale("log")
     for _, run in fell.iterrows():
         edge_marker(ax, run["reg.lam"], cmap(norm(run[colour])), "collapsed")
+    lambda_ticks(ax)
     limits = informative_limits(values, nonnegative, headroom=len(fell) > 0)
     if limits:
         ax.set_ylim(*limits)
+    elif nonnegative:  # every run collapsed: an error's axis still starts at 0
+        ax.set_ylim(0, 1)
     if len(fell):
         ax.text(0.5, 0.955, f"{len(fell)} of {len(points)} runs {words}: {value_range(fell[metric])}",
                 transform=ax.transAxes, ha="center", va="top", fontsize=7, gid="edge-label",
@@ -490,17 +507,18 @@ def lr_lambda_heatmap(runs: pd.DataFrame, out: Path) -> Chart:
     if "optimizer.lr" not in done or done["optimizer.lr"].nunique() < 2 or done["reg.lam"].nunique() < 2:
         return pd.DataFrame(), []
     modes = sorted(done["reg.mode"].dropna().unique())
-    fig, axes = plt.subplots(1, len(modes), figsize=(4.6 * len(modes), 3.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(modes), figsize=figure_size(4.6 * len(modes), 3.8), squeeze=False,
+                             layout="constrained")
     tables = []
     for ax, mode in zip(axes[0], modes):
         table = done[done["reg.mode"] == mode].pivot_table(index="optimizer.lr", columns="reg.lam",
                                                             values="test_error", aggfunc="mean")
-        sns.heatmap(table.sort_index(ascending=False), annot=True, fmt=".3f", cmap="viridis_r", ax=ax,
+        sns.heatmap(table.sort_index(ascending=False), annot=True, fmt=".3g", cmap="viridis_r", ax=ax,
                     cbar_kws={"label": f"test {error_label(runs)}"})
         ax.set_title(f"mode = {mode}")
         ax.set_xlabel("λ (reg.lam)")
         ax.set_ylabel("learning rate")
         tables.append(table.stack().rename("test_error").reset_index().assign(mode=mode))
-    fig.suptitle(f"test error over learning rate and λ — {title_of(runs)}", fontsize=11)
-    fig.tight_layout()
+    fig.suptitle(fit_title(f"test error over learning rate and λ — {title_of(runs)}", title_size(11)),
+                 fontsize=title_size(11))
     return pd.concat(tables), save(fig, out, "lr_lambda_heatmap")

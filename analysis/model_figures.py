@@ -26,7 +26,19 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.ticker import MaxNLocator
 
-from analysis.chartbase import LAYOUT, SCOPE_WORDS, Chart, FigureProblem, panel_grid, save, title_of, title_size
+from analysis.chartbase import (
+    LAYOUT,
+    SCOPE_WORDS,
+    Chart,
+    FigureProblem,
+    figure_size,
+    fit_labels,
+    fit_title,
+    panel_grid,
+    save,
+    title_of,
+    title_size,
+)
 from analysis.collect import matching, varying_keys
 
 MAX_P_ROWS = 3
@@ -167,9 +179,10 @@ def weight_histogram_figure(runs: pd.DataFrame):
             if label not in labels:
                 handles.append(h)
                 labels.append(label)
-    fig.legend(handles, labels, loc="outside lower center", ncol=min(3, len(labels)), frameon=False)
-    fig.suptitle(f"weights per layer: no decay, and each scope at its best λ on validation — "
-                 f"{title_of(runs)}, seed={choice['seed'].iloc[0]}", fontsize=title_size(10))
+    fig.legend(handles, fit_labels(labels), loc="outside lower center", ncol=1 if LAYOUT.width else min(3, len(labels)),
+               frameon=False)
+    fig.suptitle(fit_title(f"weights per layer: no decay, and each scope at its best λ on validation — "
+                           f"{title_of(runs)}, seed={choice['seed'].iloc[0]}", title_size(10)), fontsize=title_size(10))
     return data, fig
 
 
@@ -237,7 +250,7 @@ def regression_fits(runs: pd.DataFrame, out: Path) -> Chart:
     config = OmegaConf.load(Path(pair[0]["sweep"]) / pair[0]["job"] / ".hydra" / "config.yaml")
     splits = build_splits(config.data, config.seed, torch.Generator().manual_seed(config.seed))
     grid = torch.linspace(float(splits.x["test"].min()), float(splits.x["test"].max()), 200).unsqueeze(1)
-    fig, ax = plt.subplots(figsize=(5.5, 4))
+    fig, ax = plt.subplots(figsize=figure_size(5.5, 4), layout="constrained")
     ax.scatter(splits.x["train"], splits.y["train"], s=40, alpha=0.6, label="train")
     ax.scatter(splits.x["test"], splits.y["test"], s=40, alpha=0.6, marker="s", label="test")
     curves = []
@@ -256,5 +269,4 @@ def regression_fits(runs: pd.DataFrame, out: Path) -> Chart:
     ax.set_ylabel("y")
     ax.set_title(f"fits without and with decay — seed={pair[0]['seed']}")
     ax.legend(fontsize=8)
-    fig.tight_layout()
     return pd.concat(curves), save(fig, out, "regression_fits")

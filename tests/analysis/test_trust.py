@@ -167,3 +167,39 @@ def test_a_sweep_whose_every_decayed_point_diverged_still_gets_its_chart_and_rep
     assert "no point: every λ > 0 collapsed, diverged or failed on a seed" in fig._suptitle.get_text()
     plt.close(fig)
     assert "Never chosen, because they diverged or failed" in report(runs, tmp_path)
+
+
+def test_paper_width_figures_are_that_wide_with_readable_fonts_and_unclashing_lambda_ticks(tmp_path):
+    # The review's R3col (a "column" chart 6 in wide: savefig's tight box) and R12 (the Optuna
+    # chart 13.7 in whatever --width said, λ labels over each other, an error axis below 0).
+    import re
+
+    import matplotlib.pyplot as plt
+
+    from analysis.chartbase import save, set_layout
+    from analysis.figures import lambda_figure
+
+    grid = table({("weights", lam): seeds([0.2 + lam, 0.22 + lam, 0.21 + lam]) for lam in (0.0, 1e-4, 1e-3, 1e-2)}
+                 | {("all", lam): seeds([0.21 + lam, 0.2 + lam, 0.2]) for lam in (1e-4, 1e-3, 1e-2)})
+    trials = pd.DataFrame([{"status": "completed", "seed": 0, "reg.lam": lam, "reg.p": 2.0 + i / 10,
+                            "reg.mode": "coupled", "reg.scope": "all", "val_error": 0.3, "test_error": 0.3 + i / 100,
+                            "task": "classification", "trial": i, "study": "s"}
+                           for i, lam in enumerate((1.5e-4, 2.2e-4, 3.1e-4, 4.4e-4, 6e-4, 8e-4, 1.1e-3, 1.9e-3))])
+    try:
+        for width, inches, charts in (("column", 3.5, ("grid", "optuna")), ("page", 7.0, ("grid",))):
+            set_layout(width)
+            for name, runs in ((name, {"grid": grid, "optuna": trials}[name]) for name in charts):
+                _, fig = lambda_figure(runs, "test_error", name, "test error")
+                fig.canvas.draw()
+                sizes = [t.get_fontsize() for t in fig.findobj(plt.Text) if t.get_visible() and t.get_text()]
+                assert min(sizes) >= 7, (name, width, min(sizes))
+                for ax in fig.axes[:1]:
+                    assert ax.get_ylim()[0] >= 0
+                    boxes = [t.get_window_extent() for t in ax.get_xticklabels() if t.get_visible() and t.get_text()
+                             and ax.get_xlim()[0] <= t.get_position()[0] <= ax.get_xlim()[1]]
+                    assert all(not a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:]), (name, width)
+                (pdf,) = save(fig, tmp_path, f"{name}-{width}", formats=("pdf",))
+                box = re.search(rb"/MediaBox \[ *0 0 ([\d.]+) ([\d.]+) *\]", pdf.read_bytes())
+                assert float(box.group(1)) == inches * 72, (name, width, box.group(0))
+    finally:
+        set_layout(None)
