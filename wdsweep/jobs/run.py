@@ -160,6 +160,11 @@ def record_trained(record: dict, cfg: DictConfig, job_dir: Path, overrides: Sequ
     names = objective_names(cfg)
     final = result.final
     values = [final[name] for name in names]
+    if decay.get("stepped_params") is not None and decay["stepped_params"] < decay["decayed_params"]:
+        # the set-up line counted the scope; these are the tensors the decay actually reached
+        log.info("decayed in fact: %d of the %d tensors in scope (%s of %s parameters); the others got no gradient",
+                 decay["stepped_tensors"], decay["decayed_tensors"], f"{decay['stepped_params']:,}",
+                 f"{decay['decayed_params']:,}")
     completed = result.status == "completed" and all(math.isfinite(v) for v in values)
     record.update(
         status=result.status,
