@@ -158,9 +158,11 @@ def title_of(frame: pd.DataFrame) -> str:
 
 
 def num(value: float, digits: int = 2) -> str:
-    """`value` with `digits` decimals, never "-0.00": a rounded zero has no sign."""
-    text = f"{value:.{digits}f}"
-    return text[1:] if text.startswith("-") and float(text) == 0 else text
+    """`value` to `digits` significant digits, as report.md writes numbers (analysis.numbers):
+    scientific where small, so that a chart label of a small-unit MSE is not "0.00"."""
+    from analysis.numbers import number
+
+    return number(value, digits=digits)
 
 
 def mean_and_ci(values: pd.Series) -> Tuple[float, float]:

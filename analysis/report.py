@@ -125,8 +125,9 @@ class Comparisons:
         return sum(c.tested for c in self.tested_once()) + sum(p is not None for p in self.extra)
 
 
-# Numbers as far as they are supported: error rates are shares of a few hundred to a few
-# thousand predictions, so 4 decimals; a p-value to 2 significant digits.
+# Numbers as far as they are supported: 4 significant digits (analysis.numbers: error rates are
+# shares of a few hundred to a few thousand predictions, and a regression's MSE may be 1e-10); a
+# p-value to 2 significant digits.
 def _p(p: float) -> str:
     return p_text(p)
 
@@ -694,8 +695,8 @@ def _optuna_section(trials: pd.DataFrame, studies: Sequence[Any] = ()) -> List[s
             lines.append(f"| {study} | {len(group)} | no complete trial | | | |")
             continue
         shown = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
-        test = f"{float(best['test_error']):.4f}" if pd.notna(best.get("test_error")) else ""
-        lines.append(f"| {study} | {len(group)} | {label} | {float(value):.4f} | {test} | {shown} |")
+        test = number(float(best["test_error"])) if pd.notna(best.get("test_error")) else ""
+        lines.append(f"| {study} | {len(group)} | {label} | {number(float(value))} | {test} | {shown} |")
     lines += ["", "(Best = the study's own best trial, `study.best_trial`, in its direction; trials with the "
               "same objective value tie with it. The test error is reported, never used to pick.)", ""]
     for summary in studies:

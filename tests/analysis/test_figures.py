@@ -144,8 +144,9 @@ def test_the_histograms_hold_no_decay_and_each_scope_at_its_best_lambda_of_one_s
     plt.close(fig)
 
 
-def test_no_minus_zero_in_figure_numbers():
-    assert num(-0.0001) == "0.00" and num(-0.0001, 4) == "-0.0001" and num(-0.02) == "-0.02"
+def test_no_minus_zero_in_figure_numbers_and_small_values_keep_their_digits():
+    # significant digits, as the report's (a small-unit MSE of 1e-4 is not "0.00")
+    assert num(-0.0) == "0" and num(-0.0001) == "-0.00010" and num(1.26e-10) == "1.3e-10" and num(-0.02) == "-0.020"
 
 
 @pytest.mark.parametrize("width, inches", [("column", 3.5), ("page", 7.0)])
