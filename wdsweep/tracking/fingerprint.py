@@ -142,9 +142,12 @@ def _user_source(module: str) -> Optional[str]:
     if not module or module.split(".")[0] in OWN_PACKAGES:
         return None
     top = module.split(".")[0]
-    if top != module and (top in sys.builtin_module_names or _source_of(top) is None
-                          or not _is_users(_source_of(top))):
-        return None
+    if top != module:
+        if top in sys.builtin_module_names:
+            return None
+        top_source = _source_of(top)  # None for a namespace package: its module's own file decides
+        if top_source is not None and not _is_users(top_source):
+            return None
     source = _source_of(module)
     return source if source is not None and source.endswith(".py") and _is_users(source) else None
 
