@@ -58,8 +58,8 @@ def _equal(stat: dict) -> bool:
 
 
 def failing(entry: dict) -> str:
-    """What failed among a finalist's fresh seeds, in words ("diverged on seed 7 of 3 fresh
-    seeds"), or "" if nothing did."""
+    """What failed among a finalist's fresh seeds, in words ("diverged on seed 7 (1 of its 3
+    fresh seeds)"), or "" if nothing did."""
     rows = entry.get("per_seed") or []
     by_status: dict = {}
     for row in rows:
@@ -67,8 +67,9 @@ def failing(entry: dict) -> str:
             by_status.setdefault(row["status"], []).append(row["seed"])
     if not by_status:
         return ""
+    bad = sum(len(seeds) for seeds in by_status.values())
     return " and ".join(f"{status} on seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
-                        for status, seeds in by_status.items()) + f" of {len(rows)} fresh seeds"
+                        for status, seeds in by_status.items()) + f" ({bad} of its {len(rows)} fresh seeds)"
 
 
 def optimism_sentence(entry: dict, direction: str) -> str:

@@ -112,9 +112,9 @@ def test_a_diverged_finalist_is_never_picked_and_the_pick_is_signed_on_the_seeds
     c = finalists.summary("C", {}, 0.19, rows([("completed", 0.25), ("completed", 0.23), ("completed", 0.26)]))
     finalists.write(tmp_path, "minimize", [0, 1], [5, 6, 7], [a, b, c])
     text = "\n".join(finalists_section(finalist_files([str(tmp_path)]), rate=True))
-    assert "| A (diverged on seed 7 of 3 fresh seeds: fails, never picked" in text
+    assert "| A (diverged on seed 7 (1 of its 3 fresh seeds): fails, never picked" in text
     assert "Never picked, because a fresh seed of theirs diverged or failed: A (diverged on seed 7" in text
-    assert "A: diverged on seed 7 of 3 fresh seeds: it fails there" in text
+    assert "A: diverged on seed 7 (1 of its 3 fresh seeds): it fails there" in text
     assert "better than the search's own value" not in text  # no verdict from A's two equal seeds
     pick = text.split("Best on fresh validation error: ")[1]
     assert pick.startswith("B; ahead of the runner-up (C) by +0.03167 (runner-up − best) on the 3 paired")
