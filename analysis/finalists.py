@@ -191,6 +191,8 @@ class _Pick:
     sparse: list = field(default_factory=list)  # (entry, seeds completed) not compared
     most: int = 0
     alone: bool = True  # the only finalist of the file with a completed seed
+    tied_names: list = field(default_factory=list)  # every one tied with the best (when `tied`)
+    runner_names: list = field(default_factory=list)  # every one tied for runner-up
 
 
 def _fresh_val(entry: dict) -> dict:
@@ -228,7 +230,14 @@ def _pick_of(entries: List[dict], direction: str) -> Optional[_Pick]:
     p = None
     if len(shared) >= 2 and not all(report_stats.close(d, diffs[0]) for d in diffs):
         p = float(stats.ttest_rel([theirs[s] for s in shared], [mine[s] for s in shared]).pvalue)
-    return _Pick(best, runner, tied, len(shared), diffs, p, means, sparse, most)
+    close_to = lambda e, other: report_stats.close(means[e["name"]], means[other["name"]])  # noqa: E731
+    return _Pick(best, runner, tied, len(shared), diffs, p, means, sparse, most, False,
+                 [e["name"] for e in scored if close_to(e, best)],
+                 [e["name"] for e in scored[1:] if close_to(e, runner)])
+
+
+def _and(names: List[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + f" and {names[-1]}"
 
 
 def _pick_sentence(pick: _Pick, p_holm: Optional[float], tests: int) -> str:
@@ -238,7 +247,7 @@ def _pick_sentence(pick: _Pick, p_holm: Optional[float], tests: int) -> str:
         return (f"Best on fresh validation error: {best['name']} (the only finalist "
                 + ("with a completed seed)." if pick.alone else "compared: the others failed or ran too few seeds)."))
     if pick.tied:
-        return (f"No single best on fresh validation error: {best['name']} and {runner['name']} tie exactly "
+        return (f"No single best on fresh validation error: {_and(pick.tied_names)} tie exactly "
                 f"({number(pick.means[best['name']])} over {pick.shared} shared fresh seeds).")
     if not pick.shared:
         return (f"Best on fresh validation error: {best['name']} ({number(pick.means[best['name']])}); it shares no "
@@ -253,10 +262,14 @@ def _pick_sentence(pick: _Pick, p_holm: Optional[float], tests: int) -> str:
     mean = sum(pick.diffs) / len(pick.diffs)
     holm = f", Holm-adjusted over the report's {tests} tests" if tests > 1 else ""
     beyond = p_holm is not None and p_holm < ALPHA
-    name = f"**{best['name']}**" if beyond else best["name"]
+    # Several tied for runner-up: all named; the test is against the first, so nothing is bold.
+    also = len(pick.runner_names) > 1
+    against = (f"{_and(pick.runner_names)}, tied for runner-up at {number(pick.means[runner['name']])} (the test is "
+               f"against {runner['name']})" if also else f"the runner-up ({runner['name']})")
+    name = f"**{best['name']}**" if beyond and not also else best["name"]
     shown = p_text(p_holm)
     p_is = f"p {shown}" if shown.startswith("<") else f"p = {shown}"
-    return (f"Best on fresh validation error: {name}; ahead of the runner-up ({runner['name']}) by "
+    return (f"Best on fresh validation error: {name}; ahead of {against} by "
             f"{number(mean, True)} (runner-up − best) on the {pick.shared} paired fresh seeds it was ranked on, "
             f"paired t-test {p_is}{holm}: "
             + ("a difference beyond noise at the 5% level." if beyond else "within noise."))

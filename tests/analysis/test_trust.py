@@ -118,6 +118,10 @@ def test_a_diverged_finalist_is_never_picked_and_the_pick_is_signed_on_the_seeds
     assert "better than the search's own value" not in text  # no verdict from A's two equal seeds
     pick = text.split("Best on fresh validation error: ")[1]
     assert pick.startswith("B; ahead of the runner-up (C) by +0.03167 (runner-up − best) on the 3 paired")
+    d = finalists.summary("D", {}, 0.19, rows([("completed", 0.25), ("completed", 0.23), ("completed", 0.26)]))
+    finalists.write(tmp_path, "minimize", [0, 1], [5, 6, 7], [a, b, c, d])
+    text = "\n".join(finalists_section(finalist_files([str(tmp_path)]), rate=True))
+    assert "ahead of C and D, tied for runner-up at 0.2467 (the test is against C) by +0.03167" in text
     finalists.write(tmp_path, "minimize", [0, 1], [5, 6, 7], [a, b])
     text = "\n".join(finalists_section(finalist_files([str(tmp_path)]), rate=True))
     assert "Best on fresh validation error: B (the only finalist compared" in text
