@@ -72,9 +72,19 @@ def failing(entry: dict) -> str:
                         for status, seeds in by_status.items()) + f" ({bad} of its {len(rows)} fresh seeds)"
 
 
-def optimism_sentence(entry: dict, direction: str) -> str:
+def objective_is_error(entry: dict) -> bool:
+    """Whether the finalist's objective is its validation error (the grid's, and a search's on
+    val_error): then an error rate's cut at 1 applies to it too."""
+    rows = [r for r in entry.get("per_seed") or [] if r.get("status") == "completed"]
+    return bool(rows) and all(r.get("objective") is not None and r.get("val_error") is not None
+                              and report_stats.close(r["objective"], r["val_error"]) for r in rows)
+
+
+def optimism_sentence(entry: dict, direction: str, rate: bool = False) -> str:
     """Where the search's own estimate (its plain mean over its seeds: `search_mean`, not a
-    mean + k * SE ranking score) lies against the fresh seeds' 95% interval, in words."""
+    mean + k * SE ranking score) lies against the fresh seeds' 95% interval, in words. `rate`:
+    the errors are error rates (then an objective that is the validation error is cut at 1)."""
+    rate = rate and objective_is_error(entry)
     fresh, said = entry["fresh"]["objective"], entry.get("search_mean", entry["search_value"])
     failed = failing(entry)
     if failed:
@@ -86,19 +96,19 @@ def optimism_sentence(entry: dict, direction: str) -> str:
         return (f"{entry['name']}: one fresh seed ({number(fresh['mean'])} against the search's {number(said)}); "
                 "no interval, so no verdict on the search's optimism.")
     if _equal(fresh):
-        return (f"{entry['name']}: the search said {number(said)}; fresh seeds give {_interval(fresh)}: no spread, "
-                "so no interval and no verdict on the search's optimism.")
+        return (f"{entry['name']}: the search said {number(said)}; fresh seeds give {_interval(fresh, rate)}: no "
+                "spread, so no interval and no verdict on the search's optimism.")
     flattering = said < fresh["low"] if direction == "minimize" else said > fresh["high"]
     unflattering = said > fresh["high"] if direction == "minimize" else said < fresh["low"]
     gap = fresh["mean"] - said
     if flattering:
-        return (f"{entry['name']}: the search said {number(said)}; fresh seeds give {_interval(fresh)}. The "
+        return (f"{entry['name']}: the search said {number(said)}; fresh seeds give {_interval(fresh, rate)}. The "
                 f"search's value lies outside the interval on the good side: it was optimistic by about "
                 f"{number(abs(gap))} (the winner's curse).")
     if unflattering:
-        return (f"{entry['name']}: the search said {number(said)}; fresh seeds give {_interval(fresh)}, better than "
-                "the search's own value.")
-    return (f"{entry['name']}: the search said {number(said)}; fresh seeds give {_interval(fresh)}, which holds "
+        return (f"{entry['name']}: the search said {number(said)}; fresh seeds give {_interval(fresh, rate)}, better "
+                "than the search's own value.")
+    return (f"{entry['name']}: the search said {number(said)}; fresh seeds give {_interval(fresh, rate)}, which holds "
             "the search's value: no optimism measurable with these seeds.")
 
 
@@ -156,9 +166,9 @@ def finalists_section(paths: List[Path], adjusted: Optional[List[Optional[float]
             said = number(mean) + (f" (ranked by {number(ranked)})" if ranked != mean else "")
             failed = failing(entry)
             name = entry["name"] + (f" ({failed}: fails, never picked; means of its other seeds)" if failed else "")
-            lines.append(f"| {name} | {said} | {_interval(fresh['objective'])} | "
+            lines.append(f"| {name} | {said} | {_interval(fresh['objective'], rate and objective_is_error(entry))} | "
                          f"{_interval(fresh['val_error'], rate)} | {_interval(fresh['test_error'], rate)} |")
-        lines += [""] + [f"- {optimism_sentence(e, direction)}" for e in entries] + [""]
+        lines += [""] + [f"- {optimism_sentence(e, direction, rate)}" for e in entries] + [""]
         if data_seeds:
             lines += [f"data.seed is fixed ({', '.join(data_seeds)}): the fresh seeds draw new initial weights and "
                       "batch orders, but train and validate on the same data split the search selected on, so "

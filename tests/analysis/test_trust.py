@@ -67,6 +67,15 @@ def test_an_error_rate_interval_is_cut_at_1_and_says_so(tmp_path):
     text = report(table(cells), tmp_path)
     row = table_row(text, "Best λ per regularizer (chosen on validation error)", "| coupled | weights |")
     assert row[5].endswith("[0 (cut at 0), 1.000 (cut at 1)]"), row
+    # nor a finalist's (its objective is its validation error here)
+    from analysis.finalists import finalist_files, finalists_section
+    from wdsweep.search import finalists
+
+    rows = [finalists.seed_row(seed, {"status": "completed", "val_error": v, "test_error": v}, v, None)
+            for seed, v in ((5, 0.9), (6, 0.18))]
+    finalists.write(tmp_path, "minimize", [0], [5, 6], [finalists.summary("A", {}, 0.38, rows)])
+    text = "\n".join(finalists_section(finalist_files([str(tmp_path)]), rate=True))
+    assert text.count("0.5400 [0 (cut at 0), 1.000 (cut at 1)] (n = 2)") == 4  # objective, val, test; optimism
     # an MSE is not cut at 1
     text = report(table(cells, task="regression"), tmp_path)
     assert "(cut at 1)" not in text
