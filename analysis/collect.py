@@ -209,7 +209,7 @@ def _read_metrics(path: Path, problems: list[str]) -> dict[str, Any]:
     # not the trial's own job: its `role` keeps it out of the trial's row (study.join_trials).
     role = {"role": link["role"]} if link.get("role") in ROLES else {}
     decay = metrics.get("decay") if isinstance(metrics.get("decay"), dict) else {}
-    counts = {k: decay[k] for k in ("decayed_params", "kept_params") if isinstance(decay.get(k), int)}
+    counts = {k: decay[k] for k in ("decayed_params", "kept_params", "stepped_params") if isinstance(decay.get(k), int)}
     return {"status": metrics.get("status", "unreadable"), **{k: metrics[k] for k in METRICS if k in metrics},
             **counts, "_study": link.get("study"), "_trial_id": link.get("trial_id"), **role}
 

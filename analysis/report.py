@@ -272,6 +272,10 @@ def _scope_sizes(grid: pd.DataFrame) -> List[str]:
     if not {"decayed_params", "kept_params"} <= set(grid.columns):
         return []
     decayed = grid[grid["reg.lam"] > 0].dropna(subset=["decayed_params"])
+    # what an optimizer step in fact decayed (a tensor no step reached, an unused layer, is in
+    # scope and never decayed), where the record says it; older records: the tensors in scope
+    if "stepped_params" in decayed:
+        decayed = decayed.assign(decayed_params=decayed["stepped_params"].fillna(decayed["decayed_params"]))
     sizes = {scope: sorted(set(decayed.loc[decayed["reg.scope"] == scope, "decayed_params"].astype(int)))
              for scope in ("weights", "all")}
     if not sizes["weights"] or not sizes["all"] or len(sizes["weights"]) > 1 or len(sizes["all"]) > 1:

@@ -33,19 +33,9 @@ from typing import Optional, Sequence
 import numpy as np
 from scipy import optimize, stats
 
-REL_TOL = float(np.finfo(np.float32).eps)  # the jobs' values are float32: their resolution
-ABS_FLOOR = float(np.finfo(np.float32).tiny)  # so that two zeros (or denormals) tie
-
-
-def tolerance(scale: float) -> float:
-    """How far apart two values of this scale (the largest |value| compared) may be and still be
-    the same number written or summed another way."""
-    return REL_TOL * abs(float(scale)) + ABS_FLOOR
-
-
-def close(a: float, b: float) -> bool:
-    """a and b are the same value within float32 rounding, relative to their scale: an exact tie."""
-    return abs(a - b) <= tolerance(max(abs(a), abs(b)))
+# When two values tie exactly: one rule with the sweepers' finalist cut (within float32's
+# resolution of their scale), defined there.
+from wdsweep.search.finalists import ABS_FLOOR, REL_TOL, close, tolerance  # noqa: F401
 
 LEVEL = 0.95  # of every interval
 ALPHA = 0.05  # of every test and of the power figures

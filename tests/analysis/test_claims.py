@@ -107,3 +107,19 @@ def test_a_sweep_over_a_list_valued_key_is_analysed(tmp_path):
     text = (tmp_path / "A" / "report.md").read_text()
     assert "optimizer.betas=[0.8, 0.99]" in text and "optimizer.betas=[0.9, 0.999]" in text
     assert (tmp_path / "A" / "test_error_vs_lambda.png").is_file()
+
+
+def test_the_scope_sizes_count_what_a_step_decayed_not_an_unused_layer_in_scope():
+    """A model with an unused layer: its tensors are in scope (decayed_params) and no step ever
+    decays them (stepped_params); the report's line counts what was in fact decayed."""
+    import pandas as pd
+
+    from analysis.report import _scope_sizes
+
+    grid = pd.DataFrame({"reg.lam": [1e-3, 1e-3, 0.0], "reg.scope": ["weights", "all", "weights"],
+                         "decayed_params": [41, 55, 41], "kept_params": [14, 0, 14],
+                         "stepped_params": [32, 46, None]})
+    (line, _) = _scope_sizes(grid)
+    assert "weight-only decay decays 32 parameters" in line and "global decay 46, adding 14" in line
+    older = grid.drop(columns="stepped_params")  # records from before stepped_params: the scope's count
+    assert "weight-only decay decays 41 parameters" in _scope_sizes(older)[0]

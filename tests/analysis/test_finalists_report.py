@@ -173,6 +173,9 @@ def test_the_finalist_cut_never_splits_an_exact_tie_and_a_fixed_data_seed_is_sai
     ranked = [("a", 0.10), ("b", 0.20), ("c", 0.20), ("d", 0.20 + 1e-9), ("e", 0.3)]
     assert [n for n, _ in cut_with_ties(ranked, 2, lambda item: item[1])] == ["a", "b", "c", "d"]
     assert [n for n, _ in cut_with_ties(ranked, 1, lambda item: item[1])] == ["a"]
+    # ties are relative to the values' scale: small-unit MSEs 25x apart are no tie
+    small = [("x", 1.26e-10), ("y", 3.1e-9)]
+    assert [n for n, _ in cut_with_ties(small, 1, lambda item: item[1])] == ["x"]
     files = write(tmp_path, entry("a", 0.05, [0.05, 0.06, 0.055]))
     text = "\n".join(finalists_section(files, data_seeds=["3"]))
     assert "data.seed is fixed (3)" in text and "not independent of the selection" in text

@@ -129,8 +129,22 @@ def log_line(entry: dict) -> str:
             f"seeds {fresh['mean']:.4g}{spread}")
 
 
-# Values closer than this tie exactly (the analysis' stats.TOL): the finalist cut never splits them.
-TIE = 1e-7
+# When two values are the same number: within float32's resolution of their scale (the jobs'
+# values are float32), with float32's smallest normal number as a floor so that two zeros tie.
+# One rule for the finalist cut here and every tie the analysis names (analysis.stats.close).
+REL_TOL = 2.0 ** -23
+ABS_FLOOR = 2.0 ** -126
+
+
+def tolerance(scale: float) -> float:
+    """How far apart two values of this scale (the largest |value| compared) may be and still be
+    the same number written or summed another way."""
+    return REL_TOL * abs(float(scale)) + ABS_FLOOR
+
+
+def close(a: float, b: float) -> bool:
+    """a and b are the same value within float32 rounding, relative to their scale: an exact tie."""
+    return abs(a - b) <= tolerance(max(abs(a), abs(b)))
 
 
 def cut_with_ties(ranked: List[Any], m: int, value) -> List[Any]:
@@ -141,7 +155,7 @@ def cut_with_ties(ranked: List[Any], m: int, value) -> List[Any]:
         return chosen
     last = value(chosen[-1])
     for item in ranked[m:]:
-        if abs(value(item) - last) > TIE:
+        if not close(value(item), last):
             break
         chosen.append(item)
     return chosen
