@@ -1,8 +1,13 @@
-"""Bad inputs, as a user meets them: one table of command lines, each run as a real process
-(`python -m wdsweep ...` or `python -m analysis ...`: the exit status and the one line are the
-process's). Every row must end with exactly one line on stderr that names the key, the bad
-value and what is allowed, a non-zero exit, no traceback, and nothing written: no
-metrics.json, no output folder.
+"""Bad inputs, as a user meets them: one table of command lines. Every row must end with
+exactly one line on stderr that names the key, the bad value and what is allowed, a non-zero
+exit, no traceback, and nothing written: no metrics.json, no output folder.
+
+The rows of PROCESS_ROWS run as real processes (`python -m wdsweep ...`, `python -m analysis
+...`): one for each place a refusal can come from (the single run's callback, the grid sweeper,
+the override syntax check before Hydra, a data file, an Optuna storage, the analysis), so the
+process's own exit status and one line are what is tested there. The other rows run the same
+entry point in this process (conftest.run_wdsweep: the same exit status and stderr, without a
+process start of a second or two each).
 
 Two inputs are not errors and have tests of their own, in-process: a batch larger than the
 training split (allowed, with a one-line warning) and a corrupt metrics.json met by the
@@ -131,14 +136,23 @@ def run_analysis(args: Sequence[str], cwd: Path) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=240, check=False)
 
 
-@pytest.mark.parametrize("program,args,needles", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_bad_input_is_one_line_and_writes_nothing(tmp_path, program, args, needles):
+# The rows run as processes (see the module docstring); every analysis row is one (it runs in
+# the command's folder).
+PROCESS_ROWS = {"out-of-range-values", "type-error-in-sweep", "sweep-unclosed", "csv-inf",
+                "optuna-postgres-password-unreachable"}
+
+
+@pytest.mark.parametrize("row,program,args,needles", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path, row, program, args, needles):
     for name, text in CSV_FILES.items():
         (tmp_path / name).write_text(text)
     (tmp_path / "empty").mkdir()
     before = sorted(tmp_path.rglob("*"))
 
-    proc = (run_cli if program == "wdsweep" else run_analysis)(args, cwd=tmp_path)
+    if program == "analysis":
+        proc = run_analysis(args, cwd=tmp_path)
+    else:
+        proc = (run_cli if row in PROCESS_ROWS else run_wdsweep)(args, cwd=tmp_path)
 
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr + proc.stdout
