@@ -55,7 +55,7 @@ def task(cfg: DictConfig) -> float:
         return run(cfg, Path(hydra_cfg.runtime.output_dir), overrides=list(hydra_cfg.overrides.task),
                    progress=single, raise_failures=single, resume=resume,
                    launcher_jobs=launcher_share(hydra_cfg.launcher),
-                   one_by_one=trains_one_by_one(hydra_cfg.launcher))
+                   one_by_one=trains_one_by_one(hydra_cfg.launcher), wait_for_lock=not single)
     except ConfigError as err:
         err.exit()
 

@@ -45,6 +45,24 @@ with job_lock(sys.argv[1]):
 """
 
 
+def test_a_single_run_refuses_a_named_folder_another_run_is_writing(tmp_path):
+    """Two runs into one folder the user named, at once: the second must not wait and then
+    write over the first one's files; it refuses in one line, naming the run that holds it."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_AND_STOP, str(mine)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        second = run_wdsweep([*TINY, "hydra.run.dir=mine"], cwd=tmp_path)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert second.returncode == 1
+    (line,) = second.stderr.strip().splitlines()
+    assert line.startswith("wdsweep: invalid config: hydra.run.dir=") and f"locked by pid {holder.pid}" in line
+    assert not (mine / "metrics.json").exists()
+
+
 def test_a_wait_for_a_suspended_lock_holder_names_it_and_the_way_out(tmp_path, caplog):
     from wdsweep.jobs.resume import job_lock
 

@@ -29,14 +29,20 @@ WAIT_REPORT_SECONDS = 60.0
 _FIRST_POLL, _LAST_POLL = 0.02, 1.0
 
 
-def take(fd: int, path: Path) -> None:
-    """Lock `fd` (the open lock file at `path`), waiting for its holder if there is one, then
-    write this process in as the holder."""
+class FolderBusy(Exception):
+    """The job folder is locked by another live process, and this one may not wait for it."""
+
+
+def take(fd: int, path: Path, wait: bool = True) -> None:
+    """Lock `fd` (the open lock file at `path`), waiting for its holder if there is one (or,
+    unless `wait`, raising FolderBusy naming it), then write this process in as the holder."""
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as err:
         if err.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
             raise
+        if not wait:
+            raise FolderBusy(holder_text(read_holder(path))) from None
         _wait(fd, path)
     _write_holder(fd)
 
@@ -65,17 +71,20 @@ def waiting_line(path: Path, waited: float) -> str:
     holder = read_holder(path)
     folder = Path(path).parent
     waited_text = f" (waited {waited / 60:.0f} min)" if waited >= 60 else ""
-    if holder is None:
-        who = "another process (it has not said which)"
-    else:
-        who = f"pid {holder.get('pid')} on {holder.get('host')} ({holder.get('command')}) since {holder.get('since')}"
+    who = holder_text(holder)
     state = _process_state(holder) if holder else None
     if state == "stopped":
         way_out = (f"that process is stopped (suspended): `kill -CONT {holder['pid']}` resumes it, "
                    f"`kill {holder['pid']}` ends it and frees the job")
     else:
-        way_out = "this sweep waits until that job is done (Ctrl-C stops it; finished jobs are kept)"
+        way_out = "this waits until that job is done (Ctrl-C stops it; finished jobs are kept)"
     return f"job folder {folder} is locked{waited_text} by {who}; {way_out}"
+
+
+def holder_text(holder: Optional[dict]) -> str:
+    if holder is None:
+        return "another process (it has not said which)"
+    return f"pid {holder.get('pid')} on {holder.get('host')} ({holder.get('command')}) since {holder.get('since')}"
 
 
 def read_holder(path: Path) -> Optional[dict]:

@@ -101,7 +101,7 @@ def _history_whole(job_dir: Path, record: dict) -> bool:
 
 
 @contextlib.contextmanager
-def job_lock(job_dir: Path) -> Iterator[None]:
+def job_lock(job_dir: Path, wait: bool = True) -> Iterator[None]:
     """Hold the job folder's lock: a second process running the same job (two sweeps over
     overlapping grids) waits here, then finds the job done. The kernel releases the lock when
     its holder dies, even by SIGKILL, so a killed sweep never leaves a job locked.
@@ -110,11 +110,12 @@ def job_lock(job_dir: Path) -> Iterator[None]:
     a process that was waiting on the old file, or opens a new one, finds the job done and
     leaves it. A failed or interrupted job keeps the file, as the next run of it will.
     The holder's pid, host and command are in the file: a waiter names them
-    (wdsweep.jobs.lock_holder)."""
+    (wdsweep.jobs.lock_holder). Unless `wait`, a held lock raises lock_holder.FolderBusy
+    instead: a single run does not write into a folder another run is writing."""
     path = Path(job_dir) / LOCK_FILE
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     try:
-        lock_holder.take(fd, path)  # a wait says for whom, and how to stop it
+        lock_holder.take(fd, path, wait)  # a wait says for whom, and how to stop it
         yield
         record = read_record(job_dir)
         if record is not None and record.get("status") in DONE_STATUSES:

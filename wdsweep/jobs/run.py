@@ -5,6 +5,7 @@ model, then the regularizer (which splits the parameters) and the optimizer.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -14,7 +15,7 @@ import traceback
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Iterator, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -22,6 +23,8 @@ from omegaconf import DictConfig
 
 import wdsweep
 from wdsweep.config.validation import validate
+from wdsweep.errors import ConfigError
+from wdsweep.jobs import lock_holder
 from wdsweep.jobs.checkpoints import JobCheckpoints, remove_checkpoint
 from wdsweep.jobs.lifeline import in_main_process
 from wdsweep.jobs.override_text import readable_overrides
@@ -59,7 +62,7 @@ FINAL_METRICS = ("train_loss", "train_error", "val_loss", "val_error", "test_los
 
 def run(cfg: DictConfig, job_dir: Path, *, overrides: Sequence[str] = (), progress: bool = False,
         raise_failures: bool = False, resume: bool = False, launcher_jobs: object = None,
-        one_by_one: bool = True) -> float:
+        one_by_one: bool = True, wait_for_lock: bool = True) -> float:
     """Train and record one job in `job_dir`; return its objective, NaN unless it completed.
 
     A failure after validation (an exception while building or training) is recorded as
@@ -69,12 +72,13 @@ def run(cfg: DictConfig, job_dir: Path, *, overrides: Sequence[str] = (), progre
     launcher says about its jobs' cores (joblib's n_jobs, submitit's cpus_per_task: see
     wdsweep.jobs.threads.launcher_share), for the thread rule. `one_by_one`: the launcher trains
     each job alone, so a record of the job trained in a vectorized batch is not done
-    (wdsweep.jobs.resume.done_record).
+    (wdsweep.jobs.resume.done_record). `wait_for_lock` false (a single run): a folder another
+    process is writing is refused in one line rather than waited for.
     """
     validate(cfg)
     job_dir = Path(job_dir)
     job_dir.mkdir(parents=True, exist_ok=True)
-    with job_lock(job_dir):
+    with _locked(job_dir, wait=wait_for_lock):
         cfg_hash = config_hash(cfg)
         prints = fingerprint(cfg)
         done = (done_record(job_dir, cfg_hash, dependent_threads(cfg.trainer.threads, launcher_jobs), prints,
@@ -89,6 +93,20 @@ def run(cfg: DictConfig, job_dir: Path, *, overrides: Sequence[str] = (), progre
                 log.info("%s | trains again: %s since it was done", " ".join(overrides) or job_dir, why)
         remove_stale_temp_files(job_dir)  # left by a job killed while writing
         return _run(cfg, job_dir, cfg_hash, overrides, progress, raise_failures, launcher_jobs, prints)
+
+
+@contextlib.contextmanager
+def _locked(job_dir: Path, wait: bool) -> Iterator[None]:
+    """The job folder's lock. A sweep's job waits for another process running it (then finds
+    it done); a single run (`wait` false) refuses a folder another run is writing, in one line:
+    two runs must never write into one folder (a clock-named one is claimed fresh before)."""
+    try:
+        with job_lock(job_dir, wait=wait):
+            yield
+    except lock_holder.FolderBusy as busy:
+        raise ConfigError(f"invalid config: hydra.run.dir={str(job_dir)!r} is not allowed: a folder no other "
+                          f"run is writing (it is locked by {busy}); wait for that run, or give another "
+                          "hydra.run.dir") from None
 
 
 def _run(cfg: DictConfig, job_dir: Path, cfg_hash: str, overrides: Sequence[str], progress: bool,
