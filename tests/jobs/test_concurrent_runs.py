@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
+
+import pytest
 
 from conftest import job_dirs, read_metrics, run_wdsweep
 
@@ -190,3 +193,25 @@ def test_resume_under_a_one_by_one_launcher_retrains_what_a_vectorized_batch_tra
     # the vectorized launcher batches what it can and runs the rest alone: records of both kinds are done there
     again = sweep("0,1,2", "hydra/launcher=vectorized")
     assert "skipped 3 of 3 (already done)" in again.stdout + again.stderr
+
+
+def test_a_claim_left_by_a_search_killed_before_its_first_trial_is_taken_over(tmp_path):
+    """The owner file of a search killed between its claim and its first trial must not keep
+    every later search out of the folder; a live claimer's, or one with trials, does."""
+    import socket
+
+    from wdsweep.search.sweep_claim import OWNER_FILE, TakenByAnotherStudy, claim, recorded_owner
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    for pid, trials, taken in ((gone.pid, False, False), (os.getpid(), False, True), (gone.pid, True, True)):
+        folder = tmp_path / f"{pid}-{trials}"
+        folder.mkdir()
+        (folder / OWNER_FILE).write_text(f"wdsweep-killed\n{pid}\n{socket.gethostname()}\n")
+        if trials:
+            (folder / "trial-00000").mkdir()
+        if taken:
+            with pytest.raises(TakenByAnotherStudy):
+                claim(folder, "wdsweep-next")
+        else:
+            assert claim(folder, "wdsweep-next") and recorded_owner(folder) == "wdsweep-next"

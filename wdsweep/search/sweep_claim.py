@@ -12,6 +12,8 @@ whole temporary file: it appears complete or not at all, and only one process ca
 - It is another study's, and the folder was named by the clock (hydra.sweep.dir holds
   ${now:...}): the search takes <folder>-2, -3, ... instead and says so.
 - It is another study's, and the user named it: refused in one line.
+- A claim whose process (on this host) is gone, in a folder without any trial, is stale (a search
+  killed between its claim and its first trial): the next search takes the folder.
 Folders from before owner files existed are read as they were: their optimization_results.yaml
 and trials' metrics.json name their study.
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import tempfile
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
@@ -40,6 +43,10 @@ def claim(sweep_dir: Path, study_name: str) -> bool:
     be made or written."""
     sweep_dir = Path(sweep_dir)
     owner = recorded_owner(sweep_dir)
+    if owner and owner != study_name and _abandoned(sweep_dir):
+        # claimed by a search that died before its first trial: nothing of it to protect
+        (sweep_dir / OWNER_FILE).unlink(missing_ok=True)
+        owner = None
     others = sorted(({owner} if owner else _owners_from_results(sweep_dir)) - {study_name})
     if others:
         raise TakenByAnotherStudy(sweep_dir, others[0])
@@ -51,7 +58,8 @@ def claim(sweep_dir: Path, study_name: str) -> bool:
     fd, tmp = tempfile.mkstemp(dir=sweep_dir, prefix=f"{OWNER_FILE}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as handle:
-            handle.write(study_name + "\n")
+            # the study, then who claimed it: a claim whose process died before any trial is stale
+            handle.write(f"{study_name}\n{os.getpid()}\n{socket.gethostname()}\n")
         try:
             os.link(tmp, sweep_dir / OWNER_FILE)
         except FileExistsError:  # another search won the race: whose is it?
@@ -90,9 +98,29 @@ def release(sweep_dir: Path) -> None:
 
 def recorded_owner(sweep_dir: Path) -> Optional[str]:
     try:
-        return (Path(sweep_dir) / OWNER_FILE).read_text().strip() or None
+        lines = (Path(sweep_dir) / OWNER_FILE).read_text().splitlines()
     except OSError:
         return None
+    return lines[0].strip() or None if lines else None
+
+
+def _abandoned(sweep_dir: Path) -> bool:
+    """Whether the folder's claim was made by a process on this host that is gone, and no trial
+    of its study ever started there (a search killed between its claim and its first trial)."""
+    try:
+        _, pid, host = (Path(sweep_dir) / OWNER_FILE).read_text().splitlines()[:3]
+        pid_number = int(pid)
+    except (OSError, ValueError):
+        return False  # an owner file of another form: kept as it is
+    if host != socket.gethostname() or any(Path(sweep_dir).glob("trial-*")):
+        return False
+    try:
+        os.kill(pid_number, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, another user's
+    return False
 
 
 def _owners_from_results(sweep_dir: Path) -> set:
