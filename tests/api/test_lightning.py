@@ -251,7 +251,7 @@ def test_an_optimizer_it_cannot_follow_is_refused_before_any_step(compose_cfg):
     assert_same_weights(net, before, atol=0)
     with pytest.raises(ValueError) as err:  # bad settings: when the Trainer's callbacks are built
         WeightPenalty(lam=0.01, p=0)
-    assert str(err.value) == "WeightPenalty: p=0 is not allowed: a number > 0 (p < 1 is smoothed by eps)"
+    assert str(err.value) == "WeightPenalty: p=0 is not allowed: a finite number > 0 (p < 1 is smoothed by eps)"
 
 
 def test_without_lightning_the_import_fails_in_one_line():

@@ -176,14 +176,17 @@ def one_line(err: pytest.ExceptionInfo) -> str:
 
 
 @pytest.mark.parametrize("settings,expected", [
-    (dict(p=0), "p=0 is not allowed: a number > 0"),
-    (dict(p=-1.0), "p=-1.0 is not allowed: a number > 0"),
+    (dict(p=0), "p=0 is not allowed: a finite number > 0"),
+    (dict(p=-1.0), "p=-1.0 is not allowed: a finite number > 0"),
+    (dict(p=float("inf")), "p=inf is not allowed: a finite number > 0"),
     (dict(p=float("nan")), "p=nan is not allowed"),
     (dict(p=3, mode="proximal"), "p=3 is not allowed with mode='proximal': 1 or 2"),
     (dict(mode="prox"), "mode='prox' is not allowed: coupled or decoupled or proximal"),
     (dict(scope="bias"), "scope='bias' is not allowed"),
-    (dict(lam=-1), "lam=-1 is not allowed: a number >= 0"),
-    (dict(l1_ratio=2), "l1_ratio=2 is not allowed: a number in [0, 1]"),
+    (dict(lam=-1), "lam=-1 is not allowed: a finite number >= 0"),
+    (dict(lam=float("inf")), "lam=inf is not allowed: a finite number >= 0"),
+    (dict(eps=float("inf")), "eps=inf is not allowed: a finite number >= 0"),
+    (dict(l1_ratio=2), "l1_ratio=2 is not allowed: a finite number in [0, 1]"),
     (dict(p=0.5, eps=0), "eps=0 is not allowed with p=0.5"),
 ], ids=lambda v: str(v) if isinstance(v, dict) else "")
 def test_bad_settings_are_refused_in_one_line(settings, expected):

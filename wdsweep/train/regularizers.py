@@ -146,12 +146,12 @@ def check_settings(*, lam: float, p: float, mode: str, scope: str, l1_ratio: flo
         return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
     problems = [
-        (not number(lam) or lam < 0, "lam", lam, "a number >= 0"),
-        (not number(p) or p <= 0, "p", p, "a number > 0 (p < 1 is smoothed by eps)"),
+        (not number(lam) or lam < 0, "lam", lam, "a finite number >= 0"),
+        (not number(p) or p <= 0, "p", p, "a finite number > 0 (p < 1 is smoothed by eps)"),
         (mode not in MODES, "mode", mode, " or ".join(MODES)),
         (scope not in SCOPES, "scope", scope, "weights (tensors with dim >= 2) or all"),
-        (not number(l1_ratio) or not 0 <= l1_ratio <= 1, "l1_ratio", l1_ratio, "a number in [0, 1]"),
-        (not number(eps) or eps < 0, "eps", eps, "a number >= 0"),
+        (not number(l1_ratio) or not 0 <= l1_ratio <= 1, "l1_ratio", l1_ratio, "a finite number in [0, 1]"),
+        (not number(eps) or eps < 0, "eps", eps, "a finite number >= 0"),
     ]
     for bad, key, value, allowed in problems:
         if bad:
