@@ -713,6 +713,10 @@ def _study_details(summary: Any) -> List[str]:
     states = ", ".join(f"{n} {state.lower()}" for state, n in summary.states.items() if n)
     lines = [f"### Study {summary.name}", "",
              f"In `{summary.shown}`, {' / '.join(summary.directions)}: {summary.n_trials} trials ({states}).", ""]
+    if summary.mixed:
+        lines += [f"Its trials were made with different fixed settings ({'; '.join(summary.mixed)}), mixed on "
+                  "purpose (hydra.sweeper.mix_settings=true): their values are not comparable as if alike, and "
+                  "its best trial is best among unlike trials.", ""]
     if summary.plots:
         lines += ["Plots: " + " · ".join(f"[{label}]({path.name})" for label, path in summary.plots.items()), ""]
         lines += [f"![{label}]({path.name})" for label, path in summary.plots.items()] + [""]

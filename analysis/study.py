@@ -334,6 +334,7 @@ class StudySummary:
     importances: Dict[str, Dict[str, float]] = field(default_factory=dict)  # objective -> {param: share}
     skipped: List[str] = field(default_factory=list)
     importance_seed: int = IMPORTANCE_SEED
+    mixed: List[str] = field(default_factory=list)  # fixed settings mixed in ("key: before -> now")
 
 
 def summarize(loaded: LoadedStudy, out: Path) -> StudySummary:
@@ -346,6 +347,9 @@ def summarize(loaded: LoadedStudy, out: Path) -> StudySummary:
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     summary = StudySummary(loaded.name, loaded.shown, [d.name.lower() for d in study.directions], len(trials),
                            {s.name: sum(t.state == s for t in trials) for s in TrialState})
+    from wdsweep.search.study_settings import MIXED_ATTR
+
+    summary.mixed = list(study.user_attrs.get(MIXED_ATTR) or [])  # hydra.sweeper.mix_settings=true
     if complete and len(study.directions) == 1:
         best = study.best_trial
         summary.best, summary.best_value, summary.best_params = best.number, best.value, dict(best.params)

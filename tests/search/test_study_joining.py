@@ -55,3 +55,38 @@ def test_a_search_says_what_it_joins_and_refuses_other_fixed_settings_unless_ask
     mixed = run_wdsweep([*more, "hydra.sweeper.mix_settings=true"], cwd=tmp_path)
     assert mixed.returncode == 0, mixed.stderr
     assert trained() == 3
+    assert "(same search space, other fixed settings mixed in)" in mixed.stdout + mixed.stderr
+    # the study remembers what was mixed in, and the report says it beside the study
+    import optuna
+    from optuna.storages.journal import JournalFileBackend
+
+    from analysis.report import _study_details
+    from analysis.study import StudySummary
+    from wdsweep.search.study_settings import MIXED_ATTR
+
+    (journal,) = (tmp_path / "multirun" / "optuna").glob("*.journal")
+    study = optuna.load_study(study_name=None, storage=optuna.storages.JournalStorage(JournalFileBackend(str(journal))))
+    assert study.user_attrs[MIXED_ATTR] == ["trainer.steps: 20 -> 30"]
+    summary = StudySummary(study.study_name, str(journal), ["minimize"], 3, {"COMPLETE": 3},
+                           mixed=study.user_attrs[MIXED_ATTR])
+    assert "different fixed settings (trainer.steps: 20 -> 30), mixed on purpose" in "\n".join(_study_details(summary))
+
+
+def test_the_join_line_counts_a_killed_sweeps_running_trial_in_the_budget(caplog):
+    """A killed sweep's trial is still RUNNING when the next search opens the study: it counts
+    toward n_trials (failed once stale), so the line must not promise a trial too many."""
+    import logging
+    from types import SimpleNamespace
+
+    import optuna
+
+    from wdsweep.search.study import StudyStorage
+
+    study = optuna.create_study()
+    study.tell(study.ask(), 1.0)
+    study.ask()  # left RUNNING, as by a killed sweep
+    with caplog.at_level(logging.INFO, logger="wdsweep.search.study"):
+        StudyStorage._say_what_study(SimpleNamespace(n_trials=3), study, "memory", 2)
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert "it holds 2 trials, 1 finished, 1 running or left running by a killed sweep" in line
+    assert "so 1 more run" in line

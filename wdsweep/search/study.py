@@ -15,6 +15,7 @@ from typing import Iterator, NoReturn, Optional, Tuple
 
 import optuna
 from omegaconf import OmegaConf, open_dict, read_write
+from optuna.trial import TrialState
 
 from wdsweep.config.urls import UnsafePassword, hide_password, is_masked, shown_scheme, split_password, with_password
 from wdsweep.errors import ConfigError
@@ -123,7 +124,7 @@ class StudyStorage(SearchSettings):
             ConfigError(f"invalid search: study {study_name!r} in {storage_spec} was created with directions "
                         f"{[d.name.lower() for d in study.directions]}, not {self.directions}").exit()
         replication = self._replication()
-        self._check_fixed_settings(study, storage_spec, space, bool(existing), replication)
+        mixed = self._check_fixed_settings(study, storage_spec, space, bool(existing), replication)
         if existing and study.user_attrs.get(REPLICATION_ATTR) != replication:
             # Values aggregated over other seeds (or one seed) are not comparable with these.
             ConfigError(f"invalid search: study {study_name!r} in {storage_spec} was run with "
@@ -136,20 +137,22 @@ class StudyStorage(SearchSettings):
             for point in self.enqueue:
                 study.enqueue_trial(point, skip_if_exists=True)
         if self.worker is None:
-            self._say_what_study(study, storage_spec, n_existing)
+            self._say_what_study(study, storage_spec, n_existing, mixed)
         return study
 
     def _check_fixed_settings(self, study: optuna.Study, storage_spec: str, space: SearchSpace, existing: bool,
-                              replication: Optional[dict]) -> None:
+                              replication: Optional[dict]) -> bool:
         """Refuse to add trials of other fixed settings to a study, unless mix_settings
-        (wdsweep.search.study_settings); a new study records its own."""
-        from wdsweep.search.study_settings import FIXED_ATTR, differences, fixed_settings
+        (wdsweep.search.study_settings): then the study records what was mixed in (MIXED_ATTR,
+        which the analysis names); a new study records its own settings. Whether this search
+        mixes."""
+        from wdsweep.search.study_settings import FIXED_ATTR, MIXED_ATTR, differences, fixed_settings
 
         try:
             settings = fixed_settings(self.config, space.distributions, bool(replication))
         except Exception as err:  # noqa: BLE001 - an interpolation only a job can resolve: no check
             log.debug("fixed settings not recorded: %s", err)
-            return
+            return False
         recorded = study.user_attrs.get(FIXED_ATTR)
         if existing and isinstance(recorded, dict):
             changed = differences(recorded, settings)
@@ -160,20 +163,28 @@ class StudyStorage(SearchSettings):
             if changed:
                 log.warning("study %r: these trials' fixed settings differ from its earlier ones (%s); "
                             "mixed as hydra.sweeper.mix_settings=true asks", study.study_name, "; ".join(changed))
-        else:
-            study.set_user_attr(FIXED_ATTR, settings)
+                earlier = study.user_attrs.get(MIXED_ATTR) or []
+                study.set_user_attr(MIXED_ATTR, sorted(set(earlier) | set(changed)))
+            return bool(changed)
+        study.set_user_attr(FIXED_ATTR, settings)
+        return False
 
-    def _say_what_study(self, study: optuna.Study, storage_spec: str, n_existing: int) -> None:
+    def _say_what_study(self, study: optuna.Study, storage_spec: str, n_existing: int, mixed: bool = False) -> None:
         """One line: a new study, or which study this search joins, what it holds already, and
-        how many trials that leaves to run (n_trials counts the study's trials, not this
-        search's)."""
+        how many trials that leaves to run. n_trials counts the study's trials, not this
+        search's, as the budget does (loop._ask_batch): finished ones (a trial failed as stale, left
+        by a killed sweep, among them) and running ones (of a cooperating sweep, or a killed
+        sweep's not yet failed)."""
         if not n_existing:
             log.info("new study %r in %s: running %d trials", study.study_name, storage_spec, self.n_trials)
             return
         finished = count_trials(study, FINISHED)
-        left = max(0, self.n_trials - finished)
-        line = (f"joins study {study.study_name!r} in {storage_spec} (same search space and settings): it holds "
-                f"{n_existing} trials, {finished} finished; n_trials={self.n_trials} counts them, so {left} more run")
+        running = count_trials(study, (TrialState.RUNNING,))
+        left = max(0, self.n_trials - finished - running)
+        held = f"{finished} finished" + (f", {running} running or left running by a killed sweep" if running else "")
+        same = "same search space, other fixed settings mixed in" if mixed else "same search space and settings"
+        line = (f"joins study {study.study_name!r} in {storage_spec} ({same}): it holds {n_existing} trials, {held}; "
+                f"n_trials={self.n_trials} counts them, so {left} more run")
         if left == 0:
             log.warning("%s: raise hydra.sweeper.n_trials to run more, or give hydra.sweeper.study_name "
                         "for a new study", line)

@@ -17,6 +17,9 @@ from typing import Any, Dict, Iterable, List
 from omegaconf import DictConfig
 
 FIXED_ATTR = "wdsweep_fixed_settings"
+# What a search with mix_settings=true added that differs from FIXED_ATTR ("key: before -> now"):
+# the analysis names it beside the study's trials.
+MIXED_ATTR = "wdsweep_mixed_settings"
 
 # Where results go and how jobs are run, never what they compute (see also
 # wdsweep.tracking.results.NEUTRAL_KEYS, which the config hash leaves out the same way).
