@@ -180,3 +180,13 @@ def test_the_finalist_cut_never_splits_an_exact_tie_and_a_fixed_data_seed_is_sai
     text = "\n".join(finalists_section(files, data_seeds=["3"]))
     assert "data.seed is fixed (3)" in text and "not independent of the selection" in text
     assert "data.seed is fixed" not in "\n".join(finalists_section(files))
+
+
+def test_the_sweepers_finalist_line_never_shows_an_error_interval_below_0():
+    from wdsweep.search.finalists import interval, log_line
+
+    wide = {"name": "trial-00001", "search_value": 0.7, "fresh": {"objective": interval([0.05, 1.45])}}
+    assert wide["fresh"]["objective"]["low"] < 0  # the raw t-interval of two seeds this far apart
+    assert "95% interval [0 (cut at 0), " in log_line(wide)
+    narrow = {"name": "trial-00002", "search_value": 0.7, "fresh": {"objective": interval([0.70, 0.72])}}
+    assert "cut at 0" not in log_line(narrow)

@@ -121,10 +121,14 @@ def write(sweep_dir: Path, direction: str, search_seeds: Sequence[int], fresh: S
 
 
 def log_line(entry: dict) -> str:
+    """One finalist in one line. Every objective (an error, a loss, sparsity, a norm) is >= 0, so
+    an interval reaching below 0 is shown cut there, and says so (finalists.yaml keeps the raw
+    t-interval, as the report's statistics take it)."""
     fresh = entry["fresh"]["objective"]
     if fresh is None:
         return f"finalist {entry['name']}: search value {entry['search_value']:.4g}, no fresh seed completed"
-    spread = "" if fresh["low"] is None else f", 95% interval [{fresh['low']:.4g}, {fresh['high']:.4g}]"
+    low = "" if fresh["low"] is None else (f"{fresh['low']:.4g}" if fresh["low"] >= 0 else "0 (cut at 0)")
+    spread = "" if fresh["low"] is None else f", 95% interval [{low}, {fresh['high']:.4g}]"
     return (f"finalist {entry['name']}: search value {entry['search_value']:.4g}; on {fresh['n']} fresh "
             f"seeds {fresh['mean']:.4g}{spread}")
 
