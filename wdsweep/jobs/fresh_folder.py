@@ -5,8 +5,8 @@ started in the same second (a shell loop that puts each in the background) would
 overwriting the last one's files. So a run whose folder is named by the clock (its
 hydra.run.dir holds ${now:...}) claims it with mkdir, which only one process can win; a run
 that finds it taken takes <folder>-2, -3, ... instead. A folder the user named (no ${now:...})
-is theirs: a second run there waits for the first one's job lock (wdsweep.jobs.lock_holder says
-whose), as a resumed run does.
+is theirs: a rerun writes into it again (a resume), and a run started while another is writing
+there is refused in one line naming that run (wdsweep.jobs.run, through the folder's lock).
 """
 from __future__ import annotations
 
