@@ -21,7 +21,9 @@ The math (the docs' "regularizer math" page has the derivations). Over the tenso
 so at p = 2, l1_ratio = 0 the gradient is lam * w: lam is torch's `weight_decay`. The modes:
 
 * coupled: grad += d penalty / dw before the step (any optimizer): the run minimizes
-  loss + penalty. Added after your gradient clipping, as torch's own weight_decay is.
+  loss + penalty. Added after your gradient clipping, as torch's own weight_decay is; under an
+  optimizer's maximize=True it is subtracted, so that, as torch's weight_decay there, it still
+  shrinks the weights (the run maximizes loss - penalty).
 * decoupled: w -= lr * lam * dP/dw before the step, outside the optimizer's state (AdamW's
   and SGDW's convention; under SGD momentum mu it minimizes loss + (1 - mu) * penalty, or
   loss + penalty with momentum_corrected=True). SGD, Adam or AdamW.

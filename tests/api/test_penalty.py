@@ -169,6 +169,37 @@ def test_each_parameter_group_decays_with_its_own_lr():
     torch.testing.assert_close(model[1].weight.detach(), before[1] * (1 - 0.01 * 0.5))
 
 
+MAXIMIZING = {  # an optimizer that ascends, and torch's own decay our mode must equal under it
+    "sgd-coupled": (lambda ps, wd: torch.optim.SGD(ps, lr=0.05, momentum=0.5, maximize=True, weight_decay=wd),
+                    "coupled"),
+    "adam-coupled": (lambda ps, wd: torch.optim.Adam(ps, lr=0.05, maximize=True, weight_decay=wd), "coupled"),
+    "adamw-decoupled": (lambda ps, wd: torch.optim.AdamW(ps, lr=0.05, maximize=True, weight_decay=wd),
+                        "decoupled"),
+}
+
+
+@pytest.mark.parametrize("case", list(MAXIMIZING))
+def test_under_maximize_the_decay_lands_where_torchs_weight_decay_does(case):
+    """maximize=True negates the gradient before torch adds its weight_decay: the coupled term
+    must still shrink the weights (it grew them), and the decoupled one acts on them anyway."""
+    make_optimizer, mode = MAXIMIZING[case]
+    x, y = torch.randn(32, 3, generator=torch.Generator().manual_seed(0)), torch.zeros(32, 1)
+
+    def trained(ours: bool) -> torch.Tensor:
+        torch.manual_seed(1)
+        model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1))
+        optimizer = make_optimizer(model.parameters(), 0.0 if ours else 1.0)
+        if ours:
+            WeightPenalty(model, lam=1.0, p=2, scope="all", mode=mode).attach(optimizer)
+        for _ in range(10):
+            optimizer.zero_grad()
+            (-F.mse_loss(model(x), y)).backward()
+            optimizer.step()
+        return torch.cat([q.detach().flatten() for q in model.parameters()])
+
+    torch.testing.assert_close(trained(True), trained(False), atol=1e-6, rtol=0)
+
+
 def one_line(err: pytest.ExceptionInfo) -> str:
     message = str(err.value)
     assert "\n" not in message

@@ -367,18 +367,21 @@ class Regularizer:
     def _before_groups(self, optimizer: torch.optim.Optimizer) -> None:
         is_sgd = isinstance(optimizer, torch.optim.SGD)
         for params, lr, group in self._segments(optimizer):
-            self._before(params, lr, sgd_gain(group) if is_sgd else 1.0)
+            self._before(params, lr, sgd_gain(group) if is_sgd else 1.0, bool(group.get("maximize", False)))
 
     @torch.no_grad()
-    def _before(self, params: List[torch.Tensor], lr: float, gain: float) -> None:
+    def _before(self, params: List[torch.Tensor], lr: float, gain: float, maximize: bool = False) -> None:
         """before_step on `params` (tensors the optimizer steps now), with the optimizer's lr and
-        momentum gain G."""
+        momentum gain G; `maximize`: their group's optimizer ascends (torch's maximize=True)."""
         if not self.active or self.impl != "manual" or not params:
             return
         # Whole-list foreach ops, no Python loop over tensors: a few kernel launches per step
         # whatever the depth, so the decay costs next to nothing on small nets (benchmarks/).
         if self.mode == "coupled":
-            self._add_direction([q.grad for q in params], params, self.lam)
+            # Under maximize=True torch negates the gradient, then adds its own weight_decay * w:
+            # subtracting the term here lands it where torch's weight_decay does (the weights
+            # still shrink). Decoupled and proximal act on the weights, so need no such turn.
+            self._add_direction([q.grad for q in params], params, -self.lam if maximize else self.lam)
         elif self.mode == "decoupled":
             # Before the optimizer step and from the current weights, as torch.optim.AdamW does
             # (and, as it does, only to the tensors the optimizer will step).
