@@ -262,6 +262,41 @@ def test_two_optimizers_share_the_model_and_each_decays_its_own():
     torch.testing.assert_close(model[1].weight.detach(), before[1] * (1 - 0.1 * 0.5))
 
 
+def test_reg_loss_takes_each_tensors_momentum_whatever_the_attach_order():
+    """Uncorrected decoupled decay under SGD reports lam / G * sum, G of the group stepping each
+    tensor: the same value for two optimizers in either order and for one with two groups."""
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2))
+    fast, plain = model[0].parameters, model[1].parameters
+    squares = [float(layer.weight.detach().pow(2).sum()) / 2 for layer in model]
+    expected = 1e-2 * (squares[0] * (1 - 0.9) + squares[1])
+
+    def reg_loss(*optimizers) -> float:
+        return WeightPenalty(model, lam=1e-2, mode="decoupled").attach(*optimizers).metrics()["reg_loss"]
+
+    first, second = torch.optim.SGD(fast(), lr=0.1, momentum=0.9), torch.optim.SGD(plain(), lr=0.1)
+    for value in (reg_loss(first, second), reg_loss(second, first),
+                  reg_loss(torch.optim.SGD([{"params": fast(), "momentum": 0.9}, {"params": plain()}], lr=0.1)),
+                  reg_loss(torch.optim.SGD([{"params": plain()}, {"params": fast(), "momentum": 0.9}], lr=0.1))):
+        assert value == pytest.approx(expected, rel=1e-6)
+
+
+def test_each_group_steps_with_its_own_momentum_gain():
+    """The corrected decoupled and the proximal steps read the gain of the group stepping each
+    tensor (lr * lam * G), not one optimizer-wide gain."""
+    for mode, shrink in (("decoupled", lambda t: 1 - t), ("proximal", lambda t: 1 / (1 + t))):
+        model = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 1))
+        optimizer = torch.optim.SGD([{"params": model[0].parameters(), "momentum": 0.5},
+                                     {"params": model[1].parameters()}], lr=0.1)
+        WeightPenalty(model, lam=0.5, mode=mode, momentum_corrected=mode == "decoupled").attach(optimizer)
+        before = [model[0].weight.detach().clone(), model[1].weight.detach().clone()]
+        for q in model.parameters():
+            q.grad = torch.zeros_like(q)
+        optimizer.step()
+        torch.testing.assert_close(model[0].weight.detach(), before[0] * shrink(0.1 * 0.5 * 2))
+        torch.testing.assert_close(model[1].weight.detach(), before[1] * shrink(0.1 * 0.5))
+
+
 def test_an_optimizers_own_weight_decay_is_warned_of():
     model = nn.Linear(2, 1)
     with pytest.warns(UserWarning, match=r"AdamW's own weight_decay=0.01 decays these tensors as well"):

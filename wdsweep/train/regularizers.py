@@ -64,7 +64,8 @@ loss's gradient there.
 
 `penalty()` (metrics.json's reg_loss) reports the penalty of the objective the run converges
 to: lam * sum above, except decoupled decay under SGD without the correction, which reports
-lam / G * sum ((1 - mu) lam * sum), and decoupled decay under Adam/AdamW, which has no
+lam / G * sum ((1 - mu) lam * sum; each tensor with the G of its own parameter group, whose
+step it takes, where groups or optimizers differ in momentum), and decoupled decay under Adam/AdamW, which has no
 objective and reports the nominal lam * sum.
 """
 from __future__ import annotations
@@ -184,6 +185,9 @@ class Regularizer:
         # What bind() reads from the optimizer; until then, plain gradient descent.
         self._gain = 1.0  # SGD momentum's gain G = (1 - dampening) / (1 - momentum)
         self._adam: Optional[torch.optim.Adam] = None  # Adam/AdamW: its state gives the metric
+        # id(decayed tensor) -> the factor of lam in penalty() for it, from the group holding it
+        # in the optimizer bound last (reported_scale's rule per tensor); 1 until bound.
+        self._scale_of: dict = {}
         self._hooks: dict = {}  # id(optimizer) -> the handles of its step hooks (attach)
         named = [(n, q) for n, q in model.named_parameters() if q.requires_grad]
         in_scope = (lambda q: q.dim() >= 2) if scope == "weights" else (lambda q: True)
@@ -230,6 +234,19 @@ class Regularizer:
         elif self.active and self.mode in ("decoupled", "proximal"):
             raise ValueError(f"no {self.mode} step is defined for {type(optimizer).__name__}: "
                              "SGD, Adam or AdamW (mode='coupled' works with any optimizer)")
+        # Each tensor's share of penalty() follows its own group: groups (or optimizers) of
+        # different momentum converge to different objectives, tensor by tensor, as the steps
+        # (which read each group's gain) make them.
+        for each in optimizer.param_groups:
+            scale = self._scale_for(each if isinstance(optimizer, torch.optim.SGD) else None)
+            self._scale_of.update((id(q), scale) for q in each["params"] if id(q) in self._decayed_ids)
+
+    def _scale_for(self, sgd_group: Optional[dict]) -> float:
+        """The factor of lam in penalty() for the tensors of an SGD parameter group (None: not
+        SGD): 1 / G for uncorrected decoupled decay, else 1 (module docstring)."""
+        if self.mode == "decoupled" and sgd_group is not None and not self.momentum_corrected:
+            return 1.0 / sgd_gain(sgd_group)
+        return 1.0
 
     def attach(self, optimizer: torch.optim.Optimizer) -> None:
         """bind(optimizer), then apply the decay in its every step() through torch's step hooks
@@ -448,17 +465,23 @@ class Regularizer:
     @torch.no_grad()
     def penalty(self) -> float:
         """The penalty of the objective the run converges to (0 when lam = 0): lam * sum, but
-        lam / G * sum for uncorrected decoupled decay under SGD with momentum gain G, and the
+        lam / G * sum for uncorrected decoupled decay under SGD with momentum gain G (each
+        tensor with the G of the parameter group that steps it, as its step has), and the
         nominal lam * sum for decoupled decay under Adam/AdamW, which minimizes no fixed
         objective (module docstring)."""
-        return float(self._penalty()) * self.reported_scale if self.active else 0.0
+        if not self.active:
+            return 0.0
+        scales = [self._scale_of.get(id(q), 1.0) for q in self._params]
+        if len(set(scales)) == 1:  # one group's gain (the harness's case): one sum, as ever
+            return float(self._penalty()) * scales[0]
+        return sum(float(self._penalty([q for q, s in zip(self._params, scales) if s == scale])) * scale
+                   for scale in sorted(set(scales)))
 
     @property
     def reported_scale(self) -> float:
-        """The factor of lam in penalty(): 1 / G for uncorrected decoupled decay under SGD."""
-        if self.mode == "decoupled" and self._adam is None and not self.momentum_corrected:
-            return 1.0 / self._gain
-        return 1.0
+        """The factor of lam in penalty(): 1 / G for uncorrected decoupled decay under SGD, G
+        the gain of the group holding the decayed tensors (the first's, if groups differ)."""
+        return self._scale_of.get(id(self._params[0]), 1.0) if self._params else 1.0
 
     @torch.no_grad()
     def sparsity(self) -> float:
