@@ -21,7 +21,10 @@ with any scheduler). Hence:
 * manual optimization and several optimizers: each `opt.step()` decays the tensors that
   optimizer holds; together they must hold every tensor in scope;
 * checkpoints: the callback's state (its settings) is saved in Lightning's checkpoint, and
-  resuming under other settings is refused in one line;
+  resuming under other settings is refused in one line, as is resuming (fit's ckpt_path) a
+  checkpoint trained without the penalty, which holds no such state: either would change the
+  run's objective halfway. To go on from such weights under the penalty, start a new run from
+  them (LightningModule.load_from_checkpoint, then fit without ckpt_path);
 * logging: `train/reg_loss`, `train/weight_norm` and `train/sparsity` go through the module's
   logger (LightningModule.log) after optimizer steps, at the Trainer's log_every_n_steps.
 
@@ -57,6 +60,7 @@ class WeightPenalty(pl.Callback):
         self.prefix = prefix
         self.penalty: Optional[Penalty] = None  # built over the module when fitting starts
         self._logged_step = -1
+        self._restored = False  # load_state_dict ran: the fit resumes a checkpoint holding our state
 
     def on_fit_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         # The optimizers exist by now (Lightning's strategy made them); a checkpoint's optimizer
@@ -65,6 +69,15 @@ class WeightPenalty(pl.Callback):
         if not trainer.optimizers:
             raise ValueError("WeightPenalty: the LightningModule's configure_optimizers returned no optimizer")
         self.penalty.attach(*trainer.optimizers)
+
+    def on_train_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        # Here, not in on_fit_start: some strategies restore the checkpoint only after that hook.
+        # Still before the first optimizer step.
+        if trainer.ckpt_path is not None and not self._restored:
+            raise ValueError(f"WeightPenalty: the checkpoint {str(trainer.ckpt_path)!r} was trained without "
+                             "WeightPenalty (it holds no WeightPenalty state): resume it without the callback, "
+                             "or load its weights alone (LightningModule.load_from_checkpoint, then fit "
+                             "without ckpt_path) to start a new run under the penalty")
 
     def on_train_batch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", outputs: Any,
                            batch: Any, batch_idx: int) -> None:
@@ -78,11 +91,15 @@ class WeightPenalty(pl.Callback):
     def teardown(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", stage: str) -> None:
         if self.penalty is not None:  # however fitting ended: no decay in a later loop's steps
             self.penalty.detach()
+        self._restored = False  # a later fit of this callback resumes, or not, on its own
 
     # ------------------------------------------------------------ checkpoints
     def state_dict(self) -> Dict[str, Any]:
         return {"settings": dict(self.settings)}
 
     def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
-        """Lightning calls this on resume, before fitting starts: other settings are refused."""
+        """Lightning calls this on resume, before fitting starts (only for a checkpoint that
+        holds this callback's state: on_train_start refuses one that does not): other settings
+        are refused."""
         Penalty.check_resumable(state_dict, self.settings)
+        self._restored = True

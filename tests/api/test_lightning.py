@@ -220,6 +220,23 @@ def test_a_checkpoint_resumes_the_same_run_and_refuses_other_settings(compose_cf
                               "the same settings, or load its weights alone to start a new run")
 
 
+def test_a_checkpoint_trained_without_the_penalty_is_not_resumed_under_it(tmp_path):
+    torch.manual_seed(0)
+    data = torch.utils.data.TensorDataset(torch.randn(10, 2), torch.randn(10, 1))
+    fit(ArticleModule(nn.Linear(2, 1)), data, steps=2).save_checkpoint(tmp_path / "plain.ckpt")
+    module = ArticleModule(nn.Linear(2, 1))
+    before = module.net.weight.detach().clone()
+    with pytest.raises(ValueError) as err:
+        fit(module, data, WeightPenalty(lam=0.1, p=1), steps=4, ckpt_path=tmp_path / "plain.ckpt")
+    assert str(err.value) == (f"WeightPenalty: the checkpoint {str(tmp_path / 'plain.ckpt')!r} was trained without "
+                              "WeightPenalty (it holds no WeightPenalty state): resume it without the callback, or "
+                              "load its weights alone (LightningModule.load_from_checkpoint, then fit without "
+                              "ckpt_path) to start a new run under the penalty")
+    plain = torch.load(tmp_path / "plain.ckpt", weights_only=False)["state_dict"]["net.weight"]
+    torch.testing.assert_close(module.net.weight.detach(), plain)  # restored, and no step taken after
+    assert not torch.equal(plain, before)
+
+
 def test_it_logs_the_penalty_weight_norm_and_sparsity(compose_cfg, tmp_path):
     import pandas as pd
 
