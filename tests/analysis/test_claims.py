@@ -43,15 +43,19 @@ def rows(lam, scope, val, test):
 
 def test_agreeing_seeds_get_no_zero_width_interval_and_no_error_interval_goes_below_0(tmp_path):
     runs = pd.DataFrame(rows(0.0, "weights", [0.1, 0.1, 0.1], [0.2, 0.2, 0.2])       # every seed equal
-                        + rows(0.01, "weights", [0.05, 0.06, 0.07], [0.0, 0.0, 0.03])  # near 0: t-interval < 0
+                        + rows(0.01, "weights", [0.05, 0.06, 0.07], [0.02, 0.02, 0.02])  # agree at the best λ
                         + rows(0.0, "all", [0.1, 0.1, 0.1], [0.2, 0.2, 0.2])
-                        + rows(0.01, "all", [0.06, 0.07, 0.08], [0.01, 0.0, 0.04]))
+                        + rows(0.01, "all", [0.06, 0.07, 0.08], [0.0, 0.0, 0.03]))  # near 0: t-interval < 0
     text = write_report(runs, status_counts(runs), [], tmp_path, "python -m analysis x", []).read_text()
     low, _ = scipy_stats.t.interval(0.95, 2, loc=0.01, scale=scipy_stats.sem([0.0, 0.0, 0.03]))
     assert low < 0  # what an uncut interval would print
     assert "[0 (cut at 0)," in text and "[-" not in text.split("## Best λ")[1].split("##")[0]
-    best = text.split("## Best λ")[1]
-    assert "0.1000 (all 3 seeds equal)" not in best or "±" not in best.split("(all 3 seeds equal)")[0][-12:]
+    # seeds that all agree are said to: in the best-λ table (no "± 0") and as the interval of a
+    # paired difference that is the same on every seed (weight-only − no decay: −0.18 thrice)
+    best = text.split("## Best λ")[1].split("##")[0]
+    assert "| 0.02000 (all 3 seeds equal) |" in best and "± 0 " not in best
+    against = text.split("## Against no decay")[1].split("##")[0]
+    assert "| -0.1800 | all 3 seeds equal |" in against and "[-0.1800, -0.1800]" not in against
     # differences: weight-only and global against no decay, each its own interval, labelled unadjusted
     assert "95% interval (unadjusted)" in text and "not adjusted for the report's other tests" in text
 
@@ -65,7 +69,8 @@ def test_the_report_says_what_scope_changes_flags_edge_lambdas_and_names_the_swe
 
     grid = ["-m", "reg.lam=0,1e-4,1e-3", "reg.scope=weights,all", "seed=0,1", "model.width=16", "trainer.steps=40",
             "trainer.eval_every=20", "hydra.sweep.dir=S"]
-    assert run_wdsweep(grid, cwd=tmp_path).returncode == 0
+    sweep = run_wdsweep(grid, cwd=tmp_path)
+    assert sweep.returncode == 0
     proc = run_analysis(tmp_path / "S", "--out", tmp_path / "A")
     assert proc.returncode == 0, proc.stderr
     text = (tmp_path / "A" / "report.md").read_text()
@@ -82,6 +87,9 @@ def test_the_report_says_what_scope_changes_flags_edge_lambdas_and_names_the_swe
 
     record = read_metrics(job_dirs(tmp_path / "S")[0])
     assert record["task"] == "regression" and record["error_metric"] == "mean squared error"
+    # and each job's log line says what its test_error is
+    lines = [line for line in (sweep.stdout + sweep.stderr).splitlines() if " | completed | " in line]
+    assert len(lines) == 10 and all(" (mean squared error) " in line for line in lines), lines[:1]  # 2 λ=0 alike
     best = best_lambdas_of(tmp_path)
     for scope, lam in best.items():
         flagged = f"scope={scope}, p=2: λ = {lam:g} is the largest swept: try larger λ" in text
@@ -99,13 +107,16 @@ def best_lambdas_of(tmp_path) -> dict:
 def test_a_sweep_over_a_list_valued_key_is_analysed(tmp_path):
     from conftest import run_analysis, run_wdsweep
 
-    grid = ["-m", "optimizer=adam", "optimizer.lr=0.01", "optimizer.betas=[0.9,0.999],[0.8,0.99]", "reg.lam=0,1e-3",
-            "seed=0,1", "model.width=8", "trainer.steps=20", "trainer.eval_every=10", "hydra.sweep.dir=S"]
+    # both list-valued keys the issue names: the optimizer's betas and the convnet's channels
+    grid = ["-m", "data=digits", "model=cnn", "optimizer=adam", "optimizer.lr=0.01",
+            "optimizer.betas=[0.9,0.999],[0.8,0.99]", "model.channels=[2,4],[4,4]", "reg.lam=0,1e-3", "seed=0,1",
+            "trainer.steps=10", "trainer.eval_every=10", "trainer.batch_size=32", "hydra.sweep.dir=S"]
     assert run_wdsweep(grid, cwd=tmp_path).returncode == 0
     proc = run_analysis(tmp_path / "S", "--out", tmp_path / "A")
     assert proc.returncode == 0, proc.stderr
     text = (tmp_path / "A" / "report.md").read_text()
     assert "optimizer.betas=[0.8, 0.99]" in text and "optimizer.betas=[0.9, 0.999]" in text
+    assert "model.channels=[2, 4]" in text and "model.channels=[4, 4]" in text
     assert (tmp_path / "A" / "test_error_vs_lambda.png").is_file()
 
 

@@ -56,3 +56,31 @@ def test_a_near_miss_of_a_named_parameter_is_refused_for_a_target_taking_kwargs(
                            "(did you mean model.width?)") and "\n" not in line
     # a key near no named parameter is the target's own, passed through **kwargs
     assert model_problem(OmegaConf.create({"_target_": "kwargsnet.net", "width": 4, "color": "red"}), info) is None
+
+
+def test_a_key_a_plain_target_has_no_parameter_for_is_refused_naming_it(tmp_path):
+    """net(n_features, n_outputs, width=8) without **kwargs: `+model.widht=16` is refused before
+    any job, in one line naming the key, the nearest parameter and all of them (not the
+    constructor's TypeError), and so is a key near no parameter; nothing is written."""
+    from conftest import run_wdsweep
+
+    (tmp_path / "plainnet.py").write_text(KWARGS_NET.replace(", **kwargs", ""))
+    (tmp_path / "conf" / "model").mkdir(parents=True)
+    (tmp_path / "conf" / "model" / "plain.yaml").write_text("_target_: plainnet.net\nwidth: 8\n")
+    for key, hint in (("widht", " (did you mean model.width?)"), ("color", "")):
+        proc = run_wdsweep(["-m", "--config-dir", "conf", "model=plain", f"+model.{key}=16", "reg.lam=0,1e-3",
+                            "hydra.sweep.dir=S"], cwd=tmp_path)
+        assert proc.returncode == 1
+        (line,) = proc.stderr.strip().splitlines()
+        assert (f"model.{key}=16 is not allowed: plainnet.net has no parameter '{key}'{hint}: its parameters are "
+                "n_features, n_outputs, width") in line, line
+        assert not (tmp_path / "S").exists()
+    # a data loader alike: wdsweep's own keys of the group (standardize, ...) are not the loader's
+    (tmp_path / "plainload.py").write_text("def load(n=40, seed=0):\n    raise AssertionError('not called')\n")
+    (tmp_path / "conf" / "data").mkdir()
+    (tmp_path / "conf" / "data" / "plain.yaml").write_text("_target_: plainload.load\nn: 40\nstandardize: true\n")
+    proc = run_wdsweep(["-m", "--config-dir", "conf", "data=plain", "+data.nn=16", "reg.lam=0,1e-3",
+                        "hydra.sweep.dir=S"], cwd=tmp_path)
+    (line,) = proc.stderr.strip().splitlines()
+    assert proc.returncode == 1 and ("data.nn=16 is not allowed: plainload.load has no parameter 'nn' "
+                                     "(did you mean data.n?): its parameters are n, seed") in line, line

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
 import threading
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -95,6 +97,8 @@ def test_a_wait_for_a_suspended_lock_holder_names_it_and_the_way_out(tmp_path, c
             line = caplog.records[0].getMessage()
             assert f"pid {holder.pid}" in line and "stopped" in line and f"kill -CONT {holder.pid}" in line, line
             assert "HOLD_AND_STOP" not in line and "python -c" in line  # the holder's command
+            since = re.search(r"since (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00)", line)  # and since when
+            assert since and abs(datetime.now(timezone.utc) - datetime.fromisoformat(since[1])) < timedelta(minutes=5)
             holder.send_signal(signal.SIGCONT)  # the way out it names: the holder ends, the lock is free
             waiter.join(timeout=30)
         assert got.is_set()
@@ -160,6 +164,36 @@ def test_every_sweep_command_into_one_folder_keeps_its_record(tmp_path):
     assert "reg.lam=0.02,0.03" in task_overrides(records / "multirun.yaml")
     commands = sweep_commands(pd.DataFrame({"sweep": [str(records)]}))
     assert [c.split("reg.lam=")[1].split()[0] for c in commands] == ["0.01", "0.02,0.03"]
+
+
+def _record_at_once(sweep_dir: str, n: int, start) -> None:
+    from omegaconf import OmegaConf
+
+    from wdsweep.jobs.sweep_record import save_sweep_config
+
+    start.wait()
+    save_sweep_config(OmegaConf.create({"command": n}), Path(sweep_dir))
+
+
+def test_sweeps_recording_into_one_folder_at_once_each_keep_their_record(tmp_path):
+    """Twelve sweep processes write their multirun.yaml into one folder at the same moment:
+    every one of the twelve records is kept (eleven in the history, one current), none twice."""
+    import multiprocessing
+
+    import yaml
+
+    from wdsweep.jobs.sweep_record import sweep_records
+
+    context = multiprocessing.get_context("fork")
+    start = context.Barrier(12)
+    writers = [context.Process(target=_record_at_once, args=(str(tmp_path), n, start)) for n in range(12)]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join(timeout=60)
+        assert writer.exitcode == 0
+    kept = sorted(yaml.safe_load(path.read_text())["command"] for path in sweep_records(tmp_path))
+    assert kept == list(range(12))
 
 
 def test_resume_under_a_one_by_one_launcher_retrains_what_a_vectorized_batch_trained(tmp_path):

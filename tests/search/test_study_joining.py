@@ -90,3 +90,20 @@ def test_the_join_line_counts_a_killed_sweeps_running_trial_in_the_budget(caplog
     (line,) = [r.getMessage() for r in caplog.records]
     assert "it holds 2 trials, 1 finished, 1 running or left running by a killed sweep" in line
     assert "so 1 more run" in line
+
+
+def test_a_changed_data_file_is_a_changed_fixed_setting(tmp_path, compose_cfg):
+    """The same command on an edited data file: the study's recorded settings differ in
+    "data files", which the refusal above names, so trials of the old and new data never share
+    a study silently. A file that did not change differs in nothing."""
+    from wdsweep.search.study_settings import differences, fixed_settings
+
+    table = tmp_path / "d.csv"
+    table.write_text("a,b,y\n" + "".join(f"{i},{i % 3},{2 * i}\n" for i in range(20)))
+    cfg = compose_cfg(["data=csv", f"data.path={table}", "data.target=y", "data.task=regression"])
+    before = fixed_settings(cfg, ["reg.lam"], replicated=False)
+    assert "data files" in before
+    assert differences(before, fixed_settings(cfg, ["reg.lam"], replicated=False)) == []
+    table.write_text(table.read_text().replace("19,1,38", "19,1,39"))
+    changed = differences(before, fixed_settings(cfg, ["reg.lam"], replicated=False))
+    assert len(changed) == 1 and changed[0].startswith("data files: "), changed

@@ -22,7 +22,7 @@ from wdsweep.train.data import build_splits
 from conftest import history_without_seconds, read_metrics
 
 
-def images(root: Path, classes=("cat", "dog"), n=4, mode="RGB", dtype=np.uint8, scale=200):
+def images(root: Path, classes=("cat", "dog"), n=4, mode="RGB", dtype=np.uint8, scale=200, suffix=".png"):
     rng = np.random.default_rng(0)
     for split in ("train", "test"):
         for label, name in enumerate(classes):
@@ -30,7 +30,7 @@ def images(root: Path, classes=("cat", "dog"), n=4, mode="RGB", dtype=np.uint8, 
             for i in range(n):
                 shape = (6, 6, 3) if mode == "RGB" else (6, 6)
                 pixels = (rng.random(shape) * scale + 10 * label).astype(dtype)
-                Image.fromarray(pixels).save(root / split / name / f"{i}.png")  # uint16, 2-D: Pillow's I;16
+                Image.fromarray(pixels).save(root / split / name / f"{i}{suffix}")  # uint16, 2-D: Pillow's I;16
 
 
 def splits(compose_cfg, *overrides):
@@ -53,10 +53,11 @@ def test_a_hidden_folder_is_no_class(compose_cfg, tmp_path):
     assert s.n_outputs == 2
 
 
-def test_a_16_bit_image_is_refused_not_clipped_to_a_constant(compose_cfg, tmp_path):
-    images(tmp_path / "img", mode="I;16", dtype=np.uint16, scale=60000)
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
+def test_a_16_bit_image_is_refused_not_clipped_to_a_constant(compose_cfg, tmp_path, suffix):
+    images(tmp_path / "img", mode="I;16", dtype=np.uint16, scale=60000, suffix=suffix)
     text = refused(compose_cfg, "data=image_folder", f"data.root={tmp_path / 'img'}")
-    assert "0.png: a 16-bit image (Pillow mode I;16)" in text and "clipped to a constant" in text
+    assert f"0{suffix}: a 16-bit image (Pillow mode I;16" in text and "clipped to a constant" in text
 
 
 def test_a_lone_y_val_and_channels_last_images_are_refused(compose_cfg, tmp_path):

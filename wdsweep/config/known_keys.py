@@ -6,10 +6,10 @@ A group whose option was built from a schema (wdsweep.config.schema: every shipp
 data, model, optimizer, reg, trainer and logger) keeps that schema as its node's type after
 composition: the keys it allows are the schema's fields. The top level allows the groups, `seed`
 and `objective` (and Hydra's node). A user's own option without a schema (conf/model/mynet.yaml
-with a `_target_`) is checked where it is built instead: its target must take every key
-(wdsweep.train.models, wdsweep.datasets refuse one that does not, in one line); a target that
-takes **kwargs takes any key, so there a key that is a near miss of a named parameter
-(`+model.widht=64` beside `width`) is refused naming the parameter (models._kwargs_near_miss).
+with a `_target_`) is checked before any job against its target's signature instead: a key the
+target has no parameter for is refused in one line naming the key and the nearest parameter; a
+target that takes **kwargs takes any key, so there only a key that is a near miss of a named
+parameter (`+model.widht=64` beside `width`) is refused (wdsweep.train.targets).
 """
 from __future__ import annotations
 

@@ -147,9 +147,13 @@ def _load_target(cfg_json: str, data_seed: int) -> Splits:
 
     import torch
 
-    from wdsweep.train.datasets import load
+    from wdsweep.train.datasets import OWN_KEYS, load
+    from wdsweep.train.targets import unknown_parameter
 
     cfg = OmegaConf.create(json.loads(cfg_json))
+    unknown = unknown_parameter(cfg, "data", skip=OWN_KEYS)
+    if unknown:
+        raise ConfigError(f"invalid config: {unknown}")
     # A loader that draws from the global generators (np.random.rand, random.random, torch.randn)
     # gets them seeded from the data seed, as a job seeds them from its seed: its data are then a
     # function of the config and the seed, whichever process calls it (the sweep's validation, a

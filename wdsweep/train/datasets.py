@@ -466,14 +466,14 @@ def load(cfg, data_seed: int):
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    from wdsweep.train.models import _accepts, call_target
+    from wdsweep.train.targets import accepts, call_target
 
     spec = OmegaConf.to_container(cfg, resolve=True)
     for key in OWN_KEYS:
         spec.pop(key, None)
     target = _locate(spec["_target_"])
-    extra = {"seed": data_seed} if "seed" not in spec and _accepts(target, "seed") else {}
-    if "name" in cfg and _accepts(target, "name", through_kwargs=False):  # data=torchvision's class name
+    extra = {"seed": data_seed} if "seed" not in spec and accepts(target, "seed") else {}
+    if "name" in cfg and accepts(target, "name", through_kwargs=False):  # data=torchvision's class name
         extra["name"] = cfg.name
     loaded = call_target(instantiate, spec, extra)
     return to_splits(loaded, standardize=bool(cfg.get("standardize", True)))

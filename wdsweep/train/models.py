@@ -26,13 +26,14 @@ weights are those of the weight-decay article's `nn.Sequential` of the same shap
 from __future__ import annotations
 
 import functools
-import inspect
 import json
 from dataclasses import asdict, dataclass
 from typing import Any, Dict, List, Optional, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
+
+from wdsweep.train.targets import accepts, call_target, unknown_parameter
 
 _ACTIVATIONS = {
     "relu": nn.ReLU,
@@ -85,36 +86,12 @@ def build_model(cfg: DictConfig, info: DataInfo) -> nn.Module:
     spec = OmegaConf.to_container(cfg, resolve=True)
     spec.pop("name", None)
     target = get_object(spec["_target_"])
-    given = {k: v for k, v in info.kwargs().items() if k not in spec and _accepts(target, k)}
+    given = {k: v for k, v in info.kwargs().items() if k not in spec and accepts(target, k)}
     model = call_target(instantiate, spec, given)
     if not isinstance(model, nn.Module):
         raise TypeError(f"model._target_={spec['_target_']!r} returned a {type(model).__name__}, "
                         "not a torch.nn.Module")
     return model
-
-
-def call_target(instantiate, spec: dict, extra: dict) -> Any:
-    """instantiate(spec, **extra), raising what the target raised (out of memory, the user's
-    own error) rather than Hydra's InstantiationException around it."""
-    from hydra.errors import InstantiationException
-
-    try:
-        return instantiate(spec, _convert_="all", **extra)
-    except InstantiationException as err:
-        if err.__cause__ is not None:
-            raise err.__cause__
-        raise
-
-
-def _accepts(target: Any, name: str, through_kwargs: bool = True) -> bool:
-    """Whether `target` takes a keyword argument `name`: a parameter of that name, or (with
-    through_kwargs) a **kwargs."""
-    try:
-        params = inspect.signature(target).parameters
-    except (TypeError, ValueError):  # a builtin without a signature: offer nothing
-        return False
-    return name in params or (through_kwargs and any(p.kind is inspect.Parameter.VAR_KEYWORD
-                                                     for p in params.values()))
 
 
 def _spec_json(cfg: DictConfig) -> str:
@@ -154,9 +131,9 @@ def _model_problem(spec_json: str, info: DataInfo) -> Optional[str]:
 
     cfg = OmegaConf.create(json.loads(spec_json))
     target = cfg.get("_target_")
-    near_miss = _kwargs_near_miss(cfg)
-    if near_miss:
-        return near_miss
+    unknown = unknown_parameter(cfg, "model", skip=("name",))
+    if unknown:
+        return unknown
     try:
         model = _meta_model(spec_json, info)
     except Exception as err:  # noqa: BLE001 - whatever the user's constructor raises
@@ -179,40 +156,6 @@ def _model_problem(spec_json: str, info: DataInfo) -> Optional[str]:
         problem = _output_problem(model, torch.zeros(n, info.n_features, device=device), target, info)
         if problem:
             return problem
-    return None
-
-
-# How alike a key and a named parameter must be (difflib's ratio) to count as a misspelling:
-# widht/width 0.8, n_feature/n_features 0.95; depth/width (0.6) and lr/wd are different keys.
-NEAR_MISS_RATIO = 0.8
-
-
-def _kwargs_near_miss(cfg: DictConfig) -> Optional[str]:
-    """For a target that takes **kwargs, the first config key that is not one of its named
-    parameters but a near miss of one (`+model.widht=64` beside `width`), in one line; else None.
-    Such a target takes any key without complaint, so the misspelt one would be passed on and
-    ignored, and the job would train at the default width. A key not near any named parameter
-    is the target's own business (passed through **kwargs, as the user means it)."""
-    import difflib
-
-    from hydra._internal.utils import _locate as get_object
-
-    try:
-        params = inspect.signature(get_object(str(cfg.get("_target_")))).parameters
-    except Exception:  # noqa: BLE001 - a target that cannot be found is reported when built
-        return None
-    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return None
-    named = [n for n, p in params.items() if p.kind not in (inspect.Parameter.VAR_KEYWORD,
-                                                             inspect.Parameter.VAR_POSITIONAL)]
-    for key in cfg:
-        if key in ("_target_", "name") or key in named:
-            continue
-        close = difflib.get_close_matches(str(key), named, n=1, cutoff=NEAR_MISS_RATIO)
-        if close:
-            return (f"model.{key}={cfg[key]!r} is not allowed: {cfg.get('_target_')} has no parameter {key!r} "
-                    f"(did you mean model.{close[0]}?); it takes **kwargs, so the key would be passed on "
-                    f"and ignored: its parameters are {', '.join(named)}")
     return None
 
 
